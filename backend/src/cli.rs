@@ -1,0 +1,56 @@
+//! Command-line entry: parses the subcommand and runs it on a Tokio runtime.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::ServeConfig;
+
+/// Distillery: a labeling studio with in-browser pre-labels and model distillation.
+#[derive(Debug, Parser)]
+#[command(name = "distillery", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The `distillery` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the studio: web app, HTTP API and background jobs.
+    Serve(ServeConfig),
+}
+
+/// Runs the parsed command; errors are printed once, here, with their causes.
+pub fn run(cli: Cli) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("DISTILLERY_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(config) => crate::server::serve(config).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

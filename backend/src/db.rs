@@ -1,0 +1,51 @@
+//! Opening the metadata database: SQLite in WAL mode with foreign keys on, migrations embedded.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The URL does not parse or the file cannot be opened/created.
+    #[error("cannot open the database {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    /// A migration failed (e.g. the file was written by a newer Distillery).
+    #[error("cannot migrate the database {url}: {source}")]
+    Migrate {
+        url: String,
+        source: sqlx::migrate::MigrateError,
+    },
+}
+
+/// Opens (creating if needed) the database at `url` and brings its schema up to date.
+pub async fn open(url: &str) -> Result<SqlitePool, OpenError> {
+    let connect_error = |source| OpenError::Connect {
+        url: url.to_owned(),
+        source,
+    };
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(connect_error)?
+        .create_if_missing(true)
+        // WAL lets the CLI read and write while the server runs; NORMAL is durable in WAL mode
+        // except for the last transactions on power loss, which is the usual trade-off.
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await
+        .map_err(connect_error)?;
+    sqlx::migrate!("./migrations")
+        .run(&pool)
+        .await
+        .map_err(|source| OpenError::Migrate {
+            url: url.to_owned(),
+            source,
+        })?;
+    Ok(pool)
+}

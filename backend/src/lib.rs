@@ -1,0 +1,23 @@
+//! The Distillery server: HTTP API and web app host (Axum), command line, SQLite storage.
+//!
+//! Boundary: the only crate that knows SQL, HTTP and the filesystem layout of a studio's data
+//! folder. Model maths lives in `models`/`train`, wire types in `api`.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod projects;
+pub mod server;
+pub mod web;
+
+use sqlx::SqlitePool;
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Metadata store (projects, classes, …).
+    pub db: SqlitePool,
+}

@@ -1,0 +1,256 @@
+//! Projects and their ontology: `/api/projects`.
+
+use std::collections::{BTreeMap, HashSet};
+
+use api::{ClassSpec, NewProject, ObjectClass, Project, ProjectPatch, SplitRatios};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use sqlx::{FromRow, SqliteConnection};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, PathParams};
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/projects", get(list).post(create))
+        .route("/projects/{pid}", get(read).patch(update))
+}
+
+async fn list(State(state): State<AppState>) -> Result<Json<Vec<Project>>, ApiError> {
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(load_projects(&mut conn, None).await?))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    PathParams(project_id): PathParams<i64>,
+) -> Result<Json<Project>, ApiError> {
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(load_project(&mut conn, project_id).await?))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<NewProject>,
+) -> Result<(StatusCode, Json<Project>), ApiError> {
+    let body = body.validate()?;
+    let mut tx = state.db.begin().await?;
+    ensure_name_free(&mut tx, &body.name, None).await?;
+    let project_id: i64 = sqlx::query_scalar("INSERT INTO projects (name) VALUES (?) RETURNING id")
+        .bind(&body.name)
+        .fetch_one(&mut *tx)
+        .await?;
+    replace_classes(&mut tx, project_id, &body.classes).await?;
+    let project = load_project(&mut tx, project_id).await?;
+    tx.commit().await?;
+    tracing::info!(project_id, name = %project.name, "project created");
+    Ok((StatusCode::CREATED, Json(project)))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    PathParams(project_id): PathParams<i64>,
+    JsonBody(patch): JsonBody<ProjectPatch>,
+) -> Result<Json<Project>, ApiError> {
+    let mut tx = state.db.begin().await?;
+    load_project(&mut tx, project_id).await?;
+    if let Some(name) = &patch.name {
+        let name = api::validate_project_name(name)?;
+        ensure_name_free(&mut tx, &name, Some(project_id)).await?;
+        sqlx::query("UPDATE projects SET name = ? WHERE id = ?")
+            .bind(name)
+            .bind(project_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(split) = patch.split {
+        let split = split.validate()?;
+        sqlx::query("UPDATE projects SET train_pct = ?, val_pct = ?, test_pct = ? WHERE id = ?")
+            .bind(split.train_pct)
+            .bind(split.val_pct)
+            .bind(split.test_pct)
+            .bind(project_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(seed) = patch.split_seed {
+        sqlx::query("UPDATE projects SET split_seed = ? WHERE id = ?")
+            .bind(seed)
+            .bind(project_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(classes) = &patch.classes {
+        let classes = api::validate_classes(classes)?;
+        replace_classes(&mut tx, project_id, &classes).await?;
+    }
+    let project = load_project(&mut tx, project_id).await?;
+    tx.commit().await?;
+    Ok(Json(project))
+}
+
+/// 409 when another project already has this name (case-insensitively).
+async fn ensure_name_free(
+    conn: &mut SqliteConnection,
+    name: &str,
+    except_project: Option<i64>,
+) -> Result<(), ApiError> {
+    let taken: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM projects WHERE name = ? AND id IS NOT ?")
+            .bind(name)
+            .bind(except_project)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match taken {
+        Some(_) => Err(ApiError::conflict(
+            "project_exists",
+            format!("A project named \"{name}\" already exists."),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Makes the project's classes exactly `classes`, in that order. Entries with an id keep it (it
+/// must exist); new entries get fresh ids from the project's counter, so ids are never reused.
+async fn replace_classes(
+    conn: &mut SqliteConnection,
+    project_id: i64,
+    classes: &[ClassSpec],
+) -> Result<(), ApiError> {
+    let existing: HashSet<i64> = sqlx::query_scalar("SELECT id FROM classes WHERE project_id = ?")
+        .bind(project_id)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
+    if let Some(unknown) = classes
+        .iter()
+        .filter_map(|c| c.id)
+        .find(|id| !existing.contains(&i64::from(*id)))
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_class",
+            format!("Class id {unknown} does not belong to this project."),
+        ));
+    }
+    let mut next_class_id: i64 =
+        sqlx::query_scalar("SELECT next_class_id FROM projects WHERE id = ?")
+            .bind(project_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    // Delete and re-insert: renames that swap two names would otherwise trip the unique index
+    // halfway through.
+    sqlx::query("DELETE FROM classes WHERE project_id = ?")
+        .bind(project_id)
+        .execute(&mut *conn)
+        .await?;
+    for (position, class) in classes.iter().enumerate() {
+        let class_id = match class.id {
+            Some(id) => i64::from(id),
+            None => {
+                next_class_id += 1;
+                next_class_id - 1
+            }
+        };
+        let color = class.color.clone().unwrap_or_else(|| {
+            api::default_class_color(u32::try_from(class_id).unwrap_or_default()).to_owned()
+        });
+        sqlx::query(
+            "INSERT INTO classes (project_id, id, position, name, color, prompt) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(project_id)
+        .bind(class_id)
+        .bind(position as i64)
+        .bind(&class.name)
+        .bind(color)
+        .bind(&class.prompt)
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query("UPDATE projects SET next_class_id = ? WHERE id = ?")
+        .bind(next_class_id)
+        .bind(project_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+#[derive(FromRow)]
+struct ProjectRow {
+    id: i64,
+    name: String,
+    train_pct: u8,
+    val_pct: u8,
+    test_pct: u8,
+    split_seed: u32,
+    created_at: String,
+}
+
+#[derive(FromRow)]
+struct ClassRow {
+    project_id: i64,
+    id: u32,
+    name: String,
+    color: String,
+    prompt: Option<String>,
+}
+
+async fn load_project(conn: &mut SqliteConnection, project_id: i64) -> Result<Project, ApiError> {
+    load_projects(conn, Some(project_id))
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::not_found(format_args!("project {project_id}")))
+}
+
+/// All projects (newest first), or just one, with their classes in order.
+async fn load_projects(
+    conn: &mut SqliteConnection,
+    only: Option<i64>,
+) -> Result<Vec<Project>, ApiError> {
+    let rows: Vec<ProjectRow> = sqlx::query_as(
+        "SELECT id, name, train_pct, val_pct, test_pct, split_seed, created_at FROM projects
+         WHERE ?1 IS NULL OR id = ?1 ORDER BY id DESC",
+    )
+    .bind(only)
+    .fetch_all(&mut *conn)
+    .await?;
+    let class_rows: Vec<ClassRow> = sqlx::query_as(
+        "SELECT project_id, id, name, color, prompt FROM classes
+         WHERE ?1 IS NULL OR project_id = ?1 ORDER BY project_id, position",
+    )
+    .bind(only)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut classes: BTreeMap<i64, Vec<ObjectClass>> = BTreeMap::new();
+    for row in class_rows {
+        classes
+            .entry(row.project_id)
+            .or_default()
+            .push(ObjectClass {
+                id: row.id,
+                name: row.name,
+                color: row.color,
+                prompt: row.prompt,
+            });
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| Project {
+            id: row.id,
+            classes: classes.remove(&row.id).unwrap_or_default(),
+            name: row.name,
+            split: SplitRatios {
+                train_pct: row.train_pct,
+                val_pct: row.val_pct,
+                test_pct: row.test_pct,
+            },
+            split_seed: row.split_seed,
+            created_at: row.created_at,
+        })
+        .collect())
+}

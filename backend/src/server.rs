@@ -1,0 +1,109 @@
+//! `distillery serve`: assembles the HTTP app and runs it until SIGINT/SIGTERM.
+
+use std::path::Path;
+
+use anyhow::Context;
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue};
+use tower::ServiceBuilder;
+use tower_http::compression::CompressionLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::ServeConfig;
+use crate::error::{api_method_not_allowed, api_route_not_found};
+use crate::{AppState, db, health, projects, web};
+
+/// The whole HTTP app: `/api/*` plus the web app, with tracing, compression and the
+/// cross-origin-isolation headers on every response.
+pub fn app(state: AppState, web_dir: &Path) -> Router {
+    let api = Router::new()
+        .merge(health::router())
+        .merge(projects::router())
+        .fallback(api_route_not_found)
+        .method_not_allowed_fallback(api_method_not_allowed);
+    // COOP + COEP make the page cross-origin isolated, which SharedArrayBuffer (and so
+    // multi-threaded wasm inference) requires.
+    let isolation = ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("cross-origin-embedder-policy"),
+            HeaderValue::from_static("require-corp"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("cross-origin-resource-policy"),
+            HeaderValue::from_static("same-origin"),
+        ));
+    Router::new()
+        .nest("/api", api)
+        .merge(web::router(web_dir))
+        .with_state(state)
+        .layer(isolation)
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Opens the studio's data, binds, prints the URL and serves until a shutdown signal; requests
+/// in flight are finished before it returns.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let data_dir = &config.data.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
+    let db = db::open(&config.data.database_url()).await?;
+    if !config.web_dir.join("index.html").is_file() {
+        tracing::warn!(
+            web_dir = %config.web_dir.display(),
+            "the web app is not built there (run `cargo xtask build-web`); only the API is served"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.addr))?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    println!(
+        "Distillery is running at http://{addr}/ (data in {})",
+        data_dir.display()
+    );
+    let app = app(AppState { db: db.clone() }, &config.web_dir);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the server stopped with an error")?;
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

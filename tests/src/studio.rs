@@ -1,0 +1,125 @@
+//! A running `distillery serve` process.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The server under test. Killed when dropped; [`Studio::stop`] shuts it down gracefully.
+pub struct Studio {
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    child: Child,
+    data_dir: PathBuf,
+    log_path: PathBuf,
+    _temp: Option<TempDir>,
+}
+
+impl Studio {
+    /// Starts a studio with a fresh, empty data folder.
+    pub async fn start() -> anyhow::Result<Studio> {
+        let temp = tempfile::tempdir().context("cannot create a temp folder")?;
+        let data_dir = temp.path().join("data");
+        let mut studio = Self::start_in(&data_dir).await?;
+        studio._temp = Some(temp);
+        Ok(studio)
+    }
+
+    /// Starts a studio on an existing data folder (to prove what survives a restart).
+    pub async fn start_in(data_dir: &Path) -> anyhow::Result<Studio> {
+        let bin = binary_path();
+        if !bin.is_file() {
+            bail!(
+                "{} is not built: run the tests with `cargo xtask test`",
+                bin.display()
+            );
+        }
+        let log_path = data_dir.with_extension(format!("{}.log", std::process::id()));
+        let log = std::fs::File::create(&log_path).context("cannot create the server log")?;
+        let mut child = Command::new(&bin)
+            .arg("serve")
+            .args(["--addr", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--web-dir")
+            .arg(web_dir())
+            .env("DISTILLERY_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let url = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(rest) = line.strip_prefix("Distillery is running at ") {
+                    let url = rest.split_whitespace().next().unwrap_or_default();
+                    return Ok(url.trim_end_matches('/').to_owned());
+                }
+            }
+            bail!("the server exited before printing its URL")
+        })
+        .await
+        .context("the server did not print its URL within 30 s")??;
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Studio {
+            url,
+            child,
+            data_dir: data_dir.to_owned(),
+            log_path,
+            _temp: None,
+        })
+    }
+
+    /// Absolute URL of an API path such as `/api/projects`.
+    pub fn api(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// The data folder this studio uses.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// What the server has logged so far (stderr), for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the server to finish on its own.
+    pub async fn stop(mut self) -> anyhow::Result<ExitStatus> {
+        let pid = self.child.id().context("the server already exited")?;
+        let signal = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await?;
+        anyhow::ensure!(signal.success(), "kill -TERM {pid} failed");
+        let status = tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .context("the server did not stop within 15 s of SIGTERM")??;
+        Ok(status)
+    }
+}
+
+fn binary_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("DISTILLERY_BIN") {
+        return PathBuf::from(path);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::workspace_root().join("target"));
+    target.join("debug").join("distillery")
+}
+
+fn web_dir() -> PathBuf {
+    std::env::var_os("DISTILLERY_WEB_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::workspace_root().join("dist"))
+}

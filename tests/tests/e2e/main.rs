@@ -1,0 +1,8 @@
+//! End-to-end tests, one module per thing a user does. They start the real `distillery` binary
+//! (and, for UI tests, a real headless Chromium) — run them with `cargo xtask test`.
+
+mod api_rejects_bad_input;
+mod architecture_lists_every_crate;
+mod create_project_in_browser;
+mod restart_keeps_projects;
+mod serve_web_app;

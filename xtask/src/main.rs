@@ -1,0 +1,186 @@
+//! `cargo xtask <task>`: everything a developer (or CI) runs, written in Rust so it works the same
+//! on every machine. Tools the build needs are installed from the registries on first use —
+//! crates.io for Rust tools, npm for wasm-opt, apt for Chromium — never downloaded as binaries.
+
+mod setup;
+mod web;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  run [-- <serve flags>]   build the web app and start the studio (e.g. -- --addr 0.0.0.0:8080 --data-dir DIR)
+  test                     every check and test: fmt, clippy, web build, unit, API and browser tests
+  build-web                build the web app into dist/ (release, precompressed)
+  setup                    install the build tools (wasm target, Trunk, wasm-bindgen, wasm-opt)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> anyhow::Result<()> {
+    let root = workspace_root()?;
+    std::env::set_current_dir(&root)?;
+    match args.first().map(String::as_str) {
+        Some("setup") => setup::build_tools(&root).map(drop),
+        Some("build-web") => web::build(&root).map(drop),
+        Some("run") => run_studio(&root, &args[1..]),
+        Some("test") => test(&root),
+        Some("help" | "--help" | "-h") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown task {other:?}\n\n{USAGE}"),
+    }
+}
+
+/// `cargo xtask run`: web app, then the release server in the foreground.
+fn run_studio(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    let serve_flags: Vec<&String> = args.iter().skip_while(|a| *a == "--").collect();
+    web::build(root)?;
+    let mut command = Command::new(cargo());
+    command
+        .args([
+            "run",
+            "--release",
+            "--package",
+            "backend",
+            "--bin",
+            "distillery",
+            "--",
+            "serve",
+        ])
+        .args(serve_flags)
+        .env("DISTILLERY_WEB_DIR", root.join("dist"));
+    replace_process(command)
+}
+
+/// `cargo xtask test`: what CI runs, in the order that fails fastest.
+fn test(root: &Path) -> anyhow::Result<()> {
+    let tools = setup::build_tools(root)?;
+    let browser = setup::browser()?;
+    step(
+        "cargo fmt --check",
+        Command::new(cargo()).args(["fmt", "--all", "--check"]),
+    )?;
+    step(
+        "clippy (native crates)",
+        Command::new(cargo()).args([
+            "clippy",
+            "--workspace",
+            "--exclude",
+            "frontend",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    step(
+        "clippy (web app, wasm32)",
+        Command::new(cargo()).args([
+            "clippy",
+            "--package",
+            "frontend",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    // The web app build also proves that `api` and `models` build for wasm32-unknown-unknown.
+    let dist = web::build_with(root, &tools)?;
+    step(
+        "build the server",
+        Command::new(cargo()).args([
+            "build",
+            "--locked",
+            "--package",
+            "backend",
+            "--bin",
+            "distillery",
+        ]),
+    )?;
+    let bin = target_dir(root)?.join("debug").join("distillery");
+    step(
+        "tests (unit, API, browser)",
+        Command::new(cargo())
+            .args(["test", "--workspace", "--exclude", "frontend", "--locked"])
+            .env("DISTILLERY_BIN", &bin)
+            .env("DISTILLERY_WEB_DIR", &dist)
+            .env("CHROMEDRIVER", &browser.chromedriver)
+            .env("CHROMIUM", &browser.chromium),
+    )
+}
+
+/// Runs one step, echoing it; fails with the step's name.
+pub(crate) fn step(name: &str, command: &mut Command) -> anyhow::Result<()> {
+    eprintln!("\n==> {name}");
+    let status = command
+        .status()
+        .with_context(|| format!("cannot start {name}"))?;
+    if !status.success() {
+        bail!("{name} failed ({status})");
+    }
+    Ok(())
+}
+
+/// The `cargo` that runs us (so the same toolchain builds everything).
+pub(crate) fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+fn workspace_root() -> anyhow::Result<PathBuf> {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(Path::to_owned)
+        .context("xtask is not inside the workspace")
+}
+
+/// Where cargo puts build output (honours `CARGO_TARGET_DIR` and config).
+fn target_dir(root: &Path) -> anyhow::Result<PathBuf> {
+    let output = Command::new(cargo())
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(root)
+        .output()
+        .context("cannot run cargo metadata")?;
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("cannot read cargo metadata")?;
+    metadata["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("cargo metadata names no target directory")
+}
+
+#[cfg(unix)]
+fn replace_process(mut command: Command) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    // exec, so Ctrl-C and SIGTERM reach the server directly and it shuts down gracefully.
+    Err(command.exec()).context("cannot start the server")
+}
+
+#[cfg(not(unix))]
+fn replace_process(mut command: Command) -> anyhow::Result<()> {
+    let status = command.status().context("cannot start the server")?;
+    if !status.success() {
+        bail!("the server exited with {status}");
+    }
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! Installs the tools the build and the tests need, from the registries, when missing:
+//! the wasm32 target (rustup), Trunk and wasm-bindgen-cli (crates.io), wasm-opt (npm package
+//! `binaryen`, since Debian's is too old and breaks wasm-bindgen's output), Chromium and
+//! chromedriver (Debian packages).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use crate::{cargo, step};
+
+const TRUNK_VERSION: &str = "0.21.14";
+const BINARYEN_VERSION: &str = "132";
+
+/// Tools for building the web app.
+pub struct BuildTools {
+    /// `PATH` with the installed tools first, for running Trunk.
+    pub path: OsString,
+}
+
+/// The browser pair the end-to-end tests drive.
+pub struct BrowserTools {
+    pub chromium: PathBuf,
+    pub chromedriver: PathBuf,
+}
+
+/// Makes sure the wasm toolchain is installed and returns the `PATH` that finds it.
+pub fn build_tools(root: &Path) -> anyhow::Result<BuildTools> {
+    let cargo_bin = cargo_home().join("bin");
+    let binaryen_dir = cache_dir().join(format!("binaryen-{BINARYEN_VERSION}"));
+    let binaryen_bin = binaryen_dir.join("node_modules").join(".bin");
+    let mut entries = vec![binaryen_bin.clone(), cargo_bin];
+    entries.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    let path = std::env::join_paths(entries).context("cannot build PATH")?;
+    let probe = |tool: &str| version_of(tool, &path);
+
+    let installed_targets = output(Command::new("rustup").args(["target", "list", "--installed"]))
+        .context("rustup is needed to add the wasm32 target")?;
+    if !installed_targets
+        .lines()
+        .any(|line| line.trim() == "wasm32-unknown-unknown")
+    {
+        step(
+            "rustup target add wasm32-unknown-unknown",
+            Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]),
+        )?;
+    }
+
+    if !probe("trunk").is_some_and(|v| v.contains(TRUNK_VERSION)) {
+        step(
+            &format!("install Trunk {TRUNK_VERSION} from crates.io (about 10 minutes, once)"),
+            Command::new(cargo()).args([
+                "install",
+                "trunk",
+                "--locked",
+                "--version",
+                TRUNK_VERSION,
+            ]),
+        )?;
+    }
+
+    let bindgen_version = locked_version(root, "wasm-bindgen")?;
+    if !probe("wasm-bindgen").is_some_and(|v| v.split_whitespace().any(|w| w == bindgen_version)) {
+        // Not --locked: one of its locked dependency versions is missing from the registry mirror.
+        step(
+            &format!(
+                "install wasm-bindgen-cli {bindgen_version} from crates.io (about 5 minutes, once)"
+            ),
+            Command::new(cargo()).args([
+                "install",
+                "wasm-bindgen-cli",
+                "--force",
+                "--version",
+                &bindgen_version,
+            ]),
+        )?;
+    }
+    let trunk_config =
+        std::fs::read_to_string(root.join("Trunk.toml")).context("cannot read Trunk.toml")?;
+    if !trunk_config.contains(&format!("wasm_bindgen = \"{bindgen_version}\"")) {
+        bail!(
+            "Trunk.toml must pin wasm_bindgen = \"{bindgen_version}\", the version in Cargo.lock"
+        );
+    }
+
+    if !binaryen_bin.join("wasm-opt").is_file() {
+        std::fs::create_dir_all(&binaryen_dir)?;
+        step(
+            &format!("install wasm-opt (npm package binaryen@{BINARYEN_VERSION})"),
+            Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&binaryen_dir)
+                .arg(format!("binaryen@{BINARYEN_VERSION}")),
+        )?;
+    }
+    if !probe("wasm-opt").is_some_and(|v| v.contains(&format!("version {BINARYEN_VERSION}"))) {
+        bail!(
+            "wasm-opt from {} does not report version {BINARYEN_VERSION}",
+            binaryen_bin.display()
+        );
+    }
+    Ok(BuildTools { path })
+}
+
+/// Makes sure Debian's Chromium and chromedriver are installed (their versions always match).
+pub fn browser() -> anyhow::Result<BrowserTools> {
+    let tools = || BrowserTools {
+        chromium: PathBuf::from("/usr/bin/chromium"),
+        chromedriver: PathBuf::from("/usr/bin/chromedriver"),
+    };
+    let present = |t: &BrowserTools| t.chromium.is_file() && t.chromedriver.is_file();
+    if present(&tools()) {
+        return Ok(tools());
+    }
+    let as_root = output(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0");
+    let apt = |args: &[&str]| {
+        let mut command = if as_root {
+            Command::new("apt-get")
+        } else {
+            Command::new("sudo")
+        };
+        if !as_root {
+            command.args(["-n", "apt-get"]);
+        }
+        command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        command
+    };
+    step("apt-get update", &mut apt(&["update"]))?;
+    step(
+        "install Chromium and chromedriver (Debian packages)",
+        &mut apt(&[
+            "install",
+            "-y",
+            "--no-install-recommends",
+            "chromium",
+            "chromium-driver",
+        ]),
+    )?;
+    if !present(&tools()) {
+        bail!("chromium and chromedriver are still missing from /usr/bin after installing them");
+    }
+    Ok(tools())
+}
+
+/// The version of `package` recorded in Cargo.lock.
+fn locked_version(root: &Path, package: &str) -> anyhow::Result<String> {
+    let lock =
+        std::fs::read_to_string(root.join("Cargo.lock")).context("cannot read Cargo.lock")?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == format!("name = \"{package}\"")
+            && let Some(version) = lines.next().and_then(|l| l.strip_prefix("version = \""))
+        {
+            return Ok(version.trim_end_matches('"').to_owned());
+        }
+    }
+    bail!("{package} is not in Cargo.lock")
+}
+
+fn version_of(tool: &str, path: &OsString) -> Option<String> {
+    output(Command::new(tool).arg("--version").env("PATH", path)).ok()
+}
+
+fn output(command: &mut Command) -> anyhow::Result<String> {
+    let out = command.output()?;
+    if !out.status.success() {
+        bail!("{command:?} failed");
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo_home() -> PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home().join(".cargo"))
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home().join(".cache"))
+        .join("distillery")
+}
