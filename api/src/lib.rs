@@ -4,13 +4,26 @@
 //! Invariant: this crate does no IO and depends on nothing but `serde`, so it builds for
 //! `wasm32-unknown-unknown` and every rule here runs identically in the browser and on the server.
 
+pub mod boxes;
+pub mod coco;
 pub mod error;
 pub mod health;
+pub mod image;
 pub mod project;
+pub mod split;
+pub mod yolo;
 
+pub use boxes::{
+    AppliedOp, BoundingBox, BoxError, BoxInput, BoxOp, BoxSource, ImageBoxes, OpKind, OpsRequest,
+    OpsResponse, ReplaceBoxes, clip_box, normalize_box,
+};
 pub use error::{ErrorBody, ErrorDetail};
 pub use health::Health;
+pub use image::{
+    ExportCounts, ImageInfo, ImagePage, ImageStatus, Split, StatusChange, UploadedFile,
+};
 pub use project::{
-    ClassSpec, NewProject, ObjectClass, Project, ProjectPatch, SplitRatios, ValidationError,
-    default_class_color, parse_class_list, validate_classes, validate_project_name,
+    ClassRemoval, ClassSpec, NewProject, ObjectClass, Project, ProjectPatch, SplitRatios,
+    ValidationError, default_class_color, parse_class_list, validate_classes,
+    validate_project_name,
 };

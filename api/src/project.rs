@@ -122,6 +122,20 @@ pub struct ProjectPatch {
     /// New split seed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split_seed: Option<u32>,
+    /// Where the boxes of classes removed from `classes` go. Removing a class that has boxes
+    /// without saying so is refused (`409 class_in_use`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_class_boxes: Vec<ClassRemoval>,
+}
+
+/// The fate of a removed class's boxes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassRemoval {
+    /// The class being removed.
+    pub class_id: u32,
+    /// Move its boxes to this (kept) class; `None` deletes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub move_to: Option<u32>,
 }
 
 /// Why a project, class or split was refused. Each maps to a stable API error code.

@@ -38,4 +38,46 @@ pub struct ServeConfig {
     pub web_dir: PathBuf,
     #[command(flatten)]
     pub data: DataConfig,
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+/// Limits on what clients may send; exceeding one is a 4xx, never an outage.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Limits {
+    /// Largest image file accepted, in MiB.
+    #[arg(
+        long = "max-upload-mb",
+        env = "DISTILLERY_MAX_UPLOAD_MB",
+        default_value_t = 256
+    )]
+    pub max_upload_mb: u64,
+    /// Most pixels an image may decode to, in megapixels (decompression-bomb guard).
+    #[arg(
+        long = "max-megapixels",
+        env = "DISTILLERY_MAX_MEGAPIXELS",
+        default_value_t = 150
+    )]
+    pub max_megapixels: u64,
+}
+
+impl Limits {
+    /// Largest upload, in bytes.
+    pub fn max_upload_bytes(&self) -> u64 {
+        self.max_upload_mb * 1024 * 1024
+    }
+
+    /// Most decoded pixels.
+    pub fn max_pixels(&self) -> u64 {
+        self.max_megapixels * 1_000_000
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_upload_mb: 256,
+            max_megapixels: 150,
+        }
+    }
 }

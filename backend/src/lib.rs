@@ -3,14 +3,19 @@
 //! Boundary: the only crate that knows SQL, HTTP and the filesystem layout of a studio's data
 //! folder. Model maths lives in `models`/`train`, wire types in `api`.
 
+pub mod annotations;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod health;
+pub mod images;
+pub mod imaging;
 pub mod projects;
 pub mod server;
+pub mod store;
 pub mod web;
 
 use sqlx::SqlitePool;
@@ -18,6 +23,10 @@ use sqlx::SqlitePool;
 /// What every request handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    /// Metadata store (projects, classes, …).
+    /// Metadata store (projects, classes, images, boxes, …).
     pub db: SqlitePool,
+    /// Image bytes and thumbnails.
+    pub store: store::Store,
+    /// What clients may send.
+    pub limits: config::Limits,
 }

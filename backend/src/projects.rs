@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use api::{ClassSpec, NewProject, ObjectClass, Project, ProjectPatch, SplitRatios};
+use api::{ClassRemoval, ClassSpec, NewProject, ObjectClass, Project, ProjectPatch, SplitRatios};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -86,11 +86,24 @@ async fn update(
     }
     if let Some(classes) = &patch.classes {
         let classes = api::validate_classes(classes)?;
+        move_boxes_of_removed_classes(&mut tx, project_id, &classes, &patch.removed_class_boxes)
+            .await?;
         replace_classes(&mut tx, project_id, &classes).await?;
     }
     let project = load_project(&mut tx, project_id).await?;
     tx.commit().await?;
     Ok(Json(project))
+}
+
+/// 404 unless the project exists.
+pub async fn ensure_exists(db: &sqlx::SqlitePool, project_id: i64) -> Result<(), ApiError> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM projects WHERE id = ?")
+        .bind(project_id)
+        .fetch_optional(db)
+        .await?;
+    found
+        .map(drop)
+        .ok_or_else(|| ApiError::not_found(format_args!("project {project_id}")))
 }
 
 /// 409 when another project already has this name (case-insensitively).
@@ -112,6 +125,71 @@ async fn ensure_name_free(
         )),
         None => Ok(()),
     }
+}
+
+/// Before classes disappear, their boxes are moved or deleted as the client said; a removed class
+/// with boxes and no instruction is refused, so no box is ever left pointing at nothing.
+async fn move_boxes_of_removed_classes(
+    conn: &mut SqliteConnection,
+    project_id: i64,
+    kept: &[ClassSpec],
+    removals: &[ClassRemoval],
+) -> Result<(), ApiError> {
+    let current: Vec<(u32, String)> =
+        sqlx::query_as("SELECT id, name FROM classes WHERE project_id = ?")
+            .bind(project_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    let kept_ids: HashSet<u32> = kept.iter().filter_map(|c| c.id).collect();
+    for (class_id, name) in current.into_iter().filter(|(id, _)| !kept_ids.contains(id)) {
+        let box_count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM boxes WHERE class_id = ? AND image_id IN (SELECT id FROM images WHERE project_id = ?)",
+        )
+        .bind(class_id)
+        .bind(project_id)
+        .fetch_one(&mut *conn)
+        .await?;
+        if box_count == 0 {
+            continue;
+        }
+        let Some(removal) = removals.iter().find(|r| r.class_id == class_id) else {
+            return Err(ApiError::conflict(
+                "class_in_use",
+                format!(
+                    "Class \"{name}\" has {box_count} boxes: say whether to move them to another class or delete them."
+                ),
+            ));
+        };
+        match removal.move_to {
+            Some(target) if !kept_ids.contains(&target) => {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unknown_class",
+                    format!("Boxes of \"{name}\" can only move to a class the project keeps."),
+                ));
+            }
+            Some(target) => {
+                sqlx::query(
+                    "UPDATE boxes SET class_id = ?, revision = revision + 1
+                     WHERE class_id = ? AND image_id IN (SELECT id FROM images WHERE project_id = ?)",
+                )
+                .bind(target)
+                .bind(class_id)
+                .bind(project_id)
+                .execute(&mut *conn)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM boxes WHERE class_id = ? AND image_id IN (SELECT id FROM images WHERE project_id = ?)")
+                    .bind(class_id)
+                    .bind(project_id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+        tracing::info!(project_id, class_id, box_count, move_to = ?removal.move_to, "class removed");
+    }
+    Ok(())
 }
 
 /// Makes the project's classes exactly `classes`, in that order. Entries with an id keep it (it
@@ -200,7 +278,10 @@ struct ClassRow {
     prompt: Option<String>,
 }
 
-async fn load_project(conn: &mut SqliteConnection, project_id: i64) -> Result<Project, ApiError> {
+pub async fn load_project(
+    conn: &mut SqliteConnection,
+    project_id: i64,
+) -> Result<Project, ApiError> {
     load_projects(conn, Some(project_id))
         .await?
         .pop()

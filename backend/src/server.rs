@@ -12,7 +12,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::ServeConfig;
 use crate::error::{api_method_not_allowed, api_route_not_found};
-use crate::{AppState, db, health, projects, web};
+use crate::store::Store;
+use crate::{AppState, annotations, db, export, health, images, projects, web};
 
 /// The whole HTTP app: `/api/*` plus the web app, with tracing, compression and the
 /// cross-origin-isolation headers on every response.
@@ -20,6 +21,9 @@ pub fn app(state: AppState, web_dir: &Path) -> Router {
     let api = Router::new()
         .merge(health::router())
         .merge(projects::router())
+        .merge(images::router())
+        .merge(annotations::router())
+        .merge(export::router())
         .fallback(api_route_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);
     // COOP + COEP make the page cross-origin isolated, which SharedArrayBuffer (and so
@@ -53,6 +57,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
     let db = db::open(&config.data.database_url()).await?;
+    let store = Store::open(data_dir)
+        .with_context(|| format!("cannot prepare the data folder {}", data_dir.display()))?;
     if !config.web_dir.join("index.html").is_file() {
         tracing::warn!(
             web_dir = %config.web_dir.display(),
@@ -69,7 +75,14 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         "Distillery is running at http://{addr}/ (data in {})",
         data_dir.display()
     );
-    let app = app(AppState { db: db.clone() }, &config.web_dir);
+    let app = app(
+        AppState {
+            db: db.clone(),
+            store,
+            limits: config.limits,
+        },
+        &config.web_dir,
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -84,3 +84,80 @@ pub async fn update_project(project_id: i64, patch: &ProjectPatch) -> ApiResult<
         .map_err(network)?;
     decode(request.send().await.map_err(network)?).await
 }
+
+/// `GET /api/projects/{pid}/images` with the gallery's filters; `before` pages backwards.
+pub async fn list_images(
+    project_id: i64,
+    status: Option<api::ImageStatus>,
+    class_id: Option<u32>,
+    cursor: Option<i64>,
+    before: Option<i64>,
+    limit: u32,
+) -> ApiResult<api::ImagePage> {
+    let mut url = format!("/api/projects/{project_id}/images?limit={limit}");
+    if let Some(status) = status {
+        url.push_str(&format!("&status={}", status.as_str()));
+    }
+    if let Some(class_id) = class_id {
+        url.push_str(&format!("&class_id={class_id}"));
+    }
+    if let Some(cursor) = cursor {
+        url.push_str(&format!("&cursor={cursor}"));
+    }
+    if let Some(before) = before {
+        url.push_str(&format!("&before={before}"));
+    }
+    decode(Request::get(&url).send().await.map_err(network)?).await
+}
+
+/// `GET /api/images/{iid}`.
+pub async fn get_image(image_id: i64) -> ApiResult<api::ImageInfo> {
+    decode(
+        Request::get(&format!("/api/images/{image_id}"))
+            .send()
+            .await
+            .map_err(network)?,
+    )
+    .await
+}
+
+/// `GET /api/images/{iid}/boxes`.
+pub async fn get_boxes(image_id: i64) -> ApiResult<api::ImageBoxes> {
+    decode(
+        Request::get(&format!("/api/images/{image_id}/boxes"))
+            .send()
+            .await
+            .map_err(network)?,
+    )
+    .await
+}
+
+/// `POST /api/images/{iid}/ops`.
+pub async fn apply_ops(image_id: i64, request: &api::OpsRequest) -> ApiResult<api::OpsResponse> {
+    let request = Request::post(&format!("/api/images/{image_id}/ops"))
+        .json(request)
+        .map_err(network)?;
+    decode(request.send().await.map_err(network)?).await
+}
+
+/// `POST /api/images/{iid}/status`.
+pub async fn change_status(image_id: i64, change: &api::StatusChange) -> ApiResult<api::ImageInfo> {
+    let request = Request::post(&format!("/api/images/{image_id}/status"))
+        .json(change)
+        .map_err(network)?;
+    decode(request.send().await.map_err(network)?).await
+}
+
+/// `GET /api/projects/{pid}/export?…&dry_run=true`.
+pub async fn export_counts(project_id: i64, query: &str) -> ApiResult<api::ExportCounts> {
+    let url = format!("/api/projects/{project_id}/export?{query}&dry_run=true");
+    decode(Request::get(&url).send().await.map_err(network)?).await
+}
+
+impl ApiFailure {
+    /// True when the request never got an answer (offline, server down) or the server failed:
+    /// worth retrying. A 4xx answer is final.
+    pub fn is_retryable(&self) -> bool {
+        self.code == "network" || self.code == "internal" || self.code.starts_with("http_5")
+    }
+}

@@ -4,11 +4,17 @@ use leptos::prelude::*;
 use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::path;
 
-use crate::pages::{LabelingView, NotFound, ProjectList, ProjectPage};
+use crate::editor::{EditorSession, LabelingView};
+use crate::pages::{NotFound, ProjectList, ProjectPage};
+use crate::sync::SyncQueue;
 
 /// Root component.
 #[component]
 pub fn App() -> impl IntoView {
+    // One save queue for the whole tab: edits keep flowing to the server while the person moves
+    // between images.
+    provide_context(SyncQueue::new());
+    provide_context(EditorSession::new());
     view! {
         <Router>
             <header class="topbar">

@@ -5,7 +5,10 @@
 
 mod api_client;
 mod app;
+mod editor;
 mod pages;
+mod sync;
+mod upload;
 
 fn main() {
     console_error_panic_hook::set_once();

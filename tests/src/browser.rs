@@ -25,8 +25,8 @@ pub struct Browser {
 impl Browser {
     /// Starts chromedriver on a free port and opens a headless Chromium session.
     pub async fn start() -> anyhow::Result<Browser> {
-        let chromedriver = tool("CHROMEDRIVER", "chromedriver");
-        let chromium = tool("CHROMIUM", "chromium");
+        let chromedriver = tool("CHROMEDRIVER", "/usr/bin/chromedriver");
+        let chromium = tool("CHROMIUM", "/usr/bin/chromium");
         let port = free_port()?;
         let driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))

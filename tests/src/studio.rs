@@ -22,15 +22,24 @@ pub struct Studio {
 impl Studio {
     /// Starts a studio with a fresh, empty data folder.
     pub async fn start() -> anyhow::Result<Studio> {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts a studio with a fresh data folder and extra `serve` flags.
+    pub async fn start_with(flags: &[&str]) -> anyhow::Result<Studio> {
         let temp = tempfile::tempdir().context("cannot create a temp folder")?;
         let data_dir = temp.path().join("data");
-        let mut studio = Self::start_in(&data_dir).await?;
+        let mut studio = Self::launch(&data_dir, flags).await?;
         studio._temp = Some(temp);
         Ok(studio)
     }
 
     /// Starts a studio on an existing data folder (to prove what survives a restart).
     pub async fn start_in(data_dir: &Path) -> anyhow::Result<Studio> {
+        Self::launch(data_dir, &[]).await
+    }
+
+    async fn launch(data_dir: &Path, flags: &[&str]) -> anyhow::Result<Studio> {
         let bin = binary_path();
         if !bin.is_file() {
             bail!(
@@ -47,6 +56,7 @@ impl Studio {
             .arg(data_dir)
             .arg("--web-dir")
             .arg(web_dir())
+            .args(flags)
             .env("DISTILLERY_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -81,6 +91,54 @@ impl Studio {
     /// Absolute URL of an API path such as `/api/projects`.
     pub fn api(&self, path: &str) -> String {
         format!("{}{path}", self.url)
+    }
+
+    /// Creates a project through the API and returns it.
+    pub async fn create_project(
+        &self,
+        name: &str,
+        classes: &[&str],
+    ) -> anyhow::Result<api::Project> {
+        let classes: Vec<serde_json::Value> = classes
+            .iter()
+            .map(|c| serde_json::json!({"name": c}))
+            .collect();
+        let response = reqwest::Client::new()
+            .post(self.api("/api/projects"))
+            .json(&serde_json::json!({"name": name, "classes": classes}))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "create project: {}",
+            response.text().await?
+        );
+        Ok(response.json().await?)
+    }
+
+    /// Uploads files (name, bytes) in one multipart request; returns the status and JSON body.
+    pub async fn upload(
+        &self,
+        project_id: i64,
+        files: &[(&str, Vec<u8>)],
+    ) -> anyhow::Result<(reqwest::StatusCode, serde_json::Value)> {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, bytes) in files {
+            form = form.part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.to_string()),
+            );
+        }
+        let response = reqwest::Client::new()
+            .post(self.api(&format!("/api/projects/{project_id}/images")))
+            .multipart(form)
+            .send()
+            .await?;
+        let status = response.status();
+        Ok((
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        ))
     }
 
     /// The data folder this studio uses.

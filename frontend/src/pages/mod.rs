@@ -1,11 +1,9 @@
 //! One module per app route.
 
-mod labeling;
 mod not_found;
 mod project;
 mod projects;
 
-pub use labeling::LabelingView;
 pub use not_found::NotFound;
 pub use project::ProjectPage;
 pub use projects::ProjectList;
@@ -18,13 +16,13 @@ use crate::api_client::{self, ApiFailure};
 
 /// Shown while a page's data loads.
 #[component]
-fn Loading() -> impl IntoView {
+pub fn Loading() -> impl IntoView {
     view! { <p class="muted" aria-busy="true">"Loading…"</p> }
 }
 
 /// Shown when a page's data could not be loaded.
 #[component]
-fn LoadError(failure: ApiFailure) -> impl IntoView {
+pub fn LoadError(failure: ApiFailure) -> impl IntoView {
     view! {
         <div class="card error-card" role="alert">
             <h2>"Could not load this page"</h2>
@@ -46,7 +44,7 @@ fn ClassChip(name: String, color: String) -> impl IntoView {
 }
 
 /// The `:pid`-style route parameter `key` as a number, if it is one.
-fn id_param(key: &'static str) -> impl Fn() -> Option<i64> + Copy {
+pub fn id_param(key: &'static str) -> impl Fn() -> Option<i64> + Copy {
     let params = leptos_router::hooks::use_params_map();
     move || params.read().get(key).and_then(|value| value.parse().ok())
 }

@@ -1,9 +1,12 @@
 //! `/projects/{pid}`: a project's ontology and settings.
 
-use api::{ClassSpec, Project, ProjectPatch, parse_class_list};
+use api::{ClassSpec, ImageInfo, ImageStatus, Project, ProjectPatch, parse_class_list};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use web_sys::SubmitEvent;
+use wasm_bindgen::JsCast;
+use web_sys::{File, FileList, SubmitEvent};
+
+use crate::upload::{UploadItem, UploadState, upload_file};
 
 use super::{ClassChip, LoadError, Loading, id_param, project_resource};
 use crate::api_client;
@@ -25,22 +28,253 @@ pub fn ProjectPage() -> impl IntoView {
 #[component]
 fn ProjectDetail(project: Project, on_change: impl Fn() + Copy + 'static) -> impl IntoView {
     let split = project.split;
+    // Bumped after uploads so the gallery reloads.
+    let gallery_version = RwSignal::new(0u32);
     view! {
         <nav class="crumbs" aria-label="Breadcrumb"><a href="/">"Projects"</a>" / "</nav>
         <section class="page-head">
             <h1 data-project-id=project.id.to_string()>{project.name.clone()}</h1>
         </section>
         <div class="project-layout">
-            <section class="card" aria-labelledby="classes-title">
-                <h2 id="classes-title">"Classes"</h2>
-                <ClassTable project=project.clone() />
-                <AddClassesForm project on_change />
-            </section>
-            <section class="card" aria-labelledby="split-title">
-                <h2 id="split-title">"Dataset split"</h2>
-                <p>{format!("{}% train · {}% val · {}% test", split.train_pct, split.val_pct, split.test_pct)}</p>
-            </section>
+            <div class="project-main">
+                <UploadPanel project_id=project.id on_uploaded=move || gallery_version.update(|v| *v += 1) />
+                <Gallery project=project.clone() version=gallery_version />
+            </div>
+            <div class="project-side">
+                <section class="card" aria-labelledby="classes-title">
+                    <h2 id="classes-title">"Classes"</h2>
+                    <ClassTable project=project.clone() />
+                    <AddClassesForm project=project.clone() on_change />
+                </section>
+                <ExportPanel project_id=project.id />
+                <section class="card" aria-labelledby="split-title">
+                    <h2 id="split-title">"Dataset split"</h2>
+                    <p>{format!("{}% train · {}% val · {}% test", split.train_pct, split.val_pct, split.test_pct)}</p>
+                </section>
+            </div>
         </div>
+    }
+}
+
+/// Drag-and-drop (or pick) images; each file shows its own progress or the reason it was refused.
+#[component]
+fn UploadPanel(project_id: i64, on_uploaded: impl Fn() + Copy + 'static) -> impl IntoView {
+    let items = RwSignal::new(Vec::<UploadItem>::new());
+    let next_id = StoredValue::new(0u64);
+    let dragging = RwSignal::new(false);
+    let start = move |files: Vec<File>| {
+        if files.is_empty() {
+            return;
+        }
+        let batch: Vec<(File, UploadItem)> = files
+            .into_iter()
+            .map(|file| {
+                next_id.update_value(|id| *id += 1);
+                let item = UploadItem {
+                    id: next_id.get_value(),
+                    name: file.name(),
+                    state: RwSignal::new(UploadState::Queued),
+                };
+                (file, item)
+            })
+            .collect();
+        items.update(|list| list.extend(batch.iter().map(|(_, item)| item.clone())));
+        spawn_local(async move {
+            for (file, item) in batch {
+                upload_file(project_id, file, item.state).await;
+            }
+            on_uploaded();
+        });
+    };
+    let files_of = |list: Option<FileList>| -> Vec<File> {
+        let Some(list) = list else { return Vec::new() };
+        (0..list.length()).filter_map(|i| list.get(i)).collect()
+    };
+    view! {
+        <section class="card upload" aria-labelledby="upload-title">
+            <h2 id="upload-title">"Add images"</h2>
+            <div class="dropzone" class:dragging=move || dragging.get()
+                on:dragover=move |ev: web_sys::DragEvent| { ev.prevent_default(); dragging.set(true); }
+                on:dragleave=move |_| dragging.set(false)
+                on:drop=move |ev: web_sys::DragEvent| {
+                    ev.prevent_default();
+                    dragging.set(false);
+                    start(files_of(ev.data_transfer().and_then(|d| d.files())));
+                }>
+                <p>"Drop JPEG, PNG, WebP or BMP images here, or "
+                    <label class="file-pick">"choose files"
+                        <input id="upload-input" type="file" multiple accept="image/jpeg,image/png,image/webp,image/bmp"
+                            on:change=move |ev| {
+                                let input: Option<web_sys::HtmlInputElement> = ev.target().and_then(|t| t.dyn_into().ok());
+                                if let Some(input) = input {
+                                    start(files_of(input.files()));
+                                    input.set_value("");
+                                }
+                            } />
+                    </label>
+                </p>
+            </div>
+            <ul class="upload-list">
+                <For each=move || items.get() key=|item| item.id let:item>
+                    <li class="upload-item" data-state=move || match item.state.get() {
+                        UploadState::Queued => "queued",
+                        UploadState::Sending(_) => "sending",
+                        UploadState::Done(_) => "done",
+                        UploadState::Failed(_) => "failed",
+                    }>
+                        <span class="upload-name">{item.name.clone()}</span>
+                        {move || match item.state.get() {
+                            UploadState::Queued => view! { <span class="muted small">"waiting"</span> }.into_any(),
+                            UploadState::Sending(fraction) => view! {
+                                <progress max="1" value=fraction.to_string()></progress>
+                            }.into_any(),
+                            UploadState::Done(file) if file.duplicate => view! { <span class="muted small">"already in the project"</span> }.into_any(),
+                            UploadState::Done(file) => view! { <span class="ok small">{format!("✓ {} × {}", file.width, file.height)}</span> }.into_any(),
+                            UploadState::Failed(message) => view! { <span class="form-error small" role="alert">{message}</span> }.into_any(),
+                        }}
+                    </li>
+                </For>
+            </ul>
+        </section>
+    }
+}
+
+const GALLERY_PAGE: u32 = 120;
+
+/// Thumbnails, filterable by status and class, a page at a time (stays light with 10 000 images).
+#[component]
+fn Gallery(project: Project, version: RwSignal<u32>) -> impl IntoView {
+    let project_id = project.id;
+    let status_filter = RwSignal::new(None::<ImageStatus>);
+    let class_filter = RwSignal::new(None::<u32>);
+    let images = RwSignal::new(Vec::<ImageInfo>::new());
+    let next_cursor = RwSignal::new(None::<i64>);
+    let total = RwSignal::new(0u64);
+    let error = RwSignal::new(None::<String>);
+    // Answers to superseded filter changes are ignored.
+    let generation = StoredValue::new(0u32);
+
+    let fetch = move |cursor: Option<i64>| {
+        let (status, class_id) = (status_filter.get_untracked(), class_filter.get_untracked());
+        if cursor.is_none() {
+            generation.update_value(|g| *g += 1);
+        }
+        let asked = generation.get_value();
+        spawn_local(async move {
+            let page =
+                api_client::list_images(project_id, status, class_id, cursor, None, GALLERY_PAGE)
+                    .await;
+            if generation.get_value() != asked {
+                return;
+            }
+            match page {
+                Ok(page) => {
+                    if cursor.is_some() {
+                        images.update(|list| list.extend(page.images));
+                    } else {
+                        images.set(page.images);
+                    }
+                    next_cursor.set(page.next_cursor);
+                    total.set(page.total);
+                    error.set(None);
+                }
+                Err(failure) => error.set(Some(failure.message)),
+            }
+        });
+    };
+    Effect::new(move |_| {
+        status_filter.track();
+        class_filter.track();
+        version.track();
+        fetch(None);
+    });
+
+    let class_options = project.classes.clone();
+    view! {
+        <section class="card gallery" aria-labelledby="gallery-title">
+            <div class="gallery-head">
+                <h2 id="gallery-title">"Images"</h2>
+                <span class="muted small" data-total=move || total.get().to_string()>{move || format!("{} shown of {}", images.with(Vec::len), total.get())}</span>
+                <span class="spacer"></span>
+                <label class="visually-hidden" for="status-filter">"Status"</label>
+                <select id="status-filter" on:change=move |ev| status_filter.set(ImageStatus::parse(&event_target_value(&ev)))>
+                    <option value="">"All statuses"</option>
+                    {ImageStatus::ALL.into_iter().map(|s| view! { <option value=s.as_str()>{s.label()}</option> }).collect_view()}
+                </select>
+                <label class="visually-hidden" for="class-filter">"Class"</label>
+                <select id="class-filter" on:change=move |ev| class_filter.set(event_target_value(&ev).parse().ok())>
+                    <option value="">"All classes"</option>
+                    {class_options.into_iter().map(|c| view! { <option value=c.id.to_string()>{c.name}</option> }).collect_view()}
+                </select>
+            </div>
+            {move || error.get().map(|message| view! { <p class="form-error" role="alert">{message}</p> })}
+            {move || (images.with(Vec::is_empty) && error.get().is_none()).then(|| view! {
+                <p class="muted">"No images here yet."</p>
+            })}
+            <div class="thumbs">
+                <For each=move || images.get() key=|image| (image.id, image.status, image.box_count) let:image>
+                    <a class="thumb" href=format!("/projects/{project_id}/images/{}", image.id)
+                        data-image-id=image.id.to_string() title=image.file_name.clone()>
+                        <img src=format!("/api/images/{}/thumb", image.id) alt=image.file_name.clone() loading="lazy" />
+                        <span class=format!("badge status-{}", image.status.as_str())>{image.status.label()}</span>
+                        <span class="thumb-count">{if image.negative { "no objects".to_owned() } else { format!("{} boxes", image.box_count) }}</span>
+                    </a>
+                </For>
+            </div>
+            {move || next_cursor.get().map(|cursor| view! {
+                <button class="load-more" on:click=move |_| fetch(Some(cursor))>"Load more"</button>
+            })}
+        </section>
+    }
+}
+
+/// Checks what an export would contain, then downloads it.
+#[component]
+fn ExportPanel(project_id: i64) -> impl IntoView {
+    let format = RwSignal::new("yolo".to_owned());
+    let include = RwSignal::new("labeled".to_owned());
+    let summary = RwSignal::new(None::<Result<api::ExportCounts, String>>);
+    let download = move |_| {
+        let query = format!(
+            "format={}&include={}",
+            format.get_untracked(),
+            include.get_untracked()
+        );
+        spawn_local(async move {
+            match api_client::export_counts(project_id, &query).await {
+                Ok(counts) => {
+                    summary.set(Some(Ok(counts)));
+                    // An attachment: the browser downloads it and stays on this page.
+                    if let Some(window) = web_sys::window() {
+                        let _ = window
+                            .location()
+                            .set_href(&format!("/api/projects/{project_id}/export?{query}"));
+                    }
+                }
+                Err(failure) => summary.set(Some(Err(failure.message))),
+            }
+        });
+    };
+    view! {
+        <section class="card" aria-labelledby="export-title">
+            <h2 id="export-title">"Export"</h2>
+            <div class="export-form">
+                <select id="export-format" on:change=move |ev| format.set(event_target_value(&ev))>
+                    <option value="yolo">"YOLO (Ultralytics)"</option>
+                    <option value="coco">"COCO JSON"</option>
+                </select>
+                <select id="export-include" on:change=move |ev| include.set(event_target_value(&ev))>
+                    <option value="labeled">"Labeled images"</option>
+                    <option value="approved">"Approved only"</option>
+                    <option value="auto">"Labeled + confident model boxes"</option>
+                </select>
+                <button id="export-button" class="primary" on:click=download>"Download zip"</button>
+            </div>
+            {move || summary.get().map(|result| match result {
+                Ok(c) => view! { <p class="small export-summary">{format!("{} images, {} boxes (train {}, val {}, test {})", c.images, c.boxes, c.train, c.val, c.test)}</p> }.into_any(),
+                Err(message) => view! { <p class="form-error small" role="alert">{message}</p> }.into_any(),
+            })}
+        </section>
     }
 }
 

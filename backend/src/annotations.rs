@@ -1,0 +1,448 @@
+//! Boxes and review: `GET/PUT /api/images/{iid}/boxes`, `POST /api/images/{iid}/ops` (what the
+//! editor sends) and `POST /api/images/{iid}/status`.
+//!
+//! Every change is one operation on one box, applied in a transaction that also numbers it with
+//! the project's next sequence number and records it (before/after) in `box_events`.
+//! Operations are idempotent so an editor can safely resend a batch whose answer it never got:
+//! creating an existing id updates it, deleting a missing box does nothing.
+
+use std::collections::HashSet;
+
+use api::{
+    AppliedOp, BoundingBox, BoxInput, BoxOp, BoxSource, ImageBoxes, ImageInfo, ImageStatus, OpKind,
+    OpsRequest, OpsResponse, ReplaceBoxes, StatusChange,
+};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use sqlx::{FromRow, SqliteConnection};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, PathParams};
+use crate::images::{ImageRow, load_image};
+
+/// Most operations in one request.
+pub const MAX_OPS_PER_REQUEST: usize = 1000;
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/images/{iid}/boxes", get(read_boxes).put(replace_boxes))
+        .route("/images/{iid}/ops", post(apply_ops))
+        .route("/images/{iid}/status", post(change_status))
+}
+
+async fn read_boxes(
+    State(state): State<AppState>,
+    PathParams(image_id): PathParams<i64>,
+) -> Result<Json<ImageBoxes>, ApiError> {
+    let mut conn = state.db.acquire().await?;
+    let image = load_image(&mut conn, image_id).await?;
+    Ok(Json(image_boxes(&mut conn, &image).await?))
+}
+
+/// Replaces every human box (model proposals stay) — for scripts and imports.
+async fn replace_boxes(
+    State(state): State<AppState>,
+    PathParams(image_id): PathParams<i64>,
+    JsonBody(body): JsonBody<ReplaceBoxes>,
+) -> Result<Json<ImageBoxes>, ApiError> {
+    let mut tx = state.db.begin().await?;
+    let image = load_image(&mut tx, image_id).await?;
+    let human: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM boxes WHERE image_id = ? AND source = 'human'")
+            .bind(image_id)
+            .fetch_all(&mut *tx)
+            .await?;
+    let mut ops: Vec<BoxOp> = human
+        .into_iter()
+        .map(|id| BoxOp {
+            op: OpKind::Delete,
+            bbox: BoxInput {
+                id: Some(id),
+                class_id: 0,
+                x0: 0.0,
+                y0: 0.0,
+                x1: 0.0,
+                y1: 0.0,
+            },
+            base_rev: None,
+        })
+        .collect();
+    ops.extend(body.boxes.into_iter().map(|bbox| BoxOp {
+        op: OpKind::Create,
+        bbox,
+        base_rev: None,
+    }));
+    apply(
+        &mut tx,
+        &image,
+        &OpsRequest {
+            ops,
+            negative: body.negative,
+        },
+    )
+    .await?;
+    let image = load_image(&mut tx, image_id).await?;
+    let boxes = image_boxes(&mut tx, &image).await?;
+    tx.commit().await?;
+    Ok(Json(boxes))
+}
+
+async fn apply_ops(
+    State(state): State<AppState>,
+    PathParams(image_id): PathParams<i64>,
+    JsonBody(request): JsonBody<OpsRequest>,
+) -> Result<Json<OpsResponse>, ApiError> {
+    if request.ops.len() > MAX_OPS_PER_REQUEST {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_ops",
+            format!("Send at most {MAX_OPS_PER_REQUEST} operations per request."),
+        ));
+    }
+    let mut tx = state.db.begin().await?;
+    let image = load_image(&mut tx, image_id).await?;
+    let response = apply(&mut tx, &image, &request).await?;
+    tx.commit().await?;
+    Ok(Json(response))
+}
+
+async fn change_status(
+    State(state): State<AppState>,
+    PathParams(image_id): PathParams<i64>,
+    JsonBody(change): JsonBody<StatusChange>,
+) -> Result<Json<ImageInfo>, ApiError> {
+    let mut tx = state.db.begin().await?;
+    let image = load_image(&mut tx, image_id).await?;
+    let from = image.status();
+    if !from.can_become(change.status) {
+        return Err(ApiError::conflict(
+            "invalid_transition",
+            format!(
+                "An image that is {} cannot become {}.",
+                from.label().to_lowercase(),
+                change.status.label().to_lowercase()
+            ),
+        ));
+    }
+    let comment = change
+        .comment
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    if change.status == ImageStatus::Rejected && comment.is_none() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "comment_required",
+            "Say what needs fixing when rejecting an image.",
+        ));
+    }
+    // The rejection comment stays visible until the image is approved.
+    let keep_comment = change.status != ImageStatus::Approved;
+    sqlx::query("UPDATE images SET status = ?, review_comment = CASE WHEN ? THEN COALESCE(?, review_comment) ELSE NULL END WHERE id = ?")
+        .bind(change.status.as_str())
+        .bind(keep_comment)
+        .bind(comment)
+        .bind(image_id)
+        .execute(&mut *tx)
+        .await?;
+    let image = load_image(&mut tx, image_id).await?;
+    tx.commit().await?;
+    Ok(Json(image.into_info()))
+}
+
+/// Applies a batch of operations inside the caller's transaction.
+async fn apply(
+    conn: &mut SqliteConnection,
+    image: &ImageRow,
+    request: &OpsRequest,
+) -> Result<OpsResponse, ApiError> {
+    let class_ids: HashSet<u32> = sqlx::query_scalar("SELECT id FROM classes WHERE project_id = ?")
+        .bind(image.project_id)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
+    let mut applied = Vec::with_capacity(request.ops.len());
+    for (index, op) in request.ops.iter().enumerate() {
+        let which = || format!("operation {}", index + 1);
+        let box_id = match (&op.bbox.id, op.op) {
+            (Some(id), _) => parse_box_id(id).map_err(|e| e.with_prefix(&which()))?,
+            (None, OpKind::Create) => uuid::Uuid::new_v4().to_string(),
+            (None, _) => {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_box",
+                    format!("{}: update and delete need the box id.", which()),
+                ));
+            }
+        };
+        let stored = load_box(conn, &box_id).await?;
+        if let Some(stored) = &stored
+            && stored.image_id != image.id
+        {
+            return Err(ApiError::conflict(
+                "box_elsewhere",
+                format!("{}: box {box_id} belongs to another image.", which()),
+            ));
+        }
+        let before = stored.map(BoxRow::into_box);
+        if op.op == OpKind::Delete {
+            let Some(before) = before else { continue };
+            sqlx::query("DELETE FROM boxes WHERE id = ?")
+                .bind(&box_id)
+                .execute(&mut *conn)
+                .await?;
+            let seq = record(conn, image, &box_id, OpKind::Delete, Some(&before), None).await?;
+            applied.push(AppliedOp {
+                seq,
+                op: OpKind::Delete,
+                box_id,
+                bbox: None,
+                overwrote: None,
+            });
+            continue;
+        }
+        if op.op == OpKind::Update && before.is_none() {
+            return Err(ApiError::conflict(
+                "box_deleted",
+                format!(
+                    "{}: box {box_id} was deleted (by someone else?); reload the image.",
+                    which()
+                ),
+            ));
+        }
+        if !class_ids.contains(&op.bbox.class_id) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_class",
+                format!(
+                    "{}: class {} is not in this project.",
+                    which(),
+                    op.bbox.class_id
+                ),
+            ));
+        }
+        let [x0, y0, x1, y1] = api::normalize_box(
+            [op.bbox.x0, op.bbox.y0, op.bbox.x1, op.bbox.y1],
+            image.width,
+            image.height,
+        )
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_box",
+                format!("{}: {e}", which()),
+            )
+        })?;
+        let revision = before.as_ref().map_or(1, |b| b.revision + 1);
+        let overwrote = match (&before, op.base_rev) {
+            (Some(b), Some(base)) if base < b.revision => {
+                Some(b.author.clone().unwrap_or_else(|| "another editor".into()))
+            }
+            _ => None,
+        };
+        let after = BoundingBox {
+            id: box_id.clone(),
+            class_id: op.bbox.class_id,
+            x0,
+            y0,
+            x1,
+            y1,
+            // A person editing a model's proposal makes it theirs.
+            source: BoxSource::Human,
+            model_version: None,
+            confidence: None,
+            author: None,
+            revision,
+        };
+        sqlx::query(
+            "INSERT INTO boxes (id, image_id, class_id, x0, y0, x1, y1, source, model_version, confidence, author, revision)
+             VALUES (?, ?, ?, ?, ?, ?, ?, 'human', NULL, NULL, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET class_id = excluded.class_id, x0 = excluded.x0, y0 = excluded.y0,
+               x1 = excluded.x1, y1 = excluded.y1, source = 'human', model_version = NULL, confidence = NULL,
+               author = excluded.author, revision = excluded.revision",
+        )
+        .bind(&box_id)
+        .bind(image.id)
+        .bind(after.class_id)
+        .bind(x0)
+        .bind(y0)
+        .bind(x1)
+        .bind(y1)
+        .bind(&after.author)
+        .bind(revision)
+        .execute(&mut *conn)
+        .await?;
+        let kind = if before.is_some() {
+            OpKind::Update
+        } else {
+            OpKind::Create
+        };
+        let seq = record(conn, image, &box_id, kind, before.as_ref(), Some(&after)).await?;
+        applied.push(AppliedOp {
+            seq,
+            op: kind,
+            box_id,
+            bbox: Some(after),
+            overwrote,
+        });
+    }
+
+    let box_count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM boxes WHERE image_id = ?")
+        .bind(image.id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let negative = match request.negative {
+        Some(true) if box_count > 0 => {
+            return Err(ApiError::conflict(
+                "negative_with_boxes",
+                "An image with boxes cannot be marked as having no objects; delete its boxes first.",
+            ));
+        }
+        Some(wanted) => wanted,
+        // Drawing a box on a "no objects" image means it has objects after all.
+        None => image.negative && box_count == 0,
+    };
+    let changed = !applied.is_empty() || negative != image.negative;
+    let status = if changed {
+        image.status().after_edit()
+    } else {
+        image.status()
+    };
+    sqlx::query("UPDATE images SET negative = ?, status = ? WHERE id = ?")
+        .bind(negative)
+        .bind(status.as_str())
+        .bind(image.id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(OpsResponse {
+        applied,
+        status,
+        negative,
+    })
+}
+
+/// Numbers an operation with the project's next sequence number and logs it.
+async fn record(
+    conn: &mut SqliteConnection,
+    image: &ImageRow,
+    box_id: &str,
+    op: OpKind,
+    before: Option<&BoundingBox>,
+    after: Option<&BoundingBox>,
+) -> Result<i64, ApiError> {
+    let seq: i64 = sqlx::query_scalar(
+        "UPDATE projects SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
+    )
+    .bind(image.project_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let json = |b: Option<&BoundingBox>| b.and_then(|b| serde_json::to_string(b).ok());
+    let op_name = match op {
+        OpKind::Create => "create",
+        OpKind::Update => "update",
+        OpKind::Delete => "delete",
+    };
+    sqlx::query("INSERT INTO box_events (project_id, seq, image_id, box_id, op, before, after) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        .bind(image.project_id)
+        .bind(seq)
+        .bind(image.id)
+        .bind(box_id)
+        .bind(op_name)
+        .bind(json(before))
+        .bind(json(after))
+        .execute(&mut *conn)
+        .await?;
+    Ok(seq)
+}
+
+/// The image's boxes, oldest first.
+pub async fn image_boxes(
+    conn: &mut SqliteConnection,
+    image: &ImageRow,
+) -> Result<ImageBoxes, ApiError> {
+    let rows: Vec<BoxRow> = sqlx::query_as(crate::db::constant_sql(format!(
+        "SELECT {BOX_COLUMNS} FROM boxes WHERE image_id = ? ORDER BY rowid"
+    )))
+    .bind(image.id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(ImageBoxes {
+        image_id: image.id,
+        negative: image.negative,
+        status: image.status(),
+        boxes: rows.into_iter().map(BoxRow::into_box).collect(),
+    })
+}
+
+async fn load_box(conn: &mut SqliteConnection, box_id: &str) -> Result<Option<BoxRow>, ApiError> {
+    Ok(sqlx::query_as(crate::db::constant_sql(format!(
+        "SELECT {BOX_COLUMNS} FROM boxes WHERE id = ?"
+    )))
+    .bind(box_id)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+fn parse_box_id(id: &str) -> Result<String, ApiError> {
+    uuid::Uuid::parse_str(id)
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_box",
+                format!("box id {id:?} is not a UUID."),
+            )
+        })
+}
+
+impl ApiError {
+    fn with_prefix(mut self, prefix: &str) -> Self {
+        self.message = format!("{prefix}: {}", self.message);
+        self
+    }
+}
+
+/// Columns read into [`BoxRow`].
+pub const BOX_COLUMNS: &str =
+    "id, image_id, class_id, x0, y0, x1, y1, source, model_version, confidence, author, revision";
+
+/// One row of `boxes`.
+#[derive(Debug, Clone, FromRow)]
+pub struct BoxRow {
+    pub id: String,
+    pub image_id: i64,
+    pub class_id: u32,
+    pub x0: f64,
+    pub y0: f64,
+    pub x1: f64,
+    pub y1: f64,
+    pub source: String,
+    pub model_version: Option<String>,
+    pub confidence: Option<f32>,
+    pub author: Option<String>,
+    pub revision: u32,
+}
+
+impl BoxRow {
+    /// The API view of the row.
+    pub fn into_box(self) -> BoundingBox {
+        BoundingBox {
+            source: BoxSource::parse(&self.source).unwrap_or(BoxSource::Human),
+            id: self.id,
+            class_id: self.class_id,
+            x0: self.x0,
+            y0: self.y0,
+            x1: self.x1,
+            y1: self.y1,
+            model_version: self.model_version,
+            confidence: self.confidence,
+            author: self.author,
+            revision: self.revision,
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! Images: upload (streamed, deduplicated, decoded under limits), listing for the gallery,
+//! metadata, original bytes and thumbnails.
+
+use api::{ErrorDetail, ImageInfo, ImagePage, ImageStatus, Split, UploadedFile};
+use axum::extract::{DefaultBodyLimit, Multipart, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use sqlx::{FromRow, SqliteConnection};
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::PathParams;
+use crate::imaging::{self, InspectError};
+use crate::store::{StageError, Staged};
+
+/// Most images one gallery page returns.
+pub const MAX_PAGE_SIZE: u32 = 500;
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/projects/{pid}/images",
+            // Uploads are streamed to disk with a per-file limit, so the request-wide in-memory
+            // limit does not apply.
+            post(upload).layer(DefaultBodyLimit::disable()).get(list),
+        )
+        .route("/images/{iid}", get(read))
+        .route("/images/{iid}/file", get(original))
+        .route("/images/{iid}/thumb", get(thumbnail))
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    PathParams(project_id): PathParams<i64>,
+    mut multipart: Multipart,
+) -> Result<Json<Vec<UploadedFile>>, ApiError> {
+    crate::projects::ensure_exists(&state.db, project_id).await?;
+    let mut results = Vec::new();
+    let mut first_error = None;
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let file_name = clean_file_name(field.file_name().unwrap_or("image"));
+        let staged = state
+            .store
+            .stage(field, state.limits.max_upload_bytes())
+            .await;
+        let outcome = match staged {
+            Ok(staged) => add_image(&state, project_id, &file_name, staged, None).await,
+            Err(StageError::TooLarge { limit_mb }) => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "file_too_large",
+                format!("{file_name} is larger than the {limit_mb} MiB upload limit."),
+            )),
+            Err(StageError::Body(message)) => Err(ApiError::bad_request("upload_broken", message)),
+            Err(StageError::Io(error)) => Err(ApiError::internal(error)),
+        };
+        match outcome {
+            Ok(uploaded) => results.push(uploaded),
+            Err(error) => {
+                results.push(UploadedFile {
+                    file_name,
+                    id: None,
+                    width: 0,
+                    height: 0,
+                    sha256: String::new(),
+                    duplicate: false,
+                    error: Some(ErrorDetail {
+                        code: error.code.to_owned(),
+                        message: error.message.clone(),
+                    }),
+                });
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    if results.is_empty() {
+        return Err(ApiError::bad_request(
+            "no_files",
+            "Send the images as multipart parts named `file`.",
+        ));
+    }
+    // All refused: the request as a whole failed, with the first reason.
+    if results.iter().all(|r| r.error.is_some())
+        && let Some(error) = first_error
+    {
+        return Err(error);
+    }
+    Ok(Json(results))
+}
+
+/// Decodes a staged upload and adds it to the project, unless the project already has these
+/// bytes. Shared by upload and import.
+pub async fn add_image(
+    state: &AppState,
+    project_id: i64,
+    file_name: &str,
+    staged: Staged,
+    fixed_split: Option<Split>,
+) -> Result<UploadedFile, ApiError> {
+    let mut conn = state.db.acquire().await?;
+    if let Some(existing) = find_by_hash(&mut conn, project_id, &staged.sha256).await? {
+        return Ok(UploadedFile {
+            file_name: file_name.to_owned(),
+            id: Some(existing.id),
+            width: existing.width,
+            height: existing.height,
+            sha256: existing.sha256,
+            duplicate: true,
+            error: None,
+        });
+    }
+    drop(conn);
+    let store = state.store.clone();
+    let max_pixels = state.limits.max_pixels();
+    let name = file_name.to_owned();
+    let (inspected, staged) = tokio::task::spawn_blocking(move || {
+        let inspected = imaging::inspect(staged.path(), max_pixels);
+        (inspected, staged)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let inspected = inspected.map_err(|error| match error {
+        InspectError::TooManyPixels { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_pixels",
+            format!("{name}: {error}."),
+        ),
+        InspectError::Unsupported => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_image",
+            format!("{name}: {error}."),
+        ),
+        InspectError::Corrupt(_) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "corrupt_image",
+            format!("{name}: {error}."),
+        ),
+    })?;
+    let sha256 = staged.sha256.clone();
+    let byte_size = staged.byte_size as i64;
+    let thumbnail = inspected.thumbnail_jpeg.clone();
+    let extension = inspected.extension;
+    tokio::task::spawn_blocking(move || store.commit(staged, extension, &thumbnail))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO images (project_id, sha256, file_name, extension, byte_size, width, height, fixed_split)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, sha256) DO NOTHING RETURNING id",
+    )
+    .bind(project_id)
+    .bind(&sha256)
+    .bind(file_name)
+    .bind(inspected.extension)
+    .bind(byte_size)
+    .bind(inspected.width)
+    .bind(inspected.height)
+    .bind(fixed_split.map(Split::as_str))
+    .fetch_optional(&state.db)
+    .await?;
+    // None: the same bytes were added concurrently a moment ago; report that copy.
+    let (id, duplicate) = match inserted {
+        Some(id) => (id, false),
+        None => {
+            let mut conn = state.db.acquire().await?;
+            let existing = find_by_hash(&mut conn, project_id, &sha256).await?;
+            (existing.map(|e| e.id).unwrap_or_default(), true)
+        }
+    };
+    Ok(UploadedFile {
+        file_name: file_name.to_owned(),
+        id: Some(id),
+        width: inspected.width,
+        height: inspected.height,
+        sha256,
+        duplicate,
+        error: None,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    class_id: Option<u32>,
+    limit: Option<u32>,
+    /// Images after this id (ascending).
+    cursor: Option<i64>,
+    /// Images before this id (descending): the editor's "previous image".
+    before: Option<i64>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    PathParams(project_id): PathParams<i64>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<ImagePage>, ApiError> {
+    crate::projects::ensure_exists(&state.db, project_id).await?;
+    let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
+        Some(text) => Some(ImageStatus::parse(text).ok_or_else(|| {
+            ApiError::bad_request("invalid_status", format!("Unknown status {text:?}."))
+        })?),
+        None => None,
+    };
+    let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE_SIZE);
+    let filter = "project_id = ?1 AND (?2 IS NULL OR status = ?2)
+        AND (?3 IS NULL OR EXISTS (SELECT 1 FROM boxes b WHERE b.image_id = images.id AND b.class_id = ?3))";
+    let (range, order, bound) = match query.before {
+        Some(before) => ("id < ?4", "DESC", before),
+        None => ("id > ?4", "ASC", query.cursor.unwrap_or(0)),
+    };
+    let mut rows: Vec<ImageRow> = sqlx::query_as(crate::db::constant_sql(format!(
+        "SELECT {IMAGE_COLUMNS} FROM images WHERE {filter} AND {range} ORDER BY id {order} LIMIT ?5"
+    )))
+    .bind(project_id)
+    .bind(status.map(ImageStatus::as_str))
+    .bind(query.class_id)
+    .bind(bound)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(&state.db)
+    .await?;
+    let next_cursor = if rows.len() > limit as usize && query.before.is_none() {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.id)
+    } else {
+        rows.truncate(limit as usize);
+        None
+    };
+    let total: i64 = sqlx::query_scalar(crate::db::constant_sql(format!(
+        "SELECT COUNT(*) FROM images WHERE {filter}"
+    )))
+    .bind(project_id)
+    .bind(status.map(ImageStatus::as_str))
+    .bind(query.class_id)
+    .fetch_one(&state.db)
+    .await?;
+    Ok(Json(ImagePage {
+        images: rows.into_iter().map(ImageRow::into_info).collect(),
+        next_cursor,
+        total: total as u64,
+    }))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    PathParams(image_id): PathParams<i64>,
+) -> Result<Json<ImageInfo>, ApiError> {
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(load_image(&mut conn, image_id).await?.into_info()))
+}
+
+async fn original(
+    State(state): State<AppState>,
+    PathParams(image_id): PathParams<i64>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let mut conn = state.db.acquire().await?;
+    let image = load_image(&mut conn, image_id).await?;
+    serve_immutable(
+        ServeFile::new(state.store.original_path(&image.sha256, &image.extension)),
+        request,
+    )
+    .await
+}
+
+async fn thumbnail(
+    State(state): State<AppState>,
+    PathParams(image_id): PathParams<i64>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let mut conn = state.db.acquire().await?;
+    let image = load_image(&mut conn, image_id).await?;
+    serve_immutable(
+        ServeFile::new(state.store.thumb_path(&image.sha256)),
+        request,
+    )
+    .await
+}
+
+/// An image id always names the same bytes, so browsers may keep them.
+async fn serve_immutable(file: ServeFile, request: Request) -> Result<Response, ApiError> {
+    let mut response = file
+        .oneshot(request)
+        .await
+        .map_err(ApiError::internal)?
+        .into_response();
+    if response.status() == StatusCode::NOT_FOUND {
+        return Err(ApiError::internal(
+            "an image's file is missing from the data folder",
+        ));
+    }
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    Ok(response)
+}
+
+/// Columns read into [`ImageRow`], including the box count.
+pub const IMAGE_COLUMNS: &str = "id, project_id, sha256, file_name, extension, width, height, status, negative,
+    fixed_split, review_comment, (SELECT COUNT(*) FROM boxes b WHERE b.image_id = images.id) AS box_count";
+
+/// One row of `images`.
+#[derive(Debug, Clone, FromRow)]
+pub struct ImageRow {
+    pub id: i64,
+    pub project_id: i64,
+    pub sha256: String,
+    pub file_name: String,
+    pub extension: String,
+    pub width: u32,
+    pub height: u32,
+    pub status: String,
+    pub negative: bool,
+    pub fixed_split: Option<String>,
+    pub review_comment: Option<String>,
+    pub box_count: u32,
+}
+
+impl ImageRow {
+    /// The row's workflow status (unknown spellings read as `new`).
+    pub fn status(&self) -> ImageStatus {
+        ImageStatus::parse(&self.status).unwrap_or(ImageStatus::New)
+    }
+
+    /// The API view of the row.
+    pub fn into_info(self) -> ImageInfo {
+        ImageInfo {
+            status: self.status(),
+            id: self.id,
+            project_id: self.project_id,
+            file_name: self.file_name,
+            width: self.width,
+            height: self.height,
+            sha256: self.sha256,
+            negative: self.negative,
+            fixed_split: self.fixed_split.as_deref().and_then(Split::parse),
+            box_count: self.box_count,
+            review_comment: self.review_comment,
+        }
+    }
+}
+
+/// The image with this id, or 404.
+pub async fn load_image(conn: &mut SqliteConnection, image_id: i64) -> Result<ImageRow, ApiError> {
+    sqlx::query_as(crate::db::constant_sql(format!(
+        "SELECT {IMAGE_COLUMNS} FROM images WHERE id = ?"
+    )))
+    .bind(image_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| ApiError::not_found(format_args!("image {image_id}")))
+}
+
+async fn find_by_hash(
+    conn: &mut SqliteConnection,
+    project_id: i64,
+    sha256: &str,
+) -> Result<Option<ImageRow>, ApiError> {
+    Ok(sqlx::query_as(crate::db::constant_sql(format!(
+        "SELECT {IMAGE_COLUMNS} FROM images WHERE project_id = ? AND sha256 = ?"
+    )))
+    .bind(project_id)
+    .bind(sha256)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError {
+    ApiError::new(error.status(), "invalid_multipart", error.body_text())
+}
+
+/// The last path component of a client-supplied name, without control characters, at most 200
+/// characters; never empty.
+pub fn clean_file_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
+    let cleaned = cleaned.trim();
+    if cleaned.is_empty() || cleaned == "." || cleaned == ".." {
+        "image".to_owned()
+    } else {
+        cleaned.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_file_name;
+
+    #[test]
+    fn file_names_are_cleaned() {
+        let cases = [
+            ("cat.jpg", "cat.jpg"),
+            ("../../etc/passwd", "passwd"),
+            ("C:\\photos\\dog.png", "dog.png"),
+            ("a\nb.jpg", "ab.jpg"),
+            ("", "image"),
+            ("..", "image"),
+            ("dir/", "image"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(clean_file_name(input), expected, "{input:?}");
+        }
+    }
+}

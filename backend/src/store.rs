@@ -1,0 +1,161 @@
+//! The data folder's files: original image bytes stored once under their SHA-256 (so identical
+//! uploads, even across projects, share one file) and JPEG thumbnails beside them.
+//!
+//! Uploads are streamed to a staging file while hashed, then renamed into place, so a large
+//! upload never sits in memory and a half-written file never appears under a real name.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use axum::body::Bytes;
+use futures_util::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
+use tempfile::NamedTempFile;
+use tokio::io::AsyncWriteExt;
+
+/// Handle on the data folder's file areas.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// A fully received upload, not yet in the store. Deleted when dropped unless committed.
+#[derive(Debug)]
+pub struct Staged {
+    file: NamedTempFile,
+    /// SHA-256 of the bytes, lower-case hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub byte_size: u64,
+}
+
+impl Staged {
+    /// Where the staged bytes are, for decoding before they are committed.
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+}
+
+/// Why an upload could not be staged.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// More bytes than allowed arrived.
+    #[error("the file is larger than the {limit_mb} MiB upload limit")]
+    TooLarge { limit_mb: u64 },
+    /// The client's stream broke off or was malformed.
+    #[error("the upload broke off: {0}")]
+    Body(String),
+    /// The disk refused.
+    #[error("cannot write the upload: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl Store {
+    /// Opens (creating) the file areas inside `data_dir`.
+    pub fn open(data_dir: &Path) -> io::Result<Store> {
+        let root = data_dir.to_owned();
+        for area in ["originals", "thumbs", "staging"] {
+            std::fs::create_dir_all(root.join(area))?;
+        }
+        Ok(Store { root })
+    }
+
+    /// Where the original bytes with this hash live (the extension lets file servers and
+    /// people browsing the folder know the type).
+    pub fn original_path(&self, sha256: &str, extension: &str) -> PathBuf {
+        self.root
+            .join("originals")
+            .join(sha256.get(..2).unwrap_or("00"))
+            .join(format!("{sha256}.{extension}"))
+    }
+
+    /// Where the thumbnail of the image with this hash lives.
+    pub fn thumb_path(&self, sha256: &str) -> PathBuf {
+        self.root
+            .join("thumbs")
+            .join(sha256.get(..2).unwrap_or("00"))
+            .join(format!("{sha256}.jpg"))
+    }
+
+    /// Streams `body` into a staging file, hashing as it goes; refuses more than `max_bytes`.
+    pub async fn stage<S, E>(&self, mut body: S, max_bytes: u64) -> Result<Staged, StageError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let temp = NamedTempFile::new_in(self.root.join("staging"))?;
+        let mut file = tokio::fs::File::from_std(temp.reopen()?);
+        let mut hasher = Sha256::new();
+        let mut byte_size = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| StageError::Body(e.to_string()))?;
+            byte_size += chunk.len() as u64;
+            if byte_size > max_bytes {
+                return Err(StageError::TooLarge {
+                    limit_mb: max_bytes / (1024 * 1024),
+                });
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await?;
+        }
+        file.flush().await?;
+        file.sync_data().await?;
+        let sha256 = hex(&hasher.finalize());
+        Ok(Staged {
+            file: temp,
+            sha256,
+            byte_size,
+        })
+    }
+
+    /// Stages bytes already in memory or on disk (imports).
+    pub fn stage_file(&self, source: &Path) -> Result<Staged, StageError> {
+        let temp = NamedTempFile::new_in(self.root.join("staging"))?;
+        std::fs::copy(source, temp.path())?;
+        let mut hasher = Sha256::new();
+        let mut reader = std::fs::File::open(temp.path())?;
+        let byte_size = io::copy(&mut reader, &mut HashWriter(&mut hasher))?;
+        Ok(Staged {
+            sha256: hex(&hasher.finalize()),
+            file: temp,
+            byte_size,
+        })
+    }
+
+    /// Moves staged bytes and their thumbnail into the store. Bytes already stored under the
+    /// same hash are kept as they are.
+    pub fn commit(&self, staged: Staged, extension: &str, thumbnail_jpeg: &[u8]) -> io::Result<()> {
+        let original = self.original_path(&staged.sha256, extension);
+        let thumb = self.thumb_path(&staged.sha256);
+        for path in [&original, &thumb] {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+        }
+        if !thumb.is_file() {
+            let temp = NamedTempFile::new_in(self.root.join("staging"))?;
+            std::fs::write(temp.path(), thumbnail_jpeg)?;
+            temp.persist(&thumb).map_err(|e| e.error)?;
+        }
+        if !original.is_file() {
+            staged.file.persist(&original).map_err(|e| e.error)?;
+        }
+        Ok(())
+    }
+}
+
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

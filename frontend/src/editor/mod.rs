@@ -1,0 +1,586 @@
+//! `/projects/{pid}/images/{iid}`: the box editor. Every edit is applied on screen at once and
+//! queued to the server through [`SyncQueue`]; undo/redo replays edits as new operations, so the
+//! server (and anyone else on the image) sees them like any other edit.
+
+mod canvas;
+mod model;
+
+use api::{ImageBoxes, ImageInfo, ImageStatus, OpKind, Project, StatusChange};
+use leptos::ev;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::hooks::use_navigate;
+use wasm_bindgen::JsCast;
+use web_sys::KeyboardEvent;
+
+use self::canvas::{Canvas, CanvasState, View};
+use self::model::{Action, Change, EditBox, History, new_box_id};
+use crate::api_client::{self, ApiFailure};
+use crate::pages::{LoadError, Loading, id_param};
+use crate::sync::{SyncIndicator, SyncQueue};
+
+/// Editor settings that outlive one image: "keep previous image's boxes" and those boxes.
+#[derive(Clone, Copy)]
+pub struct EditorSession {
+    /// Copy the previous image's boxes onto an unlabeled image when it opens.
+    pub keep_previous: RwSignal<bool>,
+    /// Boxes of the image last closed.
+    pub last_boxes: StoredValue<Vec<EditBox>>,
+}
+
+impl EditorSession {
+    /// A fresh session (provided once by the app shell).
+    pub fn new() -> Self {
+        Self {
+            keep_previous: RwSignal::new(false),
+            last_boxes: StoredValue::new(Vec::new()),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Loaded {
+    project: Project,
+    image: ImageInfo,
+    boxes: ImageBoxes,
+}
+
+async fn load(project_id: Option<i64>, image_id: Option<i64>) -> Result<Loaded, ApiFailure> {
+    let (Some(project_id), Some(image_id)) = (project_id, image_id) else {
+        return Err(ApiFailure {
+            code: "not_found".into(),
+            message: "This address does not name an image.".into(),
+        });
+    };
+    let project = api_client::get_project(project_id).await?;
+    let image = api_client::get_image(image_id).await?;
+    if image.project_id != project_id {
+        return Err(ApiFailure {
+            code: "not_found".into(),
+            message: format!("Image {image_id} is not in this project."),
+        });
+    }
+    let boxes = api_client::get_boxes(image_id).await?;
+    Ok(Loaded {
+        project,
+        image,
+        boxes,
+    })
+}
+
+/// The editor route.
+#[component]
+pub fn LabelingView() -> impl IntoView {
+    let project_id = id_param("pid");
+    let image_id = id_param("iid");
+    let data = LocalResource::new(move || load(project_id(), image_id()));
+    view! {
+        {move || match data.get() {
+            None => view! { <Loading /> }.into_any(),
+            Some(Err(failure)) => view! { <LoadError failure /> }.into_any(),
+            Some(Ok(loaded)) => view! { <Editor loaded /> }.into_any(),
+        }}
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Direction {
+    Next,
+    Previous,
+}
+
+#[component]
+fn Editor(loaded: Loaded) -> impl IntoView {
+    let Loaded {
+        project,
+        image,
+        boxes: server,
+    } = loaded;
+    let sync = expect_context::<SyncQueue>();
+    let session = expect_context::<EditorSession>();
+    let (project_id, image_id) = (project.id, image.id);
+
+    // What the server has, plus this browser's edits it has not confirmed yet.
+    let mut initial: Vec<EditBox> = server.boxes.into_iter().map(EditBox::from).collect();
+    let mut initial_negative = server.negative;
+    for pending in sync.pending_for(image_id) {
+        if let Some(op) = pending.op {
+            replay(&mut initial, &op);
+        }
+        if let Some(flag) = pending.negative {
+            initial_negative = flag;
+        }
+    }
+    let boxes = RwSignal::new(initial);
+    let negative = RwSignal::new(initial_negative);
+    let status = RwSignal::new(server.status);
+    let review_comment = RwSignal::new(image.review_comment.clone());
+    let selected = RwSignal::new(None::<String>);
+    let current_class = RwSignal::new(project.classes.first().map_or(0, |c| c.id));
+    let classes = StoredValue::new(project.classes.clone());
+    let history = StoredValue::new(History::default());
+    let view_state = RwSignal::new(View {
+        zoom: 1.0,
+        pan_x: 0.0,
+        pan_y: 0.0,
+    });
+    let space_held = RwSignal::new(false);
+    let viewport = NodeRef::<leptos::html::Div>::new();
+    let notice = RwSignal::new(None::<String>);
+    let reject_text = RwSignal::new(String::new());
+
+    // Apply an action on screen and queue it for the server.
+    let commit = move |action: Action, record: bool| {
+        if action.is_empty() {
+            return;
+        }
+        for change in &action {
+            let id = change
+                .after
+                .as_ref()
+                .or(change.before.as_ref())
+                .map(|b| b.id.clone())
+                .unwrap_or_default();
+            let known = boxes
+                .with_untracked(|list| list.iter().find(|b| b.id == id).map(|b| b.revision))
+                .unwrap_or(0);
+            if let Some(op) = model::to_op(change, known) {
+                sync.push(image_id, op);
+            }
+        }
+        boxes.update(|list| action.iter().for_each(|change| model::apply(list, change)));
+        if action.iter().any(|c| c.after.is_some()) {
+            negative.set(false);
+        }
+        status.update(|s| *s = s.after_edit());
+        if record {
+            history.update_value(|h| h.record(action));
+        }
+    };
+    let on_action = Callback::new(move |action: Action| commit(action, true));
+
+    // The server's answers: revisions for the next edits, and "you overwrote someone" notices.
+    Effect::new(move |_| {
+        let Some((answered_image, response)) = sync.applied() else {
+            return;
+        };
+        if answered_image != image_id {
+            return;
+        }
+        boxes.update(|list| {
+            for applied in &response.applied {
+                if let (Some(saved), Some(local)) = (
+                    &applied.bbox,
+                    list.iter_mut().find(|b| b.id == applied.box_id),
+                ) {
+                    local.revision = saved.revision;
+                }
+            }
+        });
+        if let Some(author) = response.applied.iter().find_map(|a| a.overwrote.clone()) {
+            notice.set(Some(format!(
+                "Your edit replaced a newer change by {author}."
+            )));
+        }
+        status.set(response.status);
+        negative.set(response.negative);
+    });
+    // A refused edit: show the server's truth again.
+    Effect::new(move |_| {
+        if sync.refused() == Some(image_id) {
+            spawn_local(async move {
+                if let Ok(fresh) = api_client::get_boxes(image_id).await {
+                    boxes.set(fresh.boxes.into_iter().map(EditBox::from).collect());
+                    negative.set(fresh.negative);
+                    status.set(fresh.status);
+                    history.set_value(History::default());
+                }
+            });
+        }
+    });
+
+    // "Keep previous image's boxes" for video-like sequences.
+    if session.keep_previous.get_untracked()
+        && boxes.with_untracked(Vec::is_empty)
+        && !initial_negative
+    {
+        let copied: Action = session
+            .last_boxes
+            .get_value()
+            .into_iter()
+            .filter_map(|b| {
+                let rect = api::normalize_box(b.rect, image.width, image.height).ok()?;
+                Some(Change {
+                    before: None,
+                    after: Some(EditBox {
+                        id: new_box_id(),
+                        rect,
+                        revision: 0,
+                        ..b
+                    }),
+                })
+            })
+            .collect();
+        commit(copied, true);
+    }
+    on_cleanup(move || {
+        if let Some(list) = boxes.try_get_untracked() {
+            session.last_boxes.set_value(list);
+        }
+    });
+
+    let fit = move || {
+        if let Some(element) = viewport.get_untracked() {
+            let rect = element.get_bounding_client_rect();
+            view_state.set(View::fit(
+                f64::from(image.width),
+                f64::from(image.height),
+                rect.width(),
+                rect.height(),
+            ));
+        }
+    };
+    request_animation_frame(fit);
+
+    let navigate = use_navigate();
+    let go = move |direction: Direction| {
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            let page = match direction {
+                Direction::Next => {
+                    api_client::list_images(project_id, None, None, Some(image_id), None, 1).await
+                }
+                Direction::Previous => {
+                    api_client::list_images(project_id, None, None, None, Some(image_id), 1).await
+                }
+            };
+            match page.map(|p| p.images.into_iter().next()) {
+                Ok(Some(other)) => navigate(
+                    &format!("/projects/{project_id}/images/{}", other.id),
+                    Default::default(),
+                ),
+                Ok(None) => notice.set(Some(match direction {
+                    Direction::Next => "This is the last image.".into(),
+                    Direction::Previous => "This is the first image.".into(),
+                })),
+                Err(failure) => notice.set(Some(failure.message)),
+            }
+        });
+    };
+    let go = StoredValue::new(go);
+
+    let set_status = move |change: StatusChange, then_next: bool| {
+        spawn_local(async move {
+            match api_client::change_status(image_id, &change).await {
+                Ok(info) => {
+                    status.set(info.status);
+                    review_comment.set(info.review_comment);
+                    notice.set(None);
+                    if then_next {
+                        go.with_value(|go| go(Direction::Next));
+                    }
+                }
+                Err(failure) => notice.set(Some(failure.message)),
+            }
+        });
+    };
+    let toggle_negative = move || {
+        let wanted = !negative.get_untracked();
+        if wanted && !boxes.with_untracked(Vec::is_empty) {
+            notice.set(Some(
+                "Delete the boxes first: an image with boxes has objects.".into(),
+            ));
+            return;
+        }
+        negative.set(wanted);
+        status.update(|s| *s = s.after_edit());
+        sync.push_negative(image_id, wanted);
+    };
+    let change_selected_class = move |class_id: u32| {
+        current_class.set(class_id);
+        let Some(id) = selected.get_untracked() else {
+            return;
+        };
+        let Some(before) = boxes.with_untracked(|b| b.iter().find(|b| b.id == id).cloned()) else {
+            return;
+        };
+        if before.class_id != class_id {
+            let after = EditBox {
+                class_id,
+                ..before.clone()
+            };
+            commit(
+                vec![Change {
+                    before: Some(before),
+                    after: Some(after),
+                }],
+                true,
+            );
+        }
+    };
+    let delete_selected = move || {
+        let Some(id) = selected.get_untracked() else {
+            return;
+        };
+        let Some(before) = boxes.with_untracked(|b| b.iter().find(|b| b.id == id).cloned()) else {
+            return;
+        };
+        selected.set(None);
+        commit(
+            vec![Change {
+                before: Some(before),
+                after: None,
+            }],
+            true,
+        );
+    };
+    let undo = move || {
+        if let Some(action) = history.try_update_value(History::undo).flatten() {
+            selected.set(None);
+            commit(action, false);
+        }
+    };
+    let redo = move || {
+        if let Some(action) = history.try_update_value(History::redo).flatten() {
+            commit(action, false);
+        }
+    };
+
+    let keydown = window_event_listener(ev::keydown, move |event: KeyboardEvent| {
+        if typing_in_a_field(&event) {
+            return;
+        }
+        let key = event.key();
+        let command = event.ctrl_key() || event.meta_key();
+        let handled = match key.as_str() {
+            "z" | "Z" if command && event.shift_key() => {
+                redo();
+                true
+            }
+            "z" | "Z" if command => {
+                undo();
+                true
+            }
+            "y" if command => {
+                redo();
+                true
+            }
+            "Enter" if command => {
+                set_status(
+                    StatusChange {
+                        status: ImageStatus::Submitted,
+                        comment: None,
+                    },
+                    true,
+                );
+                true
+            }
+            _ if command || event.alt_key() => false,
+            "Delete" | "Backspace" => {
+                delete_selected();
+                true
+            }
+            "Escape" => {
+                selected.set(None);
+                true
+            }
+            "d" | "D" | "ArrowRight" => {
+                go.with_value(|go| go(Direction::Next));
+                true
+            }
+            "a" | "A" | "ArrowLeft" => {
+                go.with_value(|go| go(Direction::Previous));
+                true
+            }
+            "f" | "F" => {
+                fit();
+                true
+            }
+            "+" | "=" => {
+                view_state.update(|v| *v = zoom_centre(*v, 1.25, viewport));
+                true
+            }
+            "-" => {
+                view_state.update(|v| *v = zoom_centre(*v, 0.8, viewport));
+                true
+            }
+            "n" | "N" => {
+                toggle_negative();
+                true
+            }
+            " " => {
+                space_held.set(true);
+                true
+            }
+            digit
+                if digit.len() == 1
+                    && ('1'..='9').contains(&digit.chars().next().unwrap_or('0')) =>
+            {
+                let index = digit.parse::<usize>().unwrap_or(1) - 1;
+                if let Some(class_id) = classes.with_value(|c| c.get(index).map(|c| c.id)) {
+                    change_selected_class(class_id);
+                }
+                true
+            }
+            _ => false,
+        };
+        if handled {
+            event.prevent_default();
+        }
+    });
+    let keyup = window_event_listener(ev::keyup, move |event: KeyboardEvent| {
+        if event.key() == " " {
+            space_held.set(false);
+        }
+    });
+    on_cleanup(move || {
+        keydown.remove();
+        keyup.remove();
+    });
+
+    let back = format!("/projects/{project_id}");
+    let file_name = image.file_name.clone();
+    let selected_box = move || {
+        let id = selected.get()?;
+        boxes.with(|b| b.iter().find(|b| b.id == id).cloned())
+    };
+    let canvas = CanvasState {
+        image_id,
+        width: image.width,
+        height: image.height,
+        boxes,
+        selected,
+        current_class,
+        classes,
+        view: view_state,
+        space_held,
+        on_action,
+        viewport,
+    };
+
+    view! {
+        <div class="editor" data-image-id=image_id.to_string()>
+            <header class="editor-bar">
+                <a href=back class="small">{format!("← {}", project.name)}</a>
+                <span class="file-name" title=file_name.clone()>{file_name.clone()}</span>
+                <span class="muted small">{format!("{} × {}", image.width, image.height)}</span>
+                <span class=move || format!("badge status-{}", status.get().as_str()) data-status=move || status.get().as_str()>
+                    {move || status.get().label()}
+                </span>
+                <SyncIndicator />
+                <span class="spacer"></span>
+                <button on:click=move |_| go.with_value(|go| go(Direction::Previous)) title="Previous image (A)">"‹ Prev"</button>
+                <button on:click=move |_| go.with_value(|go| go(Direction::Next)) title="Next image (D)">"Next ›"</button>
+                <button on:click=move |_| fit() title="Fit to screen (F)">"Fit"</button>
+                <button class:active=move || negative.get() on:click=move |_| toggle_negative() title="No objects here (N)">
+                    {move || if negative.get() { "✓ No objects" } else { "No objects" }}
+                </button>
+                {move || match status.get() {
+                    ImageStatus::Submitted => view! {
+                        <button class="primary" on:click=move |_| set_status(StatusChange { status: ImageStatus::Approved, comment: None }, true)>"Approve"</button>
+                        <input type="text" class="reject-comment" placeholder="What needs fixing?" bind:value=reject_text />
+                        <button class="danger" on:click=move |_| set_status(StatusChange { status: ImageStatus::Rejected, comment: Some(reject_text.get_untracked()) }, false)>"Reject"</button>
+                    }.into_any(),
+                    ImageStatus::Approved | ImageStatus::Rejected => view! {
+                        <button on:click=move |_| set_status(StatusChange { status: ImageStatus::InProgress, comment: None }, false)>"Reopen"</button>
+                    }.into_any(),
+                    _ => view! {
+                        <button class="primary" on:click=move |_| set_status(StatusChange { status: ImageStatus::Submitted, comment: None }, true) title="Submit (Ctrl+Enter)">"Submit"</button>
+                    }.into_any(),
+                }}
+            </header>
+            {move || review_comment.get().map(|comment| view! { <p class="review-comment" role="note">{format!("Reviewer: {comment}")}</p> })}
+            {move || notice.get().map(|message| view! { <p class="notice" role="status">{message}</p> })}
+            <div class="editor-body">
+                <aside class="palette card" aria-label="Classes">
+                    <h2>"Classes"</h2>
+                    <ol class="palette-list">
+                        {project.classes.iter().enumerate().map(|(index, class)| {
+                            let class_id = class.id;
+                            view! {
+                                <li>
+                                    <button class="class-button" class:current=move || current_class.get() == class_id
+                                        data-class-id=class_id.to_string() on:click=move |_| change_selected_class(class_id)>
+                                        <kbd>{if index < 9 { (index + 1).to_string() } else { String::new() }}</kbd>
+                                        <span class="swatch" style:background-color=class.color.clone()></span>
+                                        {class.name.clone()}
+                                    </button>
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ol>
+                    {move || selected_box().map(|b| view! {
+                        <section class="selection">
+                            <h2>"Selected box"</h2>
+                            <label for="box-class">"Class"</label>
+                            <select id="box-class" on:change=move |ev| {
+                                if let Ok(class_id) = event_target_value(&ev).parse() { change_selected_class(class_id) }
+                            }>
+                                {classes.get_value().into_iter().map(|c| view! {
+                                    <option value=c.id.to_string() selected=c.id == b.class_id>{c.name}</option>
+                                }).collect_view()}
+                            </select>
+                            <button class="danger" on:click=move |_| delete_selected()>"Delete (Del)"</button>
+                        </section>
+                    })}
+                    <label class="toggle">
+                        <input type="checkbox" prop:checked=move || session.keep_previous.get()
+                            on:change=move |ev| session.keep_previous.set(event_target_checked(&ev)) />
+                        "Keep previous image's boxes"
+                    </label>
+                    <p class="muted small">{move || format!("{} boxes", boxes.with(Vec::len))}</p>
+                    <details class="shortcuts">
+                        <summary>"Shortcuts"</summary>
+                        <p class="small">"Drag: draw · 1–9: class · Del: delete · Ctrl+Z / Ctrl+Shift+Z: undo / redo · A / D: previous / next · wheel, + / −: zoom · F: fit · space-drag: pan · N: no objects · Ctrl+Enter: submit"</p>
+                    </details>
+                </aside>
+                <Canvas state=canvas />
+            </div>
+        </div>
+    }
+}
+
+/// Replays a queued operation onto boxes loaded from the server.
+fn replay(boxes: &mut Vec<EditBox>, op: &api::BoxOp) {
+    let Some(id) = op.bbox.id.clone() else { return };
+    match op.op {
+        OpKind::Delete => boxes.retain(|b| b.id != id),
+        OpKind::Create | OpKind::Update => {
+            let b = &op.bbox;
+            let after = EditBox {
+                id,
+                class_id: b.class_id,
+                rect: [b.x0, b.y0, b.x1, b.y1],
+                source: api::BoxSource::Human,
+                score: None,
+                revision: 0,
+            };
+            model::apply(
+                boxes,
+                &Change {
+                    before: None,
+                    after: Some(after),
+                },
+            );
+        }
+    }
+}
+
+fn zoom_centre(view: View, factor: f64, viewport: NodeRef<leptos::html::Div>) -> View {
+    match viewport.get_untracked() {
+        Some(element) => {
+            let rect = element.get_bounding_client_rect();
+            view.zoom_at(factor, rect.width() / 2.0, rect.height() / 2.0)
+        }
+        None => view,
+    }
+}
+
+fn typing_in_a_field(event: &KeyboardEvent) -> bool {
+    event
+        .target()
+        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+        .is_some_and(|element| {
+            matches!(element.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
+        })
+}

@@ -1,0 +1,110 @@
+//! Real image files made on the spot: JPEG (optionally with an EXIF orientation), PNG, BMP, and
+//! a PNG header that promises a decompression bomb.
+
+use std::io::Cursor;
+
+use image::codecs::jpeg::JpegEncoder;
+use image::{ExtendedColorType, ImageEncoder, ImageFormat, RgbImage};
+
+/// A `width × height` picture with a gradient and a bright square in the top-left quarter, so
+/// orientation mistakes are visible in screenshots.
+pub fn picture(width: u32, height: u32, seed: u8) -> RgbImage {
+    RgbImage::from_fn(width, height, |x, y| {
+        if x < width / 4 && y < height / 4 {
+            image::Rgb([255, 240, 0])
+        } else {
+            image::Rgb([
+                (x * 255 / width.max(1)) as u8,
+                (y * 255 / height.max(1)) as u8,
+                seed,
+            ])
+        }
+    })
+}
+
+/// JPEG bytes; `orientation` (1–8) is written as EXIF when not 1.
+pub fn jpeg(width: u32, height: u32, orientation: u8, seed: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = JpegEncoder::new_with_quality(&mut out, 90);
+    if orientation != 1 {
+        let _ = encoder.set_exif_metadata(exif_orientation(orientation));
+    }
+    let image = picture(width, height, seed);
+    let _ = encoder.write_image(image.as_raw(), width, height, ExtendedColorType::Rgb8);
+    out
+}
+
+/// PNG bytes.
+pub fn png(width: u32, height: u32, seed: u8) -> Vec<u8> {
+    encode(width, height, seed, ImageFormat::Png)
+}
+
+/// BMP bytes.
+pub fn bmp(width: u32, height: u32, seed: u8) -> Vec<u8> {
+    encode(width, height, seed, ImageFormat::Bmp)
+}
+
+/// A PNG whose header claims `width × height` but that carries almost no data: decoding it
+/// naively would allocate `width × height × 3` bytes.
+pub fn png_bomb(width: u32, height: u32) -> Vec<u8> {
+    let mut bytes = png(1, 1, 0);
+    // IHDR starts at byte 16: width and height, big-endian; then fix the chunk's CRC.
+    bytes[16..20].copy_from_slice(&width.to_be_bytes());
+    bytes[20..24].copy_from_slice(&height.to_be_bytes());
+    let crc = crc32(&bytes[12..29]);
+    bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+    bytes
+}
+
+fn encode(width: u32, height: u32, seed: u8, format: ImageFormat) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    let _ = picture(width, height, seed).write_to(&mut out, format);
+    out.into_inner()
+}
+
+/// A big-endian TIFF block with one IFD entry: Orientation (0x0112).
+fn exif_orientation(orientation: u8) -> Vec<u8> {
+    vec![
+        b'M',
+        b'M',
+        0,
+        42,
+        0,
+        0,
+        0,
+        8,
+        0,
+        1,
+        0x01,
+        0x12,
+        0,
+        3,
+        0,
+        0,
+        0,
+        1,
+        0,
+        orientation,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ]
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
