@@ -5,6 +5,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use fantoccini::actions::{
+    InputSource, KeyAction, KeyActions, MOUSE_BUTTON_LEFT, MouseActions, PointerAction,
+};
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use tempfile::TempDir;
@@ -20,6 +24,15 @@ pub struct Browser {
     pub client: Client,
     driver: Child,
     profile: TempDir,
+}
+
+/// A modifier held while a key is pressed.
+#[derive(Debug, Clone, Copy)]
+pub enum Modifier {
+    /// Ctrl.
+    Control,
+    /// Shift.
+    Shift,
 }
 
 impl Browser {
@@ -58,10 +71,16 @@ impl Browser {
             "--window-size=1280,900".to_owned(),
             format!("--user-data-dir={}", profile.path().display()),
         ];
+        let downloads = profile.path().join("downloads");
+        std::fs::create_dir_all(&downloads)?;
+        let prefs = serde_json::json!({
+            "download.default_directory": downloads,
+            "download.prompt_for_download": false,
+        });
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".to_owned(),
-            serde_json::json!({ "binary": chromium, "args": args }),
+            serde_json::json!({ "binary": chromium, "args": args, "prefs": prefs }),
         );
         let client = ClientBuilder::new(HttpConnector::new())
             .capabilities(capabilities)
@@ -73,6 +92,16 @@ impl Browser {
             driver,
             profile,
         })
+    }
+
+    /// Waits for the first element matching `css`.
+    pub async fn find(&self, css: &str) -> anyhow::Result<fantoccini::elements::Element> {
+        self.client
+            .wait()
+            .at_most(UI_TIMEOUT)
+            .for_element(Locator::Css(css))
+            .await
+            .with_context(|| format!("no element matches {css}"))
     }
 
     /// Waits for the first element matching `css` and returns its text.
@@ -101,6 +130,109 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Where downloads land.
+    pub fn download_dir(&self) -> PathBuf {
+        self.profile.path().join("downloads")
+    }
+
+    /// Waits until `count` elements match `css`.
+    pub async fn wait_for_count(&self, css: &str, count: usize) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + UI_TIMEOUT;
+        loop {
+            let found = self.client.find_all(Locator::Css(css)).await?.len();
+            if found == count {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("expected {count} × {css}, found {found} after {UI_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The value of `attribute` on every element matching `css`, in document order.
+    pub async fn attributes(&self, css: &str, attribute: &str) -> anyhow::Result<Vec<String>> {
+        let mut values = Vec::new();
+        for element in self.client.find_all(Locator::Css(css)).await? {
+            values.push(element.attr(attribute).await?.unwrap_or_default());
+        }
+        Ok(values)
+    }
+
+    /// Runs JavaScript returning numbers (e.g. a bounding rectangle).
+    pub async fn numbers(&self, script: &str) -> anyhow::Result<Vec<f64>> {
+        let value = self.client.execute(script, vec![]).await?;
+        let numbers: Option<Vec<f64>> = value
+            .as_array()
+            .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect());
+        numbers.ok_or_else(|| anyhow::anyhow!("{script} returned {value}"))
+    }
+
+    /// Presses the left button at `from` and releases it at `to` (viewport pixels), moving in
+    /// steps like a hand would.
+    pub async fn drag(&self, from: (f64, f64), to: (f64, f64)) -> anyhow::Result<()> {
+        let step = |t: f64| PointerAction::MoveTo {
+            duration: Some(Duration::from_millis(60)),
+            x: (from.0 + (to.0 - from.0) * t).round(),
+            y: (from.1 + (to.1 - from.1) * t).round(),
+        };
+        let actions = MouseActions::new("mouse".into())
+            .then(PointerAction::MoveTo {
+                duration: None,
+                x: from.0.round(),
+                y: from.1.round(),
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .then(step(0.3))
+            .then(step(0.7))
+            .then(step(1.0))
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            });
+        self.client.perform_actions(actions).await?;
+        self.client.release_actions().await?;
+        Ok(())
+    }
+
+    /// Presses `key` with `modifiers` held, as the keyboard would send it to the page.
+    pub async fn press(&self, modifiers: &[Modifier], key: char) -> anyhow::Result<()> {
+        let code = |m: &Modifier| -> char {
+            match m {
+                Modifier::Control => Key::Control.into(),
+                Modifier::Shift => Key::Shift.into(),
+            }
+        };
+        let mut actions = KeyActions::new("keyboard".into());
+        for modifier in modifiers {
+            actions = actions.then(KeyAction::Down {
+                value: code(modifier),
+            });
+        }
+        actions = actions
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key });
+        for modifier in modifiers.iter().rev() {
+            actions = actions.then(KeyAction::Up {
+                value: code(modifier),
+            });
+        }
+        self.client.perform_actions(actions).await?;
+        self.client.release_actions().await?;
+        Ok(())
+    }
+
+    /// Saves a screenshot to the system temp folder (for failures) and returns its path.
+    pub async fn screenshot(&self, name: &str) -> Option<PathBuf> {
+        let png = self.client.screenshot().await.ok()?;
+        let dir = std::env::temp_dir().join("distillery-e2e");
+        std::fs::create_dir_all(&dir).ok()?;
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).ok()?;
+        Some(path)
     }
 
     /// Ends the WebDriver session (closing Chromium) and stops chromedriver.

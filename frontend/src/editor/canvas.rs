@@ -105,6 +105,8 @@ pub struct CanvasState {
     pub on_action: Callback<Action>,
     /// The viewport element, for fitting.
     pub viewport: NodeRef<html::Div>,
+    /// Called when the image has loaded (the layout is final by then).
+    pub on_image_loaded: Callback<()>,
 }
 
 /// The canvas component.
@@ -122,6 +124,7 @@ pub fn Canvas(state: CanvasState) -> impl IntoView {
         space_held,
         on_action,
         viewport,
+        on_image_loaded,
     } = state;
     let (w, h) = (f64::from(width), f64::from(height));
     let drag = StoredValue::new(None::<Drag>);
@@ -328,7 +331,8 @@ pub fn Canvas(state: CanvasState) -> impl IntoView {
             <div class="canvas" style:width=move || format!("{}px", w * view.get().zoom)
                 style:height=move || format!("{}px", h * view.get().zoom)
                 style:transform=move || { let v = view.get(); format!("translate({}px, {}px)", v.pan_x, v.pan_y) }>
-                <img class="canvas-image" src=format!("/api/images/{image_id}/file") alt="" draggable="false" />
+                <img class="canvas-image" src=format!("/api/images/{image_id}/file") alt="" draggable="false"
+                    on:load=move |_| on_image_loaded.run(()) />
                 <svg node_ref=svg_ref class="overlay" viewBox=format!("0 0 {width} {height}") preserveAspectRatio="none">
                     <For each=move || boxes.get() key=|b| (b.id.clone(), b.class_id, b.rect.map(f64::to_bits)) let:b>
                         {

@@ -241,6 +241,9 @@ fn Editor(loaded: Loaded) -> impl IntoView {
         }
     };
     request_animation_frame(fit);
+    // The window may change size (or finish laying out) after the first frame.
+    let resize = window_event_listener(ev::resize, move |_| fit());
+    on_cleanup(move || resize.remove());
 
     let navigate = use_navigate();
     let go = move |direction: Direction| {
@@ -456,6 +459,7 @@ fn Editor(loaded: Loaded) -> impl IntoView {
         space_held,
         on_action,
         viewport,
+        on_image_loaded: Callback::new(move |()| fit()),
     };
 
     view! {

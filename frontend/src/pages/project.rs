@@ -271,7 +271,10 @@ fn ExportPanel(project_id: i64) -> impl IntoView {
                 <button id="export-button" class="primary" on:click=download>"Download zip"</button>
             </div>
             {move || summary.get().map(|result| match result {
-                Ok(c) => view! { <p class="small export-summary">{format!("{} images, {} boxes (train {}, val {}, test {})", c.images, c.boxes, c.train, c.val, c.test)}</p> }.into_any(),
+                Ok(c) => view! { <p class="small export-summary">{format!(
+                    "{} · {} (train {}, val {}, test {})",
+                    plural(c.images, "image"), plural(c.boxes, "box"), c.train, c.val, c.test
+                )}</p> }.into_any(),
                 Err(message) => view! { <p class="form-error small" role="alert">{message}</p> }.into_any(),
             })}
         </section>
@@ -346,5 +349,14 @@ fn AddClassesForm(project: Project, on_change: impl Fn() + Copy + 'static) -> im
             <button type="submit">"Add"</button>
         </form>
         {move || error.get().map(|message| view! { <p class="form-error" role="alert">{message}</p> })}
+    }
+}
+
+/// "1 image", "2 images", "1 box", "3 boxes".
+fn plural(count: u64, noun: &str) -> String {
+    match (count, noun.ends_with('x')) {
+        (1, _) => format!("1 {noun}"),
+        (_, true) => format!("{count} {noun}es"),
+        (_, false) => format!("{count} {noun}s"),
     }
 }
