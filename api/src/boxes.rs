@@ -191,11 +191,7 @@ impl std::fmt::Display for BoxError {
 
 /// Puts a box's corners in order and clips it to a `width × height` image. Drawing from the
 /// bottom-right corner or past the edge is normal in an editor, so both are repaired, not refused.
-pub fn normalize_box(
-    [x0, y0, x1, y1]: [f64; 4],
-    width: u32,
-    height: u32,
-) -> Result<[f64; 4], BoxError> {
+pub fn normalize_box([x0, y0, x1, y1]: [f64; 4], width: u32, height: u32) -> Result<[f64; 4], BoxError> {
     if ![x0, y0, x1, y1].iter().all(|v| v.is_finite()) {
         return Err(BoxError::NotFinite);
     }

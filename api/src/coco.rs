@@ -68,10 +68,7 @@ mod tests {
 
     #[test]
     fn bbox_is_xywh() {
-        assert_eq!(
-            bbox_from_corners([10.0, 20.0, 40.0, 25.0]),
-            [10.0, 20.0, 30.0, 5.0]
-        );
+        assert_eq!(bbox_from_corners([10.0, 20.0, 40.0, 25.0]), [10.0, 20.0, 30.0, 5.0]);
     }
 
     #[test]

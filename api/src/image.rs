@@ -206,6 +206,25 @@ pub struct ExportCounts {
     pub test: u64,
 }
 
+/// What an import did (`POST /api/projects/{pid}/import`, `distillery import`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportReport {
+    /// Detected layout: `yolo`, `coco` or `images`.
+    pub format: String,
+    /// New images stored.
+    pub images_added: u64,
+    /// Images the project already had (same bytes); their labels were left as they were.
+    pub duplicates: u64,
+    /// Boxes added.
+    pub boxes_added: u64,
+    /// Images that came with an empty label file: stored as reviewed negatives.
+    pub negatives: u64,
+    /// Images without any label file: stored as not yet labeled.
+    pub unlabeled: u64,
+    /// Classes the dataset named that the project did not have yet.
+    pub classes_created: Vec<String>,
+}
+
 /// Body of `POST /api/images/{iid}/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusChange {

@@ -14,16 +14,13 @@ pub mod split;
 pub mod yolo;
 
 pub use boxes::{
-    AppliedOp, BoundingBox, BoxError, BoxInput, BoxOp, BoxSource, ImageBoxes, OpKind, OpsRequest,
-    OpsResponse, ReplaceBoxes, clip_box, normalize_box,
+    AppliedOp, BoundingBox, BoxError, BoxInput, BoxOp, BoxSource, ImageBoxes, OpKind, OpsRequest, OpsResponse,
+    ReplaceBoxes, clip_box, normalize_box,
 };
 pub use error::{ErrorBody, ErrorDetail};
 pub use health::Health;
-pub use image::{
-    ExportCounts, ImageInfo, ImagePage, ImageStatus, Split, StatusChange, UploadedFile,
-};
+pub use image::{ExportCounts, ImageInfo, ImagePage, ImageStatus, ImportReport, Split, StatusChange, UploadedFile};
 pub use project::{
-    ClassRemoval, ClassSpec, NewProject, ObjectClass, Project, ProjectPatch, SplitRatios,
-    ValidationError, default_class_color, parse_class_list, validate_classes,
-    validate_project_name,
+    ClassRemoval, ClassSpec, NewProject, ObjectClass, Project, ProjectPatch, SplitRatios, ValidationError,
+    default_class_color, parse_class_list, validate_classes, validate_project_name,
 };

@@ -169,9 +169,7 @@ impl ValidationError {
     /// Stable machine-readable code for the API's error body.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::EmptyProjectName | Self::ProjectNameTooLong | Self::ControlCharacters => {
-                "invalid_name"
-            }
+            Self::EmptyProjectName | Self::ProjectNameTooLong | Self::ControlCharacters => "invalid_name",
             Self::EmptyClassName { .. }
             | Self::ClassNameTooLong { .. }
             | Self::TooManyClasses
@@ -195,10 +193,7 @@ impl fmt::Display for ValidationError {
                 )
             }
             Self::ControlCharacters => {
-                write!(
-                    f,
-                    "Names cannot contain line breaks, tabs or other control characters."
-                )
+                write!(f, "Names cannot contain line breaks, tabs or other control characters.")
             }
             Self::EmptyClassName { index } => write!(f, "Class {} has no name.", index + 1),
             Self::ClassNameTooLong { name } => write!(
@@ -206,10 +201,7 @@ impl fmt::Display for ValidationError {
                 "The class name \"{name}\" is longer than {MAX_CLASS_NAME_CHARS} characters."
             ),
             Self::DuplicateClassName { name } => {
-                write!(
-                    f,
-                    "The class \"{name}\" is listed twice; class names must be unique."
-                )
+                write!(f, "The class \"{name}\" is listed twice; class names must be unique.")
             }
             Self::TooManyClasses => write!(f, "A project can have at most {MAX_CLASSES} classes."),
             Self::InvalidColor { color } => {
@@ -264,14 +256,10 @@ pub fn validate_classes(classes: &[ClassSpec]) -> Result<Vec<ClassSpec>, Validat
             return Err(ValidationError::ControlCharacters);
         }
         if name.chars().count() > MAX_CLASS_NAME_CHARS {
-            return Err(ValidationError::ClassNameTooLong {
-                name: name.to_owned(),
-            });
+            return Err(ValidationError::ClassNameTooLong { name: name.to_owned() });
         }
         if !seen_names.insert(name.to_lowercase()) {
-            return Err(ValidationError::DuplicateClassName {
-                name: name.to_owned(),
-            });
+            return Err(ValidationError::DuplicateClassName { name: name.to_owned() });
         }
         if let Some(id) = class.id
             && !seen_ids.insert(id)
@@ -280,22 +268,14 @@ pub fn validate_classes(classes: &[ClassSpec]) -> Result<Vec<ClassSpec>, Validat
         }
         let color = match &class.color {
             Some(color) if !is_hex_color(color) => {
-                return Err(ValidationError::InvalidColor {
-                    color: color.clone(),
-                });
+                return Err(ValidationError::InvalidColor { color: color.clone() });
             }
             Some(color) => Some(color.to_ascii_lowercase()),
             None => None,
         };
-        let prompt = class
-            .prompt
-            .as_deref()
-            .map(str::trim)
-            .filter(|p| !p.is_empty());
+        let prompt = class.prompt.as_deref().map(str::trim).filter(|p| !p.is_empty());
         if prompt.is_some_and(|p| p.chars().count() > MAX_PROMPT_CHARS) {
-            return Err(ValidationError::PromptTooLong {
-                name: name.to_owned(),
-            });
+            return Err(ValidationError::PromptTooLong { name: name.to_owned() });
         }
         out.push(ClassSpec {
             id: class.id,
@@ -341,8 +321,8 @@ pub fn parse_class_list(text: &str) -> Vec<ClassSpec> {
 /// Colours given to classes that have none, picked to stay distinguishable on photos and on
 /// both light and dark themes.
 const CLASS_PALETTE: [&str; 12] = [
-    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
-    "#fabed4", "#469990", "#dcbeff", "#9a6324",
+    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4", "#469990",
+    "#dcbeff", "#9a6324",
 ];
 
 /// The palette colour of the class with this id.
@@ -381,10 +361,7 @@ mod tests {
             }
         }
         let long = "x".repeat(MAX_PROJECT_NAME_CHARS + 1);
-        assert_eq!(
-            validate_project_name(&long),
-            Err(ValidationError::ProjectNameTooLong)
-        );
+        assert_eq!(validate_project_name(&long), Err(ValidationError::ProjectNameTooLong));
         let longest = "é".repeat(MAX_PROJECT_NAME_CHARS);
         assert!(
             validate_project_name(&longest).is_ok(),
@@ -393,10 +370,7 @@ mod tests {
     }
 
     /// Class names in, and the normalised names or the error code out.
-    type ClassListCase = (
-        &'static [&'static str],
-        Result<&'static [&'static str], &'static str>,
-    );
+    type ClassListCase = (&'static [&'static str], Result<&'static [&'static str], &'static str>);
 
     #[test]
     fn class_lists() {
@@ -412,11 +386,7 @@ mod tests {
             let got = validate_classes(&classes(input));
             match expected {
                 Ok(names) => {
-                    let got: Vec<String> = got
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|c| c.name)
-                        .collect();
+                    let got: Vec<String> = got.unwrap_or_default().into_iter().map(|c| c.name).collect();
                     assert_eq!(got, *names, "input {input:?}");
                 }
                 Err(code) => assert_eq!(got.map_err(|e| e.code()), Err(*code), "input {input:?}"),
@@ -484,12 +454,7 @@ mod tests {
 
     #[test]
     fn class_list_text() {
-        let names = |text: &str| {
-            parse_class_list(text)
-                .into_iter()
-                .map(|c| c.name)
-                .collect::<Vec<_>>()
-        };
+        let names = |text: &str| parse_class_list(text).into_iter().map(|c| c.name).collect::<Vec<_>>();
         assert_eq!(names("car, person\ntruck"), ["car", "person", "truck"]);
         assert_eq!(names(" , \n\n"), Vec::<String>::new());
         assert_eq!(names("traffic light"), ["traffic light"]);
@@ -497,12 +462,10 @@ mod tests {
 
     #[test]
     fn wire_shapes() {
-        let body: NewProject =
-            serde_json::from_str(r#"{"name":"p","classes":[{"name":"car","prompt":"a car"}]}"#)
-                .unwrap_or_else(|e| panic!("{e}"));
+        let body: NewProject = serde_json::from_str(r#"{"name":"p","classes":[{"name":"car","prompt":"a car"}]}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(body.classes[0].prompt.as_deref(), Some("a car"));
-        let body: NewProject =
-            serde_json::from_str(r#"{"name":"p"}"#).unwrap_or_else(|e| panic!("{e}"));
+        let body: NewProject = serde_json::from_str(r#"{"name":"p"}"#).unwrap_or_else(|e| panic!("{e}"));
         assert!(body.classes.is_empty(), "classes may be omitted");
         let error = serde_json::to_value(crate::ErrorBody::new("not_found", "No such project."))
             .unwrap_or_else(|e| panic!("{e}"));

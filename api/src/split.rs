@@ -20,11 +20,7 @@ pub fn split_of(image_id: i64, seed: u32, ratios: SplitRatios) -> Split {
 /// kept. Ultralytics needs images in both train and val: when hashing left one of them empty,
 /// the non-fixed image whose hash lies closest to the other split moves over. A single image
 /// cannot fill both and keeps its hashed split.
-pub fn assign_splits(
-    images: &[(i64, Option<Split>)],
-    seed: u32,
-    ratios: SplitRatios,
-) -> Vec<Split> {
+pub fn assign_splits(images: &[(i64, Option<Split>)], seed: u32, ratios: SplitRatios) -> Vec<Split> {
     let mut splits: Vec<Split> = images
         .iter()
         .map(|&(id, fixed)| fixed.unwrap_or_else(|| split_of(id, seed, ratios)))
@@ -38,17 +34,9 @@ pub fn assign_splits(
         let candidate = images
             .iter()
             .enumerate()
-            .filter(|(i, (_, fixed))| {
-                fixed.is_none() && splits.iter().filter(|s| **s == splits[*i]).count() > 1
-            })
+            .filter(|(i, (_, fixed))| fixed.is_none() && splits.iter().filter(|s| **s == splits[*i]).count() > 1)
             .map(|(i, (id, _))| (i, bucket(*id, seed)))
-            .max_by_key(|&(_, b)| {
-                if wanted == Split::Val {
-                    b
-                } else {
-                    u64::MAX - b
-                }
-            });
+            .max_by_key(|&(_, b)| if wanted == Split::Val { b } else { u64::MAX - b });
         if let Some((index, _)) = candidate {
             splits[index] = wanted;
         }
@@ -78,35 +66,17 @@ mod tests {
         let images: Vec<(i64, Option<Split>)> = (1..=10_000).map(|id| (id, None)).collect();
         let splits = assign_splits(&images, 7, ratios);
         let count = |s| splits.iter().filter(|x| **x == s).count() as f64 / 100.0;
-        assert!(
-            (count(Split::Train) - 70.0).abs() < 2.0,
-            "{}",
-            count(Split::Train)
-        );
-        assert!(
-            (count(Split::Val) - 20.0).abs() < 2.0,
-            "{}",
-            count(Split::Val)
-        );
-        assert!(
-            (count(Split::Test) - 10.0).abs() < 2.0,
-            "{}",
-            count(Split::Test)
-        );
+        assert!((count(Split::Train) - 70.0).abs() < 2.0, "{}", count(Split::Train));
+        assert!((count(Split::Val) - 20.0).abs() < 2.0, "{}", count(Split::Val));
+        assert!((count(Split::Test) - 10.0).abs() < 2.0, "{}", count(Split::Test));
     }
 
     #[test]
     fn deterministic_and_seeded() {
         let ratios = SplitRatios::default();
         let ids: Vec<(i64, Option<Split>)> = (1..=50).map(|id| (id, None)).collect();
-        assert_eq!(
-            assign_splits(&ids, 1, ratios),
-            assign_splits(&ids, 1, ratios)
-        );
-        assert_ne!(
-            assign_splits(&ids, 1, ratios),
-            assign_splits(&ids, 2, ratios)
-        );
+        assert_eq!(assign_splits(&ids, 1, ratios), assign_splits(&ids, 1, ratios));
+        assert_ne!(assign_splits(&ids, 1, ratios), assign_splits(&ids, 2, ratios));
     }
 
     #[test]
@@ -126,10 +96,7 @@ mod tests {
                 "seed {seed}: {splits:?}"
             );
         }
-        assert_eq!(
-            assign_splits(&[(5, None)], 0, ratios),
-            [split_of(5, 0, ratios)]
-        );
+        assert_eq!(assign_splits(&[(5, None)], 0, ratios), [split_of(5, 0, ratios)]);
         assert!(assign_splits(&[], 0, ratios).is_empty());
     }
 }

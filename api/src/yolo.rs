@@ -23,12 +23,7 @@ pub struct YoloLabel {
 
 impl YoloLabel {
     /// From pixel corners on a `width × height` image.
-    pub fn from_corners(
-        class_index: usize,
-        [x0, y0, x1, y1]: [f64; 4],
-        width: u32,
-        height: u32,
-    ) -> Self {
+    pub fn from_corners(class_index: usize, [x0, y0, x1, y1]: [f64; 4], width: u32, height: u32) -> Self {
         let (iw, ih) = (f64::from(width), f64::from(height));
         Self {
             class_index,
@@ -95,11 +90,7 @@ pub fn parse_labels(text: &str, class_count: usize) -> Result<Vec<YoloLabel>, Ve
             }),
         }
     }
-    if errors.is_empty() {
-        Ok(labels)
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(labels) } else { Err(errors) }
 }
 
 fn parse_line(line: &str, class_count: usize) -> Result<YoloLabel, String> {
@@ -114,15 +105,9 @@ fn parse_line(line: &str, class_count: usize) -> Result<YoloLabel, String> {
         ));
     }
     let values: Vec<f64> = fields
-        .map(|v| {
-            v.parse::<f64>()
-                .map_err(|_| format!("{v:?} is not a number"))
-        })
+        .map(|v| v.parse::<f64>().map_err(|_| format!("{v:?} is not a number")))
         .collect::<Result<_, _>>()?;
-    if let Some(bad) = values
-        .iter()
-        .find(|v| !v.is_finite() || **v < 0.0 || **v > 1.0)
-    {
+    if let Some(bad) = values.iter().find(|v| !v.is_finite() || **v < 0.0 || **v > 1.0) {
         return Err(format!("{bad} is outside [0, 1]"));
     }
     match values.len() {
@@ -131,11 +116,7 @@ fn parse_line(line: &str, class_count: usize) -> Result<YoloLabel, String> {
             if w <= 0.0 || h <= 0.0 {
                 return Err("the box has no area".into());
             }
-            if cx - w / 2.0 < -1e-6
-                || cx + w / 2.0 > 1.0 + 1e-6
-                || cy - h / 2.0 < -1e-6
-                || cy + h / 2.0 > 1.0 + 1e-6
-            {
+            if cx - w / 2.0 < -1e-6 || cx + w / 2.0 > 1.0 + 1e-6 || cy - h / 2.0 < -1e-6 || cy + h / 2.0 > 1.0 + 1e-6 {
                 return Err("the box reaches outside the image".into());
             }
             Ok(YoloLabel {
@@ -172,8 +153,7 @@ fn parse_line(line: &str, class_count: usize) -> Result<YoloLabel, String> {
 /// `data.yaml` for an export. No `path:` key: Ultralytics then resolves the split folders
 /// against the yaml's own folder, so the dataset trains from wherever it is unpacked.
 pub fn data_yaml(class_names: &[&str], with_test: bool) -> String {
-    let mut yaml =
-        String::from("# Exported by Distillery. Train with: yolo detect train data=data.yaml\n");
+    let mut yaml = String::from("# Exported by Distillery. Train with: yolo detect train data=data.yaml\n");
     yaml.push_str("train: images/train\nval: images/val\n");
     if with_test {
         yaml.push_str("test: images/test\n");
@@ -223,19 +203,10 @@ mod tests {
                 100,
                 "3 0.100000 0.400000 0.100000 0.400000",
             ),
-            (
-                1,
-                [0.0, 0.0, 1.0, 1.0],
-                3,
-                3,
-                "1 0.166667 0.166667 0.333333 0.333333",
-            ),
+            (1, [0.0, 0.0, 1.0, 1.0], 3, 3, "1 0.166667 0.166667 0.333333 0.333333"),
         ];
         for (class, corners, w, h, expected) in cases {
-            assert_eq!(
-                YoloLabel::from_corners(class, corners, w, h).to_line(),
-                expected
-            );
+            assert_eq!(YoloLabel::from_corners(class, corners, w, h).to_line(), expected);
         }
     }
 
@@ -250,10 +221,7 @@ mod tests {
 
     #[test]
     fn parses_files_and_reports_every_bad_line() {
-        let ok = parse_labels(
-            "0 0.5 0.5 0.2 0.2\n\n1 0.1 0.1 0.2 0.1 0.2 0.3 0.1 0.3\n",
-            2,
-        );
+        let ok = parse_labels("0 0.5 0.5 0.2 0.2\n\n1 0.1 0.1 0.2 0.1 0.2 0.3 0.1 0.3\n", 2);
         assert_eq!(
             ok,
             Ok(vec![
@@ -290,11 +258,7 @@ mod tests {
                 Err(errors) => {
                     assert_eq!(errors.len(), 1, "{line}");
                     assert_eq!(errors[0].line, 2, "{line}");
-                    assert!(
-                        errors[0].message.contains(expected),
-                        "{line}: {}",
-                        errors[0].message
-                    );
+                    assert!(errors[0].message.contains(expected), "{line}: {}", errors[0].message);
                 }
                 Ok(labels) => panic!("{line} was accepted: {labels:?}"),
             }

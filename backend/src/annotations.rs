@@ -9,8 +9,8 @@
 use std::collections::HashSet;
 
 use api::{
-    AppliedOp, BoundingBox, BoxInput, BoxOp, BoxSource, ImageBoxes, ImageInfo, ImageStatus, OpKind,
-    OpsRequest, OpsResponse, ReplaceBoxes, StatusChange,
+    AppliedOp, BoundingBox, BoxInput, BoxOp, BoxSource, ImageBoxes, ImageInfo, ImageStatus, OpKind, OpsRequest,
+    OpsResponse, ReplaceBoxes, StatusChange,
 };
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -51,11 +51,10 @@ async fn replace_boxes(
 ) -> Result<Json<ImageBoxes>, ApiError> {
     let mut tx = state.db.begin().await?;
     let image = load_image(&mut tx, image_id).await?;
-    let human: Vec<String> =
-        sqlx::query_scalar("SELECT id FROM boxes WHERE image_id = ? AND source = 'human'")
-            .bind(image_id)
-            .fetch_all(&mut *tx)
-            .await?;
+    let human: Vec<String> = sqlx::query_scalar("SELECT id FROM boxes WHERE image_id = ? AND source = 'human'")
+        .bind(image_id)
+        .fetch_all(&mut *tx)
+        .await?;
     let mut ops: Vec<BoxOp> = human
         .into_iter()
         .map(|id| BoxOp {
@@ -128,11 +127,7 @@ async fn change_status(
             ),
         ));
     }
-    let comment = change
-        .comment
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty());
+    let comment = change.comment.as_deref().map(str::trim).filter(|c| !c.is_empty());
     if change.status == ImageStatus::Rejected && comment.is_none() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -155,11 +150,7 @@ async fn change_status(
 }
 
 /// Applies a batch of operations inside the caller's transaction.
-async fn apply(
-    conn: &mut SqliteConnection,
-    image: &ImageRow,
-    request: &OpsRequest,
-) -> Result<OpsResponse, ApiError> {
+async fn apply(conn: &mut SqliteConnection, image: &ImageRow, request: &OpsRequest) -> Result<OpsResponse, ApiError> {
     let class_ids: HashSet<u32> = sqlx::query_scalar("SELECT id FROM classes WHERE project_id = ?")
         .bind(image.project_id)
         .fetch_all(&mut *conn)
@@ -219,11 +210,7 @@ async fn apply(
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "unknown_class",
-                format!(
-                    "{}: class {} is not in this project.",
-                    which(),
-                    op.bbox.class_id
-                ),
+                format!("{}: class {} is not in this project.", which(), op.bbox.class_id),
             ));
         }
         let [x0, y0, x1, y1] = api::normalize_box(
@@ -335,36 +322,33 @@ async fn record(
     before: Option<&BoundingBox>,
     after: Option<&BoundingBox>,
 ) -> Result<i64, ApiError> {
-    let seq: i64 = sqlx::query_scalar(
-        "UPDATE projects SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq",
-    )
-    .bind(image.project_id)
-    .fetch_one(&mut *conn)
-    .await?;
+    let seq: i64 = sqlx::query_scalar("UPDATE projects SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq")
+        .bind(image.project_id)
+        .fetch_one(&mut *conn)
+        .await?;
     let json = |b: Option<&BoundingBox>| b.and_then(|b| serde_json::to_string(b).ok());
     let op_name = match op {
         OpKind::Create => "create",
         OpKind::Update => "update",
         OpKind::Delete => "delete",
     };
-    sqlx::query("INSERT INTO box_events (project_id, seq, image_id, box_id, op, before, after) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        .bind(image.project_id)
-        .bind(seq)
-        .bind(image.id)
-        .bind(box_id)
-        .bind(op_name)
-        .bind(json(before))
-        .bind(json(after))
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO box_events (project_id, seq, image_id, box_id, op, before, after) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(image.project_id)
+    .bind(seq)
+    .bind(image.id)
+    .bind(box_id)
+    .bind(op_name)
+    .bind(json(before))
+    .bind(json(after))
+    .execute(&mut *conn)
+    .await?;
     Ok(seq)
 }
 
 /// The image's boxes, oldest first.
-pub async fn image_boxes(
-    conn: &mut SqliteConnection,
-    image: &ImageRow,
-) -> Result<ImageBoxes, ApiError> {
+pub async fn image_boxes(conn: &mut SqliteConnection, image: &ImageRow) -> Result<ImageBoxes, ApiError> {
     let rows: Vec<BoxRow> = sqlx::query_as(crate::db::constant_sql(format!(
         "SELECT {BOX_COLUMNS} FROM boxes WHERE image_id = ? ORDER BY rowid"
     )))

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+use crate::commands::{ExportArgs, ImportArgs};
 use crate::config::ServeConfig;
 
 /// Distillery: a labeling studio with in-browser pre-labels and model distillation.
@@ -20,6 +21,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the studio: web app, HTTP API and background jobs.
     Serve(ServeConfig),
+    /// Import a dataset (YOLO or COCO, zip or folder, or plain images) into a project.
+    Import(ImportArgs),
+    /// Write a project's dataset as a YOLO or COCO zip.
+    Export(ExportArgs),
 }
 
 /// Runs the parsed command; errors are printed once, here, with their causes.
@@ -31,10 +36,7 @@ pub fn run(cli: Cli) -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -44,6 +46,8 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(config) => crate::server::serve(config).await,
+            Command::Import(args) => crate::commands::import(args).await,
+            Command::Export(args) => crate::commands::export(args).await,
         }
     });
     match result {

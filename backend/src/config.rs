@@ -46,19 +46,14 @@ pub struct ServeConfig {
 #[derive(Debug, Clone, Copy, Args)]
 pub struct Limits {
     /// Largest image file accepted, in MiB.
-    #[arg(
-        long = "max-upload-mb",
-        env = "DISTILLERY_MAX_UPLOAD_MB",
-        default_value_t = 256
-    )]
+    #[arg(long = "max-upload-mb", env = "DISTILLERY_MAX_UPLOAD_MB", default_value_t = 256)]
     pub max_upload_mb: u64,
     /// Most pixels an image may decode to, in megapixels (decompression-bomb guard).
-    #[arg(
-        long = "max-megapixels",
-        env = "DISTILLERY_MAX_MEGAPIXELS",
-        default_value_t = 150
-    )]
+    #[arg(long = "max-megapixels", env = "DISTILLERY_MAX_MEGAPIXELS", default_value_t = 150)]
     pub max_megapixels: u64,
+    /// Largest dataset archive accepted by import, in MiB.
+    #[arg(long = "max-import-mb", env = "DISTILLERY_MAX_IMPORT_MB", default_value_t = 8192)]
+    pub max_import_mb: u64,
 }
 
 impl Limits {
@@ -78,6 +73,7 @@ impl Default for Limits {
         Self {
             max_upload_mb: 256,
             max_megapixels: 150,
+            max_import_mb: 8192,
         }
     }
 }

@@ -34,11 +34,7 @@ impl ApiError {
 
     /// 404 for a missing resource, named in the message (e.g. "project 7").
     pub fn not_found(what: impl std::fmt::Display) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("There is no {what}."),
-        )
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("There is no {what}."))
     }
 
     /// 409: the request clashes with what is stored.
@@ -66,11 +62,7 @@ impl IntoResponse for ApiError {
 
 impl From<api::ValidationError> for ApiError {
     fn from(error: api::ValidationError) -> Self {
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            error.code(),
-            error.to_string(),
-        )
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, error.code(), error.to_string())
     }
 }
 

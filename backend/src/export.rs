@@ -158,15 +158,7 @@ async fn export(
             "min_conf must be between 0 and 1.",
         ));
     }
-    let plan = plan(
-        &state.db,
-        &state.store,
-        project_id,
-        format,
-        include,
-        min_confidence,
-    )
-    .await?;
+    let plan = plan(&state.db, &state.store, project_id, format, include, min_confidence).await?;
     if query.dry_run {
         return Ok(axum::Json(manifest(&plan)["counts"].clone()).into_response());
     }
@@ -188,10 +180,7 @@ async fn export(
     let stream = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx));
     let mut response = Body::from_stream(stream).into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/zip"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
     if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
@@ -211,12 +200,7 @@ pub async fn plan(
 ) -> Result<Plan, ApiError> {
     let mut conn = db.acquire().await?;
     let project = crate::projects::load_project(&mut conn, project_id).await?;
-    let class_index: HashMap<u32, usize> = project
-        .classes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.id, i))
-        .collect();
+    let class_index: HashMap<u32, usize> = project.classes.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
     let images: Vec<ImageRow> = sqlx::query_as(crate::db::constant_sql(format!(
         "SELECT {IMAGE_COLUMNS} FROM images WHERE project_id = ? ORDER BY id"
     )))
@@ -237,12 +221,10 @@ pub async fn plan(
     let mut chosen = Vec::new();
     for image in images {
         let boxes = boxes_by_image.remove(&image.id).unwrap_or_default();
-        let (human, model): (Vec<BoxRow>, Vec<BoxRow>) =
-            boxes.into_iter().partition(|b| b.source == "human");
+        let (human, model): (Vec<BoxRow>, Vec<BoxRow>) = boxes.into_iter().partition(|b| b.source == "human");
         let status = image.status();
         let reviewed = matches!(status, ImageStatus::Submitted | ImageStatus::Approved);
-        let human_labeled =
-            status != ImageStatus::Rejected && (!human.is_empty() || image.negative || reviewed);
+        let human_labeled = status != ImageStatus::Rejected && (!human.is_empty() || image.negative || reviewed);
         let (rows, source) = match include {
             Include::Approved if status == ImageStatus::Approved => (human, "human"),
             Include::Labeled | Include::Auto if human_labeled => (human, "human"),
@@ -271,11 +253,7 @@ pub async fn plan(
                     .map(|&index| (index, [b.x0, b.y0, b.x1, b.y1]))
             })
             .collect();
-        let label_source = if labels.is_empty() {
-            "negative"
-        } else {
-            source
-        };
+        let label_source = if labels.is_empty() { "negative" } else { source };
         chosen.push((image, labels, label_source));
     }
     if chosen.is_empty() {
@@ -288,12 +266,7 @@ pub async fn plan(
 
     let ids: Vec<(i64, Option<Split>)> = chosen
         .iter()
-        .map(|(image, _, _)| {
-            (
-                image.id,
-                image.fixed_split.as_deref().and_then(Split::parse),
-            )
-        })
+        .map(|(image, _, _)| (image.id, image.fixed_split.as_deref().and_then(Split::parse)))
         .collect();
     let splits = api::split::assign_splits(&ids, project.split_seed, project.split);
     let entries = chosen
@@ -337,8 +310,7 @@ pub fn write_zip<W: Write>(plan: &Plan, out: W) -> io::Result<W> {
         Format::Coco => format!("images/{}", entry.zip_name),
     };
     for entry in &plan.entries {
-        zip.start_file(image_folder(entry), stored)
-            .map_err(io::Error::other)?;
+        zip.start_file(image_folder(entry), stored).map_err(io::Error::other)?;
         let mut source = std::fs::File::open(&entry.source_path)?;
         io::copy(&mut source, &mut zip)?;
         if plan.format == Format::Yolo {
@@ -346,40 +318,27 @@ pub fn write_zip<W: Write>(plan: &Plan, out: W) -> io::Result<W> {
                 .zip_name
                 .rsplit_once('.')
                 .map_or(entry.zip_name.as_str(), |(stem, _)| stem);
-            zip.start_file(
-                format!("labels/{}/{stem}.txt", entry.split.as_str()),
-                deflated,
-            )
-            .map_err(io::Error::other)?;
+            zip.start_file(format!("labels/{}/{stem}.txt", entry.split.as_str()), deflated)
+                .map_err(io::Error::other)?;
             for (class_index, corners) in &entry.labels {
-                let line =
-                    YoloLabel::from_corners(*class_index, *corners, entry.width, entry.height)
-                        .to_line();
+                let line = YoloLabel::from_corners(*class_index, *corners, entry.width, entry.height).to_line();
                 writeln!(zip, "{line}")?;
             }
         }
     }
-    let class_names: Vec<&str> = plan
-        .project
-        .classes
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect();
+    let class_names: Vec<&str> = plan.project.classes.iter().map(|c| c.name.as_str()).collect();
     match plan.format {
         Format::Yolo => {
             let with_test = plan.entries.iter().any(|e| e.split == Split::Test);
-            zip.start_file("data.yaml", deflated)
-                .map_err(io::Error::other)?;
+            zip.start_file("data.yaml", deflated).map_err(io::Error::other)?;
             zip.write_all(data_yaml(&class_names, with_test).as_bytes())?;
         }
         Format::Coco => {
-            zip.start_file("annotations.json", deflated)
-                .map_err(io::Error::other)?;
+            zip.start_file("annotations.json", deflated).map_err(io::Error::other)?;
             serde_json::to_writer(&mut zip, &coco_dataset(plan))?;
         }
     }
-    zip.start_file("manifest.json", deflated)
-        .map_err(io::Error::other)?;
+    zip.start_file("manifest.json", deflated).map_err(io::Error::other)?;
     serde_json::to_writer_pretty(&mut zip, &manifest(plan))?;
     let inner = zip.finish().map_err(io::Error::other)?;
     Ok(inner.into_inner())
@@ -456,9 +415,7 @@ fn manifest(plan: &Plan) -> serde_json::Value {
 }
 
 fn stem_of(file_name: &str) -> &str {
-    file_name
-        .rsplit_once('.')
-        .map_or(file_name, |(stem, _)| stem)
+    file_name.rsplit_once('.').map_or(file_name, |(stem, _)| stem)
 }
 
 /// ASCII letters, digits, `-` and `_` only (safe on every filesystem and in zip tools), at most
@@ -497,13 +454,10 @@ impl ChannelWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let chunk = Bytes::from(std::mem::replace(
-            &mut self.buffer,
-            Vec::with_capacity(CHUNK_BYTES),
-        ));
-        self.sender.blocking_send(Ok(chunk)).map_err(|_| {
-            io::Error::new(io::ErrorKind::BrokenPipe, "the client stopped the download")
-        })
+        let chunk = Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK_BYTES)));
+        self.sender
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client stopped the download"))
     }
 }
 

@@ -48,10 +48,7 @@ async fn upload(
             continue;
         }
         let file_name = clean_file_name(field.file_name().unwrap_or("image"));
-        let staged = state
-            .store
-            .stage(field, state.limits.max_upload_bytes())
-            .await;
+        let staged = state.store.stage(field, state.limits.max_upload_bytes()).await;
         let outcome = match staged {
             Ok(staged) => add_image(&state, project_id, &file_name, staged, None).await,
             Err(StageError::TooLarge { limit_mb }) => Err(ApiError::new(
@@ -152,20 +149,21 @@ pub async fn add_image(
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
-    let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO images (project_id, sha256, file_name, extension, byte_size, width, height, fixed_split)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, sha256) DO NOTHING RETURNING id",
-    )
-    .bind(project_id)
-    .bind(&sha256)
-    .bind(file_name)
-    .bind(inspected.extension)
-    .bind(byte_size)
-    .bind(inspected.width)
-    .bind(inspected.height)
-    .bind(fixed_split.map(Split::as_str))
-    .fetch_optional(&state.db)
-    .await?;
+    let mut conn = state.db.acquire().await?;
+    let row = NewImageRow {
+        project_id,
+        sha256: &sha256,
+        file_name,
+        extension: inspected.extension,
+        byte_size,
+        width: inspected.width,
+        height: inspected.height,
+        fixed_split,
+        status: ImageStatus::New,
+        negative: false,
+    };
+    let inserted = insert_image(&mut conn, &row).await?;
+    drop(conn);
     // None: the same bytes were added concurrently a moment ago; report that copy.
     let (id, duplicate) = match inserted {
         Some(id) => (id, false),
@@ -204,9 +202,10 @@ async fn list(
 ) -> Result<Json<ImagePage>, ApiError> {
     crate::projects::ensure_exists(&state.db, project_id).await?;
     let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
-        Some(text) => Some(ImageStatus::parse(text).ok_or_else(|| {
-            ApiError::bad_request("invalid_status", format!("Unknown status {text:?}."))
-        })?),
+        Some(text) => Some(
+            ImageStatus::parse(text)
+                .ok_or_else(|| ApiError::bad_request("invalid_status", format!("Unknown status {text:?}.")))?,
+        ),
         None => None,
     };
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE_SIZE);
@@ -277,30 +276,54 @@ async fn thumbnail(
 ) -> Result<Response, ApiError> {
     let mut conn = state.db.acquire().await?;
     let image = load_image(&mut conn, image_id).await?;
-    serve_immutable(
-        ServeFile::new(state.store.thumb_path(&image.sha256)),
-        request,
-    )
-    .await
+    serve_immutable(ServeFile::new(state.store.thumb_path(&image.sha256)), request).await
 }
 
 /// An image id always names the same bytes, so browsers may keep them.
 async fn serve_immutable(file: ServeFile, request: Request) -> Result<Response, ApiError> {
-    let mut response = file
-        .oneshot(request)
-        .await
-        .map_err(ApiError::internal)?
-        .into_response();
+    let mut response = file.oneshot(request).await.map_err(ApiError::internal)?.into_response();
     if response.status() == StatusCode::NOT_FOUND {
-        return Err(ApiError::internal(
-            "an image's file is missing from the data folder",
-        ));
+        return Err(ApiError::internal("an image's file is missing from the data folder"));
     }
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, max-age=31536000, immutable"),
     );
     Ok(response)
+}
+
+/// A new row of `images`.
+pub struct NewImageRow<'a> {
+    pub project_id: i64,
+    pub sha256: &'a str,
+    pub file_name: &'a str,
+    pub extension: &'a str,
+    pub byte_size: i64,
+    pub width: u32,
+    pub height: u32,
+    pub fixed_split: Option<Split>,
+    pub status: ImageStatus,
+    pub negative: bool,
+}
+
+/// Inserts an image unless the project already has these bytes; `None` then.
+pub async fn insert_image(conn: &mut SqliteConnection, row: &NewImageRow<'_>) -> Result<Option<i64>, ApiError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO images (project_id, sha256, file_name, extension, byte_size, width, height, fixed_split, status, negative)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, sha256) DO NOTHING RETURNING id",
+    )
+    .bind(row.project_id)
+    .bind(row.sha256)
+    .bind(row.file_name)
+    .bind(row.extension)
+    .bind(row.byte_size)
+    .bind(row.width)
+    .bind(row.height)
+    .bind(row.fixed_split.map(Split::as_str))
+    .bind(row.status.as_str())
+    .bind(row.negative)
+    .fetch_optional(&mut *conn)
+    .await?)
 }
 
 /// Columns read into [`ImageRow`], including the box count.

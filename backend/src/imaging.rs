@@ -32,11 +32,7 @@ pub enum InspectError {
     Unsupported,
     /// The header names more pixels than the limit.
     #[error("the image is {width}×{height} pixels, more than the {limit_mp} megapixel limit")]
-    TooManyPixels {
-        width: u32,
-        height: u32,
-        limit_mp: u64,
-    },
+    TooManyPixels { width: u32, height: u32, limit_mp: u64 },
     /// The bytes are damaged.
     #[error("the image cannot be decoded: {0}")]
     Corrupt(String),
@@ -74,8 +70,7 @@ pub fn inspect(path: &Path, max_pixels: u64) -> Result<Inspected, InspectError> 
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut picture =
-        DynamicImage::from_decoder(decoder).map_err(|e| InspectError::Corrupt(e.to_string()))?;
+    let mut picture = DynamicImage::from_decoder(decoder).map_err(|e| InspectError::Corrupt(e.to_string()))?;
     picture.apply_orientation(orientation);
     // Small images stay as they are: a thumbnail never enlarges.
     let thumbnail = if picture.width() > THUMB_SIZE_PX || picture.height() > THUMB_SIZE_PX {
@@ -86,10 +81,7 @@ pub fn inspect(path: &Path, max_pixels: u64) -> Result<Inspected, InspectError> 
     let thumbnail = DynamicImage::ImageRgb8(thumbnail.to_rgb8());
     let mut thumbnail_jpeg = Vec::new();
     thumbnail
-        .write_with_encoder(JpegEncoder::new_with_quality(
-            Cursor::new(&mut thumbnail_jpeg),
-            82,
-        ))
+        .write_with_encoder(JpegEncoder::new_with_quality(Cursor::new(&mut thumbnail_jpeg), 82))
         .map_err(|e| InspectError::Corrupt(e.to_string()))?;
     Ok(Inspected {
         extension,
@@ -131,8 +123,7 @@ mod tests {
             (inspected.extension, inspected.width, inspected.height),
             ("png", 640, 320)
         );
-        let thumb =
-            image::load_from_memory(&inspected.thumbnail_jpeg).unwrap_or_else(|e| panic!("{e}"));
+        let thumb = image::load_from_memory(&inspected.thumbnail_jpeg).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((thumb.width(), thumb.height()), (256, 128));
     }
 
@@ -176,12 +167,7 @@ mod tests {
             .set_exif_metadata(exif_orientation(6))
             .unwrap_or_else(|e| panic!("{e}"));
         encoder
-            .write_image(
-                RgbImage::new(40, 20).as_raw(),
-                40,
-                20,
-                image::ExtendedColorType::Rgb8,
-            )
+            .write_image(RgbImage::new(40, 20).as_raw(), 40, 20, image::ExtendedColorType::Rgb8)
             .unwrap_or_else(|e| panic!("{e}"));
         let file = write_temp(&jpeg);
         let inspected = inspect(file.path(), 1_000_000).unwrap_or_else(|e| panic!("{e}"));
@@ -190,13 +176,8 @@ mod tests {
             (inspected.extension, inspected.width, inspected.height),
             ("jpg", 20, 40)
         );
-        let thumb =
-            image::load_from_memory(&inspected.thumbnail_jpeg).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            (thumb.width(), thumb.height()),
-            (20, 40),
-            "upright, not enlarged"
-        );
+        let thumb = image::load_from_memory(&inspected.thumbnail_jpeg).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((thumb.width(), thumb.height()), (20, 40), "upright, not enlarged");
     }
 
     #[test]
@@ -227,9 +208,6 @@ mod tests {
         let mut truncated = png(64, 64);
         truncated.truncate(60);
         let file = write_temp(&truncated);
-        assert!(matches!(
-            inspect(file.path(), 1_000_000),
-            Err(InspectError::Corrupt(_))
-        ));
+        assert!(matches!(inspect(file.path(), 1_000_000), Err(InspectError::Corrupt(_))));
     }
 }

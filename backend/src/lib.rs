@@ -5,6 +5,7 @@
 
 pub mod annotations;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod extract;
 pub mod health;
 pub mod images;
 pub mod imaging;
+pub mod import;
 pub mod projects;
 pub mod server;
 pub mod store;

@@ -86,8 +86,7 @@ async fn update(
     }
     if let Some(classes) = &patch.classes {
         let classes = api::validate_classes(classes)?;
-        move_boxes_of_removed_classes(&mut tx, project_id, &classes, &patch.removed_class_boxes)
-            .await?;
+        move_boxes_of_removed_classes(&mut tx, project_id, &classes, &patch.removed_class_boxes).await?;
         replace_classes(&mut tx, project_id, &classes).await?;
     }
     let project = load_project(&mut tx, project_id).await?;
@@ -106,18 +105,105 @@ pub async fn ensure_exists(db: &sqlx::SqlitePool, project_id: i64) -> Result<(),
         .ok_or_else(|| ApiError::not_found(format_args!("project {project_id}")))
 }
 
+/// The project's class ids for `names` (matched case-insensitively), creating the classes it
+/// lacks at the end of its list. Returns the ids in `names` order and the names created.
+pub async fn ensure_classes(
+    conn: &mut SqliteConnection,
+    project_id: i64,
+    names: &[String],
+) -> Result<(Vec<u32>, Vec<String>), ApiError> {
+    let existing: Vec<(u32, String)> =
+        sqlx::query_as("SELECT id, name FROM classes WHERE project_id = ? ORDER BY position")
+            .bind(project_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut specs: Vec<ClassSpec> = existing
+        .iter()
+        .map(|(id, name)| ClassSpec {
+            id: Some(*id),
+            name: name.clone(),
+            prompt: None,
+            color: None,
+        })
+        .collect();
+    let mut created = Vec::new();
+    for name in names {
+        if !specs.iter().any(|s| s.name.to_lowercase() == name.to_lowercase()) {
+            specs.push(ClassSpec::named(name.clone()));
+            created.push(name.clone());
+        }
+    }
+    if !created.is_empty() {
+        let start: u32 = sqlx::query_scalar("SELECT next_class_id FROM projects WHERE id = ?")
+            .bind(project_id)
+            .fetch_one(&mut *conn)
+            .await?;
+        let position = existing.len() as i64;
+        for (offset, name) in created.iter().enumerate() {
+            let name = api::validate_classes(&[ClassSpec::named(name.clone())])?.remove(0).name;
+            let class_id = start + offset as u32;
+            sqlx::query("INSERT INTO classes (project_id, id, position, name, color) VALUES (?, ?, ?, ?, ?)")
+                .bind(project_id)
+                .bind(class_id)
+                .bind(position + offset as i64)
+                .bind(&name)
+                .bind(api::default_class_color(class_id))
+                .execute(&mut *conn)
+                .await?;
+        }
+        sqlx::query("UPDATE projects SET next_class_id = ? WHERE id = ?")
+            .bind(start + created.len() as u32)
+            .bind(project_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let all: Vec<(u32, String)> = sqlx::query_as("SELECT id, name FROM classes WHERE project_id = ?")
+        .bind(project_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    let ids = names
+        .iter()
+        .map(|name| {
+            all.iter()
+                .find(|(_, n)| n.to_lowercase() == name.to_lowercase())
+                .map_or(0, |(id, _)| *id)
+        })
+        .collect();
+    Ok((ids, created))
+}
+
+/// The id of the project with this name (case-insensitive).
+pub async fn find_by_name(db: &sqlx::SqlitePool, name: &str) -> Result<Option<i64>, ApiError> {
+    Ok(sqlx::query_scalar("SELECT id FROM projects WHERE name = ?")
+        .bind(name.trim())
+        .fetch_optional(db)
+        .await?)
+}
+
+/// Creates a project with no classes; for the CLI and imports.
+pub async fn create_empty(db: &sqlx::SqlitePool, name: &str) -> Result<i64, ApiError> {
+    let name = api::validate_project_name(name)?;
+    let mut conn = db.acquire().await?;
+    ensure_name_free(&mut conn, &name, None).await?;
+    Ok(
+        sqlx::query_scalar("INSERT INTO projects (name) VALUES (?) RETURNING id")
+            .bind(name)
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
 /// 409 when another project already has this name (case-insensitively).
 async fn ensure_name_free(
     conn: &mut SqliteConnection,
     name: &str,
     except_project: Option<i64>,
 ) -> Result<(), ApiError> {
-    let taken: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM projects WHERE name = ? AND id IS NOT ?")
-            .bind(name)
-            .bind(except_project)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM projects WHERE name = ? AND id IS NOT ?")
+        .bind(name)
+        .bind(except_project)
+        .fetch_optional(&mut *conn)
+        .await?;
     match taken {
         Some(_) => Err(ApiError::conflict(
             "project_exists",
@@ -135,11 +221,10 @@ async fn move_boxes_of_removed_classes(
     kept: &[ClassSpec],
     removals: &[ClassRemoval],
 ) -> Result<(), ApiError> {
-    let current: Vec<(u32, String)> =
-        sqlx::query_as("SELECT id, name FROM classes WHERE project_id = ?")
-            .bind(project_id)
-            .fetch_all(&mut *conn)
-            .await?;
+    let current: Vec<(u32, String)> = sqlx::query_as("SELECT id, name FROM classes WHERE project_id = ?")
+        .bind(project_id)
+        .fetch_all(&mut *conn)
+        .await?;
     let kept_ids: HashSet<u32> = kept.iter().filter_map(|c| c.id).collect();
     for (class_id, name) in current.into_iter().filter(|(id, _)| !kept_ids.contains(id)) {
         let box_count: i64 = sqlx::query_scalar(
@@ -180,11 +265,13 @@ async fn move_boxes_of_removed_classes(
                 .await?;
             }
             None => {
-                sqlx::query("DELETE FROM boxes WHERE class_id = ? AND image_id IN (SELECT id FROM images WHERE project_id = ?)")
-                    .bind(class_id)
-                    .bind(project_id)
-                    .execute(&mut *conn)
-                    .await?;
+                sqlx::query(
+                    "DELETE FROM boxes WHERE class_id = ? AND image_id IN (SELECT id FROM images WHERE project_id = ?)",
+                )
+                .bind(class_id)
+                .bind(project_id)
+                .execute(&mut *conn)
+                .await?;
             }
         }
         tracing::info!(project_id, class_id, box_count, move_to = ?removal.move_to, "class removed");
@@ -194,11 +281,7 @@ async fn move_boxes_of_removed_classes(
 
 /// Makes the project's classes exactly `classes`, in that order. Entries with an id keep it (it
 /// must exist); new entries get fresh ids from the project's counter, so ids are never reused.
-async fn replace_classes(
-    conn: &mut SqliteConnection,
-    project_id: i64,
-    classes: &[ClassSpec],
-) -> Result<(), ApiError> {
+async fn replace_classes(conn: &mut SqliteConnection, project_id: i64, classes: &[ClassSpec]) -> Result<(), ApiError> {
     let existing: HashSet<i64> = sqlx::query_scalar("SELECT id FROM classes WHERE project_id = ?")
         .bind(project_id)
         .fetch_all(&mut *conn)
@@ -216,11 +299,10 @@ async fn replace_classes(
             format!("Class id {unknown} does not belong to this project."),
         ));
     }
-    let mut next_class_id: i64 =
-        sqlx::query_scalar("SELECT next_class_id FROM projects WHERE id = ?")
-            .bind(project_id)
-            .fetch_one(&mut *conn)
-            .await?;
+    let mut next_class_id: i64 = sqlx::query_scalar("SELECT next_class_id FROM projects WHERE id = ?")
+        .bind(project_id)
+        .fetch_one(&mut *conn)
+        .await?;
     // Delete and re-insert: renames that swap two names would otherwise trip the unique index
     // halfway through.
     sqlx::query("DELETE FROM classes WHERE project_id = ?")
@@ -235,20 +317,19 @@ async fn replace_classes(
                 next_class_id - 1
             }
         };
-        let color = class.color.clone().unwrap_or_else(|| {
-            api::default_class_color(u32::try_from(class_id).unwrap_or_default()).to_owned()
-        });
-        sqlx::query(
-            "INSERT INTO classes (project_id, id, position, name, color, prompt) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(project_id)
-        .bind(class_id)
-        .bind(position as i64)
-        .bind(&class.name)
-        .bind(color)
-        .bind(&class.prompt)
-        .execute(&mut *conn)
-        .await?;
+        let color = class
+            .color
+            .clone()
+            .unwrap_or_else(|| api::default_class_color(u32::try_from(class_id).unwrap_or_default()).to_owned());
+        sqlx::query("INSERT INTO classes (project_id, id, position, name, color, prompt) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(project_id)
+            .bind(class_id)
+            .bind(position as i64)
+            .bind(&class.name)
+            .bind(color)
+            .bind(&class.prompt)
+            .execute(&mut *conn)
+            .await?;
     }
     sqlx::query("UPDATE projects SET next_class_id = ? WHERE id = ?")
         .bind(next_class_id)
@@ -278,10 +359,7 @@ struct ClassRow {
     prompt: Option<String>,
 }
 
-pub async fn load_project(
-    conn: &mut SqliteConnection,
-    project_id: i64,
-) -> Result<Project, ApiError> {
+pub async fn load_project(conn: &mut SqliteConnection, project_id: i64) -> Result<Project, ApiError> {
     load_projects(conn, Some(project_id))
         .await?
         .pop()
@@ -289,10 +367,7 @@ pub async fn load_project(
 }
 
 /// All projects (newest first), or just one, with their classes in order.
-async fn load_projects(
-    conn: &mut SqliteConnection,
-    only: Option<i64>,
-) -> Result<Vec<Project>, ApiError> {
+async fn load_projects(conn: &mut SqliteConnection, only: Option<i64>) -> Result<Vec<Project>, ApiError> {
     let rows: Vec<ProjectRow> = sqlx::query_as(
         "SELECT id, name, train_pct, val_pct, test_pct, split_seed, created_at FROM projects
          WHERE ?1 IS NULL OR id = ?1 ORDER BY id DESC",
@@ -309,15 +384,12 @@ async fn load_projects(
     .await?;
     let mut classes: BTreeMap<i64, Vec<ObjectClass>> = BTreeMap::new();
     for row in class_rows {
-        classes
-            .entry(row.project_id)
-            .or_default()
-            .push(ObjectClass {
-                id: row.id,
-                name: row.name,
-                color: row.color,
-                prompt: row.prompt,
-            });
+        classes.entry(row.project_id).or_default().push(ObjectClass {
+            id: row.id,
+            name: row.name,
+            color: row.color,
+            prompt: row.prompt,
+        });
     }
     Ok(rows
         .into_iter()

@@ -13,7 +13,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::ServeConfig;
 use crate::error::{api_method_not_allowed, api_route_not_found};
 use crate::store::Store;
-use crate::{AppState, annotations, db, export, health, images, projects, web};
+use crate::{AppState, annotations, db, export, health, images, import, projects, web};
 
 /// The whole HTTP app: `/api/*` plus the web app, with tracing, compression and the
 /// cross-origin-isolation headers on every response.
@@ -24,6 +24,7 @@ pub fn app(state: AppState, web_dir: &Path) -> Router {
         .merge(images::router())
         .merge(annotations::router())
         .merge(export::router())
+        .merge(import::router())
         .fallback(api_route_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);
     // COOP + COEP make the page cross-origin isolated, which SharedArrayBuffer (and so
@@ -57,8 +58,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
     let db = db::open(&config.data.database_url()).await?;
-    let store = Store::open(data_dir)
-        .with_context(|| format!("cannot prepare the data folder {}", data_dir.display()))?;
+    let store =
+        Store::open(data_dir).with_context(|| format!("cannot prepare the data folder {}", data_dir.display()))?;
     if !config.web_dir.join("index.html").is_file() {
         tracing::warn!(
             web_dir = %config.web_dir.display(),
@@ -68,9 +69,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;
-    let addr = listener
-        .local_addr()
-        .context("cannot read the bound address")?;
+    let addr = listener.local_addr().context("cannot read the bound address")?;
     println!(
         "Distillery is running at http://{addr}/ (data in {})",
         data_dir.display()

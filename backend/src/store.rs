@@ -108,13 +108,19 @@ impl Store {
         })
     }
 
-    /// Stages bytes already in memory or on disk (imports).
-    pub fn stage_file(&self, source: &Path) -> Result<Staged, StageError> {
+    /// Stages bytes from a blocking reader (imports), hashing them on the way.
+    pub fn stage_reader(&self, reader: &mut dyn io::Read) -> Result<Staged, StageError> {
         let temp = NamedTempFile::new_in(self.root.join("staging"))?;
-        std::fs::copy(source, temp.path())?;
         let mut hasher = Sha256::new();
-        let mut reader = std::fs::File::open(temp.path())?;
-        let byte_size = io::copy(&mut reader, &mut HashWriter(&mut hasher))?;
+        let mut file = temp.reopen()?;
+        let byte_size = io::copy(
+            reader,
+            &mut TeeWriter {
+                hasher: &mut hasher,
+                file: &mut file,
+            },
+        )?;
+        file.sync_data()?;
         Ok(Staged {
             sha256: hex(&hasher.finalize()),
             file: temp,
@@ -144,15 +150,20 @@ impl Store {
     }
 }
 
-struct HashWriter<'a>(&'a mut Sha256);
+/// Writes to the staging file and the hash at once.
+struct TeeWriter<'a> {
+    hasher: &'a mut Sha256,
+    file: &'a mut std::fs::File,
+}
 
-impl io::Write for HashWriter<'_> {
+impl io::Write for TeeWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
+        let written = io::Write::write(self.file, buf)?;
+        self.hasher.update(&buf[..written]);
+        Ok(written)
     }
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        io::Write::flush(self.file)
     }
 }
 

@@ -51,13 +51,7 @@ async fn decode<T: DeserializeOwned>(response: Response) -> ApiResult<T> {
 
 /// `GET /api/projects`.
 pub async fn list_projects() -> ApiResult<Vec<Project>> {
-    decode(
-        Request::get("/api/projects")
-            .send()
-            .await
-            .map_err(network)?,
-    )
-    .await
+    decode(Request::get("/api/projects").send().await.map_err(network)?).await
 }
 
 /// `GET /api/projects/{pid}`.

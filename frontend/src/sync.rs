@@ -108,12 +108,8 @@ impl SyncQueue {
 
     /// Edits of one image not yet confirmed.
     pub fn pending_for(&self, image_id: i64) -> Vec<PendingOp> {
-        self.pending.with_untracked(|p| {
-            p.iter()
-                .filter(|o| o.image_id == image_id)
-                .cloned()
-                .collect()
-        })
+        self.pending
+            .with_untracked(|p| p.iter().filter(|o| o.image_id == image_id).cloned().collect())
     }
 
     /// The last applied batch, for revision bookkeeping.

@@ -26,8 +26,7 @@ impl Letterbox {
         let longest = image_width_px.max(image_height_px).max(1) as f32;
         let scale = input_size_px as f32 / longest;
         let resized = |side: u32| ((side as f32 * scale).round() as u32).clamp(1, input_size_px);
-        let (resized_width_px, resized_height_px) =
-            (resized(image_width_px), resized(image_height_px));
+        let (resized_width_px, resized_height_px) = (resized(image_width_px), resized(image_height_px));
         Self {
             scale,
             pad_x_px: ((input_size_px - resized_width_px) / 2) as f32,
@@ -39,28 +38,15 @@ impl Letterbox {
 
     /// Maps a point from model-input pixels back to image pixels.
     pub fn to_image(&self, x_px: f32, y_px: f32) -> (f32, f32) {
-        (
-            (x_px - self.pad_x_px) / self.scale,
-            (y_px - self.pad_y_px) / self.scale,
-        )
+        ((x_px - self.pad_x_px) / self.scale, (y_px - self.pad_y_px) / self.scale)
     }
 
     /// Maps a box `[x0, y0, x1, y1]` from model-input pixels to image pixels, clipped to the image.
-    pub fn box_to_image(
-        &self,
-        [x0, y0, x1, y1]: [f32; 4],
-        image_width_px: u32,
-        image_height_px: u32,
-    ) -> [f32; 4] {
+    pub fn box_to_image(&self, [x0, y0, x1, y1]: [f32; 4], image_width_px: u32, image_height_px: u32) -> [f32; 4] {
         let (x0, y0) = self.to_image(x0, y0);
         let (x1, y1) = self.to_image(x1, y1);
         let (w, h) = (image_width_px as f32, image_height_px as f32);
-        [
-            x0.clamp(0.0, w),
-            y0.clamp(0.0, h),
-            x1.clamp(0.0, w),
-            y1.clamp(0.0, h),
-        ]
+        [x0.clamp(0.0, w), y0.clamp(0.0, h), x1.clamp(0.0, w), y1.clamp(0.0, h)]
     }
 }
 
@@ -82,12 +68,7 @@ mod tests {
             let lb = Letterbox::fit(w, h, size);
             assert!((lb.scale - scale).abs() < 1e-6, "{w}x{h}->{size}: {lb:?}");
             assert_eq!(
-                (
-                    lb.pad_x_px,
-                    lb.pad_y_px,
-                    lb.resized_width_px,
-                    lb.resized_height_px
-                ),
+                (lb.pad_x_px, lb.pad_y_px, lb.resized_width_px, lb.resized_height_px),
                 (pad_x, pad_y, rw, rh),
                 "{w}x{h}->{size}"
             );

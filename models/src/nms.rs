@@ -14,12 +14,7 @@ pub struct Detection {
 /// Intersection over union of two `[x0, y0, x1, y1]` boxes; 0 when either is empty.
 pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
     let area = |r: [f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
-    let inter = area([
-        a[0].max(b[0]),
-        a[1].max(b[1]),
-        a[2].min(b[2]),
-        a[3].min(b[3]),
-    ]);
+    let inter = area([a[0].max(b[0]), a[1].max(b[1]), a[2].min(b[2]), a[3].min(b[3])]);
     let union = area(a) + area(b) - inter;
     if union > 0.0 { inter / union } else { 0.0 }
 }
@@ -31,9 +26,9 @@ pub fn non_max_suppression(mut detections: Vec<Detection>, iou_threshold: f32) -
     detections.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut kept: Vec<Detection> = Vec::with_capacity(detections.len());
     for candidate in detections {
-        let suppressed = kept.iter().any(|k| {
-            k.class_index == candidate.class_index && iou(k.bbox, candidate.bbox) > iou_threshold
-        });
+        let suppressed = kept
+            .iter()
+            .any(|k| k.class_index == candidate.class_index && iou(k.bbox, candidate.bbox) > iou_threshold);
         if !suppressed {
             kept.push(candidate);
         }
@@ -71,7 +66,7 @@ mod tests {
         let input = vec![
             det(0, 0.6, [0.5, 0.5, 10.5, 10.5]), // IoU 0.82 with the 0.9 box of class 0: dropped
             det(0, 0.9, [0.0, 0.0, 10.0, 10.0]),
-            det(1, 0.8, [0.0, 0.0, 10.0, 10.0]), // same place, other class: kept
+            det(1, 0.8, [0.0, 0.0, 10.0, 10.0]),   // same place, other class: kept
             det(0, 0.5, [50.0, 50.0, 60.0, 60.0]), // elsewhere: kept
         ];
         let kept = non_max_suppression(input, 0.7);

@@ -5,9 +5,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use fantoccini::actions::{
-    InputSource, KeyAction, KeyActions, MOUSE_BUTTON_LEFT, MouseActions, PointerAction,
-};
+use fantoccini::actions::{InputSource, KeyAction, KeyActions, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -208,17 +206,13 @@ impl Browser {
         };
         let mut actions = KeyActions::new("keyboard".into());
         for modifier in modifiers {
-            actions = actions.then(KeyAction::Down {
-                value: code(modifier),
-            });
+            actions = actions.then(KeyAction::Down { value: code(modifier) });
         }
         actions = actions
             .then(KeyAction::Down { value: key })
             .then(KeyAction::Up { value: key });
         for modifier in modifiers.iter().rev() {
-            actions = actions.then(KeyAction::Up {
-                value: code(modifier),
-            });
+            actions = actions.then(KeyAction::Up { value: code(modifier) });
         }
         self.client.perform_actions(actions).await?;
         self.client.release_actions().await?;

@@ -13,11 +13,7 @@ pub fn picture(width: u32, height: u32, seed: u8) -> RgbImage {
         if x < width / 4 && y < height / 4 {
             image::Rgb([255, 240, 0])
         } else {
-            image::Rgb([
-                (x * 255 / width.max(1)) as u8,
-                (y * 255 / height.max(1)) as u8,
-                seed,
-            ])
+            image::Rgb([(x * 255 / width.max(1)) as u8, (y * 255 / height.max(1)) as u8, seed])
         }
     })
 }

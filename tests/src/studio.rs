@@ -42,10 +42,7 @@ impl Studio {
     async fn launch(data_dir: &Path, flags: &[&str]) -> anyhow::Result<Studio> {
         let bin = binary_path();
         if !bin.is_file() {
-            bail!(
-                "{} is not built: run the tests with `cargo xtask test`",
-                bin.display()
-            );
+            bail!("{} is not built: run the tests with `cargo xtask test`", bin.display());
         }
         let log_path = data_dir.with_extension(format!("{}.log", std::process::id()));
         let log = std::fs::File::create(&log_path).context("cannot create the server log")?;
@@ -94,15 +91,8 @@ impl Studio {
     }
 
     /// Creates a project through the API and returns it.
-    pub async fn create_project(
-        &self,
-        name: &str,
-        classes: &[&str],
-    ) -> anyhow::Result<api::Project> {
-        let classes: Vec<serde_json::Value> = classes
-            .iter()
-            .map(|c| serde_json::json!({"name": c}))
-            .collect();
+    pub async fn create_project(&self, name: &str, classes: &[&str]) -> anyhow::Result<api::Project> {
+        let classes: Vec<serde_json::Value> = classes.iter().map(|c| serde_json::json!({"name": c})).collect();
         let response = reqwest::Client::new()
             .post(self.api("/api/projects"))
             .json(&serde_json::json!({"name": name, "classes": classes}))
@@ -135,10 +125,7 @@ impl Studio {
             .send()
             .await?;
         let status = response.status();
-        Ok((
-            status,
-            response.json().await.unwrap_or(serde_json::Value::Null),
-        ))
+        Ok((status, response.json().await.unwrap_or(serde_json::Value::Null)))
     }
 
     /// The data folder this studio uses.
@@ -154,10 +141,7 @@ impl Studio {
     /// Sends SIGTERM and waits for the server to finish on its own.
     pub async fn stop(mut self) -> anyhow::Result<ExitStatus> {
         let pid = self.child.id().context("the server already exited")?;
-        let signal = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .await?;
+        let signal = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await?;
         anyhow::ensure!(signal.success(), "kill -TERM {pid} failed");
         let status = tokio::time::timeout(Duration::from_secs(15), self.child.wait())
             .await
@@ -166,7 +150,8 @@ impl Studio {
     }
 }
 
-fn binary_path() -> PathBuf {
+/// The `distillery` binary under test.
+pub fn binary_path() -> PathBuf {
     if let Some(path) = std::env::var_os("DISTILLERY_BIN") {
         return PathBuf::from(path);
     }

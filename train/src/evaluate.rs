@@ -37,17 +37,11 @@ pub fn average_precision(
     class_index: usize,
     iou_threshold: f32,
 ) -> Option<f64> {
-    let truths: Vec<&GroundTruth> = ground_truth
-        .iter()
-        .filter(|g| g.class_index == class_index)
-        .collect();
+    let truths: Vec<&GroundTruth> = ground_truth.iter().filter(|g| g.class_index == class_index).collect();
     if truths.is_empty() {
         return None;
     }
-    let mut preds: Vec<&Prediction> = predictions
-        .iter()
-        .filter(|p| p.class_index == class_index)
-        .collect();
+    let mut preds: Vec<&Prediction> = predictions.iter().filter(|p| p.class_index == class_index).collect();
     preds.sort_by(|a, b| b.score.total_cmp(&a.score));
 
     // Greedy matching by descending score: each truth can be claimed once.
@@ -87,10 +81,7 @@ pub fn average_precision(
         precision[i] = precision[i].max(precision[i + 1]);
     }
     let samples: Vec<f64> = (0..=100).map(|i| i as f64 / 100.0).collect();
-    let values: Vec<f64> = samples
-        .iter()
-        .map(|&r| interpolate(&recall, &precision, r))
-        .collect();
+    let values: Vec<f64> = samples.iter().map(|&r| interpolate(&recall, &precision, r)).collect();
     Some(
         samples
             .windows(2)

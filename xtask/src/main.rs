@@ -108,14 +108,7 @@ fn test(root: &Path) -> anyhow::Result<()> {
     let dist = web::build_with(root, &tools)?;
     step(
         "build the server",
-        Command::new(cargo()).args([
-            "build",
-            "--locked",
-            "--package",
-            "backend",
-            "--bin",
-            "distillery",
-        ]),
+        Command::new(cargo()).args(["build", "--locked", "--package", "backend", "--bin", "distillery"]),
     )?;
     let bin = target_dir(root)?.join("debug").join("distillery");
     step(
@@ -132,9 +125,7 @@ fn test(root: &Path) -> anyhow::Result<()> {
 /// Runs one step, echoing it; fails with the step's name.
 pub(crate) fn step(name: &str, command: &mut Command) -> anyhow::Result<()> {
     eprintln!("\n==> {name}");
-    let status = command
-        .status()
-        .with_context(|| format!("cannot start {name}"))?;
+    let status = command.status().with_context(|| format!("cannot start {name}"))?;
     if !status.success() {
         bail!("{name} failed ({status})");
     }
@@ -161,8 +152,7 @@ fn target_dir(root: &Path) -> anyhow::Result<PathBuf> {
         .current_dir(root)
         .output()
         .context("cannot run cargo metadata")?;
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&output.stdout).context("cannot read cargo metadata")?;
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).context("cannot read cargo metadata")?;
     metadata["target_directory"]
         .as_str()
         .map(PathBuf::from)

@@ -32,9 +32,7 @@ pub fn build_tools(root: &Path) -> anyhow::Result<BuildTools> {
     let binaryen_dir = cache_dir().join(format!("binaryen-{BINARYEN_VERSION}"));
     let binaryen_bin = binaryen_dir.join("node_modules").join(".bin");
     let mut entries = vec![binaryen_bin.clone(), cargo_bin];
-    entries.extend(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    ));
+    entries.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
     let path = std::env::join_paths(entries).context("cannot build PATH")?;
     let probe = |tool: &str| version_of(tool, &path);
 
@@ -53,13 +51,7 @@ pub fn build_tools(root: &Path) -> anyhow::Result<BuildTools> {
     if !probe("trunk").is_some_and(|v| v.contains(TRUNK_VERSION)) {
         step(
             &format!("install Trunk {TRUNK_VERSION} from crates.io (about 10 minutes, once)"),
-            Command::new(cargo()).args([
-                "install",
-                "trunk",
-                "--locked",
-                "--version",
-                TRUNK_VERSION,
-            ]),
+            Command::new(cargo()).args(["install", "trunk", "--locked", "--version", TRUNK_VERSION]),
         )?;
     }
 
@@ -67,24 +59,13 @@ pub fn build_tools(root: &Path) -> anyhow::Result<BuildTools> {
     if !probe("wasm-bindgen").is_some_and(|v| v.split_whitespace().any(|w| w == bindgen_version)) {
         // Not --locked: one of its locked dependency versions is missing from the registry mirror.
         step(
-            &format!(
-                "install wasm-bindgen-cli {bindgen_version} from crates.io (about 5 minutes, once)"
-            ),
-            Command::new(cargo()).args([
-                "install",
-                "wasm-bindgen-cli",
-                "--force",
-                "--version",
-                &bindgen_version,
-            ]),
+            &format!("install wasm-bindgen-cli {bindgen_version} from crates.io (about 5 minutes, once)"),
+            Command::new(cargo()).args(["install", "wasm-bindgen-cli", "--force", "--version", &bindgen_version]),
         )?;
     }
-    let trunk_config =
-        std::fs::read_to_string(root.join("Trunk.toml")).context("cannot read Trunk.toml")?;
+    let trunk_config = std::fs::read_to_string(root.join("Trunk.toml")).context("cannot read Trunk.toml")?;
     if !trunk_config.contains(&format!("wasm_bindgen = \"{bindgen_version}\"")) {
-        bail!(
-            "Trunk.toml must pin wasm_bindgen = \"{bindgen_version}\", the version in Cargo.lock"
-        );
+        bail!("Trunk.toml must pin wasm_bindgen = \"{bindgen_version}\", the version in Cargo.lock");
     }
 
     if !binaryen_bin.join("wasm-opt").is_file() {
@@ -148,8 +129,7 @@ pub fn browser() -> anyhow::Result<BrowserTools> {
 
 /// The version of `package` recorded in Cargo.lock.
 fn locked_version(root: &Path, package: &str) -> anyhow::Result<String> {
-    let lock =
-        std::fs::read_to_string(root.join("Cargo.lock")).context("cannot read Cargo.lock")?;
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).context("cannot read Cargo.lock")?;
     let mut lines = lock.lines();
     while let Some(line) = lines.next() {
         if line == format!("name = \"{package}\"")

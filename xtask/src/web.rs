@@ -51,11 +51,7 @@ pub fn build_with(root: &Path, tools: &BuildTools) -> anyhow::Result<PathBuf> {
         }
     }
     if let Some((raw, gzipped)) = wasm_sizes {
-        eprintln!(
-            "web app: wasm {} KiB, {} KiB gzipped",
-            raw / 1024,
-            gzipped / 1024
-        );
+        eprintln!("web app: wasm {} KiB, {} KiB gzipped", raw / 1024, gzipped / 1024);
     }
     Ok(dist)
 }

@@ -52,21 +52,10 @@ impl View {
 
 #[derive(Debug, Clone)]
 enum Drag {
-    Draw {
-        start: (f64, f64),
-    },
-    Move {
-        original: EditBox,
-        grab: (f64, f64),
-    },
-    Resize {
-        original: EditBox,
-        corner: Corner,
-    },
-    Pan {
-        start_client: (f64, f64),
-        start_view: View,
-    },
+    Draw { start: (f64, f64) },
+    Move { original: EditBox, grab: (f64, f64) },
+    Resize { original: EditBox, corner: Corner },
+    Pan { start_client: (f64, f64), start_view: View },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -163,8 +152,7 @@ pub fn Canvas(state: CanvasState) -> impl IntoView {
             let Some(id) = selected.get_untracked() else {
                 return;
             };
-            let Some(original) = boxes.with_untracked(|b| b.iter().find(|b| b.id == id).cloned())
-            else {
+            let Some(original) = boxes.with_untracked(|b| b.iter().find(|b| b.id == id).cloned()) else {
                 return;
             };
             drag.set_value(Some(Drag::Resize { original, corner }));
@@ -172,15 +160,11 @@ pub fn Canvas(state: CanvasState) -> impl IntoView {
             let Some(point) = to_image(&event) else {
                 return;
             };
-            let Some(original) = boxes.with_untracked(|b| b.iter().find(|b| b.id == id).cloned())
-            else {
+            let Some(original) = boxes.with_untracked(|b| b.iter().find(|b| b.id == id).cloned()) else {
                 return;
             };
             selected.set(Some(id));
-            drag.set_value(Some(Drag::Move {
-                original,
-                grab: point,
-            }));
+            drag.set_value(Some(Drag::Move { original, grab: point }));
         } else {
             let Some(point) = to_image(&event) else {
                 return;
@@ -266,8 +250,7 @@ pub fn Canvas(state: CanvasState) -> impl IntoView {
                 }]);
             }
             Drag::Move { original, .. } | Drag::Resize { original, .. } => {
-                let after =
-                    boxes.with_untracked(|b| b.iter().find(|b| b.id == original.id).cloned());
+                let after = boxes.with_untracked(|b| b.iter().find(|b| b.id == original.id).cloned());
                 if let Some(after) = after
                     && after.rect != original.rect
                 {
@@ -307,20 +290,15 @@ pub fn Canvas(state: CanvasState) -> impl IntoView {
         let [x0, y0, x1, y1] = b.rect;
         let size = 9.0 / view.get().zoom;
         Some(
-            [
-                ("nw", x0, y0),
-                ("ne", x1, y0),
-                ("sw", x0, y1),
-                ("se", x1, y1),
-            ]
-            .into_iter()
-            .map(|(name, x, y)| {
-                view! {
-                    <rect class=format!("handle handle-{name}") data-handle=name
-                        x=x - size / 2.0 y=y - size / 2.0 width=size height=size />
-                }
-            })
-            .collect_view(),
+            [("nw", x0, y0), ("ne", x1, y0), ("sw", x0, y1), ("se", x1, y1)]
+                .into_iter()
+                .map(|(name, x, y)| {
+                    view! {
+                        <rect class=format!("handle handle-{name}") data-handle=name
+                            x=x - size / 2.0 y=y - size / 2.0 width=size height=size />
+                    }
+                })
+                .collect_view(),
         )
     };
 

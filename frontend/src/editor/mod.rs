@@ -61,11 +61,7 @@ async fn load(project_id: Option<i64>, image_id: Option<i64>) -> Result<Loaded, 
         });
     }
     let boxes = api_client::get_boxes(image_id).await?;
-    Ok(Loaded {
-        project,
-        image,
-        boxes,
-    })
+    Ok(Loaded { project, image, boxes })
 }
 
 /// The editor route.
@@ -169,18 +165,13 @@ fn Editor(loaded: Loaded) -> impl IntoView {
         }
         boxes.update(|list| {
             for applied in &response.applied {
-                if let (Some(saved), Some(local)) = (
-                    &applied.bbox,
-                    list.iter_mut().find(|b| b.id == applied.box_id),
-                ) {
+                if let (Some(saved), Some(local)) = (&applied.bbox, list.iter_mut().find(|b| b.id == applied.box_id)) {
                     local.revision = saved.revision;
                 }
             }
         });
         if let Some(author) = response.applied.iter().find_map(|a| a.overwrote.clone()) {
-            notice.set(Some(format!(
-                "Your edit replaced a newer change by {author}."
-            )));
+            notice.set(Some(format!("Your edit replaced a newer change by {author}.")));
         }
         status.set(response.status);
         negative.set(response.negative);
@@ -200,10 +191,7 @@ fn Editor(loaded: Loaded) -> impl IntoView {
     });
 
     // "Keep previous image's boxes" for video-like sequences.
-    if session.keep_previous.get_untracked()
-        && boxes.with_untracked(Vec::is_empty)
-        && !initial_negative
-    {
+    if session.keep_previous.get_untracked() && boxes.with_untracked(Vec::is_empty) && !initial_negative {
         let copied: Action = session
             .last_boxes
             .get_value()
@@ -250,12 +238,8 @@ fn Editor(loaded: Loaded) -> impl IntoView {
         let navigate = navigate.clone();
         spawn_local(async move {
             let page = match direction {
-                Direction::Next => {
-                    api_client::list_images(project_id, None, None, Some(image_id), None, 1).await
-                }
-                Direction::Previous => {
-                    api_client::list_images(project_id, None, None, None, Some(image_id), 1).await
-                }
+                Direction::Next => api_client::list_images(project_id, None, None, Some(image_id), None, 1).await,
+                Direction::Previous => api_client::list_images(project_id, None, None, None, Some(image_id), 1).await,
             };
             match page.map(|p| p.images.into_iter().next()) {
                 Ok(Some(other)) => navigate(
@@ -290,9 +274,7 @@ fn Editor(loaded: Loaded) -> impl IntoView {
     let toggle_negative = move || {
         let wanted = !negative.get_untracked();
         if wanted && !boxes.with_untracked(Vec::is_empty) {
-            notice.set(Some(
-                "Delete the boxes first: an image with boxes has objects.".into(),
-            ));
+            notice.set(Some("Delete the boxes first: an image with boxes has objects.".into()));
             return;
         }
         negative.set(wanted);
@@ -415,10 +397,7 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                 space_held.set(true);
                 true
             }
-            digit
-                if digit.len() == 1
-                    && ('1'..='9').contains(&digit.chars().next().unwrap_or('0')) =>
-            {
+            digit if digit.len() == 1 && ('1'..='9').contains(&digit.chars().next().unwrap_or('0')) => {
                 let index = digit.parse::<usize>().unwrap_or(1) - 1;
                 if let Some(class_id) = classes.with_value(|c| c.get(index).map(|c| c.id)) {
                     change_selected_class(class_id);
@@ -584,7 +563,5 @@ fn typing_in_a_field(event: &KeyboardEvent) -> bool {
     event
         .target()
         .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
-        .is_some_and(|element| {
-            matches!(element.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
-        })
+        .is_some_and(|element| matches!(element.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT"))
 }

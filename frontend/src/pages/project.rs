@@ -161,9 +161,7 @@ fn Gallery(project: Project, version: RwSignal<u32>) -> impl IntoView {
         }
         let asked = generation.get_value();
         spawn_local(async move {
-            let page =
-                api_client::list_images(project_id, status, class_id, cursor, None, GALLERY_PAGE)
-                    .await;
+            let page = api_client::list_images(project_id, status, class_id, cursor, None, GALLERY_PAGE).await;
             if generation.get_value() != asked {
                 return;
             }
@@ -235,11 +233,7 @@ fn ExportPanel(project_id: i64) -> impl IntoView {
     let include = RwSignal::new("labeled".to_owned());
     let summary = RwSignal::new(None::<Result<api::ExportCounts, String>>);
     let download = move |_| {
-        let query = format!(
-            "format={}&include={}",
-            format.get_untracked(),
-            include.get_untracked()
-        );
+        let query = format!("format={}&include={}", format.get_untracked(), include.get_untracked());
         spawn_local(async move {
             match api_client::export_counts(project_id, &query).await {
                 Ok(counts) => {

@@ -41,11 +41,7 @@ async fn api_rejects_bad_input() -> anyhow::Result<()> {
         .json(&json!({"name": "Birds", "classes": [{"name": "sparrow"}, {"name": "crow", "prompt": "a black crow"}]}))
         .send()
         .await?;
-    anyhow::ensure!(
-        created.status() == StatusCode::CREATED,
-        "create: {}",
-        created.status()
-    );
+    anyhow::ensure!(created.status() == StatusCode::CREATED, "create: {}", created.status());
     let birds: api::Project = created.json().await?;
     assert_eq!(
         birds
@@ -116,13 +112,7 @@ async fn api_rejects_bad_input() -> anyhow::Result<()> {
                 "unsupported_media_type",
             )
         },
-        case(
-            "GET",
-            "/api/projects/999",
-            None,
-            StatusCode::NOT_FOUND,
-            "not_found",
-        ),
+        case("GET", "/api/projects/999", None, StatusCode::NOT_FOUND, "not_found"),
         case(
             "GET",
             "/api/projects/abc",
@@ -158,13 +148,7 @@ async fn api_rejects_bad_input() -> anyhow::Result<()> {
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
         ),
-        case(
-            "GET",
-            "/api/no-such-route",
-            None,
-            StatusCode::NOT_FOUND,
-            "no_route",
-        ),
+        case("GET", "/api/no-such-route", None, StatusCode::NOT_FOUND, "no_route"),
     ];
     for case in &cases {
         let method = reqwest::Method::from_bytes(case.method.as_bytes())?;
@@ -182,26 +166,13 @@ async fn api_rejects_bad_input() -> anyhow::Result<()> {
         assert_eq!(status, case.status, "{what}: {body}");
         assert_eq!(body["error"]["code"], case.code, "{what}: {body}");
         let message = body["error"]["message"].as_str().unwrap_or_default();
-        assert!(
-            !message.is_empty(),
-            "{what}: a readable message is required: {body}"
-        );
+        assert!(!message.is_empty(), "{what}: a readable message is required: {body}");
     }
 
     // Nothing above changed what was stored, and the server is still answering.
-    let health: Value = http
-        .get(studio.api("/api/health"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let health: Value = http.get(studio.api("/api/health")).send().await?.json().await?;
     assert_eq!(health["status"], "ok");
-    let projects: Vec<api::Project> = http
-        .get(studio.api("/api/projects"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let projects: Vec<api::Project> = http.get(studio.api("/api/projects")).send().await?.json().await?;
     assert_eq!(projects, vec![birds.clone()]);
 
     // A valid edit still works: rename a class, append one, change the split.
@@ -215,11 +186,7 @@ async fn api_rejects_bad_input() -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
-    let classes: Vec<(u32, &str)> = patched
-        .classes
-        .iter()
-        .map(|c| (c.id, c.name.as_str()))
-        .collect();
+    let classes: Vec<(u32, &str)> = patched.classes.iter().map(|c| (c.id, c.name.as_str())).collect();
     assert_eq!(classes, [(1, "raven"), (0, "sparrow"), (2, "gull")]);
     assert_eq!(
         patched.split,
@@ -238,11 +205,7 @@ async fn api_rejects_bad_input() -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
-    let classes: Vec<(u32, &str)> = patched
-        .classes
-        .iter()
-        .map(|c| (c.id, c.name.as_str()))
-        .collect();
+    let classes: Vec<(u32, &str)> = patched.classes.iter().map(|c| (c.id, c.name.as_str())).collect();
     assert_eq!(classes, [(0, "sparrow"), (3, "pigeon")]);
     Ok(())
 }

@@ -53,10 +53,7 @@ async fn create_reload_and_open(browser: &Browser, studio: &Studio) -> anyhow::R
         .wait_for_text(".project-card .project-name", "Street scenes")
         .await?;
     let card = browser.text_of(".project-card").await?;
-    anyhow::ensure!(
-        card.contains("car") && card.contains("person"),
-        "card shows {card:?}"
-    );
+    anyhow::ensure!(card.contains("car") && card.contains("person"), "card shows {card:?}");
 
     // The same name again is refused by the server, and the form says why.
     client
@@ -69,26 +66,14 @@ async fn create_reload_and_open(browser: &Browser, studio: &Studio) -> anyhow::R
         .await?
         .click()
         .await?;
-    browser
-        .wait_for_text(".form-error", "already exists")
-        .await?;
+    browser.wait_for_text(".form-error", "already exists").await?;
     let cards = client.find_all(Locator::Css(".project-card")).await?;
-    anyhow::ensure!(
-        cards.len() == 1,
-        "expected one project card, found {}",
-        cards.len()
-    );
+    anyhow::ensure!(cards.len() == 1, "expected one project card, found {}", cards.len());
 
     // Opening the card shows the project page with its classes in order.
-    client
-        .find(Locator::Css(".project-card"))
-        .await?
-        .click()
-        .await?;
+    client.find(Locator::Css(".project-card")).await?.click().await?;
     browser.wait_for_text("h1", "Street scenes").await?;
-    let rows = client
-        .find_all(Locator::Css("table.classes tbody tr"))
-        .await?;
+    let rows = client.find_all(Locator::Css("table.classes tbody tr")).await?;
     let mut names = Vec::new();
     for row in rows {
         names.push(row.text().await?);

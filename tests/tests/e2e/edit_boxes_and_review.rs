@@ -9,24 +9,15 @@ use serde_json::{Value, json};
 const A: &str = "7f1c2d3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f";
 const B: &str = "0b8e6a52-91d4-4f3b-a7c2-5d6e7f809a1b";
 
-async fn post(
-    http: &reqwest::Client,
-    url: String,
-    body: Value,
-) -> anyhow::Result<(StatusCode, Value)> {
+async fn post(http: &reqwest::Client, url: String, body: Value) -> anyhow::Result<(StatusCode, Value)> {
     let response = http.post(url).json(&body).send().await?;
-    Ok((
-        response.status(),
-        response.json().await.unwrap_or(Value::Null),
-    ))
+    Ok((response.status(), response.json().await.unwrap_or(Value::Null)))
 }
 
 #[tokio::test]
 async fn edit_boxes_and_review() -> anyhow::Result<()> {
     let studio = Studio::start().await?;
-    let project = studio
-        .create_project("Review", &["cat", "dog", "bird"])
-        .await?;
+    let project = studio.create_project("Review", &["cat", "dog", "bird"]).await?;
     let (_, uploaded) = studio
         .upload(project.id, &[("one.png", fixtures::png(100, 50, 1))])
         .await?;
@@ -35,10 +26,15 @@ async fn edit_boxes_and_review() -> anyhow::Result<()> {
     let ops = studio.api(&format!("/api/images/{image}/ops"));
 
     // Two creates in one request: sequence numbers in order, status moves to in_progress.
-    let (status, body) = post(&http, ops.clone(), json!({"ops": [
-        {"op": "create", "box": {"id": A, "class_id": 0, "x0": 10, "y0": 10, "x1": 30, "y1": 20}},
-        {"op": "create", "box": {"id": B, "class_id": 1, "x0": 90, "y0": 40, "x1": 120, "y1": 70}},
-    ]})).await?;
+    let (status, body) = post(
+        &http,
+        ops.clone(),
+        json!({"ops": [
+            {"op": "create", "box": {"id": A, "class_id": 0, "x0": 10, "y0": 10, "x1": 30, "y1": 20}},
+            {"op": "create", "box": {"id": B, "class_id": 1, "x0": 90, "y0": 40, "x1": 120, "y1": 70}},
+        ]}),
+    )
+    .await?;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "in_progress");
     let seqs: Vec<i64> = body["applied"]
@@ -59,10 +55,20 @@ async fn edit_boxes_and_review() -> anyhow::Result<()> {
     assert!(body["applied"][0]["overwrote"].is_string(), "{body}");
 
     // Resending a create (a retried request) updates instead of failing; deleting twice is harmless.
-    let (status, _) = post(&http, ops.clone(), json!({"ops": [{"op": "create", "box": {"id": A, "class_id": 0, "x0": 12, "y0": 10, "x1": 30, "y1": 20}}]})).await?;
+    let (status, _) = post(
+        &http,
+        ops.clone(),
+        json!({"ops": [{"op": "create", "box": {"id": A, "class_id": 0, "x0": 12, "y0": 10, "x1": 30, "y1": 20}}]}),
+    )
+    .await?;
     assert_eq!(status, StatusCode::OK);
     for _ in 0..2 {
-        let (status, _) = post(&http, ops.clone(), json!({"ops": [{"op": "delete", "box": {"id": B, "class_id": 1, "x0": 0, "y0": 0, "x1": 0, "y1": 0}}]})).await?;
+        let (status, _) = post(
+            &http,
+            ops.clone(),
+            json!({"ops": [{"op": "delete", "box": {"id": B, "class_id": 1, "x0": 0, "y0": 0, "x1": 0, "y1": 0}}]}),
+        )
+        .await?;
         assert_eq!(status, StatusCode::OK);
     }
 
@@ -121,14 +127,16 @@ async fn edit_boxes_and_review() -> anyhow::Result<()> {
     assert_eq!(put.status(), StatusCode::OK);
     let boxes: Value = put.json().await?;
     assert_eq!(
-        (
-            boxes["negative"].as_bool(),
-            boxes["boxes"].as_array().map(Vec::len)
-        ),
+        (boxes["negative"].as_bool(), boxes["boxes"].as_array().map(Vec::len)),
         (Some(true), Some(0))
     );
     // Drawing on it again clears the flag.
-    let (_, body) = post(&http, ops.clone(), json!({"ops": [{"op": "create", "box": {"class_id": 1, "x0": 1, "y0": 1, "x1": 20, "y1": 20}}]})).await?;
+    let (_, body) = post(
+        &http,
+        ops.clone(),
+        json!({"ops": [{"op": "create", "box": {"class_id": 1, "x0": 1, "y0": 1, "x1": 20, "y1": 20}}]}),
+    )
+    .await?;
     assert_eq!(body["negative"], false);
 
     // Review: approve needs a submitted image; reject needs a comment; reopen after.
@@ -165,15 +173,9 @@ async fn edit_boxes_and_review() -> anyhow::Result<()> {
     post(&http, status_url.clone(), json!({"status": "submitted"})).await?;
     let (_, body) = post(&http, status_url.clone(), json!({"status": "approved"})).await?;
     assert_eq!(body["status"], "approved");
-    assert!(
-        body["review_comment"].is_null(),
-        "approval clears the old comment"
-    );
+    assert!(body["review_comment"].is_null(), "approval clears the old comment");
     let listed: Value = http
-        .get(studio.api(&format!(
-            "/api/projects/{}/images?status=approved",
-            project.id
-        )))
+        .get(studio.api(&format!("/api/projects/{}/images?status=approved", project.id)))
         .send()
         .await?
         .json()
@@ -193,8 +195,7 @@ async fn edit_boxes_and_review() -> anyhow::Result<()> {
             .json(&body)
             .send()
     };
-    let refused =
-        patch(json!({"classes": [{"id": 0, "name": "cat"}, {"id": 2, "name": "bird"}]})).await?;
+    let refused = patch(json!({"classes": [{"id": 0, "name": "cat"}, {"id": 2, "name": "bird"}]})).await?;
     assert_eq!(refused.status(), StatusCode::CONFLICT);
     let refused: Value = refused.json().await?;
     assert_eq!(refused["error"]["code"], "class_in_use");

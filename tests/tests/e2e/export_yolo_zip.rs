@@ -27,16 +27,8 @@ fn unzip(bytes: &[u8]) -> anyhow::Result<BTreeMap<String, (Vec<u8>, bool)>> {
 /// itself (no `path:`), `nc` matches the names, each image has a label file found by replacing
 /// `/images/` with `/labels/` and the extension with `.txt`, every label line parses with values
 /// in [0, 1] and class < nc, and both train and val hold images.
-fn check_ultralytics_rules(
-    entries: &BTreeMap<String, (Vec<u8>, bool)>,
-    class_names: &[&str],
-) -> anyhow::Result<()> {
-    let yaml = String::from_utf8(
-        entries
-            .get("data.yaml")
-            .map(|e| e.0.clone())
-            .unwrap_or_default(),
-    )?;
+fn check_ultralytics_rules(entries: &BTreeMap<String, (Vec<u8>, bool)>, class_names: &[&str]) -> anyhow::Result<()> {
+    let yaml = String::from_utf8(entries.get("data.yaml").map(|e| e.0.clone()).unwrap_or_default())?;
     anyhow::ensure!(
         !yaml.lines().any(|l| l.starts_with("path:")),
         "data.yaml must not set path:\n{yaml}"
@@ -45,10 +37,7 @@ fn check_ultralytics_rules(
         yaml.contains("train: images/train\n") && yaml.contains("val: images/val\n"),
         "{yaml}"
     );
-    anyhow::ensure!(
-        yaml.contains(&format!("nc: {}\n", class_names.len())),
-        "{yaml}"
-    );
+    anyhow::ensure!(yaml.contains(&format!("nc: {}\n", class_names.len())), "{yaml}");
     for (index, name) in class_names.iter().enumerate() {
         anyhow::ensure!(
             yaml.contains(&format!("  {index}: \"{name}\"\n")),
@@ -63,16 +52,11 @@ fn check_ultralytics_rules(
         let label = name.replacen("images/", "labels/", 1);
         let label = format!(
             "{}.txt",
-            label
-                .rsplit_once('.')
-                .map_or(label.as_str(), |(stem, _)| stem)
+            label.rsplit_once('.').map_or(label.as_str(), |(stem, _)| stem)
         );
-        let text = entries
-            .get(&label)
-            .map(|e| String::from_utf8_lossy(&e.0).into_owned());
+        let text = entries.get(&label).map(|e| String::from_utf8_lossy(&e.0).into_owned());
         let text = text.ok_or_else(|| anyhow::anyhow!("{name} has no label file {label}"))?;
-        parse_labels(&text, class_names.len())
-            .map_err(|errors| anyhow::anyhow!("{label}: {errors:?}"))?;
+        parse_labels(&text, class_names.len()).map_err(|errors| anyhow::anyhow!("{label}: {errors:?}"))?;
     }
     anyhow::ensure!(
         per_split.get("train").copied().unwrap_or(0) > 0,
@@ -96,23 +80,13 @@ async fn export_yolo_zip() -> anyhow::Result<()> {
         .get(studio.api(&format!("/api/projects/{}/export", project.id)))
         .send()
         .await?;
-    assert_eq!(
-        empty.status(),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "nothing labeled yet"
-    );
+    assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY, "nothing labeled yet");
 
     // Twelve images: ten labelled (boxes of every class), one reviewed negative, one untouched.
     let files: Vec<(String, Vec<u8>)> = (0..12u8)
-        .map(|i| {
-            (
-                format!("frame {i:02}.png"),
-                fixtures::png(64 + u32::from(i) * 8, 48, i),
-            )
-        })
+        .map(|i| (format!("frame {i:02}.png"), fixtures::png(64 + u32::from(i) * 8, 48, i)))
         .collect();
-    let files_ref: Vec<(&str, Vec<u8>)> =
-        files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let files_ref: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
     let (_, uploaded) = studio.upload(project.id, &files_ref).await?;
     let ids: Vec<i64> = uploaded
         .as_array()
@@ -170,10 +144,7 @@ async fn export_yolo_zip() -> anyhow::Result<()> {
     check_ultralytics_rules(&entries, &class_names)?;
 
     // 11 images (10 labelled + the negative); the untouched one is left out.
-    let images: Vec<&String> = entries
-        .keys()
-        .filter(|k| k.starts_with("images/"))
-        .collect();
+    let images: Vec<&String> = entries.keys().filter(|k| k.starts_with("images/")).collect();
     assert_eq!(images.len(), 11, "{images:?}");
     let manifest: Value = serde_json::from_slice(&entries["manifest.json"].0)?;
     assert_eq!(manifest["counts"]["images"], 11);
@@ -194,8 +165,7 @@ async fn export_yolo_zip() -> anyhow::Result<()> {
             "bytes of {file}"
         );
         let stem = file.rsplit_once('.').map_or(file, |(s, _)| s);
-        let text =
-            String::from_utf8_lossy(&entries[&format!("labels/{split}/{stem}.txt")].0).into_owned();
+        let text = String::from_utf8_lossy(&entries[&format!("labels/{split}/{stem}.txt")].0).into_owned();
         let labels = parse_labels(&text, 3).map_err(|e| anyhow::anyhow!("{e:?}"))?;
         if id == negative {
             assert!(labels.is_empty());
@@ -204,14 +174,9 @@ async fn export_yolo_zip() -> anyhow::Result<()> {
         let expected = &expected_boxes[&id];
         assert_eq!(labels.len(), expected.len());
         for (label, (class_id, [x0, y0, x1, y1], width)) in labels.iter().zip(expected) {
-            let class_index = project
-                .classes
-                .iter()
-                .position(|c| c.id == *class_id)
-                .unwrap_or(99);
+            let class_index = project.classes.iter().position(|c| c.id == *class_id).unwrap_or(99);
             assert_eq!(label.class_index, class_index);
-            let want =
-                api::yolo::YoloLabel::from_corners(class_index, [*x0, *y0, *x1, *y1], *width, 48);
+            let want = api::yolo::YoloLabel::from_corners(class_index, [*x0, *y0, *x1, *y1], *width, 48);
             for (got, want) in [label.cx, label.cy, label.w, label.h]
                 .iter()
                 .zip([want.cx, want.cy, want.w, want.h])

@@ -38,17 +38,13 @@ async fn label(browser: &Browser, studio: &Studio, project: &api::Project) -> an
         paths.push(path.display().to_string());
     }
 
-    client
-        .goto(&format!("{}/projects/{}", studio.url, project.id))
-        .await?;
+    client.goto(&format!("{}/projects/{}", studio.url, project.id)).await?;
     browser
         .find("#upload-input")
         .await?
         .send_keys(&paths.join("\n"))
         .await?;
-    browser
-        .wait_for_count(".upload-item[data-state=done]", 3)
-        .await?;
+    browser.wait_for_count(".upload-item[data-state=done]", 3).await?;
     browser.wait_for_count(".thumb", 3).await?;
     let ids = browser.attributes(".thumb", "data-image-id").await?;
     let rotated = ids.first().cloned().unwrap_or_default();
@@ -63,7 +59,9 @@ async fn label(browser: &Browser, studio: &Studio, project: &api::Project) -> an
     let view_box = browser.attributes(".overlay", "viewBox").await?;
     anyhow::ensure!(view_box == ["0 0 160 320"], "viewBox {view_box:?}");
     wait_until_image_loaded(browser).await?;
-    let natural = browser.numbers("const i = document.querySelector('.canvas-image'); return [i.naturalWidth, i.naturalHeight];").await?;
+    let natural = browser
+        .numbers("const i = document.querySelector('.canvas-image'); return [i.naturalWidth, i.naturalHeight];")
+        .await?;
     anyhow::ensure!(
         natural == [160.0, 320.0],
         "the browser shows the photo upright: {natural:?}"
@@ -75,29 +73,20 @@ async fn label(browser: &Browser, studio: &Studio, project: &api::Project) -> an
         .await?;
     let at = |fx: f64, fy: f64| (area[0] + area[2] * fx, area[1] + area[3] * fy);
     browser.drag(at(0.1, 0.1), at(0.5, 0.4)).await?;
-    browser
-        .wait_for_count(".overlay rect.box[data-box-id]", 1)
-        .await?;
+    browser.wait_for_count(".overlay rect.box[data-box-id]", 1).await?;
     browser.drag(at(0.55, 0.5), at(0.9, 0.9)).await?;
-    browser
-        .wait_for_count(".overlay rect.box[data-box-id]", 2)
-        .await?;
+    browser.wait_for_count(".overlay rect.box[data-box-id]", 2).await?;
     let classes = browser
         .attributes(".overlay rect.box[data-box-id]", "data-class-id")
         .await?;
-    anyhow::ensure!(
-        classes == ["0", "0"],
-        "both drawn with the first class: {classes:?}"
-    );
+    anyhow::ensure!(classes == ["0", "0"], "both drawn with the first class: {classes:?}");
 
     // "2" gives the selected (last drawn) box the second class; undo and redo it.
     browser.press(&[], '2').await?;
     wait_for_classes(browser, &["0", "1"]).await?;
     browser.press(&[Modifier::Control], 'z').await?;
     wait_for_classes(browser, &["0", "0"]).await?;
-    browser
-        .press(&[Modifier::Control, Modifier::Shift], 'z')
-        .await?;
+    browser.press(&[Modifier::Control, Modifier::Shift], 'z').await?;
     wait_for_classes(browser, &["0", "1"]).await?;
     browser.wait_for_count(".sync[data-sync=saved]", 1).await?;
 
@@ -111,41 +100,26 @@ async fn label(browser: &Browser, studio: &Studio, project: &api::Project) -> an
         .iter()
         .map(|b| (b.class_id, [b.x0, b.y0, b.x1, b.y1]))
         .collect();
-    let expected = [
-        (0, [16.0, 32.0, 80.0, 128.0]),
-        (1, [88.0, 160.0, 144.0, 288.0]),
-    ];
+    let expected = [(0, [16.0, 32.0, 80.0, 128.0]), (1, [88.0, 160.0, 144.0, 288.0])];
     anyhow::ensure!(got.len() == 2, "stored {got:?}");
     for ((class, rect), (want_class, want_rect)) in got.iter().zip(expected) {
         anyhow::ensure!(*class == want_class, "stored {got:?}");
         for (a, b) in rect.iter().zip(want_rect) {
-            anyhow::ensure!(
-                (a - b).abs() <= 3.0,
-                "stored {got:?}, drawn about {expected:?}"
-            );
+            anyhow::ensure!((a - b).abs() <= 3.0, "stored {got:?}, drawn about {expected:?}");
         }
     }
 
     // A reload shows the same thing.
     client.refresh().await?;
-    browser
-        .wait_for_count(".overlay rect.box[data-box-id]", 2)
-        .await?;
+    browser.wait_for_count(".overlay rect.box[data-box-id]", 2).await?;
     wait_for_classes(browser, &["0", "1"]).await?;
     let view_box = browser.attributes(".overlay", "viewBox").await?;
-    anyhow::ensure!(
-        view_box == ["0 0 160 320"],
-        "viewBox after reload {view_box:?}"
-    );
+    anyhow::ensure!(view_box == ["0 0 160 320"], "viewBox after reload {view_box:?}");
 
     // Export from the project page: the browser downloads the YOLO zip.
-    client
-        .goto(&format!("{}/projects/{}", studio.url, project.id))
-        .await?;
+    client.goto(&format!("{}/projects/{}", studio.url, project.id)).await?;
     browser.find("#export-button").await?.click().await?;
-    browser
-        .wait_for_text(".export-summary", "1 image · 2 boxes")
-        .await?;
+    browser.wait_for_text(".export-summary", "1 image · 2 boxes").await?;
     let zip_path = browser.download_dir().join("Harbour-yolo.zip");
     let deadline = tokio::time::Instant::now() + e2e::browser::UI_TIMEOUT;
     while !zip_path.is_file() {
@@ -169,9 +143,7 @@ async fn label(browser: &Browser, studio: &Studio, project: &api::Project) -> an
     let image_entry = image_entry
         .ok_or_else(|| anyhow::anyhow!("no image in {names:?}"))?
         .clone();
-    let label_entry = image_entry
-        .replacen("images/", "labels/", 1)
-        .replace(".jpg", ".txt");
+    let label_entry = image_entry.replacen("images/", "labels/", 1).replace(".jpg", ".txt");
     anyhow::ensure!(
         names.contains(&"data.yaml".to_owned()) && names.contains(&"manifest.json".to_owned()),
         "{names:?}"
@@ -203,14 +175,15 @@ async fn wait_for_classes(browser: &Browser, expected: &[&str]) -> anyhow::Resul
 async fn wait_until_image_loaded(browser: &Browser) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + e2e::browser::UI_TIMEOUT;
     loop {
-        let done = browser.numbers("const i = document.querySelector('.canvas-image'); return [i.complete && i.naturalWidth > 0 ? 1 : 0];").await?;
+        let done = browser
+            .numbers(
+                "const i = document.querySelector('.canvas-image'); return [i.complete && i.naturalWidth > 0 ? 1 : 0];",
+            )
+            .await?;
         if done == [1.0] {
             return Ok(());
         }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "the image did not load"
-        );
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "the image did not load");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -6,6 +6,7 @@ mod architecture_lists_every_crate;
 mod create_project_in_browser;
 mod edit_boxes_and_review;
 mod export_yolo_zip;
+mod import_datasets;
 mod label_first_image;
 mod restart_keeps_projects;
 mod serve_web_app;

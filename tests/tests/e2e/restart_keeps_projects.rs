@@ -19,22 +19,14 @@ async fn restart_keeps_projects() -> anyhow::Result<()> {
         .await?;
     let log = studio.log();
     let status = studio.stop().await?;
-    assert!(
-        status.success(),
-        "graceful shutdown exits 0, got {status}; log:\n{log}"
-    );
+    assert!(status.success(), "graceful shutdown exits 0, got {status}; log:\n{log}");
     assert!(
         data_dir.join("distillery.db").is_file(),
         "SQLite file in the data folder"
     );
 
     let studio = Studio::start_in(&data_dir).await?;
-    let listed: Vec<api::Project> = http
-        .get(studio.api("/api/projects"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let listed: Vec<api::Project> = http.get(studio.api("/api/projects")).send().await?.json().await?;
     assert_eq!(listed, vec![created.clone()]);
     assert_eq!(listed[0].classes[1].color, "#00ff00");
     // Ids keep counting after a restart: the next class gets a fresh id.
@@ -45,10 +37,7 @@ async fn restart_keeps_projects() -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
-    assert_eq!(
-        patched.classes.iter().map(|c| c.id).collect::<Vec<_>>(),
-        [0, 2]
-    );
+    assert_eq!(patched.classes.iter().map(|c| c.id).collect::<Vec<_>>(), [0, 2]);
     assert_eq!(studio.data_dir(), data_dir);
     Ok(())
 }

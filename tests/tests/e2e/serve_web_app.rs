@@ -27,10 +27,7 @@ async fn serve_web_app() -> anyhow::Result<()> {
         index.headers()
     );
     assert_eq!(header(&index, "cross-origin-opener-policy"), "same-origin");
-    assert_eq!(
-        header(&index, "cross-origin-embedder-policy"),
-        "require-corp"
-    );
+    assert_eq!(header(&index, "cross-origin-embedder-policy"), "require-corp");
     assert_eq!(
         header(&index, CACHE_CONTROL),
         "no-cache",
@@ -58,26 +55,11 @@ async fn serve_web_app() -> anyhow::Result<()> {
         .await?;
     assert_eq!(wasm.status(), StatusCode::OK);
     assert_eq!(header(&wasm, CONTENT_TYPE), "application/wasm");
-    assert_eq!(
-        header(&wasm, CACHE_CONTROL),
-        "public, max-age=31536000, immutable"
-    );
+    assert_eq!(header(&wasm, CACHE_CONTROL), "public, max-age=31536000, immutable");
     assert_eq!(header(&wasm, CONTENT_ENCODING), "gzip");
-    assert_eq!(
-        header(&wasm, "cross-origin-embedder-policy"),
-        "require-corp"
-    );
-    let plain = http
-        .get(studio.api(&wasm_path))
-        .send()
-        .await?
-        .bytes()
-        .await?;
-    assert_eq!(
-        &plain[..4],
-        b"\0asm",
-        "uncompressed when gzip is not accepted"
-    );
+    assert_eq!(header(&wasm, "cross-origin-embedder-policy"), "require-corp");
+    let plain = http.get(studio.api(&wasm_path)).send().await?.bytes().await?;
+    assert_eq!(&plain[..4], b"\0asm", "uncompressed when gzip is not accepted");
 
     // API answers are JSON, compressed when large enough and asked for.
     let health = http.get(studio.api("/api/health")).send().await?;

@@ -61,16 +61,10 @@ async fn upload_images() -> anyhow::Result<()> {
         .await?;
     assert_eq!(thumb.headers()["content-type"], "image/jpeg");
     let thumb = image::load_from_memory(&thumb.bytes().await?)?;
-    assert_eq!(
-        (thumb.width(), thumb.height()),
-        (32, 64),
-        "thumbnails are upright"
-    );
+    assert_eq!((thumb.width(), thumb.height()), (32, 64), "thumbnails are upright");
 
     // The same bytes again: reported as a duplicate of the stored image, not stored twice.
-    let (status, body) = studio
-        .upload(project.id, &[("again.jpg", rotated.clone())])
-        .await?;
+    let (status, body) = studio.upload(project.id, &[("again.jpg", rotated.clone())]).await?;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body[0]["duplicate"], true);
     assert_eq!(body[0]["id"].as_i64(), Some(rotated_id));
@@ -111,10 +105,7 @@ async fn upload_images() -> anyhow::Result<()> {
         assert_eq!(status, expected_status, "{name}: {body}");
         assert_eq!(body["error"]["code"], code, "{name}: {body}");
         assert!(
-            body["error"]["message"]
-                .as_str()
-                .unwrap_or_default()
-                .contains(name),
+            body["error"]["message"].as_str().unwrap_or_default().contains(name),
             "{name}: {body}"
         );
     }
@@ -122,10 +113,7 @@ async fn upload_images() -> anyhow::Result<()> {
     let (status, body) = studio
         .upload(
             project.id,
-            &[
-                ("fine.png", fixtures::png(10, 10, 9)),
-                ("bad.txt", b"hello".to_vec()),
-            ],
+            &[("fine.png", fixtures::png(10, 10, 9)), ("bad.txt", b"hello".to_vec())],
         )
         .await?;
     assert_eq!(status, StatusCode::OK);
@@ -139,9 +127,7 @@ async fn upload_images() -> anyhow::Result<()> {
         .send()
         .await?;
     assert_eq!(no_files.status(), StatusCode::BAD_REQUEST);
-    let missing = studio
-        .upload(999, &[("a.png", fixtures::png(4, 4, 0))])
-        .await?;
+    let missing = studio.upload(999, &[("a.png", fixtures::png(4, 4, 0))]).await?;
     assert_eq!(missing.0, StatusCode::NOT_FOUND);
 
     // Listing: four images, paged with a cursor, filtered by status.
@@ -155,10 +141,7 @@ async fn upload_images() -> anyhow::Result<()> {
     assert_eq!(page["images"].as_array().map(Vec::len), Some(3));
     let cursor = page["next_cursor"].as_i64().unwrap_or_default();
     let rest: Value = http
-        .get(studio.api(&format!(
-            "/api/projects/{}/images?limit=3&cursor={cursor}",
-            project.id
-        )))
+        .get(studio.api(&format!("/api/projects/{}/images?limit=3&cursor={cursor}", project.id)))
         .send()
         .await?
         .json()
@@ -166,10 +149,7 @@ async fn upload_images() -> anyhow::Result<()> {
     assert_eq!(rest["images"].as_array().map(Vec::len), Some(1));
     assert!(rest["next_cursor"].is_null());
     let none: Value = http
-        .get(studio.api(&format!(
-            "/api/projects/{}/images?status=approved",
-            project.id
-        )))
+        .get(studio.api(&format!("/api/projects/{}/images?status=approved", project.id)))
         .send()
         .await?
         .json()

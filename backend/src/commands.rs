@@ -1,0 +1,128 @@
+//! `distillery import` and `distillery export`: the same code paths as the HTTP routes, run
+//! against a studio's data folder directly (safe while the server runs: SQLite is in WAL mode).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use sqlx::SqlitePool;
+
+use crate::config::{DataConfig, Limits};
+use crate::export::{self, Format, Include};
+use crate::import::{self, DatasetSource, ImportLimits};
+use crate::store::Store;
+use crate::{db, projects};
+
+/// `distillery import`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// A zip archive or a folder: Ultralytics YOLO layout (data.yaml or classes.txt), COCO JSON
+    /// with its images, or just images.
+    pub path: PathBuf,
+    /// Project to import into; created when it does not exist.
+    #[arg(long)]
+    pub project: String,
+    #[command(flatten)]
+    pub data: DataConfig,
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+/// `distillery export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// Project to export.
+    #[arg(long)]
+    pub project: String,
+    /// `yolo` (Ultralytics layout) or `coco`.
+    #[arg(long, default_value = "yolo")]
+    pub format: String,
+    /// `approved`, `labeled`, or `auto` (also confident model boxes on unreviewed images).
+    #[arg(long, default_value = "labeled")]
+    pub include: String,
+    /// Confidence threshold for `--include auto`.
+    #[arg(long, default_value_t = 0.25)]
+    pub min_conf: f32,
+    /// Zip file to write.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub data: DataConfig,
+}
+
+async fn open(data: &DataConfig) -> anyhow::Result<(SqlitePool, Store)> {
+    std::fs::create_dir_all(&data.data_dir)
+        .with_context(|| format!("cannot create the data folder {}", data.data_dir.display()))?;
+    let pool = db::open(&data.database_url()).await?;
+    let store = Store::open(&data.data_dir).context("cannot prepare the data folder")?;
+    Ok((pool, store))
+}
+
+/// Imports a dataset and prints what happened.
+pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let (pool, store) = open(&args.data).await?;
+    let source = if args.path.is_dir() {
+        DatasetSource::Folder(args.path.clone())
+    } else if args.path.is_file() {
+        DatasetSource::Zip(args.path.clone())
+    } else {
+        anyhow::bail!("{} is neither a folder nor a file", args.path.display());
+    };
+    let limits = ImportLimits::from(args.limits);
+    let plan_store = store.clone();
+    let plan = tokio::task::spawn_blocking(move || import::plan(&source, &plan_store, limits)).await?;
+    let plan = plan.map_err(|problems| anyhow::anyhow!("{problems}"))?;
+    let project_id = match projects::find_by_name(&pool, &args.project).await? {
+        Some(id) => id,
+        None => projects::create_empty(&pool, &args.project).await?,
+    };
+    let report = import::apply(&pool, &store, project_id, plan).await?;
+    println!(
+        "Imported {} ({}) into \"{}\": {} images added ({} duplicates skipped, {} negatives, {} unlabeled), {} boxes{}",
+        args.path.display(),
+        report.format,
+        args.project,
+        report.images_added,
+        report.duplicates,
+        report.negatives,
+        report.unlabeled,
+        report.boxes_added,
+        if report.classes_created.is_empty() {
+            String::new()
+        } else {
+            format!(", new classes: {}", report.classes_created.join(", "))
+        }
+    );
+    pool.close().await;
+    Ok(())
+}
+
+/// Writes a project's dataset zip and prints its counts.
+pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let (pool, store) = open(&args.data).await?;
+    let format = Format::parse(&args.format).context("--format must be yolo or coco")?;
+    let include = Include::parse(&args.include).context("--include must be approved, labeled or auto")?;
+    let project_id = projects::find_by_name(&pool, &args.project)
+        .await?
+        .with_context(|| format!("there is no project named \"{}\"", args.project))?;
+    let plan = export::plan(&pool, &store, project_id, format, include, args.min_conf).await?;
+    let images = plan.image_count();
+    let out = args.out.clone();
+    // Written beside the target and renamed, so a failed export never leaves a broken zip.
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let folder = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let temp = tempfile::NamedTempFile::new_in(folder)?;
+        let writer = std::io::BufWriter::with_capacity(1 << 20, temp.reopen()?);
+        export::write_zip(&plan, writer)?.flush()?;
+        temp.persist(&out)?;
+        Ok(())
+    })
+    .await??;
+    println!("Wrote {} ({images} images)", args.out.display());
+    pool.close().await;
+    Ok(())
+}
