@@ -148,6 +148,17 @@ pub async fn export_counts(project_id: i64, query: &str) -> ApiResult<api::Expor
     decode(Request::get(&url).send().await.map_err(network)?).await
 }
 
+/// `POST /api/projects/{pid}/import` with a zip.
+pub async fn import_dataset(project_id: i64, file: &web_sys::File) -> ApiResult<api::ImportReport> {
+    let form = web_sys::FormData::new().map_err(|e| network(format!("{e:?}")))?;
+    form.append_with_blob_and_filename("file", file, &file.name())
+        .map_err(|e| network(format!("{e:?}")))?;
+    let request = Request::post(&format!("/api/projects/{project_id}/import"))
+        .body(form)
+        .map_err(network)?;
+    decode(request.send().await.map_err(network)?).await
+}
+
 impl ApiFailure {
     /// True when the request never got an answer (offline, server down) or the server failed:
     /// worth retrying. A 4xx answer is final.

@@ -16,7 +16,7 @@ use web_sys::KeyboardEvent;
 use self::canvas::{Canvas, CanvasState, View};
 use self::model::{Action, Change, EditBox, History, new_box_id};
 use crate::api_client::{self, ApiFailure};
-use crate::pages::{LoadError, Loading, id_param};
+use crate::pages::{LoadError, Loading, id_param, plural};
 use crate::sync::{SyncIndicator, SyncQueue};
 
 /// Editor settings that outlive one image: "keep previous image's boxes" and those boxes.
@@ -511,7 +511,7 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                             on:change=move |ev| session.keep_previous.set(event_target_checked(&ev)) />
                         "Keep previous image's boxes"
                     </label>
-                    <p class="muted small">{move || format!("{} boxes", boxes.with(Vec::len))}</p>
+                    <p class="muted small">{move || plural(boxes.with(Vec::len) as u64, "box")}</p>
                     <details class="shortcuts">
                         <summary>"Shortcuts"</summary>
                         <p class="small">"Drag: draw · 1–9: class · Del: delete · Ctrl+Z / Ctrl+Shift+Z: undo / redo · A / D: previous / next · wheel, + / −: zoom · F: fit · space-drag: pan · N: no objects · Ctrl+Enter: submit"</p>

@@ -1,6 +1,7 @@
 //! One module per app route.
 
 mod not_found;
+mod ontology;
 mod project;
 mod projects;
 
@@ -65,4 +66,13 @@ fn project_resource(
             }
         }
     })
+}
+
+/// "1 image", "2 images", "1 box", "3 boxes".
+pub fn plural(count: u64, noun: &str) -> String {
+    match (count, noun.ends_with('x')) {
+        (1, _) => format!("1 {noun}"),
+        (_, true) => format!("{count} {noun}es"),
+        (_, false) => format!("{count} {noun}s"),
+    }
 }

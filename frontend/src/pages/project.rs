@@ -1,14 +1,15 @@
 //! `/projects/{pid}`: a project's ontology and settings.
 
-use api::{ClassSpec, ImageInfo, ImageStatus, Project, ProjectPatch, parse_class_list};
+use api::{ImageInfo, ImageStatus, Project};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
-use web_sys::{File, FileList, SubmitEvent};
+use web_sys::{File, FileList};
 
 use crate::upload::{UploadItem, UploadState, upload_file};
 
-use super::{ClassChip, LoadError, Loading, id_param, project_resource};
+use super::ontology::{ClassEditor, RenameProject, SplitEditor};
+use super::{LoadError, Loading, id_param, plural, project_resource};
 use crate::api_client;
 
 /// The project page.
@@ -16,20 +17,28 @@ use crate::api_client;
 pub fn ProjectPage() -> impl IntoView {
     let project_id = id_param("pid");
     let project = project_resource(project_id);
+    // Lives above the part re-rendered when the project reloads, so the report stays visible.
+    let import_outcome = RwSignal::new(None::<Result<api::ImportReport, String>>);
     view! {
         {move || match project.get() {
             None => view! { <Loading /> }.into_any(),
             Some(Err(failure)) => view! { <LoadError failure /> }.into_any(),
-            Some(Ok(loaded)) => view! { <ProjectDetail project=loaded on_change=move || project.refetch() /> }.into_any(),
+            Some(Ok(loaded)) => view! {
+                <ProjectDetail project=loaded on_change=move || project.refetch() import_outcome />
+            }.into_any(),
         }}
     }
 }
 
 #[component]
-fn ProjectDetail(project: Project, on_change: impl Fn() + Copy + 'static) -> impl IntoView {
-    let split = project.split;
-    // Bumped after uploads so the gallery reloads.
+fn ProjectDetail(
+    project: Project,
+    on_change: impl Fn() + Copy + 'static,
+    import_outcome: RwSignal<Option<Result<api::ImportReport, String>>>,
+) -> impl IntoView {
+    // Bumped after uploads and imports so the gallery reloads.
     let gallery_version = RwSignal::new(0u32);
+    let refresh_gallery = move || gallery_version.update(|v| *v += 1);
     view! {
         <nav class="crumbs" aria-label="Breadcrumb"><a href="/">"Projects"</a>" / "</nav>
         <section class="page-head">
@@ -37,22 +46,76 @@ fn ProjectDetail(project: Project, on_change: impl Fn() + Copy + 'static) -> imp
         </section>
         <div class="project-layout">
             <div class="project-main">
-                <UploadPanel project_id=project.id on_uploaded=move || gallery_version.update(|v| *v += 1) />
+                <UploadPanel project_id=project.id on_uploaded=refresh_gallery />
                 <Gallery project=project.clone() version=gallery_version />
-            </div>
-            <div class="project-side">
                 <section class="card" aria-labelledby="classes-title">
                     <h2 id="classes-title">"Classes"</h2>
-                    <ClassTable project=project.clone() />
-                    <AddClassesForm project=project.clone() on_change />
+                    <ClassEditor project=project.clone() />
                 </section>
+            </div>
+            <div class="project-side">
                 <ExportPanel project_id=project.id />
+                <ImportPanel project_id=project.id outcome=import_outcome on_imported=move || { refresh_gallery(); on_change(); } />
                 <section class="card" aria-labelledby="split-title">
                     <h2 id="split-title">"Dataset split"</h2>
-                    <p>{format!("{}% train · {}% val · {}% test", split.train_pct, split.val_pct, split.test_pct)}</p>
+                    <SplitEditor project=project.clone() />
+                </section>
+                <section class="card" aria-labelledby="settings-title">
+                    <h2 id="settings-title">"Project"</h2>
+                    <RenameProject project=project.clone() on_saved=on_change />
                 </section>
             </div>
         </div>
+    }
+}
+
+/// Imports a YOLO or COCO zip into the project and shows what it did or every problem found.
+#[component]
+fn ImportPanel(
+    project_id: i64,
+    outcome: RwSignal<Option<Result<api::ImportReport, String>>>,
+    on_imported: impl Fn() + Copy + 'static,
+) -> impl IntoView {
+    let busy = RwSignal::new(false);
+    let pick = move |ev: leptos::ev::Event| {
+        let input: Option<web_sys::HtmlInputElement> = ev.target().and_then(|t| t.dyn_into().ok());
+        let Some(file) = input.as_ref().and_then(|i| i.files()).and_then(|f| f.get(0)) else {
+            return;
+        };
+        if let Some(input) = input {
+            input.set_value("");
+        }
+        busy.set(true);
+        outcome.set(None);
+        spawn_local(async move {
+            let result = api_client::import_dataset(project_id, &file).await;
+            busy.set(false);
+            let imported = result.is_ok();
+            outcome.set(Some(result.map_err(|f| f.message)));
+            if imported {
+                on_imported();
+            }
+        });
+    };
+    view! {
+        <section class="card" aria-labelledby="import-title">
+            <h2 id="import-title">"Import"</h2>
+            <p class="muted small">"A zip in the Ultralytics YOLO layout (data.yaml or classes.txt) or COCO JSON with its images."</p>
+            <label class="file-pick button-like">
+                {move || if busy.get() { "Importing…" } else { "Choose a zip…" }}
+                <input id="import-input" type="file" accept=".zip,application/zip" on:change=pick disabled=move || busy.get() />
+            </label>
+            {move || outcome.get().map(|result| match result {
+                Ok(r) => view! {
+                    <p class="ok small import-report">{format!(
+                        "Imported {} ({}): {} added, {} boxes, {} duplicates skipped{}",
+                        plural(r.images_added + r.duplicates, "image"), r.format, r.images_added, r.boxes_added, r.duplicates,
+                        if r.classes_created.is_empty() { String::new() } else { format!(", new classes: {}", r.classes_created.join(", ")) }
+                    )}</p>
+                }.into_any(),
+                Err(message) => view! { <pre class="form-error small import-problems" role="alert">{message}</pre> }.into_any(),
+            })}
+        </section>
     }
 }
 
@@ -215,7 +278,7 @@ fn Gallery(project: Project, version: RwSignal<u32>) -> impl IntoView {
                         data-image-id=image.id.to_string() title=image.file_name.clone()>
                         <img src=format!("/api/images/{}/thumb", image.id) alt=image.file_name.clone() loading="lazy" />
                         <span class=format!("badge status-{}", image.status.as_str())>{image.status.label()}</span>
-                        <span class="thumb-count">{if image.negative { "no objects".to_owned() } else { format!("{} boxes", image.box_count) }}</span>
+                        <span class="thumb-count">{if image.negative { "no objects".to_owned() } else { plural(u64::from(image.box_count), "box") }}</span>
                     </a>
                 </For>
             </div>
@@ -272,85 +335,5 @@ fn ExportPanel(project_id: i64) -> impl IntoView {
                 Err(message) => view! { <p class="form-error small" role="alert">{message}</p> }.into_any(),
             })}
         </section>
-    }
-}
-
-#[component]
-fn ClassTable(project: Project) -> impl IntoView {
-    if project.classes.is_empty() {
-        return view! { <p class="muted">"No classes yet: add the objects you want to detect."</p> }.into_any();
-    }
-    view! {
-        <table class="classes">
-            <thead><tr><th>"Key"</th><th>"Class"</th><th>"Id"</th><th>"Teacher prompt"</th></tr></thead>
-            <tbody>
-                {project.classes.into_iter().enumerate().map(|(index, class)| view! {
-                    <tr data-class-id=class.id.to_string()>
-                        <td class="muted">{if index < 9 { (index + 1).to_string() } else { String::new() }}</td>
-                        <td><ClassChip name=class.name color=class.color /></td>
-                        <td class="muted">{class.id}</td>
-                        <td class="muted">{class.prompt.unwrap_or_default()}</td>
-                    </tr>
-                }).collect_view()}
-            </tbody>
-        </table>
-    }
-    .into_any()
-}
-
-/// Appends classes to the ontology (existing ones keep their ids).
-#[component]
-fn AddClassesForm(project: Project, on_change: impl Fn() + Copy + 'static) -> impl IntoView {
-    let text = RwSignal::new(String::new());
-    let error = RwSignal::new(None::<String>);
-    let existing = StoredValue::new(project.classes);
-    let submit = move |event: SubmitEvent| {
-        event.prevent_default();
-        let added = parse_class_list(&text.get_untracked());
-        if added.is_empty() {
-            return;
-        }
-        let mut classes: Vec<ClassSpec> = existing
-            .get_value()
-            .into_iter()
-            .map(|c| ClassSpec {
-                id: Some(c.id),
-                name: c.name,
-                prompt: c.prompt,
-                color: Some(c.color),
-            })
-            .collect();
-        classes.extend(added);
-        if let Err(problem) = api::validate_classes(&classes) {
-            error.set(Some(problem.to_string()));
-            return;
-        }
-        let patch = ProjectPatch {
-            classes: Some(classes),
-            ..ProjectPatch::default()
-        };
-        spawn_local(async move {
-            match api_client::update_project(project.id, &patch).await {
-                Ok(_) => on_change(),
-                Err(failure) => error.set(Some(failure.message)),
-            }
-        });
-    };
-    view! {
-        <form class="inline-form" on:submit=submit>
-            <label for="add-classes" class="visually-hidden">"Add classes"</label>
-            <input id="add-classes" type="text" placeholder="Add classes: truck, bus" autocomplete="off" bind:value=text />
-            <button type="submit">"Add"</button>
-        </form>
-        {move || error.get().map(|message| view! { <p class="form-error" role="alert">{message}</p> })}
-    }
-}
-
-/// "1 image", "2 images", "1 box", "3 boxes".
-fn plural(count: u64, noun: &str) -> String {
-    match (count, noun.ends_with('x')) {
-        (1, _) => format!("1 {noun}"),
-        (_, true) => format!("{count} {noun}es"),
-        (_, false) => format!("{count} {noun}s"),
     }
 }

@@ -5,6 +5,7 @@ mod api_rejects_bad_input;
 mod architecture_lists_every_crate;
 mod create_project_in_browser;
 mod edit_boxes_and_review;
+mod edit_ontology_in_browser;
 mod export_yolo_zip;
 mod import_datasets;
 mod label_first_image;
