@@ -39,6 +39,12 @@ impl Studio {
         Self::launch(data_dir, &[]).await
     }
 
+    /// Starts a studio on an existing data folder at a fixed address (a restart the open
+    /// browser tabs can reconnect to).
+    pub async fn start_at(data_dir: &Path, addr: &str) -> anyhow::Result<Studio> {
+        Self::launch(data_dir, &["--addr", addr]).await
+    }
+
     async fn launch(data_dir: &Path, flags: &[&str]) -> anyhow::Result<Studio> {
         let bin = binary_path();
         if !bin.is_file() {
@@ -48,7 +54,11 @@ impl Studio {
         let log = std::fs::File::create(&log_path).context("cannot create the server log")?;
         let mut child = Command::new(&bin)
             .arg("serve")
-            .args(["--addr", "127.0.0.1:0"])
+            .args(if flags.contains(&"--addr") {
+                &[][..]
+            } else {
+                &["--addr", "127.0.0.1:0"][..]
+            })
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--web-dir")

@@ -6,6 +6,7 @@ mod architecture_lists_every_crate;
 mod create_project_in_browser;
 mod edit_boxes_and_review;
 mod edit_ontology_in_browser;
+mod edit_while_server_is_down;
 mod export_yolo_zip;
 mod import_datasets;
 mod label_first_image;
