@@ -2,6 +2,7 @@
 //! on every machine. Tools the build needs are installed from the registries on first use —
 //! crates.io for Rust tools, npm for wasm-opt, apt for Chromium — never downloaded as binaries.
 
+mod fuzz;
 mod setup;
 mod web;
 
@@ -18,6 +19,7 @@ tasks:
   test                     every check and test: fmt, clippy, web build, unit, API and browser tests
   build-web                build the web app into dist/ (release, precompressed)
   setup                    install the build tools (wasm target, Trunk, wasm-bindgen, wasm-opt)
+  fuzz [SECONDS]           run every fuzz target for SECONDS each (default 300; needs nightly)
 ";
 
 fn main() -> ExitCode {
@@ -39,6 +41,14 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         Some("build-web") => web::build(&root).map(drop),
         Some("run") => run_studio(&root, &args[1..]),
         Some("test") => test(&root),
+        Some("fuzz") => {
+            let seconds = args
+                .get(1)
+                .map(|s| s.parse())
+                .transpose()
+                .context("SECONDS must be a whole number")?;
+            fuzz::run(&root, seconds.unwrap_or(300))
+        }
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())
@@ -119,8 +129,13 @@ fn test(root: &Path) -> anyhow::Result<()> {
             .env("DISTILLERY_WEB_DIR", &dist)
             .env("CHROMEDRIVER", &browser.chromedriver)
             .env("CHROMIUM", &browser.chromium),
-    )
+    )?;
+    // A short run of every fuzz target: a parser that panics on a seed or a quick mutation fails CI.
+    fuzz::run(root, FUZZ_SMOKE_SECONDS)
 }
+
+/// How long `cargo xtask test` fuzzes each target.
+const FUZZ_SMOKE_SECONDS: u32 = 15;
 
 /// Runs one step, echoing it; fails with the step's name.
 pub(crate) fn step(name: &str, command: &mut Command) -> anyhow::Result<()> {
