@@ -49,7 +49,7 @@ async fn replace_boxes(
     PathParams(image_id): PathParams<i64>,
     JsonBody(body): JsonBody<ReplaceBoxes>,
 ) -> Result<Json<ImageBoxes>, ApiError> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::write_transaction(&state.db).await?;
     let image = load_image(&mut tx, image_id).await?;
     let human: Vec<String> = sqlx::query_scalar("SELECT id FROM boxes WHERE image_id = ? AND source = 'human'")
         .bind(image_id)
@@ -102,7 +102,7 @@ async fn apply_ops(
             format!("Send at most {MAX_OPS_PER_REQUEST} operations per request."),
         ));
     }
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::write_transaction(&state.db).await?;
     let image = load_image(&mut tx, image_id).await?;
     let response = apply(&mut tx, &image, &request).await?;
     tx.commit().await?;
@@ -114,7 +114,7 @@ async fn change_status(
     PathParams(image_id): PathParams<i64>,
     JsonBody(change): JsonBody<StatusChange>,
 ) -> Result<Json<ImageInfo>, ApiError> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::write_transaction(&state.db).await?;
     let image = load_image(&mut tx, image_id).await?;
     let from = image.status();
     if !from.can_become(change.status) {

@@ -55,3 +55,10 @@ pub async fn open(url: &str) -> Result<SqlitePool, OpenError> {
 pub fn constant_sql(text: String) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(text)
 }
+
+/// Starts a transaction that will write. `BEGIN IMMEDIATE` takes SQLite's write lock up front,
+/// so concurrent writers queue on the busy timeout; a plain (deferred) `BEGIN` that reads first
+/// fails with "database is locked" when another writer commits before it upgrades.
+pub async fn write_transaction(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}

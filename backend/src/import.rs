@@ -240,7 +240,7 @@ pub async fn apply(db: &SqlitePool, store: &Store, project_id: i64, plan: Plan) 
         unlabeled: 0,
         classes_created: Vec::new(),
     };
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::write_transaction(db).await?;
     let (class_ids, created) = crate::projects::ensure_classes(&mut tx, project_id, &plan.class_names).await?;
     report.classes_created = created;
     let mut to_store = Vec::with_capacity(plan.images.len());

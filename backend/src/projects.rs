@@ -38,7 +38,7 @@ async fn create(
     JsonBody(body): JsonBody<NewProject>,
 ) -> Result<(StatusCode, Json<Project>), ApiError> {
     let body = body.validate()?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::write_transaction(&state.db).await?;
     ensure_name_free(&mut tx, &body.name, None).await?;
     let project_id: i64 = sqlx::query_scalar("INSERT INTO projects (name) VALUES (?) RETURNING id")
         .bind(&body.name)
@@ -56,7 +56,7 @@ async fn update(
     PathParams(project_id): PathParams<i64>,
     JsonBody(patch): JsonBody<ProjectPatch>,
 ) -> Result<Json<Project>, ApiError> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::write_transaction(&state.db).await?;
     load_project(&mut tx, project_id).await?;
     if let Some(name) = &patch.name {
         let name = api::validate_project_name(name)?;

@@ -10,6 +10,7 @@ mod edit_while_server_is_down;
 mod export_yolo_zip;
 mod import_datasets;
 mod label_first_image;
+mod many_annotators_at_once;
 mod restart_keeps_projects;
 mod serve_web_app;
 mod upload_images;
