@@ -52,10 +52,12 @@ pub struct SyncQueue {
     pending: RwSignal<Vec<PendingOp>>,
     state: RwSignal<SyncState>,
     running: StoredValue<bool>,
-    /// Bumped after each answer: (image id, response) for applied batches.
-    applied: RwSignal<Option<(i64, OpsResponse)>>,
-    /// Bumped when the server refused edits of this image.
-    refused: RwSignal<Option<i64>>,
+    /// The last answer: (answer number, image id, response) for an applied batch.
+    applied: RwSignal<Option<(u64, i64, OpsResponse)>>,
+    /// The last refusal: (answer number, image id).
+    refused: RwSignal<Option<(u64, i64)>>,
+    /// Numbers every answer, so an editor can ignore those from before it opened.
+    answers: StoredValue<u64>,
 }
 
 impl SyncQueue {
@@ -67,6 +69,7 @@ impl SyncQueue {
             running: StoredValue::new(false),
             applied: RwSignal::new(None),
             refused: RwSignal::new(None),
+            answers: StoredValue::new(0),
         };
         queue.kick();
         queue
@@ -112,14 +115,30 @@ impl SyncQueue {
             .with_untracked(|p| p.iter().filter(|o| o.image_id == image_id).cloned().collect())
     }
 
-    /// The last applied batch, for revision bookkeeping.
-    pub fn applied(&self) -> Option<(i64, OpsResponse)> {
-        self.applied.get()
+    /// How many answers have arrived so far; an editor keeps this when it opens and only
+    /// heeds later ones.
+    pub fn answers_so_far(&self) -> u64 {
+        self.answers.get_value()
     }
 
-    /// The last image whose edits were refused.
-    pub fn refused(&self) -> Option<i64> {
-        self.refused.get()
+    /// The last applied batch for `image_id` answered after answer number `since`.
+    pub fn applied_since(&self, image_id: i64, since: u64) -> Option<OpsResponse> {
+        self.applied
+            .get()
+            .filter(|(n, image, _)| *n > since && *image == image_id)
+            .map(|(_, _, r)| r)
+    }
+
+    /// Whether edits of `image_id` were refused after answer number `since`.
+    pub fn refused_since(&self, image_id: i64, since: u64) -> bool {
+        self.refused
+            .get()
+            .is_some_and(|(n, image)| n > since && image == image_id)
+    }
+
+    fn next_answer(&self) -> u64 {
+        self.answers.update_value(|n| *n += 1);
+        self.answers.get_value()
     }
 
     fn kick(&self) {
@@ -165,7 +184,7 @@ impl SyncQueue {
                     self.remove_front(batch.len());
                     // A success also clears an earlier refusal from the indicator.
                     self.state.set(SyncState::Saving);
-                    self.applied.set(Some((image_id, response)));
+                    self.applied.set(Some((self.next_answer(), image_id, response)));
                     backoff_ms = 1_000;
                 }
                 Err(failure) if failure.is_retryable() => {
@@ -176,7 +195,7 @@ impl SyncQueue {
                 Err(ApiFailure { message, .. }) => {
                     self.remove_front(batch.len());
                     self.state.set(SyncState::Refused(message));
-                    self.refused.set(Some(image_id));
+                    self.refused.set(Some((self.next_answer(), image_id)));
                 }
             }
         }

@@ -155,14 +155,13 @@ fn Editor(loaded: Loaded) -> impl IntoView {
     };
     let on_action = Callback::new(move |action: Action| commit(action, true));
 
-    // The server's answers: revisions for the next edits, and "you overwrote someone" notices.
+    // The server's answers (only those after this editor opened): revisions for the next edits,
+    // and "you overwrote someone" notices.
+    let opened_at = sync.answers_so_far();
     Effect::new(move |_| {
-        let Some((answered_image, response)) = sync.applied() else {
+        let Some(response) = sync.applied_since(image_id, opened_at) else {
             return;
         };
-        if answered_image != image_id {
-            return;
-        }
         boxes.update(|list| {
             for applied in &response.applied {
                 if let (Some(saved), Some(local)) = (&applied.bbox, list.iter_mut().find(|b| b.id == applied.box_id)) {
@@ -178,7 +177,7 @@ fn Editor(loaded: Loaded) -> impl IntoView {
     });
     // A refused edit: show the server's truth again.
     Effect::new(move |_| {
-        if sync.refused() == Some(image_id) {
+        if sync.refused_since(image_id, opened_at) {
             spawn_local(async move {
                 if let Ok(fresh) = api_client::get_boxes(image_id).await {
                     boxes.set(fresh.boxes.into_iter().map(EditBox::from).collect());

@@ -1,6 +1,7 @@
 //! A person uploads three images (one a phone photo stored sideways with EXIF orientation 6),
 //! draws two boxes with the mouse, changes a class with a number key, undoes and redoes it,
-//! reloads — everything is still there and upright — and downloads the YOLO zip.
+//! moves and resizes a box, goes to the next image and back, reloads — everything is still
+//! there and upright — and downloads the YOLO zip.
 
 use std::io::Read;
 use std::time::Duration;
@@ -90,6 +91,12 @@ async fn label(browser: &Browser, studio: &Studio, project: &api::Project) -> an
     wait_for_classes(browser, &["0", "1"]).await?;
     browser.wait_for_count(".sync[data-sync=saved]", 1).await?;
 
+    // Move the first box by dragging its body, then resize it by its bottom-right handle.
+    browser.drag(at(0.3, 0.25), at(0.35, 0.3)).await?;
+    browser.wait_for_count(".handle-se", 1).await?;
+    browser.drag(at(0.55, 0.45), at(0.6, 0.5)).await?;
+    browser.wait_for_count(".sync[data-sync=saved]", 1).await?;
+
     // Stored on the server, in upright pixels.
     let boxes: api::ImageBoxes = reqwest::get(studio.api(&format!("/api/images/{rotated}/boxes")))
         .await?
@@ -100,7 +107,7 @@ async fn label(browser: &Browser, studio: &Studio, project: &api::Project) -> an
         .iter()
         .map(|b| (b.class_id, [b.x0, b.y0, b.x1, b.y1]))
         .collect();
-    let expected = [(0, [16.0, 32.0, 80.0, 128.0]), (1, [88.0, 160.0, 144.0, 288.0])];
+    let expected = [(0, [24.0, 48.0, 96.0, 160.0]), (1, [88.0, 160.0, 144.0, 288.0])];
     anyhow::ensure!(got.len() == 2, "stored {got:?}");
     for ((class, rect), (want_class, want_rect)) in got.iter().zip(expected) {
         anyhow::ensure!(*class == want_class, "stored {got:?}");
@@ -108,6 +115,23 @@ async fn label(browser: &Browser, studio: &Studio, project: &api::Project) -> an
             anyhow::ensure!((a - b).abs() <= 3.0, "stored {got:?}, drawn about {expected:?}");
         }
     }
+    anyhow::ensure!(
+        boxes.status == api::ImageStatus::InProgress,
+        "status {:?}",
+        boxes.status
+    );
+
+    // D opens the next image, A comes back: the boxes and status are the server's.
+    browser.press(&[], 'd').await?;
+    browser
+        .wait_for_count(&format!(".editor[data-image-id='{}']", ids[1]), 1)
+        .await?;
+    browser.press(&[], 'a').await?;
+    browser
+        .wait_for_count(&format!(".editor[data-image-id='{rotated}']"), 1)
+        .await?;
+    browser.wait_for_count(".overlay rect.box[data-box-id]", 2).await?;
+    browser.wait_for_text(".badge[data-status]", "In progress").await?;
 
     // A reload shows the same thing.
     client.refresh().await?;
