@@ -30,6 +30,33 @@ pub fn jpeg(width: u32, height: u32, orientation: u8, seed: u8) -> Vec<u8> {
     out
 }
 
+/// A JPEG whose pixels encode `number` (a black/white bar code along the top), so every number
+/// gives different bytes — for benchmarks that need thousands of distinct images.
+pub fn numbered_jpeg(width: u32, height: u32, number: u32) -> Vec<u8> {
+    let mut image = picture(width, height, (number % 256) as u8);
+    let cell = (width / 32).max(1);
+    for bit in 0..32u32 {
+        let on = (number >> bit) & 1 == 1;
+        for x in bit * cell..((bit + 1) * cell).min(width) {
+            for y in 0..(height / 10).max(1) {
+                image.put_pixel(
+                    x,
+                    y,
+                    if on {
+                        image::Rgb([255, 255, 255])
+                    } else {
+                        image::Rgb([0, 0, 0])
+                    },
+                );
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let _ =
+        JpegEncoder::new_with_quality(&mut out, 90).write_image(image.as_raw(), width, height, ExtendedColorType::Rgb8);
+    out
+}
+
 /// PNG bytes.
 pub fn png(width: u32, height: u32, seed: u8) -> Vec<u8> {
     encode(width, height, seed, ImageFormat::Png)
@@ -103,4 +130,15 @@ fn crc32(bytes: &[u8]) -> u32 {
         }
     }
     !crc
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    #[test]
+    fn numbered_jpegs_are_distinct() {
+        let distinct: HashSet<Vec<u8>> = (0..300).map(|n| super::numbered_jpeg(96, 64, n)).collect();
+        assert_eq!(distinct.len(), 300);
+    }
 }

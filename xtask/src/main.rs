@@ -20,6 +20,7 @@ tasks:
   build-web                build the web app into dist/ (release, precompressed)
   setup                    install the build tools (wasm target, Trunk, wasm-bindgen, wasm-opt)
   fuzz [SECONDS]           run every fuzz target for SECONDS each (default 300; needs nightly)
+  bench [IMAGES]           upload/label/export throughput of a release server, beside `zip -0 -r` (default 10000)
 ";
 
 fn main() -> ExitCode {
@@ -41,6 +42,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         Some("build-web") => web::build(&root).map(drop),
         Some("run") => run_studio(&root, &args[1..]),
         Some("test") => test(&root),
+        Some("bench") => bench(&root, args.get(1).map(String::as_str).unwrap_or("10000")),
         Some("fuzz") => {
             let seconds = args
                 .get(1)
@@ -136,6 +138,32 @@ fn test(root: &Path) -> anyhow::Result<()> {
 
 /// How long `cargo xtask test` fuzzes each target.
 const FUZZ_SMOKE_SECONDS: u32 = 15;
+
+/// `cargo xtask bench`: the dataset benchmark against a release server.
+fn bench(root: &Path, images: &str) -> anyhow::Result<()> {
+    step(
+        "build the release server",
+        Command::new(cargo()).args(["build", "--release", "--locked", "--package", "backend"]),
+    )?;
+    let bin = target_dir(root)?.join("release").join("distillery");
+    step(
+        "bench_dataset",
+        Command::new(cargo())
+            .args([
+                "run",
+                "--release",
+                "--locked",
+                "--package",
+                "e2e",
+                "--bin",
+                "bench_dataset",
+                "--",
+                images,
+            ])
+            .env("DISTILLERY_BIN", bin)
+            .env("DISTILLERY_WEB_DIR", root.join("dist")),
+    )
+}
 
 /// Runs one step, echoing it; fails with the step's name.
 pub(crate) fn step(name: &str, command: &mut Command) -> anyhow::Result<()> {
