@@ -37,13 +37,14 @@ async fn cache_control(request: Request, next: Next) -> Response {
     response
 }
 
-/// Trunk names hashed assets `<stem>-<16 hex digits>[_bg].<ext>`.
+/// Trunk names hashed assets `<stem>-<hash>[_bg].<ext>`, the hash a 64-bit number in hex without
+/// zero padding (so usually 16 digits, sometimes fewer).
 fn is_content_hashed(path: &str) -> bool {
     let file = path.rsplit('/').next().unwrap_or_default();
     let stem = file.split('.').next().unwrap_or_default();
     let stem = stem.strip_suffix("_bg").unwrap_or(stem);
     match stem.rsplit_once('-') {
-        Some((_, hash)) => hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+        Some((_, hash)) => (12..=16).contains(&hash.len()) && hash.bytes().all(|b| b.is_ascii_hexdigit()),
         None => false,
     }
 }
@@ -58,6 +59,8 @@ mod tests {
             ("/frontend-5f1a2b3c4d5e6f70.js", true),
             ("/frontend-5f1a2b3c4d5e6f70_bg.wasm", true),
             ("/style-0123456789abcdef.css", true),
+            ("/frontend-f5db931fca794da_bg.wasm", true),
+            ("/my-favicon.svg", false),
             ("/index.html", false),
             ("/projects/12", false),
             ("/icon-small.svg", false),
