@@ -54,6 +54,13 @@ pub struct Limits {
     /// Largest dataset archive accepted by import, in MiB.
     #[arg(long = "max-import-mb", env = "DISTILLERY_MAX_IMPORT_MB", default_value_t = 8192)]
     pub max_import_mb: u64,
+    /// Most files one imported dataset may contain.
+    #[arg(
+        long = "max-import-entries",
+        env = "DISTILLERY_MAX_IMPORT_ENTRIES",
+        default_value_t = 100_000
+    )]
+    pub max_import_entries: usize,
 }
 
 impl Limits {
@@ -74,6 +81,7 @@ impl Default for Limits {
             max_upload_mb: 256,
             max_megapixels: 150,
             max_import_mb: 8192,
+            max_import_entries: 100_000,
         }
     }
 }

@@ -45,7 +45,7 @@ impl ImportLimits {
     /// The limits in force for a server or CLI with these settings.
     pub fn from(limits: crate::config::Limits) -> Self {
         Self {
-            max_entries: 100_000,
+            max_entries: limits.max_import_entries,
             max_total_bytes: 20 << 30,
             max_ratio: 200,
             max_pixels: limits.max_pixels(),

@@ -1,7 +1,7 @@
 //! Editing a project's ontology and settings: its name, its classes (rename, colour, teacher
 //! prompt, order, add, remove — saying where a removed class's boxes go) and its split.
 
-use api::{ClassRemoval, ClassSpec, Project, ProjectPatch, SplitRatios};
+use api::{ClassRemoval, ClassSpec, ObjectClass, Project, ProjectPatch, SplitRatios};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use web_sys::SubmitEvent;
@@ -43,9 +43,8 @@ pub fn ClassEditor(project: Project) -> impl IntoView {
             prompt: RwSignal::new(prompt),
         }
     };
-    let rows = RwSignal::new(
-        project
-            .classes
+    let drafts_of = move |classes: &[ObjectClass]| -> Vec<ClassDraft> {
+        classes
             .iter()
             .map(|c| {
                 draft(
@@ -55,8 +54,9 @@ pub fn ClassEditor(project: Project) -> impl IntoView {
                     c.prompt.clone().unwrap_or_default(),
                 )
             })
-            .collect::<Vec<_>>(),
-    );
+            .collect()
+    };
+    let rows = RwSignal::new(drafts_of(&project.classes));
     let original = StoredValue::new(project.classes.clone());
     let fates = RwSignal::new(Vec::<(u32, Fate)>::new());
     let error = RwSignal::new(None::<String>);
@@ -142,20 +142,7 @@ pub fn ClassEditor(project: Project) -> impl IntoView {
             match api_client::update_project(project_id, &patch).await {
                 Ok(updated) => {
                     // The server's answer is the new truth: new classes now have ids.
-                    rows.set(
-                        updated
-                            .classes
-                            .iter()
-                            .map(|c| {
-                                draft(
-                                    Some(c.id),
-                                    c.name.clone(),
-                                    c.color.clone(),
-                                    c.prompt.clone().unwrap_or_default(),
-                                )
-                            })
-                            .collect(),
-                    );
+                    rows.set(drafts_of(&updated.classes));
                     original.set_value(updated.classes);
                     fates.set(Vec::new());
                     error.set(None);

@@ -72,7 +72,7 @@ async fn normalised_boxes(studio: &Studio, project: &Project) -> anyhow::Result<
 
 #[tokio::test]
 async fn import_datasets() -> anyhow::Result<()> {
-    let studio = Studio::start().await?;
+    let studio = Studio::start_with(&["--max-import-entries", "20"]).await?;
     let http = reqwest::Client::new();
 
     // 1. Round trip: export a labelled project, import the zip into a new one.
@@ -221,6 +221,15 @@ async fn import_datasets() -> anyhow::Result<()> {
     )?;
     bomb.write_all(&vec![0u8; 64 << 20])?;
     let bomb = bomb.finish()?.into_inner();
+    let many_files: Vec<(String, Vec<u8>)> = (0..21)
+        .map(|i| (format!("images/{i}.png"), fixtures::png(4, 4, 0)))
+        .collect();
+    let too_many = zip_of(
+        &many_files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.clone()))
+            .collect::<Vec<_>>(),
+    );
     let cases: Vec<(&str, Vec<u8>, &[&str])> = vec![
         (
             "zip-slip",
@@ -270,6 +279,11 @@ async fn import_datasets() -> anyhow::Result<()> {
             "not a zip",
             b"PK but not really".to_vec(),
             &["not a readable zip archive"],
+        ),
+        (
+            "too many entries",
+            too_many,
+            &["the archive has 21 entries, more than 20"],
         ),
     ];
     for (what, archive, expected) in cases {
