@@ -34,14 +34,24 @@ pub struct UploadItem {
 /// Uploads `file` to the project; resolves when the server has answered.
 pub async fn upload_file(project_id: i64, file: File, state: RwSignal<UploadState>) {
     let (sender, receiver) = futures_channel::oneshot::channel::<UploadState>();
-    if let Err(message) = start(project_id, &file, state, sender) {
-        state.set(UploadState::Failed(message));
-        return;
-    }
+    // The request's handlers live until its answer has arrived, then are dropped here.
+    let _handlers = match start(project_id, &file, state, sender) {
+        Ok(handlers) => handlers,
+        Err(message) => {
+            state.set(UploadState::Failed(message));
+            return;
+        }
+    };
     let outcome = receiver
         .await
         .unwrap_or_else(|_| UploadState::Failed("The upload was cancelled.".into()));
     state.set(outcome);
+}
+
+/// Keeps an upload's event handlers alive while it runs.
+struct Handlers {
+    _progress: Closure<dyn FnMut(ProgressEvent)>,
+    _done: Closure<dyn FnMut()>,
 }
 
 fn start(
@@ -49,7 +59,7 @@ fn start(
     file: &File,
     state: RwSignal<UploadState>,
     sender: futures_channel::oneshot::Sender<UploadState>,
-) -> Result<(), String> {
+) -> Result<Handlers, String> {
     let js = |e: wasm_bindgen::JsValue| format!("{e:?}");
     let request = XmlHttpRequest::new().map_err(js)?;
     request
@@ -68,7 +78,6 @@ fn start(
         .upload()
         .map_err(js)?
         .set_onprogress(Some(on_progress.as_ref().unchecked_ref()));
-    on_progress.forget();
 
     let finished = request.clone();
     let mut sender = Some(sender);
@@ -100,7 +109,10 @@ fn start(
         }
     });
     request.set_onloadend(Some(on_done.as_ref().unchecked_ref()));
-    on_done.forget();
     state.set(UploadState::Sending(0.0));
-    request.send_with_opt_form_data(Some(&form)).map_err(js)
+    request.send_with_opt_form_data(Some(&form)).map_err(js)?;
+    Ok(Handlers {
+        _progress: on_progress,
+        _done: on_done,
+    })
 }
