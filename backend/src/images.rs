@@ -255,28 +255,28 @@ async fn read(
     Ok(Json(load_image(&mut conn, image_id).await?.into_info()))
 }
 
-async fn original(
-    State(state): State<AppState>,
-    PathParams(image_id): PathParams<i64>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let mut conn = state.db.acquire().await?;
-    let image = load_image(&mut conn, image_id).await?;
-    serve_immutable(
-        ServeFile::new(state.store.original_path(&image.sha256, &image.extension)),
-        request,
-    )
+async fn original(state: State<AppState>, image_id: PathParams<i64>, request: Request) -> Result<Response, ApiError> {
+    serve_image_file(state, image_id, request, |store, image| {
+        store.original_path(&image.sha256, &image.extension)
+    })
     .await
 }
 
-async fn thumbnail(
+async fn thumbnail(state: State<AppState>, image_id: PathParams<i64>, request: Request) -> Result<Response, ApiError> {
+    serve_image_file(state, image_id, request, |store, image| store.thumb_path(&image.sha256)).await
+}
+
+/// Serves one of an image's files (original or thumbnail), chosen by `path_of`.
+async fn serve_image_file(
     State(state): State<AppState>,
     PathParams(image_id): PathParams<i64>,
     request: Request,
+    path_of: impl FnOnce(&crate::store::Store, &ImageRow) -> std::path::PathBuf,
 ) -> Result<Response, ApiError> {
     let mut conn = state.db.acquire().await?;
     let image = load_image(&mut conn, image_id).await?;
-    serve_immutable(ServeFile::new(state.store.thumb_path(&image.sha256)), request).await
+    drop(conn);
+    serve_immutable(ServeFile::new(path_of(&state.store, &image)), request).await
 }
 
 /// An image id always names the same bytes, so browsers may keep them.
