@@ -49,20 +49,19 @@ async fn decode<T: DeserializeOwned>(response: Response) -> ApiResult<T> {
     }
 }
 
+/// `GET url`, decoded.
+async fn get_json<T: DeserializeOwned>(url: &str) -> ApiResult<T> {
+    decode(Request::get(url).send().await.map_err(network)?).await
+}
+
 /// `GET /api/projects`.
 pub async fn list_projects() -> ApiResult<Vec<Project>> {
-    decode(Request::get("/api/projects").send().await.map_err(network)?).await
+    get_json("/api/projects").await
 }
 
 /// `GET /api/projects/{pid}`.
 pub async fn get_project(project_id: i64) -> ApiResult<Project> {
-    decode(
-        Request::get(&format!("/api/projects/{project_id}"))
-            .send()
-            .await
-            .map_err(network)?,
-    )
-    .await
+    get_json(&format!("/api/projects/{project_id}")).await
 }
 
 /// `POST /api/projects`.
@@ -101,29 +100,17 @@ pub async fn list_images(
     if let Some(before) = before {
         url.push_str(&format!("&before={before}"));
     }
-    decode(Request::get(&url).send().await.map_err(network)?).await
+    get_json(&url).await
 }
 
 /// `GET /api/images/{iid}`.
 pub async fn get_image(image_id: i64) -> ApiResult<api::ImageInfo> {
-    decode(
-        Request::get(&format!("/api/images/{image_id}"))
-            .send()
-            .await
-            .map_err(network)?,
-    )
-    .await
+    get_json(&format!("/api/images/{image_id}")).await
 }
 
 /// `GET /api/images/{iid}/boxes`.
 pub async fn get_boxes(image_id: i64) -> ApiResult<api::ImageBoxes> {
-    decode(
-        Request::get(&format!("/api/images/{image_id}/boxes"))
-            .send()
-            .await
-            .map_err(network)?,
-    )
-    .await
+    get_json(&format!("/api/images/{image_id}/boxes")).await
 }
 
 /// `POST /api/images/{iid}/ops`.
@@ -145,7 +132,7 @@ pub async fn change_status(image_id: i64, change: &api::StatusChange) -> ApiResu
 /// `GET /api/projects/{pid}/export?…&dry_run=true`.
 pub async fn export_counts(project_id: i64, query: &str) -> ApiResult<api::ExportCounts> {
     let url = format!("/api/projects/{project_id}/export?{query}&dry_run=true");
-    decode(Request::get(&url).send().await.map_err(network)?).await
+    get_json(&url).await
 }
 
 /// `POST /api/projects/{pid}/import` with a zip.
