@@ -11,6 +11,7 @@ pub mod health;
 pub mod image;
 pub mod project;
 pub mod split;
+pub mod uncertainty;
 pub mod yolo;
 
 pub use boxes::{

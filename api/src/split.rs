@@ -46,10 +46,15 @@ pub fn assign_splits(images: &[(i64, Option<Split>)], seed: u32, ratios: SplitRa
 
 /// 0..100 from SplitMix64 of the id and seed: uniform and stable across platforms.
 fn bucket(image_id: i64, seed: u32) -> u64 {
-    let mut z = (image_id as u64) ^ (u64::from(seed) << 32) ^ 0x9e37_79b9_7f4a_7c15;
+    splitmix64((image_id as u64) ^ (u64::from(seed) << 32)) % 100
+}
+
+/// SplitMix64's output function: a stable, well-mixed hash of one 64-bit value.
+pub fn splitmix64(value: u64) -> u64 {
+    let mut z = value ^ 0x9e37_79b9_7f4a_7c15;
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    (z ^ (z >> 31)) % 100
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]

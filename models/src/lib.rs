@@ -1,12 +1,22 @@
-//! Detector runtime shared by the server and the browser: the geometry around a model run
-//! (letterbox in, boxes out) and class-wise non-maximum suppression, per DESIGN's
-//! "Model runtime contract".
+//! Detector runtime shared by the server and the browser (DESIGN, "Model runtime contract"):
+//! load an ONNX detector with tract, letterbox an image into it, decode its output layout,
+//! class-wise NMS, and boxes back in upright image pixels — with each detection's class-score
+//! vector kept for uncertainty ranking.
 //!
 //! Invariant: builds for `wasm32-unknown-unknown`; spawns no threads and touches no filesystem,
 //! so the exact same code runs in a browser worker and on the server.
 
+pub mod conformance;
+pub mod detector;
+pub mod layout;
 pub mod letterbox;
+pub mod metadata;
 pub mod nms;
+pub mod npy;
+pub mod preprocess;
 
+pub use detector::{DEFAULT_CONFIDENCE, DEFAULT_IOU, Detector, ModelError, ModelInfo, Prediction};
+pub use layout::OutputLayout;
 pub use letterbox::Letterbox;
 pub use nms::{Detection, iou, non_max_suppression};
+pub use preprocess::Pixels;

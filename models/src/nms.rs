@@ -9,6 +9,8 @@ pub struct Detection {
     pub score: f32,
     /// `[x0, y0, x1, y1]`, x0 ≤ x1 and y0 ≤ y1.
     pub bbox: [f32; 4],
+    /// Confidence of every class the model knows (uncertainty ranking needs the runners-up).
+    pub class_scores: Vec<f32>,
 }
 
 /// Intersection over union of two `[x0, y0, x1, y1]` boxes; 0 when either is empty.
@@ -45,6 +47,7 @@ mod tests {
             class_index,
             score,
             bbox,
+            class_scores: vec![score],
         }
     }
 

@@ -1,0 +1,290 @@
+//! A loaded ONNX detector: tract parses and optimises the graph once, then [`Detector::detect`]
+//! runs letterbox → model → decode → NMS → image pixels for each image.
+
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::Factoid;
+
+use crate::layout::OutputLayout;
+use crate::metadata::UltralyticsMetadata;
+use crate::nms::{Detection, non_max_suppression};
+use crate::preprocess::{Pixels, input_tensor};
+
+/// Ultralytics' defaults for proposals.
+pub const DEFAULT_CONFIDENCE: f32 = 0.25;
+pub const DEFAULT_IOU: f32 = 0.7;
+/// At most this many detections per image survive NMS (Ultralytics' `max_det`).
+pub const MAX_DETECTIONS: usize = 300;
+/// Candidates kept for NMS, best first (Ultralytics' `max_nms`), so a degenerate model cannot
+/// make NMS quadratic in the anchor count.
+const MAX_NMS_CANDIDATES: usize = 30_000;
+
+/// What a model says about itself, found while loading it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    /// Side of the square input, in pixels.
+    pub input_size_px: u32,
+    pub layout: OutputLayout,
+    /// Class names from the metadata, or `class0`, `class1`, … when it has none.
+    pub class_names: Vec<String>,
+    /// Largest stride from the metadata, when present.
+    pub stride: Option<u32>,
+    /// Length of the per-image `embedding` output, when the model has one (diversity ranking).
+    pub embedding_len: Option<usize>,
+}
+
+/// Why a model cannot be used, in words a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelError(pub String);
+
+impl std::fmt::Display for ModelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ModelError {}
+
+fn err(context: &str, e: impl std::fmt::Display) -> ModelError {
+    ModelError(format!("{context}: {e}"))
+}
+
+/// One image's detections, plus the raw pieces the ranking needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// Kept detections in image pixels, best first.
+    pub detections: Vec<Detection>,
+    /// Best class score of the strongest anchor, even below the threshold: the score an image with
+    /// no confident detection is ranked by.
+    pub best_candidate_score: f32,
+    /// The `embedding` output, when the model has one.
+    pub embedding: Option<Vec<f32>>,
+}
+
+/// A parsed, optimised detector, ready to run.
+#[derive(Clone)]
+pub struct Detector {
+    plan: Arc<TypedRunnableModel>,
+    info: ModelInfo,
+    embedding_output: Option<usize>,
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Detector {
+    /// Parses ONNX bytes, checks the input is one `[1, 3, S, S]` image and the output a supported
+    /// layout, and optimises the graph for this machine.
+    pub fn load(onnx: &[u8]) -> Result<Self, ModelError> {
+        let mut model = tract_onnx::onnx()
+            .model_for_read(&mut &onnx[..])
+            .map_err(|e| err("not a loadable ONNX model", chain(&e)))?;
+        let props: Vec<(String, String)> = model
+            .properties
+            .iter()
+            .filter_map(|(key, value)| {
+                let key = key.strip_prefix("onnx.metadata_props.")?;
+                Some((
+                    key.to_string(),
+                    value.try_as_plain_ram().ok()?.to_scalar::<String>().ok()?.clone(),
+                ))
+            })
+            .collect();
+        let meta = UltralyticsMetadata::from_props(props.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+
+        if model.inputs.len() != 1 {
+            return Err(ModelError(format!(
+                "expected one image input, the model has {}",
+                model.inputs.len()
+            )));
+        }
+        let input_size_px = input_side(&model, &meta)?;
+        let side = input_size_px as usize;
+        model
+            .set_input_fact(0, f32::fact([1, 3, side, side]).into())
+            .map_err(|e| err("cannot fix the input shape", chain(&e)))?;
+        let typed = model
+            .into_typed()
+            .map_err(|e| err("the model uses an operator or shape tract cannot run", chain(&e)))?;
+
+        let outputs = typed
+            .output_outlets()
+            .map_err(|e| err("the model has no outputs", e))?
+            .to_vec();
+        let output_names: Vec<String> = outputs.iter().map(|o| typed.node(o.node).name.clone()).collect();
+        let embedding_output = output_names.iter().position(|name| name.contains("embedding"));
+        let detection_output = (0..outputs.len())
+            .find(|i| Some(*i) != embedding_output)
+            .ok_or_else(|| ModelError("the model has no detection output".into()))?;
+        let shape_of = |i: usize| -> Result<Vec<usize>, ModelError> {
+            let fact = typed.outlet_fact(outputs[i]).map_err(|e| err("unreadable output", e))?;
+            fact.shape.as_concrete().map(|s| s.to_vec()).ok_or_else(|| {
+                ModelError(format!(
+                    "output {} has a shape that depends on the input: {:?}",
+                    output_names[i], fact.shape
+                ))
+            })
+        };
+        let layout = OutputLayout::detect(&shape_of(detection_output)?, meta.names.as_ref().map(Vec::len))
+            .map_err(ModelError)?;
+        let embedding_len = embedding_output
+            .map(|i| shape_of(i).map(|s| s.iter().product()))
+            .transpose()?;
+
+        let mut typed = typed;
+        if detection_output != 0 || embedding_output.is_some() {
+            // Keep the order [detections, embedding?] whatever the graph declared.
+            let mut order = vec![outputs[detection_output]];
+            order.extend(embedding_output.map(|i| outputs[i]));
+            typed
+                .select_output_outlets(&order)
+                .map_err(|e| err("cannot select outputs", e))?;
+        }
+        let plan = typed
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| err("the model cannot be optimised for this machine", chain(&e)))?;
+
+        let classes = layout.classes();
+        let class_names = match meta.names {
+            Some(names) => names,
+            None => (0..classes).map(|i| format!("class{i}")).collect(),
+        };
+        let info = ModelInfo {
+            input_size_px,
+            layout,
+            class_names,
+            stride: meta.stride,
+            embedding_len,
+        };
+        Ok(Self {
+            plan,
+            info,
+            embedding_output: embedding_output.map(|_| 1),
+        })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Runs the graph on a ready `[1, 3, S, S]` input and returns its detection output (and the
+    /// embedding, when there is one), in C order.
+    pub fn run_raw(&self, input: Vec<f32>) -> Result<(Vec<f32>, Option<Vec<f32>>), ModelError> {
+        let side = self.info.input_size_px as usize;
+        let tensor = Tensor::from_shape(&[1, 3, side, side], &input).map_err(|e| err("bad input tensor", e))?;
+        let outputs = self
+            .plan
+            .run(tvec!(tensor.into()))
+            .map_err(|e| err("the model failed to run", chain(&e)))?;
+        let flat = |i: usize| -> Result<Vec<f32>, ModelError> {
+            let plain = outputs[i].try_as_plain_ram().map_err(|e| err("unreadable output", e))?;
+            Ok(plain
+                .as_slice::<f32>()
+                .map_err(|e| err("the output is not f32", e))?
+                .to_vec())
+        };
+        let detections = flat(0)?;
+        let embedding = self.embedding_output.map(flat).transpose()?;
+        Ok((detections, embedding))
+    }
+
+    /// Detects objects in an upright image: letterbox, run, keep anchors above `confidence`,
+    /// class-wise NMS at `iou`, boxes in image pixels clipped to the image.
+    pub fn detect(&self, pixels: Pixels<'_>, confidence: f32, iou: f32) -> Result<Prediction, ModelError> {
+        if !pixels.is_consistent() {
+            return Err(ModelError(format!(
+                "pixel buffer of {} bytes does not match {}×{}×{}",
+                pixels.data.len(),
+                pixels.width_px,
+                pixels.height_px,
+                pixels.channels
+            )));
+        }
+        let (input, letterbox) = input_tensor(pixels, self.info.input_size_px);
+        let (output, embedding) = self.run_raw(input)?;
+        let layout = self.info.layout;
+        // Decode everything with a positive score once: the best one ranks an image that has no
+        // confident detection.
+        let mut candidates = layout.decode(&output, 0.0);
+        let best_candidate_score = candidates.iter().map(|c| c.score).fold(0.0, f32::max);
+        candidates.retain(|c| c.score > confidence);
+        candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
+        candidates.truncate(MAX_NMS_CANDIDATES);
+        let detections: Vec<Detection> = candidates
+            .into_iter()
+            .map(|c| Detection {
+                class_index: c.class_index,
+                score: c.score,
+                bbox: letterbox.box_to_image(c.bbox, pixels.width_px, pixels.height_px),
+                class_scores: c.class_scores,
+            })
+            .collect();
+        let mut detections = if layout.is_end_to_end() {
+            detections
+        } else {
+            non_max_suppression(detections, iou)
+        };
+        detections.truncate(MAX_DETECTIONS);
+        Ok(Prediction {
+            detections,
+            best_candidate_score,
+            embedding,
+        })
+    }
+}
+
+/// The square input side: from the graph when it is fixed, else from `imgsz`.
+fn input_side(model: &InferenceModel, meta: &UltralyticsMetadata) -> Result<u32, ModelError> {
+    let fact = model.input_fact(0).map_err(|e| err("unreadable input", e))?;
+    let rank = fact.shape.rank();
+    if let Some(rank) = rank.concretize()
+        && rank != 4
+    {
+        return Err(ModelError(format!(
+            "the input has rank {rank}; a detector takes one [1, 3, H, W] image"
+        )));
+    }
+    let dims: Vec<Option<usize>> = fact
+        .shape
+        .dims()
+        .map(|d| {
+            d.concretize()
+                .and_then(|d| d.as_i64())
+                .and_then(|d| usize::try_from(d).ok())
+        })
+        .collect();
+    let fixed = match dims[..] {
+        [_, Some(c), _, _] if c != 3 => {
+            return Err(ModelError(format!(
+                "the input has {c} channels; a detector takes RGB (3)"
+            )));
+        }
+        [_, _, Some(h), Some(w)] if h != w => {
+            return Err(ModelError(format!(
+                "the input is {w}×{h}; only square inputs are supported"
+            )));
+        }
+        [_, _, Some(h), Some(_)] => Some(h as u32),
+        _ => None,
+    };
+    let side = fixed.or(meta.imgsz.filter(|[h, w]| h == w).map(|[h, _]| h));
+    match side {
+        Some(side) if (32..=4096).contains(&side) => Ok(side),
+        Some(side) => Err(ModelError(format!("input size {side} is outside 32..4096"))),
+        None => Err(ModelError(
+            "the input size is dynamic and the metadata has no square imgsz".into(),
+        )),
+    }
+}
+
+/// tract's error with its causes, on one line.
+fn chain(e: &TractError) -> String {
+    e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ")
+}
