@@ -9,7 +9,10 @@ pub mod coco;
 pub mod error;
 pub mod health;
 pub mod image;
+pub mod job;
+pub mod model;
 pub mod project;
+pub mod queue;
 pub mod split;
 pub mod uncertainty;
 pub mod yolo;
@@ -21,7 +24,11 @@ pub use boxes::{
 pub use error::{ErrorBody, ErrorDetail};
 pub use health::Health;
 pub use image::{ExportCounts, ImageInfo, ImagePage, ImageStatus, ImportReport, Split, StatusChange, UploadedFile};
+pub use job::{Job, JobKind, JobState, NewJob};
+pub use model::{ModelPatch, ModelRole, RegisteredModel, map_classes_by_name};
 pub use project::{
     ClassRemoval, ClassSpec, NewProject, ObjectClass, Project, ProjectPatch, SplitRatios, ValidationError,
     default_class_color, parse_class_list, validate_classes, validate_project_name,
 };
+pub use queue::{ImagePrediction, PendingImages, PredictedBox, PredictionReport, Queue, QueueEntry};
+pub use uncertainty::{Aggregation, Strategy};

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::commands::{ExportArgs, ImportArgs};
+use crate::commands::{ExportArgs, ImportArgs, ModelAddArgs};
 use crate::config::ServeConfig;
 
 /// Distillery: a labeling studio with in-browser pre-labels and model distillation.
@@ -25,6 +25,16 @@ pub enum Command {
     Import(ImportArgs),
     /// Write a project's dataset as a YOLO or COCO zip.
     Export(ExportArgs),
+    /// Manage a project's models.
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+/// `distillery model …`.
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Validate an ONNX detector and register it in a project.
+    Add(ModelAddArgs),
 }
 
 /// Runs the parsed command; errors are printed once, here, with their causes.
@@ -48,6 +58,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Serve(config) => crate::server::serve(config).await,
             Command::Import(args) => crate::commands::import(args).await,
             Command::Export(args) => crate::commands::export(args).await,
+            Command::Model(ModelCommand::Add(args)) => crate::commands::model_add(args).await,
         }
     });
     match result {

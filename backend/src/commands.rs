@@ -51,6 +51,21 @@ pub struct ExportArgs {
     pub data: DataConfig,
 }
 
+/// `distillery model add`.
+#[derive(Debug, Clone, Args)]
+pub struct ModelAddArgs {
+    /// The ONNX file.
+    pub path: PathBuf,
+    /// Project to register it in.
+    #[arg(long)]
+    pub project: String,
+    /// `student` (runs in browsers) or `teacher` (auto-labels on the server).
+    #[arg(long, default_value = "student")]
+    pub role: String,
+    #[command(flatten)]
+    pub data: DataConfig,
+}
+
 async fn open(data: &DataConfig) -> anyhow::Result<(SqlitePool, Store)> {
     std::fs::create_dir_all(&data.data_dir)
         .with_context(|| format!("cannot create the data folder {}", data.data_dir.display()))?;
@@ -123,6 +138,37 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     })
     .await??;
     println!("Wrote {} ({images} images)", args.out.display());
+    pool.close().await;
+    Ok(())
+}
+
+/// Validates and registers an ONNX model, printing what was found in it.
+pub async fn model_add(args: ModelAddArgs) -> anyhow::Result<()> {
+    let role = api::ModelRole::parse(&args.role).context("--role must be student or teacher")?;
+    let (pool, store) = open(&args.data).await?;
+    let project_id = projects::find_by_name(&pool, &args.project)
+        .await?
+        .with_context(|| format!("there is no project named \"{}\"", args.project))?;
+    let mut file = std::fs::File::open(&args.path).with_context(|| format!("cannot open {}", args.path.display()))?;
+    let staged = store
+        .stage_reader(&mut file)
+        .context("cannot copy the model into the data folder")?;
+    let file_name = crate::images::clean_file_name(&args.path.file_name().unwrap_or_default().to_string_lossy());
+    let model = crate::registry::add_model(&pool, &store, project_id, role, &file_name, staged)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let mapped = model.class_map.iter().flatten().count();
+    println!(
+        "Registered {} as {} model {} of \"{}\": input {}×{}, {}, {} classes ({mapped} mapped to project classes)",
+        model.file_name,
+        model.role.as_str(),
+        model.id,
+        args.project,
+        model.input_size,
+        model.input_size,
+        model.layout,
+        model.class_names.len()
+    );
     pool.close().await;
     Ok(())
 }

@@ -396,7 +396,8 @@ async fn find_by_hash(
     .await?)
 }
 
-fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError {
+/// A broken multipart body as an API error (shared by every multipart route).
+pub fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError {
     ApiError::new(error.status(), "invalid_multipart", error.body_text())
 }
 

@@ -40,6 +40,34 @@ pub enum InspectError {
 
 /// Inspects the image at `path`, allowing at most `max_pixels` pixels.
 pub fn inspect(path: &Path, max_pixels: u64) -> Result<Inspected, InspectError> {
+    let (extension, picture) = decode_upright(path, max_pixels)?;
+    // Small images stay as they are: a thumbnail never enlarges.
+    let thumbnail = if picture.width() > THUMB_SIZE_PX || picture.height() > THUMB_SIZE_PX {
+        picture.thumbnail(THUMB_SIZE_PX, THUMB_SIZE_PX)
+    } else {
+        picture.clone()
+    };
+    let thumbnail = DynamicImage::ImageRgb8(thumbnail.to_rgb8());
+    let mut thumbnail_jpeg = Vec::new();
+    thumbnail
+        .write_with_encoder(JpegEncoder::new_with_quality(Cursor::new(&mut thumbnail_jpeg), 82))
+        .map_err(|e| InspectError::Corrupt(e.to_string()))?;
+    Ok(Inspected {
+        extension,
+        width: picture.width(),
+        height: picture.height(),
+        thumbnail_jpeg,
+    })
+}
+
+/// Decodes the image at `path` upright (EXIF orientation applied) as 8-bit RGB: what a detector
+/// sees, the same pixels people label.
+pub fn decode_upright_rgb(path: &Path, max_pixels: u64) -> Result<image::RgbImage, InspectError> {
+    decode_upright(path, max_pixels).map(|(_, picture)| picture.into_rgb8())
+}
+
+/// Detects the format, refuses pixel bombs from the header, decodes and applies EXIF orientation.
+fn decode_upright(path: &Path, max_pixels: u64) -> Result<(&'static str, DynamicImage), InspectError> {
     let mut reader = ImageReader::open(path)
         .map_err(|e| InspectError::Corrupt(e.to_string()))?
         .with_guessed_format()
@@ -72,23 +100,7 @@ pub fn inspect(path: &Path, max_pixels: u64) -> Result<Inspected, InspectError> 
         .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut picture = DynamicImage::from_decoder(decoder).map_err(|e| InspectError::Corrupt(e.to_string()))?;
     picture.apply_orientation(orientation);
-    // Small images stay as they are: a thumbnail never enlarges.
-    let thumbnail = if picture.width() > THUMB_SIZE_PX || picture.height() > THUMB_SIZE_PX {
-        picture.thumbnail(THUMB_SIZE_PX, THUMB_SIZE_PX)
-    } else {
-        picture.clone()
-    };
-    let thumbnail = DynamicImage::ImageRgb8(thumbnail.to_rgb8());
-    let mut thumbnail_jpeg = Vec::new();
-    thumbnail
-        .write_with_encoder(JpegEncoder::new_with_quality(Cursor::new(&mut thumbnail_jpeg), 82))
-        .map_err(|e| InspectError::Corrupt(e.to_string()))?;
-    Ok(Inspected {
-        extension,
-        width: picture.width(),
-        height: picture.height(),
-        thumbnail_jpeg,
-    })
+    Ok((extension, picture))
 }
 
 #[cfg(test)]

@@ -15,7 +15,10 @@ pub mod health;
 pub mod images;
 pub mod imaging;
 pub mod import;
+pub mod jobs;
+pub mod predictions;
 pub mod projects;
+pub mod registry;
 pub mod server;
 pub mod store;
 pub mod web;
@@ -31,4 +34,6 @@ pub struct AppState {
     pub store: store::Store,
     /// What clients may send.
     pub limits: config::Limits,
+    /// The background job runner.
+    pub jobs: jobs::Jobs,
 }

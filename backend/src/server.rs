@@ -13,7 +13,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::ServeConfig;
 use crate::error::{api_method_not_allowed, api_route_not_found};
 use crate::store::Store;
-use crate::{AppState, annotations, db, export, health, images, import, projects, web};
+use crate::{AppState, annotations, db, export, health, images, import, jobs, predictions, projects, registry, web};
 
 /// The whole HTTP app: `/api/*` plus the web app, with tracing, compression and the
 /// cross-origin-isolation headers on every response.
@@ -25,6 +25,9 @@ pub fn app(state: AppState, web_dir: &Path) -> Router {
         .merge(annotations::router())
         .merge(export::router())
         .merge(import::router())
+        .merge(registry::router())
+        .merge(predictions::router())
+        .merge(jobs::router())
         .fallback(api_route_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);
     // COOP + COEP make the page cross-origin isolated, which SharedArrayBuffer (and so
@@ -74,11 +77,15 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         "Distillery is running at http://{addr}/ (data in {})",
         data_dir.display()
     );
+    let jobs = jobs::Jobs::default();
+    jobs.start(db.clone(), store.clone(), config.limits.max_pixels())
+        .await?;
     let app = app(
         AppState {
             db: db.clone(),
             store,
             limits: config.limits,
+            jobs,
         },
         &config.web_dir,
     );

@@ -54,7 +54,7 @@ impl Store {
     /// Opens (creating) the file areas inside `data_dir`.
     pub fn open(data_dir: &Path) -> io::Result<Store> {
         let root = data_dir.to_owned();
-        for area in ["originals", "thumbs", "staging"] {
+        for area in ["originals", "thumbs", "models", "staging"] {
             std::fs::create_dir_all(root.join(area))?;
         }
         Ok(Store { root })
@@ -75,6 +75,26 @@ impl Store {
             .join("thumbs")
             .join(sha256.get(..2).unwrap_or("00"))
             .join(format!("{sha256}.jpg"))
+    }
+
+    /// Where the ONNX bytes with this hash live.
+    pub fn model_path(&self, sha256: &str) -> PathBuf {
+        self.root
+            .join("models")
+            .join(sha256.get(..2).unwrap_or("00"))
+            .join(format!("{sha256}.onnx"))
+    }
+
+    /// Moves staged ONNX bytes into the store (kept as they are when already there).
+    pub fn commit_model(&self, staged: Staged) -> io::Result<PathBuf> {
+        let path = self.model_path(&staged.sha256);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        if !path.is_file() {
+            staged.file.persist(&path).map_err(|e| e.error)?;
+        }
+        Ok(path)
     }
 
     /// Streams `body` into a staging file, hashing as it goes; refuses more than `max_bytes`.

@@ -14,6 +14,7 @@ pub mod metadata;
 pub mod nms;
 pub mod npy;
 pub mod preprocess;
+pub mod report;
 
 pub use detector::{DEFAULT_CONFIDENCE, DEFAULT_IOU, Detector, ModelError, ModelInfo, Prediction};
 pub use layout::OutputLayout;

@@ -1,0 +1,68 @@
+//! Predictions reported per image and model version, and the uncertainty-ranked queue built
+//! from them (`GET /api/projects/{pid}/queue`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::uncertainty::{Aggregation, MeasuredScore, Strategy};
+
+/// One box a model predicted, in upright image pixels, by the model's class index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictedBox {
+    pub class_index: u32,
+    pub score: f32,
+    pub x0: f32,
+    pub y0: f32,
+    pub x1: f32,
+    pub y1: f32,
+}
+
+/// What one model run says about one image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImagePrediction {
+    pub image_id: i64,
+    /// Kept detections (above the proposal threshold, after NMS).
+    pub boxes: Vec<PredictedBox>,
+    /// Best class score of any anchor, even below the threshold.
+    pub best_candidate_score: f32,
+    /// Every per-detection measure under every aggregation (`uncertainty::all_image_scores`).
+    pub scores: Vec<MeasuredScore>,
+    /// The model's `embedding` output, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<Vec<f32>>,
+}
+
+/// `POST /api/projects/{pid}/predictions`: results of one model version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictionReport {
+    pub model_id: i64,
+    pub images: Vec<ImagePrediction>,
+}
+
+/// `GET /api/projects/{pid}/predictions/pending?model_id=`: unlabeled images that model has
+/// not scored yet, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingImages {
+    pub model_id: i64,
+    pub image_ids: Vec<i64>,
+}
+
+/// One ranked image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    pub image_id: i64,
+    pub file_name: String,
+    pub score: f32,
+}
+
+/// The ranked queue: unlabeled images, highest score first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Queue {
+    pub strategy: Strategy,
+    pub aggregation: Aggregation,
+    /// The model version whose scores rank the queue (none for `random`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<i64>,
+    pub entries: Vec<QueueEntry>,
+    /// Unlabeled images this model version has not scored yet (not in `entries`).
+    pub unscored: u64,
+}

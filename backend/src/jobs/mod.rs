@@ -1,0 +1,309 @@
+//! Background jobs (DESIGN, "Domain": Job): one row per job in SQLite, run one at a time by a
+//! runner task, with progress, cancellation and a restart that picks up where it stopped.
+//!
+//! A job's work is written so that running it again continues it (scoring skips images already
+//! scored), which is what makes "survives a restart" simply "requeue what was running".
+
+mod score;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::{Job, JobKind, JobState, ModelRole, NewJob};
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use sqlx::{SqliteConnection, SqlitePool};
+use tokio::sync::Notify;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, PathParams};
+use crate::registry::DetectorCache;
+use crate::store::Store;
+
+/// What the runner needs to do jobs; cheap to clone.
+#[derive(Clone)]
+pub struct Jobs {
+    wake: Arc<Notify>,
+    pub(crate) detectors: DetectorCache,
+}
+
+impl Default for Jobs {
+    fn default() -> Self {
+        Self {
+            wake: Arc::new(Notify::new()),
+            detectors: DetectorCache::default(),
+        }
+    }
+}
+
+impl Jobs {
+    /// Requeues jobs a previous server left running, then runs queued jobs in the background,
+    /// oldest first, until the process exits.
+    pub async fn start(&self, db: SqlitePool, store: Store, max_pixels: u64) -> Result<(), ApiError> {
+        let resumed = sqlx::query(
+            "UPDATE jobs SET state = 'queued', message = 'Resumed after a server restart.' WHERE state = 'running'",
+        )
+        .execute(&db)
+        .await?
+        .rows_affected();
+        if resumed > 0 {
+            tracing::info!(resumed, "requeued jobs interrupted by the last shutdown");
+        }
+        let jobs = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match next_queued(&db).await {
+                    Ok(Some(job)) => jobs.run(&db, &store, max_pixels, job).await,
+                    Ok(None) => {
+                        // Woken by a new job, or poll now and then in case another process
+                        // (the CLI) queued one.
+                        let _ = tokio::time::timeout(Duration::from_secs(5), jobs.wake.notified()).await;
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "cannot read the job queue");
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn run(&self, db: &SqlitePool, store: &Store, max_pixels: u64, job: Job) {
+        let started = sqlx::query(
+            "UPDATE jobs SET state = 'running', started_at = COALESCE(started_at, strftime('%Y-%m-%dT%H:%M:%fZ', \
+             'now')) WHERE id = ? AND state = 'queued'",
+        )
+        .bind(job.id)
+        .execute(db)
+        .await;
+        if !matches!(started, Ok(r) if r.rows_affected() == 1) {
+            return; // cancelled in the meantime
+        }
+        tracing::info!(job = job.id, kind = job.kind.as_str(), "job started");
+        let progress = Progress {
+            db: db.clone(),
+            job_id: job.id,
+        };
+        let outcome = match job.kind {
+            JobKind::Score => score::run(self, db, store, max_pixels, &job, &progress).await,
+            JobKind::Teacher | JobKind::Train => Err(format!("{} jobs are not available yet", job.kind.as_str())),
+        };
+        let (state, message) = match outcome {
+            Ok(Finished::Done(message)) => (JobState::Succeeded, message),
+            Ok(Finished::Cancelled) => (JobState::Cancelled, "Cancelled.".to_owned()),
+            Err(reason) => (JobState::Failed, reason),
+        };
+        tracing::info!(job = job.id, state = state.as_str(), %message, "job finished");
+        let finished = sqlx::query(
+            "UPDATE jobs SET state = ?, message = ?, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
+        )
+        .bind(state.as_str())
+        .bind(&message)
+        .bind(job.id)
+        .execute(db)
+        .await;
+        if let Err(error) = finished {
+            tracing::error!(%error, job = job.id, "cannot record the end of a job");
+        }
+    }
+}
+
+/// How a job's work ended when it did not fail.
+enum Finished {
+    Done(String),
+    Cancelled,
+}
+
+/// A running job's line to its row: progress and the cancel flag.
+struct Progress {
+    db: SqlitePool,
+    job_id: i64,
+}
+
+impl Progress {
+    async fn report(&self, done: u64, total: u64, message: &str) -> Result<(), String> {
+        sqlx::query("UPDATE jobs SET done = ?, total = ?, message = ? WHERE id = ?")
+            .bind(done as i64)
+            .bind(total as i64)
+            .bind(message)
+            .bind(self.job_id)
+            .execute(&self.db)
+            .await
+            .map(drop)
+            .map_err(|e| format!("cannot record progress: {e}"))
+    }
+
+    async fn cancel_requested(&self) -> bool {
+        sqlx::query_scalar("SELECT cancel_requested FROM jobs WHERE id = ?")
+            .bind(self.job_id)
+            .fetch_one(&self.db)
+            .await
+            .unwrap_or(false)
+    }
+}
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/projects/{pid}/jobs", post(create).get(list))
+        .route("/jobs/{jid}", get(read))
+        .route("/jobs/{jid}/cancel", post(cancel))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    PathParams(project_id): PathParams<i64>,
+    JsonBody(new_job): JsonBody<NewJob>,
+) -> Result<(StatusCode, Json<Job>), ApiError> {
+    crate::projects::ensure_exists(&state.db, project_id).await?;
+    let mut conn = state.db.acquire().await?;
+    let job = queue_job(&mut conn, project_id, &new_job).await?;
+    state.jobs.wake.notify_one();
+    Ok((StatusCode::CREATED, Json(job)))
+}
+
+/// Checks and queues a job; the runner picks it up.
+pub async fn queue_job(conn: &mut SqliteConnection, project_id: i64, new_job: &NewJob) -> Result<Job, ApiError> {
+    let model_id = match new_job.kind {
+        JobKind::Score => {
+            let model = match new_job.model_id {
+                Some(id) => Some(crate::registry::load_model(conn, id).await?).filter(|m| m.project_id == project_id),
+                None => crate::registry::active_student(conn, project_id).await?,
+            };
+            let model = model.ok_or_else(|| {
+                ApiError::conflict(
+                    "no_student",
+                    "Scoring needs a student model: upload one on the Models page.",
+                )
+            })?;
+            if model.role != ModelRole::Student {
+                return Err(ApiError::bad_request(
+                    "not_a_student",
+                    "Scoring runs a student model, not a teacher.",
+                ));
+            }
+            Some(model.id)
+        }
+        JobKind::Teacher | JobKind::Train => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unsupported_job",
+                format!("{} jobs are not available in this version yet.", new_job.kind.as_str()),
+            ));
+        }
+    };
+    let id: i64 = sqlx::query_scalar("INSERT INTO jobs (project_id, kind, model_id) VALUES (?, ?, ?) RETURNING id")
+        .bind(project_id)
+        .bind(new_job.kind.as_str())
+        .bind(model_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    load_job(conn, id).await
+}
+
+async fn list(
+    State(state): State<AppState>,
+    PathParams(project_id): PathParams<i64>,
+) -> Result<Json<Vec<Job>>, ApiError> {
+    crate::projects::ensure_exists(&state.db, project_id).await?;
+    let rows: Vec<JobRow> = sqlx::query_as(crate::db::constant_sql(format!(
+        "{SELECT_JOB} WHERE project_id = ? ORDER BY id DESC LIMIT 50"
+    )))
+    .bind(project_id)
+    .fetch_all(&state.db)
+    .await?;
+    Ok(Json(rows.into_iter().map(JobRow::into_job).collect::<Result<_, _>>()?))
+}
+
+async fn read(State(state): State<AppState>, PathParams(job_id): PathParams<i64>) -> Result<Json<Job>, ApiError> {
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(load_job(&mut conn, job_id).await?))
+}
+
+async fn cancel(State(state): State<AppState>, PathParams(job_id): PathParams<i64>) -> Result<Json<Job>, ApiError> {
+    let mut tx = crate::db::write_transaction(&state.db).await?;
+    let job = load_job(&mut tx, job_id).await?;
+    match job.state {
+        JobState::Queued => {
+            sqlx::query(
+                "UPDATE jobs SET state = 'cancelled', message = 'Cancelled before it started.', \
+                 finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
+            )
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        JobState::Running => {
+            sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = ?")
+                .bind(job_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        finished => {
+            return Err(ApiError::conflict(
+                "job_finished",
+                format!("Job {job_id} has already {}.", finished.as_str()),
+            ));
+        }
+    }
+    let job = load_job(&mut tx, job_id).await?;
+    tx.commit().await?;
+    Ok(Json(job))
+}
+
+const SELECT_JOB: &str =
+    "SELECT id, project_id, kind, state, model_id, done, total, message, created_at, finished_at FROM jobs";
+
+async fn load_job(conn: &mut SqliteConnection, job_id: i64) -> Result<Job, ApiError> {
+    let row: Option<JobRow> = sqlx::query_as(crate::db::constant_sql(format!("{SELECT_JOB} WHERE id = ?")))
+        .bind(job_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.ok_or_else(|| ApiError::not_found(format_args!("job {job_id}")))?
+        .into_job()
+}
+
+async fn next_queued(db: &SqlitePool) -> Result<Option<Job>, ApiError> {
+    let row: Option<JobRow> = sqlx::query_as(crate::db::constant_sql(format!(
+        "{SELECT_JOB} WHERE state = 'queued' ORDER BY id LIMIT 1"
+    )))
+    .fetch_optional(db)
+    .await?;
+    row.map(JobRow::into_job).transpose()
+}
+
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: i64,
+    project_id: i64,
+    kind: String,
+    state: String,
+    model_id: Option<i64>,
+    done: i64,
+    total: i64,
+    message: Option<String>,
+    created_at: String,
+    finished_at: Option<String>,
+}
+
+impl JobRow {
+    fn into_job(self) -> Result<Job, ApiError> {
+        Ok(Job {
+            id: self.id,
+            project_id: self.project_id,
+            kind: JobKind::parse(&self.kind).ok_or_else(|| ApiError::internal("unknown job kind stored"))?,
+            state: JobState::parse(&self.state).ok_or_else(|| ApiError::internal("unknown job state stored"))?,
+            model_id: self.model_id,
+            done: self.done as u64,
+            total: self.total as u64,
+            message: self.message,
+            created_at: self.created_at,
+            finished_at: self.finished_at,
+        })
+    }
+}

@@ -1,0 +1,350 @@
+//! The model registry: ONNX detectors uploaded per project as teacher or student, validated by
+//! loading them (the same `models` runtime the browser runs), their classes mapped onto the
+//! project's, and their bytes served at immutable, content-addressed URLs.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use api::{ModelPatch, ModelRole, RegisteredModel, map_classes_by_name};
+use axum::Json;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Multipart, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use models::Detector;
+use sqlx::{SqliteConnection, SqlitePool};
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, PathParams};
+use crate::images::multipart_error;
+use crate::store::{StageError, Staged, Store};
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/projects/{pid}/models",
+            // The ONNX file is streamed to disk under the upload limit.
+            axum::routing::post(upload).layer(DefaultBodyLimit::disable()).get(list),
+        )
+        .route("/models/{mid}", get(read).patch(update))
+        .route("/models/{mid}/file", get(file_by_id))
+        .route("/model-files/{name}", get(file_by_hash))
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    PathParams(project_id): PathParams<i64>,
+    mut multipart: Multipart,
+) -> Result<(StatusCode, Json<RegisteredModel>), ApiError> {
+    crate::projects::ensure_exists(&state.db, project_id).await?;
+    let mut role = None;
+    let mut upload: Option<(String, Staged)> = None;
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        match field.name() {
+            // Checked once the whole body is read, so the client gets the answer, not a reset.
+            Some("role") => role = Some(field.text().await.map_err(multipart_error)?),
+            Some("file") => {
+                let name = crate::images::clean_file_name(field.file_name().unwrap_or("model.onnx"));
+                let staged = state
+                    .store
+                    .stage(field, state.limits.max_upload_bytes())
+                    .await
+                    .map_err(|e| match e {
+                        StageError::TooLarge { limit_mb } => ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "file_too_large",
+                            format!("{name} is larger than the {limit_mb} MiB upload limit."),
+                        ),
+                        StageError::Body(message) => ApiError::bad_request("upload_broken", message),
+                        StageError::Io(error) => ApiError::internal(error),
+                    })?;
+                upload = Some((name, staged));
+            }
+            _ => {}
+        }
+    }
+    let (file_name, staged) = upload
+        .ok_or_else(|| ApiError::bad_request("no_file", "Send the ONNX model as a multipart part named `file`."))?;
+    let role = match role.as_deref().map(str::trim) {
+        None => ModelRole::Student,
+        Some(text) => ModelRole::parse(text).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_role",
+                format!("role must be teacher or student, not {text:?}."),
+            )
+        })?,
+    };
+    let model = add_model(&state.db, &state.store, project_id, role, &file_name, staged).await?;
+    Ok((StatusCode::CREATED, Json(model)))
+}
+
+/// Validates staged ONNX bytes by loading them, stores them and registers the model. Shared by
+/// the upload route and `distillery model add`.
+pub async fn add_model(
+    db: &SqlitePool,
+    store: &Store,
+    project_id: i64,
+    role: ModelRole,
+    file_name: &str,
+    staged: Staged,
+) -> Result<RegisteredModel, ApiError> {
+    let (info, staged) = tokio::task::spawn_blocking(move || {
+        let info = std::fs::read(staged.path())
+            .map_err(ApiError::internal)
+            .and_then(|bytes| Detector::load(&bytes).map(|d| d.info().clone()).map_err(unsupported));
+        (info, staged)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let info = info?;
+    let sha256 = staged.sha256.clone();
+    let byte_size = staged.byte_size as i64;
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.commit_model(staged))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+
+    let mut conn = db.acquire().await?;
+    let project = crate::projects::load_project(&mut conn, project_id).await?;
+    let project_classes: Vec<(u32, &str)> = project.classes.iter().map(|c| (c.id, c.name.as_str())).collect();
+    let class_map = map_classes_by_name(&info.class_names, &project_classes);
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO models (project_id, role, sha256, file_name, byte_size, input_size, layout, class_names, \
+         class_map, embedding_len) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(project_id)
+    .bind(role.as_str())
+    .bind(&sha256)
+    .bind(file_name)
+    .bind(byte_size)
+    .bind(info.input_size_px as i64)
+    .bind(info.layout.to_string())
+    .bind(to_json(&info.class_names)?)
+    .bind(to_json(&class_map)?)
+    .bind(info.embedding_len.map(|n| n as i64))
+    .fetch_one(&mut *conn)
+    .await?;
+    load_model(&mut conn, id).await
+}
+
+/// A model the runtime refused: 422 with the runtime's reason.
+fn unsupported(error: models::ModelError) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unsupported_model",
+        format!("This model cannot be used: {error}."),
+    )
+}
+
+async fn list(
+    State(state): State<AppState>,
+    PathParams(project_id): PathParams<i64>,
+) -> Result<Json<Vec<RegisteredModel>>, ApiError> {
+    crate::projects::ensure_exists(&state.db, project_id).await?;
+    let mut conn = state.db.acquire().await?;
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM models WHERE project_id = ? ORDER BY id DESC")
+        .bind(project_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut models = Vec::with_capacity(ids.len());
+    for id in ids {
+        models.push(load_model(&mut conn, id).await?);
+    }
+    Ok(Json(models))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    PathParams(model_id): PathParams<i64>,
+) -> Result<Json<RegisteredModel>, ApiError> {
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(load_model(&mut conn, model_id).await?))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    PathParams(model_id): PathParams<i64>,
+    JsonBody(patch): JsonBody<ModelPatch>,
+) -> Result<Json<RegisteredModel>, ApiError> {
+    let mut conn = state.db.acquire().await?;
+    let model = load_model(&mut conn, model_id).await?;
+    if patch.class_map.len() != model.class_names.len() {
+        return Err(ApiError::bad_request(
+            "invalid_class_map",
+            format!(
+                "The model has {} classes; the mapping names {}.",
+                model.class_names.len(),
+                patch.class_map.len()
+            ),
+        ));
+    }
+    let project = crate::projects::load_project(&mut conn, model.project_id).await?;
+    if let Some(unknown) = patch
+        .class_map
+        .iter()
+        .flatten()
+        .find(|id| !project.classes.iter().any(|c| c.id == **id))
+    {
+        return Err(ApiError::bad_request(
+            "unknown_class",
+            format!("The project has no class {unknown}."),
+        ));
+    }
+    sqlx::query("UPDATE models SET class_map = ? WHERE id = ?")
+        .bind(to_json(&patch.class_map)?)
+        .bind(model_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(Json(load_model(&mut conn, model_id).await?))
+}
+
+async fn file_by_id(
+    State(state): State<AppState>,
+    PathParams(model_id): PathParams<i64>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let mut conn = state.db.acquire().await?;
+    let model = load_model(&mut conn, model_id).await?;
+    drop(conn);
+    serve_model(&state.store.model_path(&model.sha256), request).await
+}
+
+/// `/api/model-files/<sha256>.onnx`: the URL names the content, so it can be cached forever.
+async fn file_by_hash(
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let sha256 = name.strip_suffix(".onnx").unwrap_or(&name);
+    let known: Option<i64> = if sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        sqlx::query_scalar("SELECT id FROM models WHERE sha256 = ? LIMIT 1")
+            .bind(sha256)
+            .fetch_optional(&state.db)
+            .await?
+    } else {
+        None
+    };
+    if known.is_none() {
+        return Err(ApiError::not_found(format_args!("model file {name}")));
+    }
+    serve_model(&state.store.model_path(sha256), request).await
+}
+
+async fn serve_model(path: &Path, request: Request) -> Result<Response, ApiError> {
+    let mut response = ServeFile::new(path)
+        .oneshot(request)
+        .await
+        .map_err(ApiError::internal)?
+        .into_response();
+    if response.status() == StatusCode::NOT_FOUND {
+        return Err(ApiError::internal("a model's file is missing from the data folder"));
+    }
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Ok(response)
+}
+
+/// Reads one registered model; 404 when there is none.
+pub async fn load_model(conn: &mut SqliteConnection, model_id: i64) -> Result<RegisteredModel, ApiError> {
+    let row: Option<ModelRow> = sqlx::query_as(
+        "SELECT id, project_id, role, sha256, file_name, byte_size, input_size, layout, class_names, class_map, \
+         embedding_len, created_at, \
+         id = (SELECT MAX(id) FROM models s WHERE s.project_id = models.project_id AND s.role = 'student') AS active \
+         FROM models WHERE id = ?",
+    )
+    .bind(model_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.ok_or_else(|| ApiError::not_found(format_args!("model {model_id}")))?
+        .into_model()
+}
+
+/// The project's active student (the newest one), if it has any.
+pub async fn active_student(conn: &mut SqliteConnection, project_id: i64) -> Result<Option<RegisteredModel>, ApiError> {
+    let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM models WHERE project_id = ? AND role = 'student'")
+        .bind(project_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    match id {
+        Some(id) => load_model(conn, id).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ModelRow {
+    id: i64,
+    project_id: i64,
+    role: String,
+    sha256: String,
+    file_name: String,
+    byte_size: i64,
+    input_size: i64,
+    layout: String,
+    class_names: String,
+    class_map: String,
+    embedding_len: Option<i64>,
+    created_at: String,
+    active: bool,
+}
+
+impl ModelRow {
+    fn into_model(self) -> Result<RegisteredModel, ApiError> {
+        Ok(RegisteredModel {
+            url: format!("/api/model-files/{}.onnx", self.sha256),
+            id: self.id,
+            project_id: self.project_id,
+            role: ModelRole::parse(&self.role).ok_or_else(|| ApiError::internal("unknown model role stored"))?,
+            sha256: self.sha256,
+            file_name: self.file_name,
+            byte_size: self.byte_size as u64,
+            input_size: self.input_size as u32,
+            layout: self.layout,
+            class_names: serde_json::from_str(&self.class_names).map_err(ApiError::internal)?,
+            class_map: serde_json::from_str(&self.class_map).map_err(ApiError::internal)?,
+            embedding_len: self.embedding_len.map(|n| n as u32),
+            active: self.active,
+            created_at: self.created_at,
+        })
+    }
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<String, ApiError> {
+    serde_json::to_string(value).map_err(ApiError::internal)
+}
+
+/// Loaded detectors by model id, so the server parses and optimises each version once.
+#[derive(Clone, Default)]
+pub struct DetectorCache {
+    loaded: Arc<Mutex<HashMap<i64, Arc<Detector>>>>,
+}
+
+impl DetectorCache {
+    /// The detector of a registered model, loading it on first use. Blocking.
+    pub fn get(&self, store: &Store, model: &RegisteredModel) -> Result<Arc<Detector>, models::ModelError> {
+        if let Some(found) = self.loaded.lock().ok().and_then(|m| m.get(&model.id).cloned()) {
+            return Ok(found);
+        }
+        let bytes = std::fs::read(store.model_path(&model.sha256))
+            .map_err(|e| models::ModelError(format!("cannot read the model file: {e}")))?;
+        let detector = Arc::new(Detector::load(&bytes)?);
+        if let Ok(mut loaded) = self.loaded.lock() {
+            loaded.insert(model.id, detector.clone());
+        }
+        Ok(detector)
+    }
+}
