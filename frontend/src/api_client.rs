@@ -146,6 +146,90 @@ pub async fn import_dataset(project_id: i64, file: &web_sys::File) -> ApiResult<
     decode(request.send().await.map_err(network)?).await
 }
 
+/// `GET /api/projects/{pid}/models`, newest first.
+pub async fn list_models(project_id: i64) -> ApiResult<Vec<api::RegisteredModel>> {
+    get_json(&format!("/api/projects/{project_id}/models")).await
+}
+
+/// `POST /api/projects/{pid}/models` with an ONNX file and its role.
+pub async fn upload_model(
+    project_id: i64,
+    file: &web_sys::File,
+    role: api::ModelRole,
+) -> ApiResult<api::RegisteredModel> {
+    let form = web_sys::FormData::new().map_err(|e| network(format!("{e:?}")))?;
+    form.append_with_str("role", role.as_str())
+        .map_err(|e| network(format!("{e:?}")))?;
+    form.append_with_blob_and_filename("file", file, &file.name())
+        .map_err(|e| network(format!("{e:?}")))?;
+    let request = Request::post(&format!("/api/projects/{project_id}/models"))
+        .body(form)
+        .map_err(network)?;
+    decode(request.send().await.map_err(network)?).await
+}
+
+/// `PATCH /api/models/{mid}`.
+pub async fn update_model(model_id: i64, patch: &api::ModelPatch) -> ApiResult<api::RegisteredModel> {
+    let request = Request::patch(&format!("/api/models/{model_id}"))
+        .json(patch)
+        .map_err(network)?;
+    decode(request.send().await.map_err(network)?).await
+}
+
+/// `GET /api/projects/{pid}/queue?strategy=…&limit=…`.
+pub async fn queue(project_id: i64, strategy: api::Strategy, limit: u32) -> ApiResult<api::Queue> {
+    get_json(&format!(
+        "/api/projects/{project_id}/queue?strategy={}&limit={limit}",
+        strategy.as_str()
+    ))
+    .await
+}
+
+/// `GET /api/projects/{pid}/predictions/pending?model_id=…`.
+pub async fn pending_predictions(project_id: i64, model_id: i64, limit: u32) -> ApiResult<api::PendingImages> {
+    get_json(&format!(
+        "/api/projects/{project_id}/predictions/pending?model_id={model_id}&limit={limit}"
+    ))
+    .await
+}
+
+/// `POST /api/projects/{pid}/predictions`.
+pub async fn report_predictions(project_id: i64, report: &api::PredictionReport) -> ApiResult<()> {
+    let request = Request::post(&format!("/api/projects/{project_id}/predictions"))
+        .json(report)
+        .map_err(network)?;
+    let response = request.send().await.map_err(network)?;
+    if response.ok() {
+        Ok(())
+    } else {
+        decode::<()>(response).await
+    }
+}
+
+/// `POST /api/projects/{pid}/jobs`.
+pub async fn create_job(project_id: i64, job: &api::NewJob) -> ApiResult<api::Job> {
+    let request = Request::post(&format!("/api/projects/{project_id}/jobs"))
+        .json(job)
+        .map_err(network)?;
+    decode(request.send().await.map_err(network)?).await
+}
+
+/// `GET /api/jobs/{jid}`.
+pub async fn get_job(job_id: i64) -> ApiResult<api::Job> {
+    get_json(&format!("/api/jobs/{job_id}")).await
+}
+
+/// `POST /api/jobs/{jid}/cancel`.
+pub async fn cancel_job(job_id: i64) -> ApiResult<api::Job> {
+    decode(
+        Request::post(&format!("/api/jobs/{job_id}/cancel"))
+            .send()
+            .await
+            .map_err(network)?,
+    )
+    .await
+}
+
 impl ApiFailure {
     /// True when the request never got an answer (offline, server down) or the server failed:
     /// worth retrying. A 4xx answer is final.

@@ -5,7 +5,7 @@ use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::path;
 
 use crate::editor::{EditorSession, LabelingView};
-use crate::pages::{NotFound, ProjectList, ProjectPage};
+use crate::pages::{ModelsPage, NotFound, ProjectList, ProjectPage};
 use crate::sync::SyncQueue;
 
 /// Root component.
@@ -28,6 +28,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=ProjectList />
                     <Route path=path!("/projects/:pid") view=ProjectPage />
                     <Route path=path!("/projects/:pid/images/:iid") view=LabelingView />
+                    <Route path=path!("/projects/:pid/models") view=ModelsPage />
                 </Routes>
             </main>
         </Router>

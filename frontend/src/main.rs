@@ -6,11 +6,17 @@
 mod api_client;
 mod app;
 mod editor;
+mod inference;
 mod pages;
+mod prelabel;
+// Each side uses its half of the shared protocol.
+#[allow(dead_code)]
+mod protocol;
 mod sync;
 mod upload;
 
 fn main() {
     console_error_panic_hook::set_once();
+    inference::expose_to_scripts();
     leptos::mount::mount_to_body(app::App);
 }

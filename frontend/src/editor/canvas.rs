@@ -96,6 +96,19 @@ pub struct CanvasState {
     pub viewport: NodeRef<html::Div>,
     /// Called when the image has loaded (the layout is final by then).
     pub on_image_loaded: Callback<()>,
+    /// The student's proposals, drawn dashed; those below `threshold` are hidden.
+    pub proposals: RwSignal<Vec<ProposalBox>>,
+    pub threshold: RwSignal<f32>,
+    /// Called with (index in `proposals`, accepted?) when one is clicked or dismissed.
+    pub on_proposal: Callback<(usize, bool)>,
+}
+
+/// A proposal of the student, mapped to a project class, in image pixels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProposalBox {
+    pub class_id: u32,
+    pub score: f32,
+    pub rect: [f64; 4],
 }
 
 /// The canvas component.
@@ -114,6 +127,9 @@ pub fn Canvas(state: CanvasState) -> impl IntoView {
         on_action,
         viewport,
         on_image_loaded,
+        proposals,
+        threshold,
+        on_proposal,
     } = state;
     let (w, h) = (f64::from(width), f64::from(height));
     let drag = StoredValue::new(None::<Drag>);
@@ -147,6 +163,10 @@ pub fn Canvas(state: CanvasState) -> impl IntoView {
                 start_view: view.get_untracked(),
             }));
         } else if event.button() != 0 {
+            return;
+        } else if let Some(index) = attribute("data-proposal").and_then(|i| i.parse().ok()) {
+            event.prevent_default();
+            on_proposal.run((index, true));
             return;
         } else if let Some(corner) = attribute("data-handle").as_deref().and_then(Corner::parse) {
             let Some(id) = selected.get_untracked() else {
@@ -327,6 +347,24 @@ pub fn Canvas(state: CanvasState) -> impl IntoView {
                             }
                         }
                     </For>
+                    {move || {
+                        let level = threshold.get();
+                        proposals.get().into_iter().enumerate().filter(|(_, p)| p.score >= level).map(|(index, p)| {
+                            let [x0, y0, x1, y1] = p.rect;
+                            view! {
+                                <rect class="box proposal" data-proposal=index.to_string()
+                                    data-class-id=p.class_id.to_string() data-source="student"
+                                    data-score=format!("{:.3}", p.score)
+                                    x=x0 y=y0 width=x1 - x0 height=y1 - y0 stroke=color_of(p.class_id)
+                                    on:contextmenu=move |event: web_sys::MouseEvent| {
+                                        event.prevent_default();
+                                        on_proposal.run((index, false));
+                                    }>
+                                    <title>{format!("{:.0}% — click to accept, right-click to dismiss", p.score * 100.0)}</title>
+                                </rect>
+                            }
+                        }).collect_view()
+                    }}
                     {move || preview.get().map(|[x0, y0, x1, y1]| view! {
                         <rect class="box drawing" x=x0 y=y0 width=x1 - x0 height=y1 - y0
                             stroke=color_of(current_class.get()) fill="none" />

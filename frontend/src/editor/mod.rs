@@ -13,10 +13,12 @@ use leptos_router::hooks::use_navigate;
 use wasm_bindgen::JsCast;
 use web_sys::KeyboardEvent;
 
-use self::canvas::{Canvas, CanvasState, View};
+use self::canvas::{Canvas, CanvasState, ProposalBox, View};
 use self::model::{Action, Change, EditBox, History, new_box_id};
 use crate::api_client::{self, ApiFailure};
 use crate::pages::{LoadError, Loading, id_param, plural};
+use crate::prelabel::{self, MIN_THRESHOLD};
+use crate::protocol::ModelSource;
 use crate::sync::{SyncIndicator, SyncQueue};
 
 /// Editor settings that outlive one image: "keep previous image's boxes" and those boxes.
@@ -43,6 +45,21 @@ struct Loaded {
     project: Project,
     image: ImageInfo,
     boxes: ImageBoxes,
+    /// The project's active student, whose proposals are shown.
+    student: Option<api::RegisteredModel>,
+}
+
+/// Where the student's proposals for this image are.
+#[derive(Debug, Clone, PartialEq)]
+enum PrelabelState {
+    NoModel,
+    Running,
+    Ready {
+        ms: f64,
+        source: ModelSource,
+        unmapped: usize,
+    },
+    Failed(String),
 }
 
 async fn load(project_id: Option<i64>, image_id: Option<i64>) -> Result<Loaded, ApiFailure> {
@@ -61,7 +78,13 @@ async fn load(project_id: Option<i64>, image_id: Option<i64>) -> Result<Loaded, 
         });
     }
     let boxes = api_client::get_boxes(image_id).await?;
-    Ok(Loaded { project, image, boxes })
+    let student = crate::prelabel::active_student(project_id).await;
+    Ok(Loaded {
+        project,
+        image,
+        boxes,
+        student,
+    })
 }
 
 /// The editor route.
@@ -91,6 +114,7 @@ fn Editor(loaded: Loaded) -> impl IntoView {
         project,
         image,
         boxes: server,
+        student,
     } = loaded;
     let sync = expect_context::<SyncQueue>();
     let session = expect_context::<EditorSession>();
@@ -232,10 +256,108 @@ fn Editor(loaded: Loaded) -> impl IntoView {
     let resize = window_event_listener(ev::resize, move |_| fit());
     on_cleanup(move || resize.remove());
 
+    // The student's proposals: shown dashed, accepted into human boxes through the normal edits.
+    let proposals = RwSignal::new(Vec::<ProposalBox>::new());
+    let threshold = RwSignal::new(models::DEFAULT_CONFIDENCE);
+    let prelabel_state = RwSignal::new(PrelabelState::NoModel);
+    if let Some(model) = student.clone() {
+        prelabel_state.set(PrelabelState::Running);
+        let (width, height) = (image.width, image.height);
+        let on_screen = model.clone();
+        spawn_local(async move {
+            let model = on_screen;
+            match prelabel::prelabel(project_id, &model, image_id, true).await {
+                Ok(found) => {
+                    let mapped: Vec<ProposalBox> = found
+                        .proposals
+                        .iter()
+                        .filter_map(|p| {
+                            let class_id = model.class_map.get(p.class_index as usize).copied().flatten()?;
+                            let rect = api::normalize_box(p.bbox.map(f64::from), width, height).ok()?;
+                            Some(ProposalBox {
+                                class_id,
+                                score: p.score,
+                                rect,
+                            })
+                        })
+                        .collect();
+                    let unmapped = found.proposals.len() - mapped.len();
+                    proposals.try_set(mapped);
+                    prelabel_state.try_set(PrelabelState::Ready {
+                        ms: found.inference_ms,
+                        source: found.model_source,
+                        unmapped,
+                    });
+                }
+                Err(message) => {
+                    prelabel_state.try_set(PrelabelState::Failed(message));
+                }
+            }
+        });
+        // While this tab is open, the worker pre-labels the rest of the project in between.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        prelabel::run_in_background(project_id, model, stop.clone());
+        on_cleanup(move || stop.store(true, std::sync::atomic::Ordering::Relaxed));
+    }
+    // Accepts (or rejects) proposals by index: accepted ones become human boxes, one undo step.
+    let decide = move |indices: Vec<usize>, accept: bool| {
+        let chosen: Vec<ProposalBox> =
+            proposals.with_untracked(|list| indices.iter().filter_map(|i| list.get(*i).cloned()).collect());
+        proposals.update(|list| {
+            let mut index = 0;
+            list.retain(|_| {
+                index += 1;
+                !indices.contains(&(index - 1))
+            });
+        });
+        if accept {
+            let action: Action = chosen
+                .into_iter()
+                .map(|p| Change {
+                    before: None,
+                    after: Some(EditBox {
+                        id: new_box_id(),
+                        class_id: p.class_id,
+                        rect: p.rect,
+                        source: api::BoxSource::Human,
+                        score: None,
+                        revision: 0,
+                    }),
+                })
+                .collect();
+            commit(action, true);
+        }
+    };
+    let accept_all = move || {
+        let level = threshold.get_untracked();
+        let above: Vec<usize> = proposals.with_untracked(|list| {
+            list.iter()
+                .enumerate()
+                .filter(|(_, p)| p.score >= level)
+                .map(|(i, _)| i)
+                .collect()
+        });
+        decide(above, true);
+    };
+    let on_proposal = Callback::new(move |(index, accept): (usize, bool)| decide(vec![index], accept));
+
     let navigate = use_navigate();
+    let has_student = student.is_some();
     let go = move |direction: Direction| {
         let navigate = navigate.clone();
+        let ranked = has_student && matches!(direction, Direction::Next);
         spawn_local(async move {
+            // With a student, "next" is the most uncertain unlabeled image nobody should skip.
+            if ranked
+                && let Ok(queue) = api_client::queue(project_id, api::Strategy::LeastConfidence, 2).await
+                && let Some(top) = queue.entries.iter().find(|e| e.image_id != image_id)
+            {
+                navigate(
+                    &format!("/projects/{project_id}/images/{}", top.image_id),
+                    Default::default(),
+                );
+                return;
+            }
             let page = match direction {
                 Direction::Next => api_client::list_images(project_id, None, None, Some(image_id), None, 1).await,
                 Direction::Previous => api_client::list_images(project_id, None, None, None, Some(image_id), 1).await,
@@ -364,6 +486,10 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                 delete_selected();
                 true
             }
+            "Enter" => {
+                accept_all();
+                true
+            }
             "Escape" => {
                 selected.set(None);
                 true
@@ -438,6 +564,13 @@ fn Editor(loaded: Loaded) -> impl IntoView {
         on_action,
         viewport,
         on_image_loaded: Callback::new(move |()| fit()),
+        proposals,
+        threshold,
+        on_proposal,
+    };
+    let shown_proposals = move || {
+        let level = threshold.get();
+        proposals.with(|list| list.iter().filter(|p| p.score >= level).count())
     };
 
     view! {
@@ -452,7 +585,7 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                 <SyncIndicator />
                 <span class="spacer"></span>
                 <button on:click=move |_| go.with_value(|go| go(Direction::Previous)) title="Previous image (A)">"‹ Prev"</button>
-                <button on:click=move |_| go.with_value(|go| go(Direction::Next)) title="Next image (D)">"Next ›"</button>
+                <button on:click=move |_| go.with_value(|go| go(Direction::Next)) title=move || if has_student { "Most uncertain unlabeled image (D)" } else { "Next image (D)" }>"Next ›"</button>
                 <button on:click=move |_| fit() title="Fit to screen (F)">"Fit"</button>
                 <button class:active=move || negative.get() on:click=move |_| toggle_negative() title="No objects here (N)">
                     {move || if negative.get() { "✓ No objects" } else { "No objects" }}
@@ -505,6 +638,45 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                             <button class="danger" on:click=move |_| delete_selected()>"Delete (Del)"</button>
                         </section>
                     })}
+                    <section class="prelabels" aria-label="Pre-labels"
+                        data-state=move || match prelabel_state.get() {
+                            PrelabelState::NoModel => "none",
+                            PrelabelState::Running => "running",
+                            PrelabelState::Ready { .. } => "ready",
+                            PrelabelState::Failed(_) => "failed",
+                        }
+                        data-model-source=move || match prelabel_state.get() {
+                            PrelabelState::Ready { source, .. } => format!("{source:?}").to_lowercase(),
+                            _ => String::new(),
+                        }>
+                        <h2>"Pre-labels"</h2>
+                        {move || match prelabel_state.get() {
+                            PrelabelState::NoModel => view! {
+                                <p class="muted small">"No student model yet: upload one on the "
+                                    <a href=format!("/projects/{project_id}/models")>"Models"</a>" page."</p>
+                            }.into_any(),
+                            PrelabelState::Running => view! { <p class="muted small">"The student is looking…"</p> }.into_any(),
+                            PrelabelState::Failed(message) => view! {
+                                <p class="error small" role="alert">{format!("Pre-labels unavailable: {message}")}</p>
+                            }.into_any(),
+                            PrelabelState::Ready { ms, source, unmapped } => view! {
+                                <p class="small">{move || plural(shown_proposals() as u64, "proposal")}
+                                    <span class="muted">{format!(" · {ms:.0} ms{}", if source == ModelSource::Network { ", model downloaded" } else { "" })}</span></p>
+                                {(unmapped > 0).then(|| view! {
+                                    <p class="muted small">{format!("{} of classes not mapped to this project ignored", plural(unmapped as u64, "proposal"))}</p>
+                                })}
+                                <label for="proposal-threshold" class="small">
+                                    {move || format!("Confidence ≥ {:.2}", threshold.get())}
+                                </label>
+                                <input id="proposal-threshold" type="range" min=MIN_THRESHOLD.to_string() max="0.95" step="0.05"
+                                    prop:value=move || threshold.get().to_string()
+                                    on:input=move |ev| if let Ok(v) = event_target_value(&ev).parse() { threshold.set(v) } />
+                                <button on:click=move |_| accept_all() disabled=move || shown_proposals() == 0
+                                    title="Accept every proposal shown (Enter)">"Accept all (Enter)"</button>
+                                <p class="muted small">"Click a dashed box to accept it, right-click to dismiss it."</p>
+                            }.into_any(),
+                        }}
+                    </section>
                     <label class="toggle">
                         <input type="checkbox" prop:checked=move || session.keep_previous.get()
                             on:change=move |ev| session.keep_previous.set(event_target_checked(&ev)) />
@@ -513,7 +685,7 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                     <p class="muted small">{move || plural(boxes.with(Vec::len) as u64, "box")}</p>
                     <details class="shortcuts">
                         <summary>"Shortcuts"</summary>
-                        <p class="small">"Drag: draw · 1–9: class · Del: delete · Ctrl+Z / Ctrl+Shift+Z: undo / redo · A / D: previous / next · wheel, + / −: zoom · F: fit · space-drag: pan · N: no objects · Ctrl+Enter: submit"</p>
+                        <p class="small">"Drag: draw · 1–9: class · Del: delete · Ctrl+Z / Ctrl+Shift+Z: undo / redo · A / D: previous / next · wheel, + / −: zoom · F: fit · space-drag: pan · N: no objects · Enter: accept proposals · Ctrl+Enter: submit"</p>
                     </details>
                 </aside>
                 <Canvas state=canvas />

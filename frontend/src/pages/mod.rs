@@ -1,10 +1,13 @@
 //! One module per app route.
 
+mod models;
 mod not_found;
 mod ontology;
 mod project;
 mod projects;
+mod queue;
 
+pub use models::ModelsPage;
 pub use not_found::NotFound;
 pub use project::ProjectPage;
 pub use projects::ProjectList;

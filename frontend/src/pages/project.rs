@@ -54,6 +54,7 @@ fn ProjectDetail(
                 </section>
             </div>
             <div class="project-side">
+                <super::queue::QueuePanel project_id=project.id />
                 <ExportPanel project_id=project.id />
                 <ImportPanel project_id=project.id outcome=import_outcome on_imported=move || { refresh_gallery(); on_change(); } />
                 <section class="card" aria-labelledby="split-title">

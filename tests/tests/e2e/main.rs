@@ -11,6 +11,7 @@ mod export_yolo_zip;
 mod import_datasets;
 mod label_first_image;
 mod many_annotators_at_once;
+mod prelabel_in_browser;
 mod rank_images_by_uncertainty;
 mod restart_keeps_projects;
 mod serve_web_app;

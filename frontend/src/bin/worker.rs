@@ -1,0 +1,270 @@
+//! The inference worker: runs ONNX detectors (the `models` crate, tract compiled to wasm) off the
+//! UI thread. Requests arrive as JSON (`protocol::ToWorker`) and are handled one at a time, in
+//! order; model bytes come from Cache Storage when this browser has fetched them before.
+
+// Each side uses its half of the shared protocol.
+#[allow(dead_code)]
+#[path = "../protocol.rs"]
+mod protocol;
+
+use std::rc::Rc;
+
+use futures_channel::mpsc;
+use futures_util::StreamExt;
+use js_sys::{Promise, Uint8Array};
+use models::{DEFAULT_CONFIDENCE, Detector, Pixels};
+use protocol::{FromWorker, ModelSource, Proposal, ToWorker};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, OffscreenCanvasRenderingContext2d, Response};
+
+/// Cache Storage bucket for model bytes (URLs are content-addressed, so entries never go stale).
+const MODEL_CACHE: &str = "distillery-models";
+
+fn main() {
+    console_error_panic_hook::set_once();
+    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    let (sender, mut requests) = mpsc::unbounded::<String>();
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+        if let Some(text) = event.data().as_string() {
+            let _ = sender.unbounded_send(text);
+        }
+    });
+    scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    wasm_bindgen_futures::spawn_local(async move {
+        let mut worker = Worker::default();
+        while let Some(text) = requests.next().await {
+            let answer = match serde_json::from_str::<ToWorker>(&text) {
+                Ok(request) => {
+                    let id = request.id();
+                    worker
+                        .handle(request)
+                        .await
+                        .unwrap_or_else(|message| FromWorker::Failed { id, message })
+                }
+                Err(error) => FromWorker::Failed {
+                    id: 0,
+                    message: format!("unreadable request: {error}"),
+                },
+            };
+            if let Ok(json) = serde_json::to_string(&answer) {
+                let _ = scope.post_message(&JsValue::from_str(&json));
+            }
+        }
+    });
+}
+
+/// The loaded model, kept between requests.
+#[derive(Default)]
+struct Worker {
+    loaded: Option<(String, Rc<Detector>)>,
+}
+
+impl Worker {
+    async fn handle(&mut self, request: ToWorker) -> Result<FromWorker, String> {
+        match request {
+            ToWorker::Detect {
+                id,
+                model_url,
+                image_id,
+                image_url,
+                confidence,
+            } => {
+                let (detector, model_source) = self.model(&model_url).await?;
+                let started = now_ms();
+                let rgba = decode_image(&image_url).await?;
+                let pixels = Pixels {
+                    data: &rgba.data,
+                    width_px: rgba.width,
+                    height_px: rgba.height,
+                    channels: 4,
+                };
+                let mut prediction = detector
+                    .detect(pixels, confidence.min(DEFAULT_CONFIDENCE), models::DEFAULT_IOU)
+                    .map_err(|e| e.0)?;
+                let inference_ms = now_ms() - started;
+                let proposals = prediction
+                    .detections
+                    .iter()
+                    .map(|d| Proposal {
+                        class_index: d.class_index as u32,
+                        score: d.score,
+                        bbox: d.bbox,
+                    })
+                    .collect();
+                // The ranking uses Ultralytics' proposal threshold whatever the slider shows;
+                // NMS keeps higher scores first, so filtering afterwards gives the same boxes.
+                prediction.detections.retain(|d| d.score > DEFAULT_CONFIDENCE);
+                let report = models::report::image_prediction(image_id, &prediction);
+                Ok(FromWorker::Detected {
+                    id,
+                    image_id,
+                    proposals,
+                    report,
+                    model_source,
+                    inference_ms,
+                })
+            }
+            ToWorker::Conformance {
+                id,
+                model_url,
+                input_url,
+                output_url,
+            } => {
+                let detector = Detector::load(&fetch_bytes(&model_url).await?).map_err(|e| e.0)?;
+                let input = models::npy::read_f32(&fetch_bytes(&input_url).await?)?;
+                let expected = models::npy::read_f32(&fetch_bytes(&output_url).await?)?;
+                let (output, _) = detector.run_raw(input.data).map_err(|e| e.0)?;
+                let report = models::conformance::compare(detector.info(), &output, &expected)?;
+                Ok(FromWorker::Conformance {
+                    id,
+                    max_box_diff: report.max_box_diff,
+                    max_score_diff: report.max_score_diff,
+                    within_tolerance: report.within_tolerance(),
+                })
+            }
+            ToWorker::Bench {
+                id,
+                model_url,
+                input_url,
+                warmup,
+                runs,
+            } => {
+                let bytes = fetch_bytes(&model_url).await?;
+                let started = now_ms();
+                let detector = Detector::load(&bytes).map_err(|e| e.0)?;
+                let load_ms = now_ms() - started;
+                let input = models::npy::read_f32(&fetch_bytes(&input_url).await?)?;
+                let mut times_ms = Vec::with_capacity(runs as usize);
+                for run in 0..warmup + runs {
+                    let started = now_ms();
+                    detector.run_raw(input.data.clone()).map_err(|e| e.0)?;
+                    if run >= warmup {
+                        times_ms.push(now_ms() - started);
+                    }
+                }
+                Ok(FromWorker::Bench { id, load_ms, times_ms })
+            }
+        }
+    }
+
+    /// The detector for `url`: kept in memory, else from Cache Storage, else downloaded (and
+    /// put in the cache).
+    async fn model(&mut self, url: &str) -> Result<(Rc<Detector>, ModelSource), String> {
+        if let Some((loaded_url, detector)) = &self.loaded
+            && loaded_url == url
+        {
+            return Ok((detector.clone(), ModelSource::Memory));
+        }
+        self.loaded = None;
+        let (bytes, source) = cached_fetch(url).await?;
+        let detector = Rc::new(Detector::load(&bytes).map_err(|e| format!("the model cannot run here: {e}"))?);
+        self.loaded = Some((url.to_owned(), detector.clone()));
+        Ok((detector, source))
+    }
+}
+
+/// RGBA pixels of a decoded, upright image.
+struct Rgba {
+    data: Vec<u8>,
+    width: u32,
+    height: u32,
+}
+
+/// Decodes an image with the browser's own decoder (EXIF orientation applied, as the editor
+/// shows it) and reads its pixels through an OffscreenCanvas.
+async fn decode_image(url: &str) -> Result<Rgba, String> {
+    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    let response = fetch(url).await?;
+    let blob: web_sys::Blob = await_js(response.blob().map_err(js_error)?).await?.unchecked_into();
+    let bitmap: web_sys::ImageBitmap = await_js(scope.create_image_bitmap_with_blob(&blob).map_err(js_error)?)
+        .await?
+        .unchecked_into();
+    let (width, height) = (bitmap.width(), bitmap.height());
+    let canvas = web_sys::OffscreenCanvas::new(width, height).map_err(js_error)?;
+    let context: OffscreenCanvasRenderingContext2d = canvas
+        .get_context("2d")
+        .map_err(js_error)?
+        .ok_or("no 2D canvas in this worker")?
+        .unchecked_into();
+    context
+        .draw_image_with_image_bitmap(&bitmap, 0.0, 0.0)
+        .map_err(js_error)?;
+    bitmap.close();
+    let data = context
+        .get_image_data(0.0, 0.0, f64::from(width), f64::from(height))
+        .map_err(js_error)?;
+    Ok(Rgba {
+        data: data.data().0,
+        width,
+        height,
+    })
+}
+
+async fn cached_fetch(url: &str) -> Result<(Vec<u8>, ModelSource), String> {
+    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    // Cache Storage needs a secure context (https or localhost); elsewhere, just download.
+    let cache: Option<web_sys::Cache> = match scope.caches() {
+        Ok(caches) => await_js(caches.open(MODEL_CACHE))
+            .await
+            .ok()
+            .map(JsCast::unchecked_into),
+        Err(_) => None,
+    };
+    if let Some(cache) = &cache {
+        let hit = await_js(cache.match_with_str(url)).await?;
+        if let Ok(response) = hit.dyn_into::<Response>() {
+            return Ok((response_bytes(&response).await?, ModelSource::Cache));
+        }
+    }
+    let response = fetch(url).await?;
+    if let Some(cache) = &cache {
+        let copy = response.clone().map_err(js_error)?;
+        // A full cache only costs the next reload a download.
+        let _ = await_js(cache.put_with_str(url, &copy)).await;
+    }
+    Ok((response_bytes(&response).await?, ModelSource::Network))
+}
+
+async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
+    response_bytes(&fetch(url).await?).await
+}
+
+async fn fetch(url: &str) -> Result<Response, String> {
+    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    let response: Response = await_js(scope.fetch_with_str(url)).await?.unchecked_into();
+    if !response.ok() {
+        return Err(format!(
+            "{url} answered {} {}",
+            response.status(),
+            response.status_text()
+        ));
+    }
+    Ok(response)
+}
+
+async fn response_bytes(response: &Response) -> Result<Vec<u8>, String> {
+    let buffer = await_js(response.array_buffer().map_err(js_error)?).await?;
+    Ok(Uint8Array::new(&buffer).to_vec())
+}
+
+async fn await_js(promise: Promise) -> Result<JsValue, String> {
+    JsFuture::from(promise).await.map_err(js_error)
+}
+
+fn js_error(value: JsValue) -> String {
+    value
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| value.as_string())
+        .unwrap_or_else(|| format!("{value:?}"))
+}
+
+fn now_ms() -> f64 {
+    thread_local! {
+        static PERFORMANCE: Option<web_sys::Performance> =
+            js_sys::global().unchecked_into::<web_sys::WorkerGlobalScope>().performance();
+    }
+    PERFORMANCE.with(|p| p.as_ref().map_or(0.0, web_sys::Performance::now))
+}

@@ -1,0 +1,127 @@
+//! The app's side of the inference worker: starts it, sends requests and routes the answers
+//! back to whoever asked. If the worker dies (a trap, out of memory), every waiting request
+//! fails with the reason and the next request starts a fresh worker.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use futures_channel::oneshot;
+use wasm_bindgen::prelude::*;
+use web_sys::{ErrorEvent, MessageEvent, Worker};
+
+use crate::protocol::{FromWorker, ToWorker};
+
+/// The worker script Trunk builds from `src/bin/worker.rs` (`data-loader-shim`).
+const WORKER_SCRIPT: &str = "/worker_loader.js";
+
+type Answer = Result<FromWorker, String>;
+
+#[derive(Default)]
+struct Host {
+    worker: Option<Worker>,
+    next_id: u32,
+    waiting: HashMap<u32, oneshot::Sender<Answer>>,
+    /// Foreground requests (the image on screen) in flight; background pre-labeling waits.
+    foreground: u32,
+}
+
+thread_local! {
+    static HOST: RefCell<Host> = RefCell::new(Host::default());
+}
+
+/// Sends a request to the worker and waits for its answer.
+pub async fn ask(mut request: ToWorker, foreground: bool) -> Answer {
+    let (sender, receiver) = oneshot::channel();
+    let sent = HOST.with(|host| -> Result<(), String> {
+        let mut host = host.borrow_mut();
+        host.next_id = host.next_id.wrapping_add(1).max(1);
+        let id = host.next_id;
+        request.set_id(id);
+        if host.worker.is_none() {
+            host.worker = Some(start_worker()?);
+        }
+        let json = serde_json::to_string(&request).map_err(|e| e.to_string())?;
+        if let Some(worker) = &host.worker {
+            worker
+                .post_message(&JsValue::from_str(&json))
+                .map_err(|e| format!("{e:?}"))?;
+        }
+        host.waiting.insert(id, sender);
+        if foreground {
+            host.foreground += 1;
+        }
+        Ok(())
+    });
+    sent?;
+    let answer = receiver
+        .await
+        .unwrap_or_else(|_| Err("the model worker stopped".into()));
+    if foreground {
+        HOST.with(|host| host.borrow_mut().foreground -= 1);
+    }
+    answer
+}
+
+/// Whether an image on screen is waiting for the worker.
+pub fn foreground_busy() -> bool {
+    HOST.with(|host| host.borrow().foreground > 0)
+}
+
+fn start_worker() -> Result<Worker, String> {
+    let worker = Worker::new(WORKER_SCRIPT).map_err(|e| format!("cannot start the model worker: {e:?}"))?;
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
+        let Some(text) = event.data().as_string() else {
+            return;
+        };
+        let Ok(answer) = serde_json::from_str::<FromWorker>(&text) else {
+            return;
+        };
+        let sender = HOST.with(|host| {
+            let mut host = host.borrow_mut();
+            host.waiting.remove(&answer.id())
+        });
+        if let Some(sender) = sender {
+            let _ = sender.send(match answer {
+                FromWorker::Failed { message, .. } => Err(message),
+                other => Ok(other),
+            });
+        }
+    });
+    let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(|event: ErrorEvent| {
+        event.prevent_default();
+        let reason = format!("the model worker crashed ({}); it has been restarted", event.message());
+        let waiting: Vec<_> = HOST.with(|host| {
+            let mut host = host.borrow_mut();
+            if let Some(worker) = host.worker.take() {
+                worker.terminate();
+            }
+            host.waiting.drain().map(|(_, sender)| sender).collect()
+        });
+        for sender in waiting {
+            let _ = sender.send(Err(reason.clone()));
+        }
+    });
+    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    // They live as long as the page: a worker is started once per crash at most.
+    on_message.forget();
+    on_error.forget();
+    Ok(worker)
+}
+
+/// `window.distilleryWorker(json)`: lets the browser tests and `cargo xtask bench-browser` drive
+/// the real worker (conformance and timing runs) and read its JSON answer.
+pub fn expose_to_scripts() {
+    let call = Closure::<dyn Fn(String) -> js_sys::Promise>::new(|json: String| {
+        wasm_bindgen_futures::future_to_promise(async move {
+            let request: ToWorker = serde_json::from_str(&json).map_err(|e| JsValue::from_str(&e.to_string()))?;
+            let answer = ask(request, false).await.map_err(|e| JsValue::from_str(&e))?;
+            let text = serde_json::to_string(&answer).map_err(|e| JsValue::from_str(&e.to_string()))?;
+            Ok(JsValue::from_str(&text))
+        })
+    });
+    if let Some(window) = web_sys::window() {
+        let _ = js_sys::Reflect::set(&window, &JsValue::from_str("distilleryWorker"), call.as_ref());
+    }
+    call.forget();
+}

@@ -1,0 +1,123 @@
+//! The project page's "Label next" panel: unlabeled images ranked by the active student's
+//! uncertainty (or another strategy), and scoring the whole project on the server as a job.
+
+use std::time::Duration;
+
+use api::{Job, JobKind, NewJob, Queue, Strategy};
+use gloo_timers::future::sleep;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use super::plural;
+use crate::api_client;
+
+/// How many ranked images the panel lists.
+const SHOWN: u32 = 15;
+
+#[component]
+pub fn QueuePanel(project_id: i64) -> impl IntoView {
+    let strategy = RwSignal::new(Strategy::LeastConfidence);
+    let refresh = RwSignal::new(0u32);
+    let queue = LocalResource::new(move || {
+        refresh.track();
+        let strategy = strategy.get();
+        async move { api_client::queue(project_id, strategy, SHOWN).await }
+    });
+    let job = RwSignal::new(None::<Job>);
+    let job_error = RwSignal::new(None::<String>);
+    let watch = move |mut current: Job| {
+        spawn_local(async move {
+            while !current.state.is_final() {
+                job.set(Some(current.clone()));
+                sleep(Duration::from_millis(700)).await;
+                match api_client::get_job(current.id).await {
+                    Ok(fresh) => current = fresh,
+                    Err(failure) => {
+                        job_error.set(Some(failure.message));
+                        return;
+                    }
+                }
+            }
+            job.set(Some(current));
+            refresh.update(|r| *r += 1);
+        });
+    };
+    let start_job = move |_| {
+        job_error.set(None);
+        spawn_local(async move {
+            match api_client::create_job(
+                project_id,
+                &NewJob {
+                    kind: JobKind::Score,
+                    model_id: None,
+                },
+            )
+            .await
+            {
+                Ok(created) => watch(created),
+                Err(failure) => job_error.set(Some(failure.message)),
+            }
+        });
+    };
+    let cancel = move |_| {
+        if let Some(current) = job.get_untracked() {
+            spawn_local(async move {
+                if let Err(failure) = api_client::cancel_job(current.id).await {
+                    job_error.set(Some(failure.message));
+                }
+            });
+        }
+    };
+    view! {
+        <section class="card queue" aria-labelledby="queue-title">
+            <h2 id="queue-title">"Label next"</h2>
+            <label for="queue-strategy" class="small">"Rank by"</label>
+            <select id="queue-strategy" on:change=move |ev| {
+                if let Some(s) = Strategy::parse(&event_target_value(&ev)) { strategy.set(s) }
+            }>
+                {Strategy::ALL.into_iter().map(|s| view! {
+                    <option value=s.as_str() selected=s == Strategy::LeastConfidence>{s.as_str().replace('_', " ")}</option>
+                }).collect_view()}
+            </select>
+            <button class="small" on:click=move |_| refresh.update(|r| *r += 1)>"Refresh"</button>
+            {move || queue.get().map(|result| match result {
+                Ok(q) => view! { <RankedList queue=q project_id /> }.into_any(),
+                Err(failure) if failure.code == "no_student" => view! {
+                    <p class="muted small">{failure.message}" "<a href=format!("/projects/{project_id}/models")>"Models"</a></p>
+                }.into_any(),
+                Err(failure) => view! { <p class="form-error small" role="alert">{failure.message}</p> }.into_any(),
+            })}
+            <p class="small">
+                <button on:click=start_job disabled=move || job.with(|j| j.as_ref().is_some_and(|j| !j.state.is_final()))>
+                    "Score all on the server"
+                </button>
+                <a class="small" href=format!("/projects/{project_id}/models")>" Models"</a>
+            </p>
+            {move || job.get().map(|j| view! {
+                <p class="small job" data-job-state=j.state.as_str()>
+                    {format!("Scoring: {} · {} / {}", j.state.as_str(), j.done, j.total)}
+                    {j.message.clone().map(|m| format!(" — {m}"))}
+                    {(!j.state.is_final()).then(|| view! { <button class="small" on:click=cancel>"Cancel"</button> })}
+                </p>
+            })}
+            {move || job_error.get().map(|m| view! { <p class="form-error small" role="alert">{m}</p> })}
+        </section>
+    }
+}
+
+#[component]
+fn RankedList(queue: Queue, project_id: i64) -> impl IntoView {
+    let unscored = queue.unscored;
+    view! {
+        {queue.entries.is_empty().then(|| view! { <p class="muted small">"Nothing ranked yet: open an image (the student pre-labels the rest while the tab is open) or score all on the server."</p> })}
+        <ol class="ranked">
+            {queue.entries.into_iter().map(|entry| view! {
+                <li data-image-id=entry.image_id.to_string() data-score=format!("{:.4}", entry.score)>
+                    <a href=format!("/projects/{project_id}/images/{}", entry.image_id)>{entry.file_name}</a>
+                    <span class="muted small">{format!(" {:.3}", entry.score)}</span>
+                </li>
+            }).collect_view()}
+        </ol>
+        {(unscored > 0).then(|| view! { <p class="muted small">{format!("{} not scored by this model yet", plural(unscored, "image"))}</p> })}
+    }
+}

@@ -1,0 +1,209 @@
+//! The student runs in the browser: the reference Ultralytics exports reproduce onnxruntime's
+//! outputs inside the real worker (wasm, headless Chromium); opening an image shows dashed
+//! proposals with scores, a threshold slider filters them, a click accepts one, a right-click
+//! dismisses one, Enter accepts the rest, undo takes them back; the rest of the project is
+//! pre-labeled in the background and ranked; a reload takes the model from the browser cache.
+
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use base64::Engine;
+use e2e::browser::Modifier;
+use e2e::{Browser, Studio, fixtures};
+use serde_json::json;
+
+const MODELS: [&str; 3] = ["yolov8n-320-random", "yolov8n-640-random", "yolo11n-640-random"];
+
+#[tokio::test]
+async fn prelabel_in_browser() -> anyhow::Result<()> {
+    let studio = Studio::start().await?;
+    let browser = Browser::start().await?;
+    let outcome = run(&browser, &studio).await;
+    if outcome.is_err()
+        && let Some(path) = browser.screenshot("prelabel_in_browser").await
+    {
+        eprintln!("screenshot: {}", path.display());
+    }
+    browser.quit().await?;
+    outcome.map_err(|error| error.context(format!("server log:\n{}", studio.log())))
+}
+
+fn shared(name: &str) -> anyhow::Result<Vec<u8>> {
+    let path = e2e::workspace_root().join("../shared/models").join(name);
+    std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+async fn register(studio: &Studio, project_id: i64, file: &str) -> anyhow::Result<api::RegisteredModel> {
+    let form = reqwest::multipart::Form::new().text("role", "student").part(
+        "file",
+        reqwest::multipart::Part::bytes(shared(file)?).file_name(file.to_owned()),
+    );
+    let response = reqwest::Client::new()
+        .post(studio.api(&format!("/api/projects/{project_id}/models")))
+        .multipart(form)
+        .send()
+        .await?;
+    ensure!(response.status() == 201, "register {file}: {}", response.text().await?);
+    Ok(response.json().await?)
+}
+
+async fn count(browser: &Browser, css: &str) -> anyhow::Result<usize> {
+    Ok(browser.client.find_all(fantoccini::Locator::Css(css)).await?.len())
+}
+
+async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
+    let client = &browser.client;
+    let http = reqwest::Client::new();
+    let project = studio.create_project("Pre-labels", &["thing"]).await?;
+    let pid = project.id;
+    let files: Vec<(String, Vec<u8>)> = (0..4)
+        .map(|i| (format!("p{i}.jpg"), fixtures::jpeg(480, 360, 1, 10 + i as u8)))
+        .collect();
+    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let (_, uploaded) = studio.upload(pid, &refs).await?;
+    let ids: Vec<i64> = uploaded
+        .as_array()
+        .context("upload answer")?
+        .iter()
+        .filter_map(|f| f["id"].as_i64())
+        .collect();
+
+    // 1. Conformance inside the browser's worker: every reference graph, onnxruntime's outputs.
+    client.goto(&format!("{}/projects/{pid}", studio.url)).await?;
+    browser.find("h1[data-project-id]").await?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for name in MODELS {
+        let model = register(studio, pid, &format!("{name}.onnx")).await?;
+        let request = json!({"type": "conformance", "id": 0, "model_url": model.url, "input_url": "INPUT", "output_url": "OUTPUT"});
+        let script = r#"
+            const [request, input, output, done] = arguments;
+            const url = b64 => URL.createObjectURL(new Blob([Uint8Array.from(atob(b64), c => c.charCodeAt(0))]));
+            request.input_url = url(input);
+            request.output_url = url(output);
+            window.distilleryWorker(JSON.stringify(request)).then(done, e => done('failed: ' + e));
+        "#;
+        let args = vec![
+            request,
+            json!(b64.encode(shared(&format!("{name}.input.npy"))?)),
+            json!(b64.encode(shared(&format!("{name}.output.npy"))?)),
+        ];
+        let answer = client.execute_async(script, args).await?;
+        let answer: serde_json::Value = serde_json::from_str(answer.as_str().unwrap_or("{}"))
+            .with_context(|| format!("{name}: the worker answered {answer}"))?;
+        println!("{name} in wasm: {answer}");
+        ensure!(answer["within_tolerance"] == true, "{name}: {answer}");
+    }
+
+    // 2. The newest student (yolo11n-640) proposes. Map every model class onto "thing" so the
+    //    random weights' guesses all show.
+    let models: Vec<api::RegisteredModel> = http
+        .get(studio.api(&format!("/api/projects/{pid}/models")))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let student = models.iter().find(|m| m.active).context("an active student")?;
+    let class_id = project.classes[0].id;
+    let response = http
+        .patch(studio.api(&format!("/api/models/{}", student.id)))
+        .json(&json!({"class_map": vec![Some(class_id); student.class_names.len()]}))
+        .send()
+        .await?;
+    ensure!(response.status().is_success());
+
+    client
+        .goto(&format!("{}/projects/{pid}/images/{}", studio.url, ids[0]))
+        .await?;
+    browser
+        .find(".prelabels[data-state=ready]")
+        .await
+        .context("pre-labels did not arrive")?;
+    let source = browser.attributes(".prelabels", "data-model-source").await?;
+    ensure!(source == ["network"], "first sight downloads the model: {source:?}");
+    let proposals = "rect.proposal[data-source=student]";
+    let humans = ".overlay rect.box[data-source=human]";
+    let at_default = count(browser, proposals).await?;
+    let scores: Vec<f64> = browser
+        .attributes(proposals, "data-score")
+        .await?
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    ensure!(scores.iter().all(|s| *s >= 0.25), "default threshold 0.25: {scores:?}");
+    // Lower the threshold: at least as many.
+    client
+        .execute(
+            "const s = document.getElementById('proposal-threshold'); s.value = '0.05'; s.dispatchEvent(new Event('input', {bubbles: true}));",
+            vec![],
+        )
+        .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let at_low = count(browser, proposals).await?;
+    ensure!(
+        at_low >= at_default && at_low >= 3,
+        "proposals at 0.05: {at_low} (at 0.25: {at_default})"
+    );
+
+    // Click accepts one; right-click dismisses one; Enter accepts the rest; undo reverts that.
+    browser.find(proposals).await?.click().await?;
+    browser.wait_for_count(humans, 1).await?;
+    browser.wait_for_count(proposals, at_low - 1).await?;
+    client
+        .execute(
+            "document.querySelector('rect.proposal').dispatchEvent(new MouseEvent('contextmenu', {bubbles: true, cancelable: true}));",
+            vec![],
+        )
+        .await?;
+    browser.wait_for_count(proposals, at_low - 2).await?;
+    ensure!(count(browser, humans).await? == 1, "a dismissed proposal is not a box");
+    browser.press(&[], '\u{E007}').await?; // Enter
+    browser.wait_for_count(humans, at_low - 1).await?;
+    browser.wait_for_count(proposals, 0).await?;
+    browser.press(&[Modifier::Control], 'z').await?;
+    browser.wait_for_count(humans, 1).await?;
+    browser.wait_for_count(".sync[data-sync=saved]", 1).await?;
+    let saved: api::ImageBoxes = http
+        .get(studio.api(&format!("/api/images/{}/boxes", ids[0])))
+        .send()
+        .await?
+        .json()
+        .await?;
+    ensure!(
+        saved.boxes.len() == 1 && saved.boxes[0].source == api::BoxSource::Human,
+        "{saved:?}"
+    );
+
+    // 3. The other images are pre-labeled in the background and ranked.
+    let mut queue: api::Queue = http
+        .get(studio.api(&format!("/api/projects/{pid}/queue")))
+        .send()
+        .await?
+        .json()
+        .await?;
+    for _ in 0..300 {
+        if queue.unscored == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        queue = http
+            .get(studio.api(&format!("/api/projects/{pid}/queue")))
+            .send()
+            .await?
+            .json()
+            .await?;
+    }
+    ensure!(
+        queue.unscored == 0 && queue.entries.len() >= 3,
+        "background pre-labeling ranked the rest: {queue:?}"
+    );
+
+    // 4. A reload takes the model from Cache Storage, not the network.
+    client.refresh().await?;
+    browser.find(".prelabels[data-state=ready]").await?;
+    let source = browser.attributes(".prelabels", "data-model-source").await?;
+    ensure!(
+        source == ["cache"],
+        "after a reload the model comes from the cache: {source:?}"
+    );
+    Ok(())
+}
