@@ -15,6 +15,7 @@ pub mod project;
 pub mod queue;
 pub mod split;
 pub mod uncertainty;
+pub mod worker;
 pub mod yolo;
 
 pub use boxes::{

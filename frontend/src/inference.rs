@@ -9,7 +9,7 @@ use futures_channel::oneshot;
 use wasm_bindgen::prelude::*;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
 
-use crate::protocol::{FromWorker, ToWorker};
+use api::worker::{FromWorker, ToWorker};
 
 /// The worker script Trunk builds from `src/bin/worker.rs` (`data-loader-shim`).
 const WORKER_SCRIPT: &str = "/worker_loader.js";
@@ -19,6 +19,9 @@ type Answer = Result<FromWorker, String>;
 #[derive(Default)]
 struct Host {
     worker: Option<Worker>,
+    /// Requests written before the worker said `Ready` (a message it is sent earlier is lost,
+    /// since its handler is installed only once its wasm has started).
+    unsent: Option<Vec<String>>,
     next_id: u32,
     waiting: HashMap<u32, oneshot::Sender<Answer>>,
     /// Foreground requests (the image on screen) in flight; background pre-labeling waits.
@@ -34,17 +37,21 @@ pub async fn ask(mut request: ToWorker, foreground: bool) -> Answer {
     let (sender, receiver) = oneshot::channel();
     let sent = HOST.with(|host| -> Result<(), String> {
         let mut host = host.borrow_mut();
+        let host = &mut *host;
         host.next_id = host.next_id.wrapping_add(1).max(1);
         let id = host.next_id;
         request.set_id(id);
         if host.worker.is_none() {
             host.worker = Some(start_worker()?);
+            host.unsent = Some(Vec::new());
         }
         let json = serde_json::to_string(&request).map_err(|e| e.to_string())?;
-        if let Some(worker) = &host.worker {
-            worker
+        match (&mut host.unsent, &host.worker) {
+            (Some(unsent), _) => unsent.push(json),
+            (None, Some(worker)) => worker
                 .post_message(&JsValue::from_str(&json))
-                .map_err(|e| format!("{e:?}"))?;
+                .map_err(|e| format!("{e:?}"))?,
+            (None, None) => return Err("the model worker is not running".into()),
         }
         host.waiting.insert(id, sender);
         if foreground {
@@ -76,6 +83,18 @@ fn start_worker() -> Result<Worker, String> {
         let Ok(answer) = serde_json::from_str::<FromWorker>(&text) else {
             return;
         };
+        if answer == FromWorker::Ready {
+            HOST.with(|host| {
+                let mut host = host.borrow_mut();
+                let unsent = host.unsent.take().unwrap_or_default();
+                if let Some(worker) = &host.worker {
+                    for json in unsent {
+                        let _ = worker.post_message(&JsValue::from_str(&json));
+                    }
+                }
+            });
+            return;
+        }
         let sender = HOST.with(|host| {
             let mut host = host.borrow_mut();
             host.waiting.remove(&answer.id())
@@ -95,6 +114,7 @@ fn start_worker() -> Result<Worker, String> {
             if let Some(worker) = host.worker.take() {
                 worker.terminate();
             }
+            host.unsent = None;
             host.waiting.drain().map(|(_, sender)| sender).collect()
         });
         for sender in waiting {

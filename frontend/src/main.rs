@@ -9,9 +9,6 @@ mod editor;
 mod inference;
 mod pages;
 mod prelabel;
-// Each side uses its half of the shared protocol.
-#[allow(dead_code)]
-mod protocol;
 mod sync;
 mod upload;
 

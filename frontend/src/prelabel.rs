@@ -13,8 +13,10 @@ use leptos::task::spawn_local;
 
 use crate::api_client;
 use crate::inference;
-use crate::protocol::{FromWorker, ModelSource, Proposal, ToWorker};
+use api::worker::{FromWorker, ModelSource, Proposal, ToWorker};
 
+/// Proposals shown by default: Ultralytics' confidence threshold (as `models` uses).
+pub const DEFAULT_THRESHOLD: f32 = 0.25;
 /// Lowest proposal score the worker returns; the editor's slider goes no lower.
 pub const MIN_THRESHOLD: f32 = 0.05;
 
@@ -63,10 +65,10 @@ pub async fn prelabel(
             };
             // On screen, the proposals are useful even if the server cannot take the scores now;
             // in the background, a refused report stops the loop (it would redo the same images).
-            if let Err(failure) = api_client::report_predictions(project_id, &report).await {
-                if !foreground {
-                    return Err(format!("cannot report scores for image {image_id}: {failure}"));
-                }
+            if let Err(failure) = api_client::report_predictions(project_id, &report).await
+                && !foreground
+            {
+                return Err(format!("cannot report scores for image {image_id}: {failure}"));
             }
             Ok(Prelabels {
                 proposals,

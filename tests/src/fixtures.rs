@@ -132,6 +132,35 @@ fn crc32(bytes: &[u8]) -> u32 {
     !crc
 }
 
+/// A real Ultralytics export with its class-score biases (the last conv of each `cv3` branch of
+/// the detect head) set to `bias`. The reference graphs' random weights score every class near
+/// 1.6e-4 (Ultralytics' bias initialisation), so they never propose anything; with a bias near 0
+/// the same graph proposes plenty of boxes with uncertain scores — a stand-in for a half-trained
+/// student.
+pub fn student_with_class_bias(onnx: &[u8], bias: f32) -> anyhow::Result<Vec<u8>> {
+    use prost::Message;
+    let mut model = tract_onnx::pb::ModelProto::decode(onnx)?;
+    let graph = model.graph.as_mut().ok_or_else(|| anyhow::anyhow!("no graph"))?;
+    let mut changed = 0;
+    for tensor in &mut graph.initializer {
+        let is_class_bias =
+            tensor.name.starts_with("model.") && tensor.name.contains(".cv3.") && tensor.name.ends_with(".2.bias");
+        if !is_class_bias {
+            continue;
+        }
+        if tensor.raw_data.is_empty() {
+            tensor.float_data.iter_mut().for_each(|v| *v = bias);
+        } else {
+            tensor.raw_data = std::iter::repeat_n(bias.to_le_bytes(), tensor.raw_data.len() / 4)
+                .flatten()
+                .collect();
+        }
+        changed += 1;
+    }
+    anyhow::ensure!(changed > 0, "no detect-head class biases found");
+    Ok(model.encode_to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;

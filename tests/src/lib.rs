@@ -5,6 +5,7 @@
 //! `DISTILLERY_BIN` / `DISTILLERY_WEB_DIR`; without them the default build locations are used.
 
 pub mod browser;
+pub mod files;
 pub mod fixtures;
 pub mod studio;
 

@@ -21,6 +21,7 @@ tasks:
   setup                    install the build tools (wasm target, Trunk, wasm-bindgen, wasm-opt)
   fuzz [SECONDS]           run every fuzz target for SECONDS each (default 300; needs nightly)
   bench [IMAGES]           upload/label/export throughput of a release server, beside `zip -0 -r` (default 10000)
+  bench-browser            in-browser detector latency of our worker beside onnxruntime-web (yolov8n 320/640)
 ";
 
 fn main() -> ExitCode {
@@ -43,6 +44,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         Some("run") => run_studio(&root, &args[1..]),
         Some("test") => test(&root),
         Some("bench") => bench(&root, args.get(1).map(String::as_str).unwrap_or("10000")),
+        Some("bench-browser") => bench_browser(&root),
         Some("fuzz") => {
             let seconds = args
                 .get(1)
@@ -95,6 +97,8 @@ fn test(root: &Path) -> anyhow::Result<()> {
             "--workspace",
             "--exclude",
             "frontend",
+            "--exclude",
+            "inference-worker",
             "--all-targets",
             "--locked",
             "--",
@@ -103,11 +107,13 @@ fn test(root: &Path) -> anyhow::Result<()> {
         ]),
     )?;
     step(
-        "clippy (web app, wasm32)",
+        "clippy (web app and inference worker, wasm32)",
         Command::new(cargo()).args([
             "clippy",
             "--package",
             "frontend",
+            "--package",
+            "inference-worker",
             "--target",
             "wasm32-unknown-unknown",
             "--locked",
@@ -126,7 +132,15 @@ fn test(root: &Path) -> anyhow::Result<()> {
     step(
         "tests (unit, API, browser)",
         Command::new(cargo())
-            .args(["test", "--workspace", "--exclude", "frontend", "--locked"])
+            .args([
+                "test",
+                "--workspace",
+                "--exclude",
+                "frontend",
+                "--exclude",
+                "inference-worker",
+                "--locked",
+            ])
             .env("DISTILLERY_BIN", &bin)
             .env("DISTILLERY_WEB_DIR", &dist)
             .env("CHROMEDRIVER", &browser.chromedriver)
@@ -162,6 +176,36 @@ fn bench(root: &Path, images: &str) -> anyhow::Result<()> {
             ])
             .env("DISTILLERY_BIN", bin)
             .env("DISTILLERY_WEB_DIR", root.join("dist")),
+    )
+}
+
+/// `cargo xtask bench-browser`: our inference worker beside onnxruntime-web in one Chromium.
+fn bench_browser(root: &Path) -> anyhow::Result<()> {
+    let browser = setup::browser()?;
+    let ort_web = setup::onnxruntime_web()?;
+    let dist = web::build(root)?;
+    step(
+        "build the release server",
+        Command::new(cargo()).args(["build", "--release", "--locked", "--package", "backend"]),
+    )?;
+    let bin = target_dir(root)?.join("release").join("distillery");
+    step(
+        "bench_browser",
+        Command::new(cargo())
+            .args([
+                "run",
+                "--release",
+                "--locked",
+                "--package",
+                "e2e",
+                "--bin",
+                "bench_browser",
+            ])
+            .env("DISTILLERY_BIN", bin)
+            .env("DISTILLERY_WEB_DIR", dist)
+            .env("ORT_WEB_DIR", ort_web)
+            .env("CHROMEDRIVER", &browser.chromedriver)
+            .env("CHROMIUM", &browser.chromium),
     )
 }
 

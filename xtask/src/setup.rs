@@ -87,6 +87,26 @@ pub fn build_tools(root: &Path) -> anyhow::Result<BuildTools> {
     Ok(BuildTools { path })
 }
 
+/// The onnxruntime-web release `cargo xtask bench-browser` compares against.
+const ORT_WEB_VERSION: &str = "1.30.0";
+
+/// Installs onnxruntime-web from npm (once) and returns its `dist/` folder.
+pub fn onnxruntime_web() -> anyhow::Result<PathBuf> {
+    let prefix = cache_dir().join(format!("onnxruntime-web-{ORT_WEB_VERSION}"));
+    let dist = prefix.join("node_modules").join("onnxruntime-web").join("dist");
+    if !dist.join("ort.wasm.min.mjs").is_file() {
+        std::fs::create_dir_all(&prefix)?;
+        step(
+            &format!("install onnxruntime-web@{ORT_WEB_VERSION} (npm)"),
+            Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&prefix)
+                .arg(format!("onnxruntime-web@{ORT_WEB_VERSION}")),
+        )?;
+    }
+    Ok(dist)
+}
+
 /// Makes sure Debian's Chromium and chromedriver are installed (their versions always match).
 pub fn browser() -> anyhow::Result<BrowserTools> {
     let tools = || BrowserTools {

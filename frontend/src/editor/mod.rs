@@ -18,8 +18,8 @@ use self::model::{Action, Change, EditBox, History, new_box_id};
 use crate::api_client::{self, ApiFailure};
 use crate::pages::{LoadError, Loading, id_param, plural};
 use crate::prelabel::{self, MIN_THRESHOLD};
-use crate::protocol::ModelSource;
 use crate::sync::{SyncIndicator, SyncQueue};
+use api::worker::ModelSource;
 
 /// Editor settings that outlive one image: "keep previous image's boxes" and those boxes.
 #[derive(Clone, Copy)]
@@ -258,7 +258,7 @@ fn Editor(loaded: Loaded) -> impl IntoView {
 
     // The student's proposals: shown dashed, accepted into human boxes through the normal edits.
     let proposals = RwSignal::new(Vec::<ProposalBox>::new());
-    let threshold = RwSignal::new(models::DEFAULT_CONFIDENCE);
+    let threshold = RwSignal::new(prelabel::DEFAULT_THRESHOLD);
     let prelabel_state = RwSignal::new(PrelabelState::NoModel);
     if let Some(model) = student.clone() {
         prelabel_state.set(PrelabelState::Running);

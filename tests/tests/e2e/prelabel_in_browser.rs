@@ -69,6 +69,14 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
         .collect();
 
     // 1. Conformance inside the browser's worker: every reference graph, onnxruntime's outputs.
+    //    A 640 graph takes seconds in wasm (and its first load more): allow minutes per script.
+    client
+        .update_timeouts(fantoccini::wd::TimeoutConfiguration::new(
+            Some(Duration::from_secs(300)),
+            None,
+            None,
+        ))
+        .await?;
     client.goto(&format!("{}/projects/{pid}", studio.url)).await?;
     browser.find("h1[data-project-id]").await?;
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -87,22 +95,48 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
             json!(b64.encode(shared(&format!("{name}.input.npy"))?)),
             json!(b64.encode(shared(&format!("{name}.output.npy"))?)),
         ];
+        let started = std::time::Instant::now();
         let answer = client.execute_async(script, args).await?;
+        println!("{name}: {:.1} s in the browser", started.elapsed().as_secs_f64());
         let answer: serde_json::Value = serde_json::from_str(answer.as_str().unwrap_or("{}"))
             .with_context(|| format!("{name}: the worker answered {answer}"))?;
         println!("{name} in wasm: {answer}");
         ensure!(answer["within_tolerance"] == true, "{name}: {answer}");
     }
 
-    // 2. The newest student (yolo11n-640) proposes. Map every model class onto "thing" so the
-    //    random weights' guesses all show.
-    let models: Vec<api::RegisteredModel> = http
-        .get(studio.api(&format!("/api/projects/{pid}/models")))
-        .send()
-        .await?
-        .json()
+    // A file that is not a model: a readable refusal, and the worker keeps serving.
+    let refused = client
+        .execute_async(
+            "const [request, done] = arguments; window.distilleryWorker(JSON.stringify(request)).then(a => done('ok ' + a), e => done(String(e)));",
+            vec![json!({"type": "detect", "id": 0, "model_url": format!("/api/images/{}/file", ids[0]),
+                        "image_id": ids[0], "image_url": format!("/api/images/{}/file", ids[0]), "confidence": 0.25})],
+        )
         .await?;
-    let student = models.iter().find(|m| m.active).context("an active student")?;
+    let refused = refused.as_str().unwrap_or_default().to_owned();
+    ensure!(
+        refused.contains("cannot run here") && refused.contains("ONNX"),
+        "{refused}"
+    );
+
+    // 2. A student that proposes: the 320 export with its class biases raised (random weights
+    //    otherwise score everything near 1e-4). Map every model class onto "thing".
+    let confident = fixtures::student_with_class_bias(&shared("yolov8n-320-random.onnx")?, -1.5)?;
+    let form = reqwest::multipart::Form::new().text("role", "student").part(
+        "file",
+        reqwest::multipart::Part::bytes(confident).file_name("confident-320.onnx"),
+    );
+    let response = http
+        .post(studio.api(&format!("/api/projects/{pid}/models")))
+        .multipart(form)
+        .send()
+        .await?;
+    ensure!(
+        response.status() == 201,
+        "register the confident student: {}",
+        response.text().await?
+    );
+    let student: api::RegisteredModel = response.json().await?;
+    ensure!(student.active);
     let class_id = project.classes[0].id;
     let response = http
         .patch(studio.api(&format!("/api/models/{}", student.id)))
@@ -145,7 +179,13 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
     );
 
     // Click accepts one; right-click dismisses one; Enter accepts the rest; undo reverts that.
-    browser.find(proposals).await?.click().await?;
+    // The last one is drawn on top, so nothing covers its centre.
+    let topmost = client
+        .find_all(fantoccini::Locator::Css(proposals))
+        .await?
+        .pop()
+        .context("a proposal")?;
+    topmost.click().await?;
     browser.wait_for_count(humans, 1).await?;
     browser.wait_for_count(proposals, at_low - 1).await?;
     client

@@ -1,5 +1,5 @@
-//! Messages between the app and its inference worker (`src/bin/worker.rs`), as JSON strings.
-//! Shared by both binaries through `#[path]`, so the two sides cannot disagree.
+//! Messages between the web app and its inference worker (`frontend/worker`), as JSON strings.
+//! Both sides use these types, so they cannot disagree.
 
 use serde::{Deserialize, Serialize};
 
@@ -71,12 +71,14 @@ pub struct Proposal {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FromWorker {
+    /// The worker has started and listens; requests sent before this would be lost.
+    Ready,
     Detected {
         id: u32,
         image_id: i64,
         proposals: Vec<Proposal>,
         /// Scores at the proposal threshold (0.25), for the ranking.
-        report: api::ImagePrediction,
+        report: crate::ImagePrediction,
         model_source: ModelSource,
         /// Decode + letterbox + model + NMS, milliseconds.
         inference_ms: f64,
@@ -101,6 +103,7 @@ pub enum FromWorker {
 impl FromWorker {
     pub fn id(&self) -> u32 {
         match self {
+            Self::Ready => 0,
             Self::Detected { id, .. }
             | Self::Conformance { id, .. }
             | Self::Bench { id, .. }

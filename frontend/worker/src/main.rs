@@ -2,18 +2,13 @@
 //! UI thread. Requests arrive as JSON (`protocol::ToWorker`) and are handled one at a time, in
 //! order; model bytes come from Cache Storage when this browser has fetched them before.
 
-// Each side uses its half of the shared protocol.
-#[allow(dead_code)]
-#[path = "../protocol.rs"]
-mod protocol;
-
 use std::rc::Rc;
 
+use api::worker::{FromWorker, ModelSource, Proposal, ToWorker};
 use futures_channel::mpsc;
 use futures_util::StreamExt;
 use js_sys::{Promise, Uint8Array};
 use models::{DEFAULT_CONFIDENCE, Detector, Pixels};
-use protocol::{FromWorker, ModelSource, Proposal, ToWorker};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, OffscreenCanvasRenderingContext2d, Response};
@@ -32,6 +27,9 @@ fn main() {
     });
     scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget();
+    if let Ok(ready) = serde_json::to_string(&FromWorker::Ready) {
+        let _ = scope.post_message(&JsValue::from_str(&ready));
+    }
     wasm_bindgen_futures::spawn_local(async move {
         let mut worker = Worker::default();
         while let Some(text) = requests.next().await {
