@@ -51,13 +51,7 @@ async fn upload(
         let staged = state.store.stage(field, state.limits.max_upload_bytes()).await;
         let outcome = match staged {
             Ok(staged) => add_image(&state, project_id, &file_name, staged, None).await,
-            Err(StageError::TooLarge { limit_mb }) => Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "file_too_large",
-                format!("{file_name} is larger than the {limit_mb} MiB upload limit."),
-            )),
-            Err(StageError::Body(message)) => Err(ApiError::bad_request("upload_broken", message)),
-            Err(StageError::Io(error)) => Err(ApiError::internal(error)),
+            Err(error) => Err(stage_error(&file_name, error)),
         };
         match outcome {
             Ok(uploaded) => results.push(uploaded),
@@ -394,6 +388,20 @@ async fn find_by_hash(
     .bind(sha256)
     .fetch_optional(&mut *conn)
     .await?)
+}
+
+/// An upload that could not be staged, as an API error naming the file (shared by every upload
+/// route).
+pub fn stage_error(file_name: &str, error: StageError) -> ApiError {
+    match error {
+        StageError::TooLarge { limit_mb } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "file_too_large",
+            format!("{file_name} is larger than the {limit_mb} MiB upload limit."),
+        ),
+        StageError::Body(message) => ApiError::bad_request("upload_broken", message),
+        StageError::Io(error) => ApiError::internal(error),
+    }
 }
 
 /// A broken multipart body as an API error (shared by every multipart route).

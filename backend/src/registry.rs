@@ -21,8 +21,8 @@ use tower_http::services::ServeFile;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams};
-use crate::images::multipart_error;
-use crate::store::{StageError, Staged, Store};
+use crate::images::{multipart_error, stage_error};
+use crate::store::{Staged, Store};
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -55,15 +55,7 @@ async fn upload(
                     .store
                     .stage(field, state.limits.max_upload_bytes())
                     .await
-                    .map_err(|e| match e {
-                        StageError::TooLarge { limit_mb } => ApiError::new(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            "file_too_large",
-                            format!("{name} is larger than the {limit_mb} MiB upload limit."),
-                        ),
-                        StageError::Body(message) => ApiError::bad_request("upload_broken", message),
-                        StageError::Io(error) => ApiError::internal(error),
-                    })?;
+                    .map_err(|e| stage_error(&name, e))?;
                 upload = Some((name, staged));
             }
             _ => {}

@@ -9,7 +9,10 @@ use models::conformance::{REFERENCE_MODELS, compare};
 use models::{Detector, npy};
 
 fn shared_models() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/models")
+    // Same rule as the e2e crate: the env var, else beside the workspace.
+    std::env::var_os("DISTILLERY_REFERENCE_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/models"))
 }
 
 fn read(name: &str) -> anyhow::Result<Vec<u8>> {

@@ -19,3 +19,18 @@ pub fn workspace_root() -> PathBuf {
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     manifest_dir.parent().map(PathBuf::from).unwrap_or(manifest_dir)
 }
+
+/// The folder of reference ONNX graphs and onnxruntime outputs: `DISTILLERY_REFERENCE_MODELS`
+/// when set, else `../shared/models` beside the workspace (where the project keeps them).
+pub fn reference_models_dir() -> PathBuf {
+    std::env::var_os("DISTILLERY_REFERENCE_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared/models"))
+}
+
+/// One file of [`reference_models_dir`], with its path in the error when it is missing.
+pub fn reference_model_file(name: &str) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    let path = reference_models_dir().join(name);
+    std::fs::read(&path).with_context(|| format!("cannot read {} (set DISTILLERY_REFERENCE_MODELS)", path.display()))
+}

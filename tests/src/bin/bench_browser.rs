@@ -19,7 +19,7 @@ const RUNS: u32 = 15;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let ort_dir = PathBuf::from(std::env::var("ORT_WEB_DIR").context("set ORT_WEB_DIR to onnxruntime-web's dist/")?);
-    let models_dir = e2e::workspace_root().join("../shared/models");
+    let models_dir = e2e::reference_models_dir();
     let studio = Studio::start().await?;
     let files = FileServer::start(&[("ort", ort_dir), ("models", models_dir.clone())]).await?;
     let project = studio.create_project("Bench", &["thing"]).await?;

@@ -29,8 +29,7 @@ async fn prelabel_in_browser() -> anyhow::Result<()> {
 }
 
 fn shared(name: &str) -> anyhow::Result<Vec<u8>> {
-    let path = e2e::workspace_root().join("../shared/models").join(name);
-    std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+    e2e::reference_model_file(name)
 }
 
 async fn register(studio: &Studio, project_id: i64, file: &str) -> anyhow::Result<api::RegisteredModel> {

@@ -5,14 +5,13 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, ensure};
+use anyhow::ensure;
 use api::{Job, JobState, Queue, RegisteredModel};
 use e2e::{Studio, fixtures};
 use serde_json::{Value, json};
 
 fn shared_model(name: &str) -> anyhow::Result<Vec<u8>> {
-    let path = e2e::workspace_root().join("../shared/models").join(name);
-    std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+    e2e::reference_model_file(name)
 }
 
 async fn add_model(
