@@ -93,6 +93,8 @@ pub enum FromWorker {
         id: u32,
         load_ms: f64,
         times_ms: Vec<f64>,
+        /// One more run, timed per operator kind, slowest first.
+        operators: Vec<OperatorTime>,
     },
     Failed {
         id: u32,
@@ -110,4 +112,14 @@ impl FromWorker {
             | Self::Failed { id, .. } => *id,
         }
     }
+}
+
+/// Time spent in one kind of operator during a profiled run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperatorTime {
+    /// tract's operator name, e.g. `OptMatMul`.
+    pub operator: String,
+    pub ms: f64,
+    /// How many operators of this kind ran.
+    pub count: u32,
 }

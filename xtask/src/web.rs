@@ -30,7 +30,7 @@ pub fn build_with(root: &Path, tools: &BuildTools) -> anyhow::Result<PathBuf> {
             .current_dir(root),
     )?;
     let dist = root.join("dist");
-    let mut wasm_sizes = None;
+    let mut wasm_sizes = Vec::new();
     for entry in std::fs::read_dir(&dist).context("trunk made no dist/")? {
         let path = entry?.path();
         let Some(extension) = path.extension().and_then(|e| e.to_str()) else {
@@ -47,11 +47,20 @@ pub fn build_with(root: &Path, tools: &BuildTools) -> anyhow::Result<PathBuf> {
         gz_path.push(".gz");
         std::fs::write(&gz_path, &gzipped)?;
         if extension == "wasm" {
-            wasm_sizes = Some((raw.len(), gzipped.len()));
+            wasm_sizes.push((
+                path.file_name().unwrap_or_default().to_owned(),
+                raw.len(),
+                gzipped.len(),
+            ));
         }
     }
-    if let Some((raw, gzipped)) = wasm_sizes {
-        eprintln!("web app: wasm {} KiB, {} KiB gzipped", raw / 1024, gzipped / 1024);
+    for (name, raw, gzipped) in wasm_sizes {
+        eprintln!(
+            "{}: {} KiB, {} KiB gzipped",
+            name.to_string_lossy(),
+            raw / 1024,
+            gzipped / 1024
+        );
     }
     Ok(dist)
 }

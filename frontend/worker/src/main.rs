@@ -142,7 +142,13 @@ impl Worker {
                         times_ms.push(now_ms() - started);
                     }
                 }
-                Ok(FromWorker::Bench { id, load_ms, times_ms })
+                let operators = detector.profile(input.data, now_ms).map_err(|e| e.0)?;
+                Ok(FromWorker::Bench {
+                    id,
+                    load_ms,
+                    times_ms,
+                    operators,
+                })
             }
         }
     }
