@@ -6,6 +6,14 @@ use crate::layout::OutputLayout;
 use crate::npy::NpyTensor;
 
 /// The reference graphs every runtime must reproduce.
+/// Where the reference graphs and their onnxruntime tensors are: `DISTILLERY_REFERENCE_MODELS`,
+/// else `shared/models` beside the workspace (the e2e crate follows the same rule).
+pub fn reference_models_dir() -> std::path::PathBuf {
+    std::env::var_os("DISTILLERY_REFERENCE_MODELS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/models"))
+}
+
 pub const REFERENCE_MODELS: [&str; 3] = ["yolov8n-320-random", "yolov8n-640-random", "yolo11n-640-random"];
 /// Largest absolute difference allowed on box rows (`cx, cy, w, h`, input pixels).
 pub const BOX_TOLERANCE: f32 = 1e-3;

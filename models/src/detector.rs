@@ -368,18 +368,13 @@ fn chain(e: &TractError) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use tract_onnx::tract_core::ops::nn::Softmax;
 
     use super::*;
 
     #[test]
     fn dfl_softmax_runs_on_the_last_axis() -> anyhow::Result<()> {
-        let models = std::env::var_os("DISTILLERY_REFERENCE_MODELS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/models"));
-        let onnx = std::fs::read(models.join("yolov8n-320-random.onnx"))?;
+        let onnx = std::fs::read(crate::conformance::reference_models_dir().join("yolov8n-320-random.onnx"))?;
         let detector = Detector::load(&onnx).map_err(|e| anyhow::anyhow!(e.0))?;
         let model = detector.plan.model();
         let mut softmaxes = 0;

@@ -1,22 +1,13 @@
 //! Runs every reference graph in `../shared/models` and compares with onnxruntime's outputs
 //! (models/README.md there: ≤1e-3 absolute on box rows, ≤1e-5 on score rows).
 
-use std::path::PathBuf;
-
 use anyhow::{Context, anyhow};
 
-use models::conformance::{REFERENCE_MODELS, compare};
+use models::conformance::{REFERENCE_MODELS, compare, reference_models_dir};
 use models::{Detector, npy};
 
-fn shared_models() -> PathBuf {
-    // Same rule as the e2e crate: the env var, else beside the workspace.
-    std::env::var_os("DISTILLERY_REFERENCE_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/models"))
-}
-
 fn read(name: &str) -> anyhow::Result<Vec<u8>> {
-    let path = shared_models().join(name);
+    let path = reference_models_dir().join(name);
     std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
 }
 
