@@ -88,6 +88,8 @@ pub enum FromWorker {
         max_box_diff: f32,
         max_score_diff: f32,
         within_tolerance: bool,
+        /// The matrix kernels the run went through (`Detector::matmul_kernels`).
+        matmul_kernels: Vec<String>,
     },
     Bench {
         id: u32,

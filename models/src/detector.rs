@@ -83,6 +83,8 @@ impl Detector {
     /// Parses ONNX bytes, checks the input is one `[1, 3, S, S]` image and the output a supported
     /// layout, and optimises the graph for this machine.
     pub fn load(onnx: &[u8]) -> Result<Self, ModelError> {
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        crate::wasm_gemm::link();
         let mut model = tract_onnx::onnx()
             .model_for_read(&mut &onnx[..])
             .map_err(|e| err("not a loadable ONNX model", chain(&e)))?;
@@ -207,6 +209,19 @@ impl Detector {
             .map_err(|e| err("the model failed to run", chain(&e)))?;
         times.sort_by(|a, b| b.ms.total_cmp(&a.ms));
         Ok(times)
+    }
+
+    /// The matrix kernels tract picked for this model's products, by name, sorted: shows which
+    /// code the convolutions run on (in the browser, `wasm_gemm`'s).
+    pub fn matmul_kernels(&self) -> Vec<String> {
+        use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
+        let mut names: Vec<String> = (self.plan.model().nodes.iter())
+            .filter_map(|node| node.op_as::<OptMatMul>())
+            .flat_map(|op| op.mmm.iter().map(|mmm| mmm.name().to_string()))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// Runs the graph on a ready `[1, 3, S, S]` input and returns its detection output (and the

@@ -15,6 +15,8 @@ pub mod nms;
 pub mod npy;
 pub mod preprocess;
 pub mod report;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm_gemm;
 
 pub use detector::{DEFAULT_CONFIDENCE, DEFAULT_IOU, Detector, ModelError, ModelInfo, Prediction};
 pub use layout::OutputLayout;

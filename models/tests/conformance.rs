@@ -19,7 +19,10 @@ fn reproduces_onnxruntime_outputs() -> anyhow::Result<()> {
         let expected = npy::read_f32(&read(&format!("{name}.output.npy"))?).map_err(|e| anyhow!(e))?;
         let (output, _) = detector.run_raw(input.data)?;
         let report = compare(detector.info(), &output, &expected).map_err(|e| anyhow!(e))?;
-        println!("{name}: {report:?}");
+        println!("{name}: {report:?}, matrix kernels {:?}", detector.matmul_kernels());
+        // Every convolution is a matrix product: the introspection the browser test relies on
+        // must see them.
+        assert!(!detector.matmul_kernels().is_empty(), "{name}: no matrix product found");
         assert!(report.within_tolerance(), "{name}: {report:?}");
     }
     Ok(())

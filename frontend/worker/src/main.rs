@@ -120,6 +120,7 @@ impl Worker {
                     max_box_diff: report.max_box_diff,
                     max_score_diff: report.max_score_diff,
                     within_tolerance: report.within_tolerance(),
+                    matmul_kernels: detector.matmul_kernels(),
                 })
             }
             ToWorker::Bench {

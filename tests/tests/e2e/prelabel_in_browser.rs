@@ -13,6 +13,8 @@ use e2e::{Browser, Studio, fixtures};
 use serde_json::json;
 
 const MODELS: [&str; 3] = ["yolov8n-320-random", "yolov8n-640-random", "yolo11n-640-random"];
+/// The worker's own matrix kernel (`models::wasm_gemm::NAME`).
+const BROWSER_MATMUL_KERNEL: &str = "distillery_wasm_f32_4x8";
 
 #[tokio::test]
 async fn prelabel_in_browser() -> anyhow::Result<()> {
@@ -101,6 +103,14 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
             .with_context(|| format!("{name}: the worker answered {answer}"))?;
         println!("{name} in wasm: {answer}");
         ensure!(answer["within_tolerance"] == true, "{name}: {answer}");
+        // The convolutions ran on the worker's own register-sized kernel (models::wasm_gemm), so
+        // the tolerance above holds for it, and a build that lost it is caught here.
+        ensure!(
+            answer["matmul_kernels"]
+                .as_array()
+                .is_some_and(|k| k.contains(&json!(BROWSER_MATMUL_KERNEL))),
+            "{name}: the convolutions did not run on {BROWSER_MATMUL_KERNEL}: {answer}"
+        );
     }
 
     // A file that is not a model: a readable refusal, and the worker keeps serving.
