@@ -214,9 +214,33 @@ pub async fn create_job(project_id: i64, job: &api::NewJob) -> ApiResult<api::Jo
     decode(request.send().await.map_err(network)?).await
 }
 
-/// `GET /api/jobs/{jid}`.
-pub async fn get_job(job_id: i64) -> ApiResult<api::Job> {
-    get_json(&format!("/api/jobs/{job_id}")).await
+/// Follows a job through `GET /api/jobs/{jid}/events` (Server-Sent Events) until it ends:
+/// `on_change` sees every state the server pushes, the final one is returned. The browser
+/// reconnects a dropped stream by itself; only a stream it gave up on is a failure.
+pub async fn follow_job(job_id: i64, on_change: impl Fn(api::Job)) -> ApiResult<api::Job> {
+    use futures_util::StreamExt;
+    use gloo_net::eventsource::{State, futures::EventSource};
+    let mut source = EventSource::new(&format!("/api/jobs/{job_id}/events")).map_err(network)?;
+    let mut events = source.subscribe("job").map_err(network)?;
+    while let Some(event) = events.next().await {
+        match event {
+            Ok((_, message)) => {
+                let job: api::Job = message
+                    .data()
+                    .as_string()
+                    .and_then(|data| serde_json::from_str(&data).ok())
+                    .ok_or_else(|| network("an unreadable job event"))?;
+                if job.state.is_final() {
+                    source.close();
+                    return Ok(job);
+                }
+                on_change(job);
+            }
+            Err(_) if source.state() == State::Closed => break,
+            Err(_) => {} // reconnecting
+        }
+    }
+    Err(network("the job's progress stream closed"))
 }
 
 /// `POST /api/jobs/{jid}/cancel`.

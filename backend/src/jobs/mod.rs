@@ -14,9 +14,11 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
+use futures_util::Stream;
 use sqlx::{SqliteConnection, SqlitePool};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, broadcast};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -28,6 +30,9 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct Jobs {
     wake: Arc<Notify>,
+    /// The id of every job whose row just changed (state, progress, message): what the event
+    /// streams of open pages listen to.
+    changed: broadcast::Sender<i64>,
     pub(crate) detectors: DetectorCache,
 }
 
@@ -35,6 +40,7 @@ impl Default for Jobs {
     fn default() -> Self {
         Self {
             wake: Arc::new(Notify::new()),
+            changed: broadcast::channel(256).0,
             detectors: DetectorCache::default(),
         }
     }
@@ -73,6 +79,11 @@ impl Jobs {
         Ok(())
     }
 
+    /// Tells the open event streams that a job's row changed. Nobody listening is fine.
+    fn announce(&self, job_id: i64) {
+        let _ = self.changed.send(job_id);
+    }
+
     async fn run(&self, db: &SqlitePool, store: &Store, max_pixels: u64, job: Job) {
         let started = sqlx::query(
             "UPDATE jobs SET state = 'running', started_at = COALESCE(started_at, strftime('%Y-%m-%dT%H:%M:%fZ', \
@@ -85,9 +96,11 @@ impl Jobs {
             return; // cancelled in the meantime
         }
         tracing::info!(job = job.id, kind = job.kind.as_str(), "job started");
+        self.announce(job.id);
         let progress = Progress {
             db: db.clone(),
             job_id: job.id,
+            jobs: self.clone(),
         };
         let outcome = match job.kind {
             JobKind::Score => score::run(self, db, store, max_pixels, &job, &progress).await,
@@ -110,6 +123,7 @@ impl Jobs {
         if let Err(error) = finished {
             tracing::error!(%error, job = job.id, "cannot record the end of a job");
         }
+        self.announce(job.id);
     }
 }
 
@@ -123,6 +137,7 @@ enum Finished {
 struct Progress {
     db: SqlitePool,
     job_id: i64,
+    jobs: Jobs,
 }
 
 impl Progress {
@@ -134,8 +149,9 @@ impl Progress {
             .bind(self.job_id)
             .execute(&self.db)
             .await
-            .map(drop)
-            .map_err(|e| format!("cannot record progress: {e}"))
+            .map_err(|e| format!("cannot record progress: {e}"))?;
+        self.jobs.announce(self.job_id);
+        Ok(())
     }
 
     async fn cancel_requested(&self) -> bool {
@@ -152,6 +168,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/projects/{pid}/jobs", post(create).get(list))
         .route("/jobs/{jid}", get(read))
+        .route("/jobs/{jid}/events", get(events))
         .route("/jobs/{jid}/cancel", post(cancel))
 }
 
@@ -164,6 +181,7 @@ async fn create(
     let mut conn = state.db.acquire().await?;
     let job = queue_job(&mut conn, project_id, &new_job).await?;
     state.jobs.wake.notify_one();
+    state.jobs.announce(job.id);
     Ok((StatusCode::CREATED, Json(job)))
 }
 
@@ -253,7 +271,66 @@ async fn cancel(State(state): State<AppState>, PathParams(job_id): PathParams<i6
     }
     let job = load_job(&mut tx, job_id).await?;
     tx.commit().await?;
+    state.jobs.announce(job_id);
     Ok(Json(job))
+}
+
+/// `GET /api/jobs/{jid}/events`: the job as Server-Sent Events (`event: job`, the job's JSON) —
+/// as it is now, then after every change of state, progress or message, ending with its final
+/// state. This is how the page shows progress without polling.
+async fn events(
+    State(state): State<AppState>,
+    PathParams(job_id): PathParams<i64>,
+) -> Result<Sse<impl Stream<Item = Result<Event, axum::Error>>>, ApiError> {
+    // Listen before reading the row, so a change between the two is not missed.
+    let changes = state.jobs.changed.subscribe();
+    let now = load_job(&mut *state.db.acquire().await?, job_id).await?;
+    let feed = JobFeed {
+        db: state.db.clone(),
+        job_id,
+        changes,
+        next: Some(now),
+        ended: false,
+    };
+    let stream = futures_util::stream::unfold(feed, |mut feed| async move {
+        let job = feed.next_job().await?;
+        feed.ended = job.state.is_final();
+        Some((Event::default().event("job").json_data(&job), feed))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// One open event stream's position: the job to send next, or where to wait for it.
+struct JobFeed {
+    db: SqlitePool,
+    job_id: i64,
+    changes: broadcast::Receiver<i64>,
+    next: Option<Job>,
+    ended: bool,
+}
+
+impl JobFeed {
+    /// The job's row once it has changed; `None` once the final state went out (or the row can
+    /// no longer be read), which ends the stream.
+    async fn next_job(&mut self) -> Option<Job> {
+        if let Some(job) = self.next.take() {
+            return Some(job);
+        }
+        if self.ended {
+            return None;
+        }
+        loop {
+            match self.changes.recv().await {
+                Ok(id) if id != self.job_id => continue,
+                // A lagging listener missed some ids: re-reading the row catches up all the same.
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let mut conn = self.db.acquire().await.ok()?;
+                    return load_job(&mut conn, self.job_id).await.ok();
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
 }
 
 const SELECT_JOB: &str =

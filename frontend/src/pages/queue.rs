@@ -1,10 +1,7 @@
 //! The project page's "Label next" panel: unlabeled images ranked by the active student's
 //! uncertainty (or another strategy), and scoring the whole project on the server as a job.
 
-use std::time::Duration;
-
 use api::{Job, JobKind, NewJob, Queue, Strategy};
-use gloo_timers::future::sleep;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -25,21 +22,17 @@ pub fn QueuePanel(project_id: i64) -> impl IntoView {
     });
     let job = RwSignal::new(None::<Job>);
     let job_error = RwSignal::new(None::<String>);
-    let watch = move |mut current: Job| {
+    // Progress is pushed by the server (an event stream per job), not polled.
+    let watch = move |created: Job| {
+        job.set(Some(created.clone()));
         spawn_local(async move {
-            while !current.state.is_final() {
-                job.set(Some(current.clone()));
-                sleep(Duration::from_millis(700)).await;
-                match api_client::get_job(current.id).await {
-                    Ok(fresh) => current = fresh,
-                    Err(failure) => {
-                        job_error.set(Some(failure.message));
-                        return;
-                    }
+            match api_client::follow_job(created.id, move |fresh| job.set(Some(fresh))).await {
+                Ok(finished) => {
+                    job.set(Some(finished));
+                    refresh.update(|r| *r += 1);
                 }
+                Err(failure) => job_error.set(Some(failure.message)),
             }
-            job.set(Some(current));
-            refresh.update(|r| *r += 1);
         });
     };
     let start_job = move |_| {
@@ -88,7 +81,7 @@ pub fn QueuePanel(project_id: i64) -> impl IntoView {
                 Err(failure) => view! { <p class="form-error small" role="alert">{failure.message}</p> }.into_any(),
             })}
             <p class="small">
-                <button on:click=start_job disabled=move || job.with(|j| j.as_ref().is_some_and(|j| !j.state.is_final()))>
+                <button id="score-all" on:click=start_job disabled=move || job.with(|j| j.as_ref().is_some_and(|j| !j.state.is_final()))>
                     "Score all on the server"
                 </button>
                 <a class="small" href=format!("/projects/{project_id}/models")>" Models"</a>

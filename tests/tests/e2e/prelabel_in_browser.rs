@@ -2,7 +2,8 @@
 //! outputs inside the real worker (wasm, headless Chromium); opening an image shows dashed
 //! proposals with scores, a threshold slider filters them, a click accepts one, a right-click
 //! dismisses one, Enter accepts the rest, undo takes them back; the rest of the project is
-//! pre-labeled in the background and ranked; a reload takes the model from the browser cache.
+//! pre-labeled in the background and ranked; a reload takes the model from the browser cache;
+//! a server scoring job started from the project page reports its end to the page by push.
 
 use std::time::Duration;
 
@@ -254,5 +255,12 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
         source == ["cache"],
         "after a reload the model comes from the cache: {source:?}"
     );
+
+    // 5. Scoring on the server from the project page: the page hears the job end through the
+    //    job's event stream, its only news of progress.
+    client.goto(&format!("{}/projects/{pid}", studio.url)).await?;
+    browser.find("#score-all").await?.click().await?;
+    let finished = browser.text_of(".job[data-job-state=succeeded]").await?;
+    ensure!(finished.contains("succeeded"), "{finished}");
     Ok(())
 }

@@ -50,6 +50,39 @@ async fn wait_for_job(studio: &Studio, job_id: i64, until: impl Fn(&Job) -> bool
     anyhow::bail!("job {job_id} did not get there in 60 s; log:\n{}", studio.log())
 }
 
+/// Reads a job's event stream (`GET /api/jobs/{jid}/events`) to its end: every job state the
+/// server pushed, in order.
+async fn job_events(studio: &Studio, job_id: i64) -> anyhow::Result<Vec<Job>> {
+    use futures_util::StreamExt;
+    let response = reqwest::get(studio.api(&format!("/api/jobs/{job_id}/events"))).await?;
+    ensure!(response.status() == 200, "events: {}", response.text().await?);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    ensure!(content_type.starts_with("text/event-stream"), "{content_type}");
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let read = async {
+        while let Some(chunk) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk?));
+        }
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .map_err(|_| anyhow::anyhow!("the event stream of job {job_id} did not end; so far:\n{text}"))??;
+    // One `event: job` + `data: {json}` block per change (keep-alive comments aside).
+    text.split("\n\n")
+        .filter(|block| block.lines().any(|line| line == "event: job"))
+        .map(|block| {
+            let data = block.lines().find_map(|line| line.strip_prefix("data: ")).unwrap_or("");
+            serde_json::from_str(data).map_err(|e| anyhow::anyhow!("bad event {block:?}: {e}"))
+        })
+        .collect()
+}
+
 async fn start_scoring(studio: &Studio, project_id: i64) -> anyhow::Result<Job> {
     let response = reqwest::Client::new()
         .post(studio.api(&format!("/api/projects/{project_id}/jobs")))
@@ -148,13 +181,28 @@ async fn rank_images_by_uncertainty() -> anyhow::Result<()> {
     ensure!(queue.entries.is_empty() && queue.unscored == 6, "{queue:?}");
 
     // The scoring job scores every unlabeled image.
+    // Its progress is pushed: the event stream carries every change and ends with the final state.
     let job = start_scoring(&studio, pid).await?;
     ensure!(job.state == JobState::Queued || job.state == JobState::Running);
-    let job = wait_for_job(&studio, job.id, |j| j.state.is_final()).await?;
+    let pushed = job_events(&studio, job.id).await?;
+    let done: Vec<u64> = pushed.iter().map(|j| j.done).collect();
+    ensure!(done.windows(2).all(|w| w[0] <= w[1]), "progress went back: {done:?}");
+    ensure!(
+        pushed
+            .iter()
+            .any(|j| j.state == JobState::Running && j.done > 0 && j.done < 6),
+        "no progress pushed while running: {pushed:?}"
+    );
+    let job = pushed.last().cloned().ok_or_else(|| anyhow::anyhow!("no events"))?;
     ensure!(
         job.state == JobState::Succeeded && job.done == 6 && job.total == 6,
         "{job:?}"
     );
+    ensure!(job == get::<Job>(&studio, &format!("/api/jobs/{}", job.id)).await?);
+    // A finished job's stream says so at once and ends; an unknown job's is a 404.
+    ensure!(job_events(&studio, job.id).await? == vec![job.clone()]);
+    let response = reqwest::get(studio.api("/api/jobs/999999/events")).await?;
+    ensure!(response.status() == 404, "{}", response.status());
 
     for strategy in ["least_confidence", "margin", "ratio", "entropy"] {
         for aggregation in ["max", "mean", "sum"] {
