@@ -347,9 +347,10 @@ fn Editor(loaded: Loaded) -> impl IntoView {
         let navigate = navigate.clone();
         let ranked = has_student && matches!(direction, Direction::Next);
         spawn_local(async move {
-            // With a student, "next" is the most uncertain unlabeled image nobody should skip.
+            // With a student, "next" is the top of the ranking picked in the "Label next" panel.
+            let strategy = crate::pages::queue::remembered_strategy(project_id);
             if ranked
-                && let Ok(queue) = api_client::queue(project_id, api::Strategy::LeastConfidence, 2).await
+                && let Ok(queue) = api_client::queue(project_id, strategy, 2).await
                 && let Some(top) = queue.entries.iter().find(|e| e.image_id != image_id)
             {
                 navigate(

@@ -5,7 +5,7 @@ mod not_found;
 mod ontology;
 mod project;
 mod projects;
-mod queue;
+pub mod queue;
 
 pub use models::ModelsPage;
 pub use not_found::NotFound;

@@ -11,9 +11,32 @@ use crate::api_client;
 /// How many ranked images the panel lists.
 const SHOWN: u32 = 15;
 
+/// The ranking picked in the panel, remembered per project in `localStorage` so the editor's
+/// "Next" walks the same order; least confidence until one is picked.
+pub fn remembered_strategy(project_id: i64) -> Strategy {
+    local_storage()
+        .and_then(|storage| storage.get_item(&strategy_key(project_id)).ok().flatten())
+        .and_then(|name| Strategy::parse(&name))
+        .unwrap_or(Strategy::LeastConfidence)
+}
+
+fn remember_strategy(project_id: i64, strategy: Strategy) {
+    if let Some(storage) = local_storage() {
+        let _ = storage.set_item(&strategy_key(project_id), strategy.as_str());
+    }
+}
+
+fn strategy_key(project_id: i64) -> String {
+    format!("distillery.queue-strategy.{project_id}")
+}
+
+fn local_storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
 #[component]
 pub fn QueuePanel(project_id: i64) -> impl IntoView {
-    let strategy = RwSignal::new(Strategy::LeastConfidence);
+    let strategy = RwSignal::new(remembered_strategy(project_id));
     let refresh = RwSignal::new(0u32);
     let queue = LocalResource::new(move || {
         refresh.track();
@@ -66,10 +89,13 @@ pub fn QueuePanel(project_id: i64) -> impl IntoView {
             <h2 id="queue-title">"Label next"</h2>
             <label for="queue-strategy" class="small">"Rank by"</label>
             <select id="queue-strategy" on:change=move |ev| {
-                if let Some(s) = Strategy::parse(&event_target_value(&ev)) { strategy.set(s) }
+                if let Some(s) = Strategy::parse(&event_target_value(&ev)) {
+                    remember_strategy(project_id, s);
+                    strategy.set(s);
+                }
             }>
                 {Strategy::ALL.into_iter().map(|s| view! {
-                    <option value=s.as_str() selected=s == Strategy::LeastConfidence>{s.as_str().replace('_', " ")}</option>
+                    <option value=s.as_str() selected=s == strategy.get_untracked()>{s.as_str().replace('_', " ")}</option>
                 }).collect_view()}
             </select>
             <button class="small" on:click=move |_| refresh.update(|r| *r += 1)>"Refresh"</button>

@@ -3,7 +3,8 @@
 //! proposals with scores, a threshold slider filters them, a click accepts one, a right-click
 //! dismisses one, Enter accepts the rest, undo takes them back; the rest of the project is
 //! pre-labeled in the background and ranked; a reload takes the model from the browser cache;
-//! a server scoring job started from the project page reports its end to the page by push.
+//! a server scoring job started from the project page reports its end to the page by push;
+//! the editor's Next follows the ranking picked on the project page.
 
 use std::time::Duration;
 
@@ -262,5 +263,49 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
     browser.find("#score-all").await?.click().await?;
     let finished = browser.text_of(".job[data-job-state=succeeded]").await?;
     ensure!(finished.contains("succeeded"), "{finished}");
+
+    // 6. "Next" in the editor follows the ranking picked in the panel. From image `from`, Next
+    //    opens the top-ranked image other than `from`; pick a strategy whose answer differs from
+    //    the default's, so the test sees the choice being used.
+    let from = ids[1];
+    let next_by = |strategy: &'static str| {
+        let http = http.clone();
+        let url = studio.api(&format!("/api/projects/{pid}/queue?strategy={strategy}&limit=2"));
+        async move {
+            let queue: api::Queue = http.get(url).send().await?.json().await?;
+            anyhow::Ok(queue.entries.iter().map(|e| e.image_id).find(|id| *id != from))
+        }
+    };
+    let default_next = next_by("least_confidence").await?;
+    let mut picked = None;
+    for strategy in ["margin", "ratio", "entropy", "random"] {
+        let next = next_by(strategy).await?;
+        if next.is_some() && next != default_next {
+            picked = Some((strategy, next));
+            break;
+        }
+    }
+    let (strategy, expected) = picked.context("every strategy ranks the same image first")?;
+    client.goto(&format!("{}/projects/{pid}", studio.url)).await?;
+    browser.find("#queue-strategy").await?.select_by_value(strategy).await?;
+    browser.find(".ranked li").await?;
+    client
+        .goto(&format!("{}/projects/{pid}/images/{from}", studio.url))
+        .await?;
+    browser.find(".prelabels[data-state=ready]").await?;
+    browser.press(&[], 'd').await?;
+    let wanted = format!("/projects/{pid}/images/{}", expected.unwrap_or_default());
+    let mut url = String::new();
+    for _ in 0..100 {
+        url = client.current_url().await?.to_string();
+        if url.ends_with(&wanted) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ensure!(
+        url.ends_with(&wanted),
+        "Next with {strategy} went to {url}, not {wanted}"
+    );
     Ok(())
 }
