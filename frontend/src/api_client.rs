@@ -229,7 +229,10 @@ pub async fn follow_job(job_id: i64, on_change: impl Fn(api::Job)) -> ApiResult<
                     .data()
                     .as_string()
                     .and_then(|data| serde_json::from_str(&data).ok())
-                    .ok_or_else(|| network("an unreadable job event"))?;
+                    .ok_or_else(|| ApiFailure {
+                        code: "bad_event".into(),
+                        message: "The server sent a job update this page cannot read.".into(),
+                    })?;
                 if job.state.is_final() {
                     source.close();
                     return Ok(job);

@@ -209,19 +209,20 @@ impl SyncQueue {
     }
 }
 
-fn storage() -> Option<web_sys::Storage> {
+/// The browser's `localStorage`, when the page may use it.
+pub(crate) fn local_storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok().flatten()
 }
 
 fn load() -> Vec<PendingOp> {
-    storage()
+    local_storage()
         .and_then(|s| s.get_item(STORAGE_KEY).ok().flatten())
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or_default()
 }
 
 fn store(pending: &[PendingOp]) {
-    if let (Some(storage), Ok(text)) = (storage(), serde_json::to_string(pending)) {
+    if let (Some(storage), Ok(text)) = (local_storage(), serde_json::to_string(pending)) {
         let _ = storage.set_item(STORAGE_KEY, &text);
     }
 }

@@ -7,6 +7,7 @@ use leptos::task::spawn_local;
 
 use super::plural;
 use crate::api_client;
+use crate::sync::local_storage;
 
 /// How many ranked images the panel lists.
 const SHOWN: u32 = 15;
@@ -28,10 +29,6 @@ fn remember_strategy(project_id: i64, strategy: Strategy) {
 
 fn strategy_key(project_id: i64) -> String {
     format!("distillery.queue-strategy.{project_id}")
-}
-
-fn local_storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.local_storage().ok().flatten()
 }
 
 #[component]
