@@ -1,9 +1,11 @@
 //! Detection metrics computed as Ultralytics computes them, so a number shown in Distillery
-//! matches what `yolo val` prints for the same predictions: per-class AP from the precision
-//! envelope sampled at 101 recall points and integrated with the trapezoid rule, mAP50 and
-//! mAP50-95 (IoU thresholds 0.50, 0.55 … 0.95).
+//! matches what `yolo val` (Ultralytics 8.4) prints for the same predictions: per-class AP from
+//! the precision envelope sampled at 101 recall points and integrated with the trapezoid rule,
+//! mAP50 and mAP50-95 (IoU thresholds 0.50, 0.55 … 0.95). `tests/matches_ultralytics.rs` holds
+//! the proof: a case computed by Ultralytics' own code, reproduced to 1e-6.
 
-use models::iou;
+/// The IoU thresholds of mAP50-95: 0.50, 0.55 … 0.95 (`torch.linspace(0.5, 0.95, 10)`).
+pub const IOU_THRESHOLDS: [f32; 10] = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95];
 
 /// A labelled box of one image.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,7 +32,14 @@ pub struct Prediction {
 }
 
 /// Average precision of one class at one IoU threshold; `None` when the class has no ground truth
-/// (Ultralytics leaves such classes out of the mean).
+/// (Ultralytics leaves such classes out of the mean), `Some(0)` when it has truths but no
+/// prediction.
+///
+/// As Ultralytics 8.4 computes it (`match_predictions`, `ap_per_class`, `compute_ap`): per image,
+/// predictions in descending confidence each claim the unclaimed truth of their class they
+/// overlap most, a hit when that IoU reaches the threshold; precision and recall accumulate over
+/// all predictions by descending confidence; the precision envelope drops to 0 right after the
+/// last recall reached, and is sampled at 101 recall points and integrated with the trapezoid rule.
 pub fn average_precision(
     ground_truth: &[GroundTruth],
     predictions: &[Prediction],
@@ -42,28 +51,36 @@ pub fn average_precision(
         return None;
     }
     let mut preds: Vec<&Prediction> = predictions.iter().filter(|p| p.class_index == class_index).collect();
+    if preds.is_empty() {
+        return Some(0.0);
+    }
+    // Stable, so equal scores keep their given order.
     preds.sort_by(|a, b| b.score.total_cmp(&a.score));
 
-    // Greedy matching by descending score: each truth can be claimed once.
     let mut claimed = vec![false; truths.len()];
     let mut true_positives = Vec::with_capacity(preds.len());
     for pred in &preds {
-        let best = truths
-            .iter()
-            .enumerate()
-            .filter(|(i, t)| t.image == pred.image && !claimed[*i])
-            .map(|(i, t)| (i, iou(t.bbox, pred.bbox)))
-            .filter(|(_, overlap)| *overlap >= iou_threshold)
-            .max_by(|a, b| a.1.total_cmp(&b.1));
-        match best {
-            Some((i, _)) => {
-                claimed[i] = true;
-                true_positives.push(true);
+        // The best unclaimed truth of this image (the first on ties, as numpy's argmax).
+        let mut best: Option<(usize, f32)> = None;
+        for (i, truth) in truths.iter().enumerate() {
+            if truth.image != pred.image || claimed[i] {
+                continue;
             }
-            None => true_positives.push(false),
+            let overlap = box_iou(truth.bbox, pred.bbox);
+            if best.is_none_or(|(_, b)| overlap > b) {
+                best = Some((i, overlap));
+            }
         }
+        let hit = best.filter(|(_, overlap)| *overlap >= iou_threshold);
+        if let Some((i, _)) = hit {
+            claimed[i] = true;
+        }
+        true_positives.push(hit.is_some());
     }
 
+    // Sentinels as Ultralytics adds them: (0, 1) before, then the last recall reached and 1.0,
+    // both with precision 0.
+    let truth_count = truths.len() as f64 + 1e-16;
     let mut recall = vec![0.0];
     let mut precision = vec![1.0];
     let mut tp = 0.0;
@@ -71,11 +88,11 @@ pub fn average_precision(
         if hit {
             tp += 1.0;
         }
-        recall.push(tp / truths.len() as f64);
+        recall.push(tp / truth_count);
         precision.push(tp / (rank + 1) as f64);
     }
-    recall.push(1.0);
-    precision.push(0.0);
+    recall.extend([tp / truth_count, 1.0]);
+    precision.extend([0.0, 0.0]);
     // Precision envelope: make precision monotonically non-increasing from the right.
     for i in (0..precision.len() - 1).rev() {
         precision[i] = precision[i].max(precision[i + 1]);
@@ -91,17 +108,24 @@ pub fn average_precision(
     )
 }
 
+/// IoU as Ultralytics' `box_iou` computes it: with 1e-7 added to the union, which decides hits
+/// that sit exactly on a threshold.
+fn box_iou(a: [f32; 4], b: [f32; 4]) -> f32 {
+    let inter = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0) * (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let area = |r: [f32; 4]| (r[2] - r[0]) * (r[3] - r[1]);
+    inter / (area(a) + area(b) - inter + 1e-7)
+}
+
 /// `(mAP50, mAP50-95)` over the classes that have ground truth; `(0, 0)` when none has.
 pub fn mean_average_precision(
     ground_truth: &[GroundTruth],
     predictions: &[Prediction],
     class_count: usize,
 ) -> (f64, f64) {
-    let thresholds: Vec<f32> = (0..10).map(|i| 0.5 + 0.05 * i as f32).collect();
     let mut ap50 = Vec::new();
     let mut ap50_95 = Vec::new();
     for class_index in 0..class_count {
-        let per_threshold: Option<Vec<f64>> = thresholds
+        let per_threshold: Option<Vec<f64>> = IOU_THRESHOLDS
             .iter()
             .map(|&t| average_precision(ground_truth, predictions, class_index, t))
             .collect();
@@ -120,7 +144,8 @@ pub fn mean_average_precision(
     (mean(&ap50), mean(&ap50_95))
 }
 
-/// `numpy.interp(x, xs, ys)` for ascending `xs`: linear between points, clamped at the ends.
+/// `numpy.interp(x, xs, ys)` for ascending `xs`: linear between points, clamped at the ends
+/// (where `xs` repeats a value, the last point with it wins, as in numpy).
 fn interpolate(xs: &[f64], ys: &[f64], x: f64) -> f64 {
     let upper = xs.partition_point(|&v| v <= x);
     if upper == 0 {
