@@ -135,9 +135,10 @@ pub struct BoxOp {
 /// Body of `POST /api/images/{iid}/ops`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OpsRequest {
-    /// Applied in order, all or nothing.
+    /// Applied in order. One the server refuses (listed in the answer's `refused`) changes
+    /// nothing and does not stop the others.
     pub ops: Vec<BoxOp>,
-    /// Mark (or unmark) the image as a reviewed negative in the same request.
+    /// Mark (or unmark) the image as a reviewed negative, after the operations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub negative: Option<bool>,
 }
@@ -165,10 +166,26 @@ pub struct AppliedOp {
 pub struct OpsResponse {
     /// The operations as applied, in order.
     pub applied: Vec<AppliedOp>,
+    /// The operations (or the `negative` flag) the server refused, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<RefusedOp>,
     /// The image's status afterwards.
     pub status: ImageStatus,
     /// Whether the image is now a reviewed negative.
     pub negative: bool,
+}
+
+/// An operation of a request that the server did not apply; the rest of the request was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefusedOp {
+    /// Position of the operation in the request's `ops`; absent when the `negative` flag was
+    /// refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    /// Stable machine-readable reason, as in an error body.
+    pub code: String,
+    /// Readable reason, shown as-is in the UI.
+    pub message: String,
 }
 
 /// Why a box is refused.

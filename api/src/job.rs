@@ -16,6 +16,7 @@ pub enum JobKind {
 }
 
 impl JobKind {
+    /// The name used in the API and the database.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Score => "score",
@@ -24,6 +25,7 @@ impl JobKind {
         }
     }
 
+    /// The kind named `text`, if any.
     pub fn parse(text: &str) -> Option<Self> {
         [Self::Score, Self::Teacher, Self::Train]
             .into_iter()
@@ -35,14 +37,20 @@ impl JobKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
+    /// Waiting for the runner.
     Queued,
+    /// Being worked on now.
     Running,
+    /// Finished with everything done.
     Succeeded,
+    /// Stopped by an error (the message says which).
     Failed,
+    /// Stopped on request.
     Cancelled,
 }
 
 impl JobState {
+    /// The name used in the API and the database.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "queued",
@@ -53,6 +61,7 @@ impl JobState {
         }
     }
 
+    /// The state named `text`, if any.
     pub fn parse(text: &str) -> Option<Self> {
         [
             Self::Queued,
@@ -74,6 +83,7 @@ impl JobState {
 /// `POST /api/projects/{pid}/jobs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewJob {
+    /// What to run.
     pub kind: JobKind,
     /// The model to use; the project's active student when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,19 +93,27 @@ pub struct NewJob {
 /// A job as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
+    /// Job id.
     pub id: i64,
+    /// The project it works on.
     pub project_id: i64,
+    /// What it runs.
     pub kind: JobKind,
+    /// Where it is in its life.
     pub state: JobState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The model it runs, when it runs one.
     pub model_id: Option<i64>,
     /// Units of work done (images, epochs, …) out of `total`.
     pub done: u64,
+    /// Units of work in all.
     pub total: u64,
     /// Last progress line, or why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// When it was created (RFC 3339, UTC).
     pub created_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// When it reached a final state.
     pub finished_at: Option<String>,
 }

@@ -4,6 +4,9 @@
 //! Invariant: this crate does no IO and depends on nothing but `serde`, so it builds for
 //! `wasm32-unknown-unknown` and every rule here runs identically in the browser and on the server.
 
+// DESIGN's rule, enforced: every public item says what it is for.
+#![warn(missing_docs)]
+
 pub mod boxes;
 pub mod coco;
 pub mod error;
@@ -20,7 +23,7 @@ pub mod yolo;
 
 pub use boxes::{
     AppliedOp, BoundingBox, BoxError, BoxInput, BoxOp, BoxSource, ImageBoxes, OpKind, OpsRequest, OpsResponse,
-    ReplaceBoxes, clip_box, normalize_box,
+    RefusedOp, ReplaceBoxes, clip_box, normalize_box,
 };
 pub use error::{ErrorBody, ErrorDetail};
 pub use health::Health;

@@ -13,6 +13,7 @@ pub enum ModelRole {
 }
 
 impl ModelRole {
+    /// The name used in the API and the database.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Teacher => "teacher",
@@ -20,6 +21,7 @@ impl ModelRole {
         }
     }
 
+    /// The role named `text`, if any.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "teacher" => Some(Self::Teacher),
@@ -32,13 +34,17 @@ impl ModelRole {
 /// A model in a project's registry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegisteredModel {
+    /// Model id.
     pub id: i64,
+    /// The project whose registry holds it.
     pub project_id: i64,
+    /// Teacher (server) or student (browser).
     pub role: ModelRole,
     /// Name it was uploaded under.
     pub file_name: String,
     /// SHA-256 of the ONNX bytes, hex: the version.
     pub sha256: String,
+    /// Size of the ONNX file, bytes.
     pub byte_size: u64,
     /// Side of the square input, pixels.
     pub input_size: u32,
@@ -55,12 +61,14 @@ pub struct RegisteredModel {
     pub url: String,
     /// The newest student is the one browsers run.
     pub active: bool,
+    /// When it was registered (RFC 3339, UTC).
     pub created_at: String,
 }
 
 /// `PATCH /api/models/{mid}`: a new class mapping (same length as `class_names`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelPatch {
+    /// For each model class, the project class it proposes, or `None` (ignored).
     pub class_map: Vec<Option<u32>>,
 }
 

@@ -146,19 +146,37 @@ pub enum ValidationError {
     /// The project name is longer than [`MAX_PROJECT_NAME_CHARS`].
     ProjectNameTooLong,
     /// A class name is empty after trimming; carries its position (0-based).
-    EmptyClassName { index: usize },
+    EmptyClassName {
+        /// Position in the class list, 0-based.
+        index: usize,
+    },
     /// A class name is longer than [`MAX_CLASS_NAME_CHARS`].
-    ClassNameTooLong { name: String },
+    ClassNameTooLong {
+        /// The name, as sent.
+        name: String,
+    },
     /// Two classes share a name (compared case-insensitively).
-    DuplicateClassName { name: String },
+    DuplicateClassName {
+        /// The name that appears twice.
+        name: String,
+    },
     /// More than [`MAX_CLASSES`] classes.
     TooManyClasses,
     /// A colour that is not `#rrggbb`.
-    InvalidColor { color: String },
+    InvalidColor {
+        /// The colour, as sent.
+        color: String,
+    },
     /// A prompt longer than [`MAX_PROMPT_CHARS`].
-    PromptTooLong { name: String },
+    PromptTooLong {
+        /// The class whose prompt it is.
+        name: String,
+    },
     /// The same class id appears twice in one class list.
-    DuplicateClassId { id: u32 },
+    DuplicateClassId {
+        /// The repeated id.
+        id: u32,
+    },
     /// Split percentages that do not add up to 100, or leave train or val empty.
     InvalidSplit,
     /// A name containing control characters (newlines, tabs, NUL…).

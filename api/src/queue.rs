@@ -8,17 +8,24 @@ use crate::uncertainty::{Aggregation, MeasuredScore, Strategy};
 /// One box a model predicted, in upright image pixels, by the model's class index.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PredictedBox {
+    /// The model's class index.
     pub class_index: u32,
+    /// Confidence of that class, 0..1.
     pub score: f32,
+    /// Left edge, pixels.
     pub x0: f32,
+    /// Top edge, pixels.
     pub y0: f32,
+    /// Right edge, pixels.
     pub x1: f32,
+    /// Bottom edge, pixels.
     pub y1: f32,
 }
 
 /// What one model run says about one image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImagePrediction {
+    /// The image it is about.
     pub image_id: i64,
     /// Kept detections (above the proposal threshold, after NMS).
     pub boxes: Vec<PredictedBox>,
@@ -34,7 +41,9 @@ pub struct ImagePrediction {
 /// `POST /api/projects/{pid}/predictions`: results of one model version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PredictionReport {
+    /// The model version that made them.
     pub model_id: i64,
+    /// One entry per image.
     pub images: Vec<ImagePrediction>,
 }
 
@@ -42,26 +51,34 @@ pub struct PredictionReport {
 /// not scored yet, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingImages {
+    /// The model version asked about.
     pub model_id: i64,
+    /// Images it has not scored, oldest first.
     pub image_ids: Vec<i64>,
 }
 
 /// One ranked image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueEntry {
+    /// The image.
     pub image_id: i64,
+    /// Its file name, for the list.
     pub file_name: String,
+    /// Its score under the strategy (higher = label sooner).
     pub score: f32,
 }
 
 /// The ranked queue: unlabeled images, highest score first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Queue {
+    /// How images are scored.
     pub strategy: Strategy,
+    /// How per-detection scores become one per image.
     pub aggregation: Aggregation,
     /// The model version whose scores rank the queue (none for `random`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_id: Option<i64>,
+    /// Ranked images, highest score first.
     pub entries: Vec<QueueEntry>,
     /// Unlabeled images this model version has not scored yet (not in `entries`).
     pub unscored: u64,

@@ -27,6 +27,7 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    /// Every strategy, in the order the UI lists them.
     pub const ALL: [Strategy; 7] = [
         Self::LeastConfidence,
         Self::Margin,
@@ -50,6 +51,7 @@ impl Strategy {
         }
     }
 
+    /// The strategy named `text`, if any.
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_str() == text)
     }
@@ -69,15 +71,21 @@ impl Strategy {
 /// An uncertainty measure of one detection's class-score vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DetectionMeasure {
+    /// `1 − p1`.
     LeastConfidence,
+    /// `1 − (p1 − p2)`.
     Margin,
+    /// `p2 / p1`.
     Ratio,
+    /// Normalised entropy of the class scores.
     Entropy,
 }
 
 impl DetectionMeasure {
+    /// Every per-detection measure.
     pub const ALL: [DetectionMeasure; 4] = [Self::LeastConfidence, Self::Margin, Self::Ratio, Self::Entropy];
 
+    /// The ranking strategy this measure serves.
     pub fn strategy(self) -> Strategy {
         match self {
             Self::LeastConfidence => Strategy::LeastConfidence,
@@ -111,14 +119,19 @@ impl DetectionMeasure {
 #[serde(rename_all = "snake_case")]
 pub enum Aggregation {
     #[default]
+    /// The most uncertain detection decides.
     Max,
+    /// The average over detections.
     Mean,
+    /// The total over detections (more objects, more to check).
     Sum,
 }
 
 impl Aggregation {
+    /// Every aggregation.
     pub const ALL: [Aggregation; 3] = [Self::Max, Self::Mean, Self::Sum];
 
+    /// The name used in the API and the database.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Max => "max",
@@ -127,6 +140,7 @@ impl Aggregation {
         }
     }
 
+    /// The aggregation named `text`, if any.
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|a| a.as_str() == text)
     }
@@ -165,8 +179,11 @@ pub fn image_score(
 /// Every per-detection measure under every aggregation, as stored per image and model version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MeasuredScore {
+    /// The per-detection measure.
     pub strategy: Strategy,
+    /// How it was aggregated over the image.
     pub aggregation: Aggregation,
+    /// The image's score.
     pub score: f32,
 }
 

@@ -9,37 +9,52 @@ use serde::{Deserialize, Serialize};
 pub enum ToWorker {
     /// Pre-label one image with the model at `model_url` (loaded once, cached across reloads).
     Detect {
+        /// Request id, echoed in the answer.
         id: u32,
+        /// Content-addressed URL of the ONNX bytes.
         model_url: String,
+        /// The image, for the report.
         image_id: i64,
+        /// Where the worker fetches the image bytes.
         image_url: String,
         /// Lowest score returned; the editor's threshold slider filters further.
         confidence: f32,
     },
     /// Run a model on a reference input and compare with the reference output (.npy files).
     Conformance {
+        /// Request id, echoed in the answer.
         id: u32,
+        /// URL of the ONNX bytes.
         model_url: String,
+        /// URL of the reference input (.npy).
         input_url: String,
+        /// URL of onnxruntime's output for it (.npy).
         output_url: String,
     },
     /// Time repeated runs of a model on a reference input.
     Bench {
+        /// Request id, echoed in the answer.
         id: u32,
+        /// URL of the ONNX bytes.
         model_url: String,
+        /// URL of the input tensor (.npy).
         input_url: String,
+        /// Untimed runs first.
         warmup: u32,
+        /// Timed runs.
         runs: u32,
     },
 }
 
 impl ToWorker {
+    /// The request id.
     pub fn id(&self) -> u32 {
         match self {
             Self::Detect { id, .. } | Self::Conformance { id, .. } | Self::Bench { id, .. } => *id,
         }
     }
 
+    /// Gives the request a new id (the app numbers what it sends).
     pub fn set_id(&mut self, new_id: u32) {
         match self {
             Self::Detect { id, .. } | Self::Conformance { id, .. } | Self::Bench { id, .. } => *id = new_id,
@@ -62,8 +77,11 @@ pub enum ModelSource {
 /// One proposal, by the model's class index, in upright image pixels.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Proposal {
+    /// The model's class index.
     pub class_index: u32,
+    /// Confidence, 0..1.
     pub score: f32,
+    /// `[x0, y0, x1, y1]` in upright image pixels.
     pub bbox: [f32; 4],
 }
 
@@ -73,38 +91,64 @@ pub struct Proposal {
 pub enum FromWorker {
     /// The worker has started and listens; requests sent before this would be lost.
     Ready,
+    /// An image's proposals.
     Detected {
+        /// The request's id.
         id: u32,
+        /// The image.
         image_id: i64,
+        /// Proposals down to the requested confidence.
         proposals: Vec<Proposal>,
         /// Scores at the proposal threshold (0.25), for the ranking.
         report: crate::ImagePrediction,
+        /// Where the model bytes came from.
         model_source: ModelSource,
         /// Decode + letterbox + model + NMS, milliseconds.
         inference_ms: f64,
     },
+    /// How a run compares with the onnxruntime reference.
     Conformance {
+        /// The request's id.
         id: u32,
+        /// Largest absolute difference on box rows.
         max_box_diff: f32,
+        /// Largest absolute difference on class-score rows.
         max_score_diff: f32,
+        /// Detections the reference output decodes to (0.25 threshold, NMS at 0.7).
+        reference_detections: u32,
+        /// Detections the run decodes to, the same way.
+        detections: u32,
+        /// Reference detections paired with a run detection of the same class.
+        matched_detections: u32,
+        /// Lowest IoU over those pairs (1 when there are none).
+        min_detection_iou: f32,
+        /// Every figure within its tolerance (`models::conformance`).
         within_tolerance: bool,
         /// The matrix kernels the run went through (`Detector::matmul_kernels`).
         matmul_kernels: Vec<String>,
     },
+    /// Timings of a model.
     Bench {
+        /// The request's id.
         id: u32,
+        /// Parsing and optimising the model, milliseconds.
         load_ms: f64,
+        /// Each timed run, milliseconds.
         times_ms: Vec<f64>,
         /// One more run, timed per operator kind, slowest first.
         operators: Vec<OperatorTime>,
     },
+    /// The request could not be served.
     Failed {
+        /// The request's id (0 when the request was unreadable).
         id: u32,
+        /// Why, in words for the page.
         message: String,
     },
 }
 
 impl FromWorker {
+    /// The id of the request this answers (0 for `Ready`).
     pub fn id(&self) -> u32 {
         match self {
             Self::Ready => 0,
@@ -121,6 +165,7 @@ impl FromWorker {
 pub struct OperatorTime {
     /// tract's operator name, e.g. `OptMatMul`.
     pub operator: String,
+    /// Milliseconds in all.
     pub ms: f64,
     /// How many operators of this kind ran.
     pub count: u32,

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use api::{
     AppliedOp, BoundingBox, BoxInput, BoxOp, BoxSource, ImageBoxes, ImageInfo, ImageStatus, OpKind, OpsRequest,
-    OpsResponse, ReplaceBoxes, StatusChange,
+    OpsResponse, RefusedOp, ReplaceBoxes, StatusChange,
 };
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -75,6 +75,8 @@ async fn replace_boxes(
         bbox,
         base_rev: None,
     }));
+    // A replacement is all or nothing: the first refusal answers, and the dropped transaction
+    // keeps the boxes as they were.
     apply(
         &mut tx,
         &image,
@@ -82,6 +84,7 @@ async fn replace_boxes(
             ops,
             negative: body.negative,
         },
+        OnRefusal::Abort,
     )
     .await?;
     let image = load_image(&mut tx, image_id).await?;
@@ -104,7 +107,7 @@ async fn apply_ops(
     }
     let mut tx = crate::db::write_transaction(&state.db).await?;
     let image = load_image(&mut tx, image_id).await?;
-    let response = apply(&mut tx, &image, &request).await?;
+    let response = apply(&mut tx, &image, &request, OnRefusal::Report).await?;
     tx.commit().await?;
     Ok(Json(response))
 }
@@ -149,8 +152,23 @@ async fn change_status(
     Ok(Json(image.into_info()))
 }
 
-/// Applies a batch of operations inside the caller's transaction.
-async fn apply(conn: &mut SqliteConnection, image: &ImageRow, request: &OpsRequest) -> Result<OpsResponse, ApiError> {
+/// What [`apply`] does with an operation that fails its checks.
+#[derive(Clone, Copy, PartialEq)]
+enum OnRefusal {
+    /// Fail the whole request with it (replacing all boxes is one decision).
+    Abort,
+    /// Leave it out, list it in the answer, apply the rest (the editor's queue of edits).
+    Report,
+}
+
+/// Applies a batch of operations inside the caller's transaction. A refused operation writes
+/// nothing; the server's own failures (the database) always abort the batch.
+async fn apply(
+    conn: &mut SqliteConnection,
+    image: &ImageRow,
+    request: &OpsRequest,
+    on_refusal: OnRefusal,
+) -> Result<OpsResponse, ApiError> {
     let class_ids: HashSet<u32> = sqlx::query_scalar("SELECT id FROM classes WHERE project_id = ?")
         .bind(image.project_id)
         .fetch_all(&mut *conn)
@@ -158,141 +176,49 @@ async fn apply(conn: &mut SqliteConnection, image: &ImageRow, request: &OpsReque
         .into_iter()
         .collect();
     let mut applied = Vec::with_capacity(request.ops.len());
+    let mut refused = Vec::new();
+    let refusal = |index: Option<usize>, error: ApiError| RefusedOp {
+        index,
+        code: error.code.to_owned(),
+        message: error.message,
+    };
     for (index, op) in request.ops.iter().enumerate() {
-        let which = || format!("operation {}", index + 1);
-        let box_id = match (&op.bbox.id, op.op) {
-            (Some(id), _) => parse_box_id(id).map_err(|e| e.with_prefix(&which()))?,
-            (None, OpKind::Create) => uuid::Uuid::new_v4().to_string(),
-            (None, _) => {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_box",
-                    format!("{}: update and delete need the box id.", which()),
+        match check(conn, image, &class_ids, op).await {
+            Ok(Checked::Nothing) => {}
+            Ok(checked) => applied.push(write(conn, image, checked).await?),
+            Err(error) if error.status.is_client_error() && on_refusal == OnRefusal::Report => {
+                refused.push(refusal(
+                    Some(index),
+                    error.with_prefix(&format!("operation {}", index + 1)),
                 ));
             }
-        };
-        let stored = load_box(conn, &box_id).await?;
-        if let Some(stored) = &stored
-            && stored.image_id != image.id
-        {
-            return Err(ApiError::conflict(
-                "box_elsewhere",
-                format!("{}: box {box_id} belongs to another image.", which()),
-            ));
-        }
-        let before = stored.map(BoxRow::into_box);
-        if op.op == OpKind::Delete {
-            let Some(before) = before else { continue };
-            sqlx::query("DELETE FROM boxes WHERE id = ?")
-                .bind(&box_id)
-                .execute(&mut *conn)
-                .await?;
-            let seq = record(conn, image, &box_id, OpKind::Delete, Some(&before), None).await?;
-            applied.push(AppliedOp {
-                seq,
-                op: OpKind::Delete,
-                box_id,
-                bbox: None,
-                overwrote: None,
-            });
-            continue;
-        }
-        if op.op == OpKind::Update && before.is_none() {
-            return Err(ApiError::conflict(
-                "box_deleted",
-                format!(
-                    "{}: box {box_id} was deleted (by someone else?); reload the image.",
-                    which()
-                ),
-            ));
-        }
-        if !class_ids.contains(&op.bbox.class_id) {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown_class",
-                format!("{}: class {} is not in this project.", which(), op.bbox.class_id),
-            ));
-        }
-        let [x0, y0, x1, y1] = api::normalize_box(
-            [op.bbox.x0, op.bbox.y0, op.bbox.x1, op.bbox.y1],
-            image.width,
-            image.height,
-        )
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_box",
-                format!("{}: {e}", which()),
-            )
-        })?;
-        let revision = before.as_ref().map_or(1, |b| b.revision + 1);
-        let overwrote = match (&before, op.base_rev) {
-            (Some(b), Some(base)) if base < b.revision => {
-                Some(b.author.clone().unwrap_or_else(|| "another editor".into()))
+            Err(error) if error.status.is_client_error() => {
+                return Err(error.with_prefix(&format!("operation {}", index + 1)));
             }
-            _ => None,
-        };
-        let after = BoundingBox {
-            id: box_id.clone(),
-            class_id: op.bbox.class_id,
-            x0,
-            y0,
-            x1,
-            y1,
-            // A person editing a model's proposal makes it theirs.
-            source: BoxSource::Human,
-            model_version: None,
-            confidence: None,
-            author: None,
-            revision,
-        };
-        sqlx::query(
-            "INSERT INTO boxes (id, image_id, class_id, x0, y0, x1, y1, source, model_version, confidence, author, revision)
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'human', NULL, NULL, ?, ?)
-             ON CONFLICT (id) DO UPDATE SET class_id = excluded.class_id, x0 = excluded.x0, y0 = excluded.y0,
-               x1 = excluded.x1, y1 = excluded.y1, source = 'human', model_version = NULL, confidence = NULL,
-               author = excluded.author, revision = excluded.revision",
-        )
-        .bind(&box_id)
-        .bind(image.id)
-        .bind(after.class_id)
-        .bind(x0)
-        .bind(y0)
-        .bind(x1)
-        .bind(y1)
-        .bind(&after.author)
-        .bind(revision)
-        .execute(&mut *conn)
-        .await?;
-        let kind = if before.is_some() {
-            OpKind::Update
-        } else {
-            OpKind::Create
-        };
-        let seq = record(conn, image, &box_id, kind, before.as_ref(), Some(&after)).await?;
-        applied.push(AppliedOp {
-            seq,
-            op: kind,
-            box_id,
-            bbox: Some(after),
-            overwrote,
-        });
+            Err(error) => return Err(error),
+        }
     }
 
     let box_count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM boxes WHERE image_id = ?")
         .bind(image.id)
         .fetch_one(&mut *conn)
         .await?;
+    // Drawing a box on a "no objects" image means it has objects after all.
+    let unchanged = image.negative && box_count == 0;
     let negative = match request.negative {
         Some(true) if box_count > 0 => {
-            return Err(ApiError::conflict(
+            let error = ApiError::conflict(
                 "negative_with_boxes",
                 "An image with boxes cannot be marked as having no objects; delete its boxes first.",
-            ));
+            );
+            if on_refusal == OnRefusal::Abort {
+                return Err(error);
+            }
+            refused.push(refusal(None, error));
+            unchanged
         }
         Some(wanted) => wanted,
-        // Drawing a box on a "no objects" image means it has objects after all.
-        None => image.negative && box_count == 0,
+        None => unchanged,
     };
     let changed = !applied.is_empty() || negative != image.negative;
     let status = if changed {
@@ -308,22 +234,196 @@ async fn apply(conn: &mut SqliteConnection, image: &ImageRow, request: &OpsReque
         .await?;
     Ok(OpsResponse {
         applied,
+        refused,
         status,
         negative,
     })
 }
 
-/// Numbers an operation with the project's next sequence number and logs it.
-async fn record(
+/// An operation that passed its checks, ready to write.
+enum Checked {
+    /// Deleting a box that is not there: nothing to do (resends are idempotent).
+    Nothing,
+    Delete {
+        box_id: String,
+        before: BoundingBox,
+    },
+    Upsert {
+        before: Option<BoundingBox>,
+        after: BoundingBox,
+        overwrote: Option<String>,
+    },
+}
+
+/// Checks one operation against what is stored, writing nothing.
+async fn check(
     conn: &mut SqliteConnection,
     image: &ImageRow,
+    class_ids: &HashSet<u32>,
+    op: &BoxOp,
+) -> Result<Checked, ApiError> {
+    let box_id = match (&op.bbox.id, op.op) {
+        (Some(id), _) => parse_box_id(id)?,
+        (None, OpKind::Create) => uuid::Uuid::new_v4().to_string(),
+        (None, _) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_box",
+                "update and delete need the box id.",
+            ));
+        }
+    };
+    let stored = load_box(conn, &box_id).await?;
+    if let Some(stored) = &stored
+        && stored.image_id != image.id
+    {
+        return Err(ApiError::conflict(
+            "box_elsewhere",
+            format!("box {box_id} belongs to another image."),
+        ));
+    }
+    let before = stored.map(BoxRow::into_box);
+    if op.op == OpKind::Delete {
+        return Ok(match before {
+            Some(before) => Checked::Delete { box_id, before },
+            None => Checked::Nothing,
+        });
+    }
+    if op.op == OpKind::Update && before.is_none() {
+        return Err(ApiError::conflict(
+            "box_deleted",
+            format!("box {box_id} was deleted (by someone else?); reload the image."),
+        ));
+    }
+    if !class_ids.contains(&op.bbox.class_id) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_class",
+            format!("class {} is not in this project.", op.bbox.class_id),
+        ));
+    }
+    let [x0, y0, x1, y1] = api::normalize_box(
+        [op.bbox.x0, op.bbox.y0, op.bbox.x1, op.bbox.y1],
+        image.width,
+        image.height,
+    )
+    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_box", e.to_string()))?;
+    let revision = before.as_ref().map_or(1, |b| b.revision + 1);
+    let overwrote = match (&before, op.base_rev) {
+        (Some(b), Some(base)) if base < b.revision => Some(b.author.clone().unwrap_or_else(|| "another editor".into())),
+        _ => None,
+    };
+    let after = BoundingBox {
+        id: box_id,
+        class_id: op.bbox.class_id,
+        x0,
+        y0,
+        x1,
+        y1,
+        // A person editing a model's proposal makes it theirs.
+        source: BoxSource::Human,
+        model_version: None,
+        confidence: None,
+        author: None,
+        revision,
+    };
+    Ok(Checked::Upsert {
+        before,
+        after,
+        overwrote,
+    })
+}
+
+/// Writes a checked operation and records it in `box_events`.
+async fn write(conn: &mut SqliteConnection, image: &ImageRow, checked: Checked) -> Result<AppliedOp, ApiError> {
+    match checked {
+        Checked::Nothing => Err(ApiError::internal("write called with nothing to write")),
+        Checked::Delete { box_id, before } => {
+            sqlx::query("DELETE FROM boxes WHERE id = ?")
+                .bind(&box_id)
+                .execute(&mut *conn)
+                .await?;
+            let seq = record_box_event(
+                conn,
+                image.project_id,
+                image.id,
+                &box_id,
+                OpKind::Delete,
+                Some(&before),
+                None,
+            )
+            .await?;
+            Ok(AppliedOp {
+                seq,
+                op: OpKind::Delete,
+                box_id,
+                bbox: None,
+                overwrote: None,
+            })
+        }
+        Checked::Upsert {
+            before,
+            after,
+            overwrote,
+        } => {
+            sqlx::query(
+                "INSERT INTO boxes (id, image_id, class_id, x0, y0, x1, y1, source, model_version, confidence, author, revision)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, 'human', NULL, NULL, ?, ?)
+                 ON CONFLICT (id) DO UPDATE SET class_id = excluded.class_id, x0 = excluded.x0, y0 = excluded.y0,
+                   x1 = excluded.x1, y1 = excluded.y1, source = 'human', model_version = NULL, confidence = NULL,
+                   author = excluded.author, revision = excluded.revision",
+            )
+            .bind(&after.id)
+            .bind(image.id)
+            .bind(after.class_id)
+            .bind(after.x0)
+            .bind(after.y0)
+            .bind(after.x1)
+            .bind(after.y1)
+            .bind(&after.author)
+            .bind(after.revision)
+            .execute(&mut *conn)
+            .await?;
+            let kind = if before.is_some() {
+                OpKind::Update
+            } else {
+                OpKind::Create
+            };
+            let seq = record_box_event(
+                conn,
+                image.project_id,
+                image.id,
+                &after.id,
+                kind,
+                before.as_ref(),
+                Some(&after),
+            )
+            .await?;
+            Ok(AppliedOp {
+                seq,
+                op: kind,
+                box_id: after.id.clone(),
+                bbox: Some(after),
+                overwrote,
+            })
+        }
+    }
+}
+
+/// Numbers a box change with the project's next sequence number and logs it in `box_events`
+/// (before/after). Every change of a box goes through here — the editor's operations, imports,
+/// moving a removed class's boxes — so the log and the live order miss nothing.
+pub async fn record_box_event(
+    conn: &mut SqliteConnection,
+    project_id: i64,
+    image_id: i64,
     box_id: &str,
     op: OpKind,
     before: Option<&BoundingBox>,
     after: Option<&BoundingBox>,
 ) -> Result<i64, ApiError> {
     let seq: i64 = sqlx::query_scalar("UPDATE projects SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq")
-        .bind(image.project_id)
+        .bind(project_id)
         .fetch_one(&mut *conn)
         .await?;
     let json = |b: Option<&BoundingBox>| b.and_then(|b| serde_json::to_string(b).ok());
@@ -335,9 +435,9 @@ async fn record(
     sqlx::query(
         "INSERT INTO box_events (project_id, seq, image_id, box_id, op, before, after) VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
-    .bind(image.project_id)
+    .bind(project_id)
     .bind(seq)
-    .bind(image.id)
+    .bind(image_id)
     .bind(box_id)
     .bind(op_name)
     .bind(json(before))

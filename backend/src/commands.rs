@@ -150,8 +150,9 @@ pub async fn model_add(args: ModelAddArgs) -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("there is no project named \"{}\"", args.project))?;
     let mut file = std::fs::File::open(&args.path).with_context(|| format!("cannot open {}", args.path.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let staged = store
-        .stage_reader(&mut file)
+        .stage_reader(&mut file, size)
         .context("cannot copy the model into the data folder")?;
     let file_name = crate::images::clean_file_name(&args.path.file_name().unwrap_or_default().to_string_lossy());
     let model = crate::registry::add_model(&pool, &store, project_id, role, &file_name, staged)

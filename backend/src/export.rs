@@ -14,7 +14,7 @@ use api::yolo::{YoloLabel, data_yaml};
 use api::{ImageStatus, Project, Split};
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -27,7 +27,7 @@ use zip::{CompressionMethod, ZipWriter};
 use crate::AppState;
 use crate::annotations::{BOX_COLUMNS, BoxRow};
 use crate::error::ApiError;
-use crate::extract::PathParams;
+use crate::extract::{PathParams, QueryParams};
 use crate::images::{IMAGE_COLUMNS, ImageRow};
 use crate::store::Store;
 
@@ -135,7 +135,7 @@ struct ExportQuery {
 async fn export(
     State(state): State<AppState>,
     PathParams(project_id): PathParams<i64>,
-    Query(query): Query<ExportQuery>,
+    QueryParams(query): QueryParams<ExportQuery>,
 ) -> Result<Response, ApiError> {
     let format_text = query.format.as_deref().unwrap_or("yolo");
     let format = Format::parse(format_text).ok_or_else(|| {

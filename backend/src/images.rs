@@ -2,7 +2,7 @@
 //! metadata, original bytes and thumbnails.
 
 use api::{ErrorDetail, ImageInfo, ImagePage, ImageStatus, Split, UploadedFile};
-use axum::extract::{DefaultBodyLimit, Multipart, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,7 +14,7 @@ use tower_http::services::ServeFile;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::PathParams;
+use crate::extract::{MultipartForm, PathParams, QueryParams};
 use crate::imaging::{self, InspectError};
 use crate::store::{StageError, Staged};
 
@@ -38,7 +38,7 @@ pub fn router() -> Router<AppState> {
 async fn upload(
     State(state): State<AppState>,
     PathParams(project_id): PathParams<i64>,
-    mut multipart: Multipart,
+    MultipartForm(mut multipart): MultipartForm,
 ) -> Result<Json<Vec<UploadedFile>>, ApiError> {
     crate::projects::ensure_exists(&state.db, project_id).await?;
     let mut results = Vec::new();
@@ -192,7 +192,7 @@ struct ListQuery {
 async fn list(
     State(state): State<AppState>,
     PathParams(project_id): PathParams<i64>,
-    Query(query): Query<ListQuery>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<ImagePage>, ApiError> {
     crate::projects::ensure_exists(&state.db, project_id).await?;
     let status = match query.status.as_deref().filter(|s| !s.is_empty()) {
@@ -400,6 +400,12 @@ pub fn stage_error(file_name: &str, error: StageError) -> ApiError {
             format!("{file_name} is larger than the {limit_mb} MiB upload limit."),
         ),
         StageError::Body(message) => ApiError::bad_request("upload_broken", message),
+        StageError::LongerThanDeclared { .. } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_archive",
+            format!("{file_name}: {error}"),
+        ),
+        // The disk refused: the server's fault, not the client's.
         StageError::Io(error) => ApiError::internal(error),
     }
 }

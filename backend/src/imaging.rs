@@ -192,21 +192,42 @@ mod tests {
         assert_eq!((thumb.width(), thumb.height()), (20, 40), "upright, not enlarged");
     }
 
+    /// A 1×1 PNG whose header is rewritten to claim `width × height`: a few dozen bytes, no
+    /// pixel data behind the claim. Only a check of the header can refuse it by its size;
+    /// decoding it would fail for the missing data instead.
+    fn header_only_png(width: u32, height: u32) -> Vec<u8> {
+        let mut bytes = png(1, 1);
+        // IHDR's data starts at byte 16 (8 signature, 4 length, 4 type); its CRC covers type + data.
+        bytes[16..20].copy_from_slice(&width.to_be_bytes());
+        bytes[20..24].copy_from_slice(&height.to_be_bytes());
+        let crc = crc32fast::hash(&bytes[12..29]);
+        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+        bytes
+    }
+
     #[test]
     fn refuses_bombs_before_decoding() {
-        // A PNG header claiming 30000×30000 with no pixel data behind it.
-        let file = write_temp(&png(30_000, 1)[..]);
+        let bomb = header_only_png(100_000, 100_000);
+        assert!(bomb.len() < 100, "{} bytes", bomb.len());
+        let file = write_temp(&bomb);
         let result = inspect(file.path(), 20_000);
         assert!(
             matches!(
                 result,
                 Err(InspectError::TooManyPixels {
-                    width: 30_000,
-                    height: 1,
+                    width: 100_000,
+                    height: 100_000,
                     ..
                 })
             ),
             "{result:?}"
+        );
+        // Within the limit the same header gets as far as decoding, which fails on the missing
+        // pixels: the refusal above came from the header alone.
+        let small = write_temp(&header_only_png(50, 40));
+        assert!(
+            matches!(inspect(small.path(), 20_000), Err(InspectError::Corrupt(_))),
+            "a header-only image within the limit is corrupt, not too large"
         );
     }
 

@@ -14,19 +14,20 @@ use std::path::{Path, PathBuf};
 
 use api::coco::CocoDataset;
 use api::yolo::{LineError, parse_labels};
-use api::{BoxSource, ImageStatus, ImportReport, Split};
-use axum::extract::{DefaultBodyLimit, Multipart, State};
+use api::{BoundingBox, BoxSource, ImageStatus, ImportReport, OpKind, Split};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use sqlx::SqlitePool;
 
 use crate::AppState;
+use crate::annotations::record_box_event;
 use crate::error::ApiError;
-use crate::extract::PathParams;
+use crate::extract::{MultipartForm, PathParams};
 use crate::images::{NewImageRow, insert_image};
-use crate::imaging::{self, Inspected};
-use crate::store::{Staged, Store};
+use crate::imaging;
+use crate::store::{Staged, StagedThumbnail, Store};
 
 /// Guards against archives built to hurt the server.
 #[derive(Debug, Clone, Copy)]
@@ -64,13 +65,11 @@ pub fn router() -> Router<AppState> {
 async fn import_upload(
     State(state): State<AppState>,
     PathParams(project_id): PathParams<i64>,
-    mut multipart: Multipart,
+    MultipartForm(mut multipart): MultipartForm,
 ) -> Result<Json<ImportReport>, ApiError> {
     crate::projects::ensure_exists(&state.db, project_id).await?;
-    let bad_multipart =
-        |e: axum::extract::multipart::MultipartError| ApiError::new(e.status(), "invalid_multipart", e.body_text());
     let mut staged = None;
-    while let Some(field) = multipart.next_field().await.map_err(bad_multipart)? {
+    while let Some(field) = multipart.next_field().await.map_err(crate::images::multipart_error)? {
         if field.name() == Some("file") {
             let limit = state.limits.max_import_mb * 1024 * 1024;
             staged = Some(state.store.stage(field, limit).await.map_err(|error| match error {
@@ -79,7 +78,7 @@ async fn import_upload(
                     "file_too_large",
                     format!("The archive is larger than the {limit_mb} MiB import limit."),
                 ),
-                other => ApiError::bad_request("upload_broken", other.to_string()),
+                other => crate::images::stage_error("The archive", other),
             })?);
             break;
         }
@@ -137,11 +136,15 @@ pub fn rejection(problems: Problems) -> ApiError {
     )
 }
 
-/// An image ready to be added.
+/// An image ready to be added: its bytes and thumbnail staged on disk (not in memory, and with
+/// no file left open), its size read.
 pub struct PlannedImage {
     file_name: String,
     staged: Staged,
-    inspected: Inspected,
+    thumbnail: StagedThumbnail,
+    extension: &'static str,
+    width: u32,
+    height: u32,
     split: Option<Split>,
     /// `None`: no label file (not labeled yet). `Some(empty)`: a reviewed negative.
     labels: Option<Vec<(usize, [f64; 4])>>,
@@ -209,11 +212,21 @@ pub fn plan(source: &DatasetSource, store: &Store, limits: ImportLimits) -> Resu
                 }
             }
         }
+        let thumbnail = match store.stage_thumbnail(&inspected.thumbnail_jpeg) {
+            Ok(thumbnail) => thumbnail,
+            Err(error) => {
+                problems.push(format!("{}: cannot stage its thumbnail ({error})", candidate.path));
+                continue;
+            }
+        };
         let file_name = candidate.path.rsplit('/').next().unwrap_or(&candidate.path).to_owned();
         images.push(PlannedImage {
             file_name,
             staged,
-            inspected,
+            thumbnail,
+            extension: inspected.extension,
+            width: inspected.width,
+            height: inspected.height,
             split: candidate.split,
             labels,
         });
@@ -229,7 +242,10 @@ pub fn plan(source: &DatasetSource, store: &Store, limits: ImportLimits) -> Resu
     }
 }
 
-/// Writes a checked plan into the project, in one transaction.
+/// Writes a checked plan into the project: the files first, outside any transaction (the store
+/// is content-addressed, so a file whose rows never arrive is only an unreferenced copy), then
+/// every row in one short transaction — other people's edits wait for the rows, not for the
+/// disk.
 pub async fn apply(db: &SqlitePool, store: &Store, project_id: i64, plan: Plan) -> Result<ImportReport, ApiError> {
     let mut report = ImportReport {
         format: plan.format.to_owned(),
@@ -240,11 +256,33 @@ pub async fn apply(db: &SqlitePool, store: &Store, project_id: i64, plan: Plan) 
         unlabeled: 0,
         classes_created: Vec::new(),
     };
+    let store = store.clone();
+    let images = tokio::task::spawn_blocking(move || {
+        let mut rows = Vec::with_capacity(plan.images.len());
+        for image in plan.images {
+            let row = ImportedRow {
+                file_name: image.file_name,
+                sha256: image.staged.sha256.clone(),
+                byte_size: image.staged.byte_size,
+                extension: image.extension,
+                width: image.width,
+                height: image.height,
+                split: image.split,
+                labels: image.labels,
+            };
+            store.commit_with_thumbnail(image.staged, image.extension, image.thumbnail)?;
+            rows.push(row);
+        }
+        Ok::<_, std::io::Error>(rows)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+
     let mut tx = crate::db::write_transaction(db).await?;
     let (class_ids, created) = crate::projects::ensure_classes(&mut tx, project_id, &plan.class_names).await?;
     report.classes_created = created;
-    let mut to_store = Vec::with_capacity(plan.images.len());
-    for image in plan.images {
+    for image in &images {
         let negative = image.labels.as_ref().is_some_and(Vec::is_empty);
         // Imported labels are someone's finished work: ready for review.
         let status = if image.labels.is_some() {
@@ -254,12 +292,12 @@ pub async fn apply(db: &SqlitePool, store: &Store, project_id: i64, plan: Plan) 
         };
         let row = NewImageRow {
             project_id,
-            sha256: &image.staged.sha256,
+            sha256: &image.sha256,
             file_name: &image.file_name,
-            extension: image.inspected.extension,
-            byte_size: image.staged.byte_size as i64,
-            width: image.inspected.width,
-            height: image.inspected.height,
+            extension: image.extension,
+            byte_size: image.byte_size as i64,
+            width: image.width,
+            height: image.height,
             fixed_split: image.split,
             status,
             negative,
@@ -274,17 +312,29 @@ pub async fn apply(db: &SqlitePool, store: &Store, project_id: i64, plan: Plan) 
             Some(labels) if labels.is_empty() => report.negatives += 1,
             Some(labels) => {
                 for (class_index, [x0, y0, x1, y1]) in labels {
-                    let Ok([x0, y0, x1, y1]) =
-                        api::normalize_box([*x0, *y0, *x1, *y1], image.inspected.width, image.inspected.height)
+                    let Ok([x0, y0, x1, y1]) = api::normalize_box([*x0, *y0, *x1, *y1], image.width, image.height)
                     else {
                         continue;
+                    };
+                    let created = BoundingBox {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        class_id: class_ids.get(*class_index).copied().unwrap_or_default(),
+                        x0,
+                        y0,
+                        x1,
+                        y1,
+                        source: BoxSource::Human,
+                        model_version: None,
+                        confidence: None,
+                        author: None,
+                        revision: 1,
                     };
                     sqlx::query(
                         "INSERT INTO boxes (id, image_id, class_id, x0, y0, x1, y1, source, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
                     )
-                    .bind(uuid::Uuid::new_v4().to_string())
+                    .bind(&created.id)
                     .bind(image_id)
-                    .bind(class_ids.get(*class_index).copied().unwrap_or_default())
+                    .bind(created.class_id)
                     .bind(x0)
                     .bind(y0)
                     .bind(x1)
@@ -292,27 +342,37 @@ pub async fn apply(db: &SqlitePool, store: &Store, project_id: i64, plan: Plan) 
                     .bind(BoxSource::Human.as_str())
                     .execute(&mut *tx)
                     .await?;
+                    // Numbered and logged like an edit made in the editor.
+                    record_box_event(
+                        &mut tx,
+                        project_id,
+                        image_id,
+                        &created.id,
+                        OpKind::Create,
+                        None,
+                        Some(&created),
+                    )
+                    .await?;
                     report.boxes_added += 1;
                 }
             }
         }
-        to_store.push(image);
     }
-    // Files first, then the rows that point at them: a crash in between leaves only unreferenced
-    // files, never rows without bytes.
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || {
-        for image in to_store {
-            store.commit(image.staged, image.inspected.extension, &image.inspected.thumbnail_jpeg)?;
-        }
-        Ok::<_, std::io::Error>(())
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
     tx.commit().await?;
     tracing::info!(project_id, images = report.images_added, boxes = report.boxes_added, format = %report.format, "import finished");
     Ok(report)
+}
+
+/// What one imported image's rows are made from, once its files are in the store.
+struct ImportedRow {
+    file_name: String,
+    sha256: String,
+    byte_size: u64,
+    extension: &'static str,
+    width: u32,
+    height: u32,
+    split: Option<Split>,
+    labels: Option<Vec<(usize, [f64; 4])>>,
 }
 
 /// Labels as the dataset gave them.
@@ -460,10 +520,11 @@ fn coco_candidates(
     (names, candidates)
 }
 
-/// Where one file of the dataset is.
+/// Where one file of the dataset is, and how many bytes it says it holds (a zip entry's header,
+/// a file's metadata): no more than that is ever read from it.
 enum Location {
-    Disk(PathBuf),
-    ZipEntry(usize),
+    Disk(PathBuf, u64),
+    ZipEntry(usize, u64),
 }
 
 /// Every file of a dataset by relative path (`/`-separated), after the safety checks.
@@ -492,8 +553,9 @@ impl Tree {
                         } else if kind.is_dir() {
                             stack.push(path);
                         } else if !is_junk(&relative) {
-                            total_bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
-                            files.insert(relative, Location::Disk(path));
+                            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                            total_bytes += size;
+                            files.insert(relative, Location::Disk(path, size));
                         }
                         if files.len() > limits.max_entries {
                             return Err(format!("more than {} files", limits.max_entries));
@@ -538,7 +600,7 @@ impl Tree {
                     total_bytes += entry.size();
                     let name = enclosed.to_string_lossy().replace('\\', "/");
                     if !is_junk(&name) {
-                        files.insert(name, Location::ZipEntry(index));
+                        files.insert(name, Location::ZipEntry(index, entry.size()));
                     }
                 }
             }
@@ -564,29 +626,31 @@ impl Tree {
         Ok(Tree { files, zip })
     }
 
-    /// Runs `use_reader` on the bytes of `path`.
+    /// Runs `use_reader` on the bytes of `path`, with the size it declares.
     fn with_reader<T>(
         &self,
         path: &str,
-        use_reader: impl FnOnce(&mut dyn Read) -> Result<T, String>,
+        use_reader: impl FnOnce(&mut dyn Read, u64) -> Result<T, String>,
     ) -> Result<T, String> {
         match self.files.get(path) {
-            Some(Location::Disk(disk)) => use_reader(&mut std::fs::File::open(disk).map_err(|e| e.to_string())?),
-            Some(Location::ZipEntry(index)) => {
+            Some(Location::Disk(disk, size)) => {
+                use_reader(&mut std::fs::File::open(disk).map_err(|e| e.to_string())?, *size)
+            }
+            Some(Location::ZipEntry(index, size)) => {
                 let archive = self.zip.as_ref().ok_or("no archive")?;
                 let mut archive = archive.borrow_mut();
                 let mut entry = archive.by_index(*index).map_err(|e| e.to_string())?;
-                use_reader(&mut entry)
+                use_reader(&mut entry, *size)
             }
             None => Err("missing".into()),
         }
     }
 
     fn read_text(&self, path: &str) -> Result<String, String> {
-        self.with_reader(path, |reader| {
+        self.with_reader(path, |reader, declared| {
             let mut text = String::new();
             reader
-                .take(MAX_TEXT_BYTES)
+                .take(MAX_TEXT_BYTES.min(declared))
                 .read_to_string(&mut text)
                 .map_err(|e| format!("not UTF-8 text ({e})"))?;
             Ok(text)
@@ -594,7 +658,9 @@ impl Tree {
     }
 
     fn stage(&self, path: &str, store: &Store) -> Result<Staged, String> {
-        self.with_reader(path, |reader| store.stage_reader(reader).map_err(|e| e.to_string()))
+        self.with_reader(path, |reader, declared| {
+            store.stage_reader(reader, declared).map_err(|e| e.to_string())
+        })
     }
 
     /// The first JSON file that is a COCO detection document.

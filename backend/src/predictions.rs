@@ -8,7 +8,7 @@ use api::uncertainty::{self, Aggregation, Strategy};
 use api::{ImagePrediction, PendingImages, PredictedBox, PredictionReport, Queue, QueueEntry, RegisteredModel};
 use axum::Json;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -16,7 +16,7 @@ use sqlx::{SqliteConnection, SqlitePool};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{JsonBody, PathParams};
+use crate::extract::{JsonBody, PathParams, QueryParams};
 use crate::registry::{active_student, load_model};
 
 /// Statuses that count as "not labeled yet": the queue ranks these.
@@ -35,6 +35,59 @@ pub fn router() -> Router<AppState> {
         )
         .route("/projects/{pid}/predictions/pending", get(pending))
         .route("/projects/{pid}/queue", get(queue))
+        .route("/images/{iid}/prediction", get(read_prediction))
+}
+
+#[derive(Debug, Deserialize)]
+struct PredictionQuery {
+    model_id: Option<i64>,
+}
+
+/// What one model version (the active student unless `model_id` says otherwise) predicted for
+/// one image: its boxes, best candidate and every score, as stored.
+async fn read_prediction(
+    State(state): State<AppState>,
+    PathParams(image_id): PathParams<i64>,
+    QueryParams(query): QueryParams<PredictionQuery>,
+) -> Result<Json<ImagePrediction>, ApiError> {
+    let mut conn = state.db.acquire().await?;
+    let image = crate::images::load_image(&mut conn, image_id).await?;
+    let model = resolve_model(&mut conn, image.project_id, query.model_id).await?;
+    let row: Option<(String, f32)> =
+        sqlx::query_as("SELECT boxes, best_candidate FROM predictions WHERE model_id = ? AND image_id = ?")
+            .bind(model.id)
+            .bind(image_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((boxes, best_candidate_score)) = row else {
+        return Err(ApiError::not_found(format_args!(
+            "prediction of model {} for image {image_id}",
+            model.id
+        )));
+    };
+    let scores: Vec<(String, String, f32)> =
+        sqlx::query_as("SELECT strategy, aggregation, score FROM image_scores WHERE model_id = ? AND image_id = ?")
+            .bind(model.id)
+            .bind(image_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    let scores = scores
+        .into_iter()
+        .filter_map(|(strategy, aggregation, score)| {
+            Some(uncertainty::MeasuredScore {
+                strategy: Strategy::parse(&strategy)?,
+                aggregation: Aggregation::parse(&aggregation)?,
+                score,
+            })
+        })
+        .collect();
+    Ok(Json(ImagePrediction {
+        image_id,
+        boxes: serde_json::from_str(&boxes).map_err(ApiError::internal)?,
+        best_candidate_score,
+        scores,
+        embedding: None,
+    }))
 }
 
 async fn report(
@@ -162,7 +215,7 @@ struct PendingQuery {
 async fn pending(
     State(state): State<AppState>,
     PathParams(project_id): PathParams<i64>,
-    Query(query): Query<PendingQuery>,
+    QueryParams(query): QueryParams<PendingQuery>,
 ) -> Result<Json<PendingImages>, ApiError> {
     crate::projects::ensure_exists(&state.db, project_id).await?;
     let mut conn = state.db.acquire().await?;
@@ -230,7 +283,7 @@ struct QueueQuery {
 async fn queue(
     State(state): State<AppState>,
     PathParams(project_id): PathParams<i64>,
-    Query(query): Query<QueueQuery>,
+    QueryParams(query): QueryParams<QueueQuery>,
 ) -> Result<Json<Queue>, ApiError> {
     let strategy_name = query.strategy.as_deref().unwrap_or("least_confidence");
     let strategy = Strategy::parse(strategy_name).ok_or_else(|| {
@@ -413,16 +466,22 @@ async fn by_diversity(
             .collect()
     };
     let (candidates, centres): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(_, _, unlabeled, _)| *unlabeled);
-    let candidate_vectors: Vec<Vec<f32>> = candidates.iter().map(|(_, _, _, e)| decode(e)).collect();
-    let centre_vectors: Vec<Vec<f32>> = centres.iter().map(|(_, _, _, e)| decode(e)).collect();
-    let candidate_refs: Vec<&[f32]> = candidate_vectors.iter().map(Vec::as_slice).collect();
-    let centre_refs: Vec<&[f32]> = centre_vectors.iter().map(Vec::as_slice).collect();
-    Ok(uncertainty::k_center_greedy(&candidate_refs, &centre_refs, limit)
-        .into_iter()
-        .map(|(index, distance)| QueueEntry {
-            image_id: candidates[index].0,
-            file_name: candidates[index].1.clone(),
-            score: distance,
-        })
-        .collect())
+    // k-center greedy is quadratic in the images: a blocking thread's work, not the executor's.
+    let picked = tokio::task::spawn_blocking(move || {
+        let candidate_vectors: Vec<Vec<f32>> = candidates.iter().map(|(_, _, _, e)| decode(e)).collect();
+        let centre_vectors: Vec<Vec<f32>> = centres.iter().map(|(_, _, _, e)| decode(e)).collect();
+        let candidate_refs: Vec<&[f32]> = candidate_vectors.iter().map(Vec::as_slice).collect();
+        let centre_refs: Vec<&[f32]> = centre_vectors.iter().map(Vec::as_slice).collect();
+        uncertainty::k_center_greedy(&candidate_refs, &centre_refs, limit)
+            .into_iter()
+            .map(|(index, distance)| QueueEntry {
+                image_id: candidates[index].0,
+                file_name: candidates[index].1.clone(),
+                score: distance,
+            })
+            .collect()
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(picked)
 }

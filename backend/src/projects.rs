@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use api::{ClassRemoval, ClassSpec, NewProject, ObjectClass, Project, ProjectPatch, SplitRatios};
+use api::{BoundingBox, ClassRemoval, ClassSpec, NewProject, ObjectClass, OpKind, Project, ProjectPatch, SplitRatios};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use sqlx::{FromRow, SqliteConnection};
 
 use crate::AppState;
+use crate::annotations::{BOX_COLUMNS, BoxRow, record_box_event};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams};
 
@@ -245,33 +246,67 @@ async fn move_boxes_of_removed_classes(
                 ),
             ));
         };
-        match removal.move_to {
-            Some(target) if !kept_ids.contains(&target) => {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "unknown_class",
-                    format!("Boxes of \"{name}\" can only move to a class the project keeps."),
-                ));
-            }
-            Some(target) => {
-                sqlx::query(
-                    "UPDATE boxes SET class_id = ?, revision = revision + 1
-                     WHERE class_id = ? AND image_id IN (SELECT id FROM images WHERE project_id = ?)",
-                )
-                .bind(target)
-                .bind(class_id)
-                .bind(project_id)
-                .execute(&mut *conn)
-                .await?;
-            }
-            None => {
-                sqlx::query(
-                    "DELETE FROM boxes WHERE class_id = ? AND image_id IN (SELECT id FROM images WHERE project_id = ?)",
-                )
-                .bind(class_id)
-                .bind(project_id)
-                .execute(&mut *conn)
-                .await?;
+        if let Some(target) = removal.move_to
+            && !kept_ids.contains(&target)
+        {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_class",
+                format!("Boxes of \"{name}\" can only move to a class the project keeps."),
+            ));
+        }
+        // Box by box, so each change is numbered and logged like an edit in the editor.
+        let boxes: Vec<BoxRow> = sqlx::query_as(crate::db::constant_sql(format!(
+            "SELECT {BOX_COLUMNS} FROM boxes WHERE class_id = ? \
+             AND image_id IN (SELECT id FROM images WHERE project_id = ?) ORDER BY rowid"
+        )))
+        .bind(class_id)
+        .bind(project_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in boxes {
+            let image_id = row.image_id;
+            let before = row.into_box();
+            match removal.move_to {
+                Some(target) => {
+                    let after = BoundingBox {
+                        class_id: target,
+                        revision: before.revision + 1,
+                        ..before.clone()
+                    };
+                    sqlx::query("UPDATE boxes SET class_id = ?, revision = ? WHERE id = ?")
+                        .bind(after.class_id)
+                        .bind(after.revision)
+                        .bind(&after.id)
+                        .execute(&mut *conn)
+                        .await?;
+                    record_box_event(
+                        conn,
+                        project_id,
+                        image_id,
+                        &after.id,
+                        OpKind::Update,
+                        Some(&before),
+                        Some(&after),
+                    )
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM boxes WHERE id = ?")
+                        .bind(&before.id)
+                        .execute(&mut *conn)
+                        .await?;
+                    record_box_event(
+                        conn,
+                        project_id,
+                        image_id,
+                        &before.id,
+                        OpKind::Delete,
+                        Some(&before),
+                        None,
+                    )
+                    .await?;
+                }
             }
         }
         tracing::info!(project_id, class_id, box_count, move_to = ?removal.move_to, "class removed");

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use api::{ModelPatch, ModelRole, RegisteredModel, map_classes_by_name};
 use axum::Json;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Multipart, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -20,7 +20,7 @@ use tower_http::services::ServeFile;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{JsonBody, PathParams};
+use crate::extract::{JsonBody, MultipartForm, PathParams};
 use crate::images::{multipart_error, stage_error};
 use crate::store::{Staged, Store};
 
@@ -40,7 +40,7 @@ pub fn router() -> Router<AppState> {
 async fn upload(
     State(state): State<AppState>,
     PathParams(project_id): PathParams<i64>,
-    mut multipart: Multipart,
+    MultipartForm(mut multipart): MultipartForm,
 ) -> Result<(StatusCode, Json<RegisteredModel>), ApiError> {
     crate::projects::ensure_exists(&state.db, project_id).await?;
     let mut role = None;
@@ -184,7 +184,8 @@ async fn update(
         .flatten()
         .find(|id| !project.classes.iter().any(|c| c.id == **id))
     {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
             "unknown_class",
             format!("The project has no class {unknown}."),
         ));

@@ -4,9 +4,10 @@ use std::path::Path;
 
 use anyhow::Context;
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{Predicate, SizeAbove};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
@@ -50,8 +51,26 @@ pub fn app(state: AppState, web_dir: &Path) -> Router {
         .merge(web::router(web_dir))
         .with_state(state)
         .layer(isolation)
-        .layer(CompressionLayer::new())
+        .layer(CompressionLayer::new().compress_when(compressible()))
         .layer(TraceLayer::new_for_http())
+}
+
+/// Which responses are gzipped on the fly: text, JSON, JavaScript and wasm. Images, zip exports
+/// and ONNX files are already dense (compressing them only burns the executor's CPU), and an
+/// event stream must reach the page event by event, not when a gzip block fills.
+fn compressible() -> impl Predicate {
+    SizeAbove::new(256).and(|_: StatusCode, _: Version, headers: &HeaderMap, _: &Extensions| {
+        let content_type = headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        (essence.starts_with("text/") && essence != "text/event-stream")
+            || matches!(
+                essence,
+                "application/json" | "application/javascript" | "application/wasm" | "image/svg+xml"
+            )
+    })
 }
 
 /// Opens the studio's data, binds, prints the URL and serves until a shutdown signal; requests

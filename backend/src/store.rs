@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use axum::body::Bytes;
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
-use tempfile::NamedTempFile;
+use tempfile::{NamedTempFile, TempPath};
 use tokio::io::AsyncWriteExt;
 
 /// Handle on the data folder's file areas.
@@ -20,9 +20,12 @@ pub struct Store {
 }
 
 /// A fully received upload, not yet in the store. Deleted when dropped unless committed.
+///
+/// Only the path is kept, not an open file: an import stages thousands of images before it
+/// commits any, and must not hold a descriptor for each.
 #[derive(Debug)]
 pub struct Staged {
-    file: NamedTempFile,
+    file: TempPath,
     /// SHA-256 of the bytes, lower-case hex.
     pub sha256: String,
     /// Size in bytes.
@@ -32,9 +35,14 @@ pub struct Staged {
 impl Staged {
     /// Where the staged bytes are, for decoding before they are committed.
     pub fn path(&self) -> &Path {
-        self.file.path()
+        &self.file
     }
 }
+
+/// A thumbnail written to the staging area, waiting for its image to be committed (so an
+/// import does not keep thousands of them in memory).
+#[derive(Debug)]
+pub struct StagedThumbnail(TempPath);
 
 /// Why an upload could not be staged.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +53,9 @@ pub enum StageError {
     /// The client's stream broke off or was malformed.
     #[error("the upload broke off: {0}")]
     Body(String),
+    /// A dataset entry held more bytes than its header declared.
+    #[error("it holds more bytes than its header declares ({declared})")]
+    LongerThanDeclared { declared: u64 },
     /// The disk refused.
     #[error("cannot write the upload: {0}")]
     Io(#[from] io::Error),
@@ -121,36 +132,61 @@ impl Store {
         file.flush().await?;
         file.sync_data().await?;
         let sha256 = hex(&hasher.finalize());
+        drop(file);
         Ok(Staged {
-            file: temp,
+            file: temp.into_temp_path(),
             sha256,
             byte_size,
         })
     }
 
-    /// Stages bytes from a blocking reader (imports), hashing them on the way.
-    pub fn stage_reader(&self, reader: &mut dyn io::Read) -> Result<Staged, StageError> {
+    /// Stages bytes from a blocking reader (imports), hashing them on the way. Reads at most
+    /// `declared_bytes` (what the dataset's own header says the entry holds): an entry that
+    /// unpacks to more is refused, however it was built.
+    pub fn stage_reader(&self, reader: &mut dyn io::Read, declared_bytes: u64) -> Result<Staged, StageError> {
         let temp = NamedTempFile::new_in(self.root.join("staging"))?;
         let mut hasher = Sha256::new();
         let mut file = temp.reopen()?;
         let byte_size = io::copy(
-            reader,
+            &mut io::Read::take(reader, declared_bytes.saturating_add(1)),
             &mut TeeWriter {
                 hasher: &mut hasher,
                 file: &mut file,
             },
         )?;
+        if byte_size > declared_bytes {
+            return Err(StageError::LongerThanDeclared {
+                declared: declared_bytes,
+            });
+        }
         file.sync_data()?;
+        drop(file);
         Ok(Staged {
             sha256: hex(&hasher.finalize()),
-            file: temp,
+            file: temp.into_temp_path(),
             byte_size,
         })
+    }
+
+    /// Writes a thumbnail to the staging area until its image is committed.
+    pub fn stage_thumbnail(&self, thumbnail_jpeg: &[u8]) -> io::Result<StagedThumbnail> {
+        let temp = NamedTempFile::new_in(self.root.join("staging"))?;
+        std::fs::write(temp.path(), thumbnail_jpeg)?;
+        Ok(StagedThumbnail(temp.into_temp_path()))
     }
 
     /// Moves staged bytes and their thumbnail into the store. Bytes already stored under the
     /// same hash are kept as they are.
     pub fn commit(&self, staged: Staged, extension: &str, thumbnail_jpeg: &[u8]) -> io::Result<()> {
+        self.commit_staged(staged, extension, &self.stage_thumbnail(thumbnail_jpeg)?.0)
+    }
+
+    /// [`Store::commit`] for a thumbnail that is already staged.
+    pub fn commit_with_thumbnail(&self, staged: Staged, extension: &str, thumbnail: StagedThumbnail) -> io::Result<()> {
+        self.commit_staged(staged, extension, &thumbnail.0)
+    }
+
+    fn commit_staged(&self, staged: Staged, extension: &str, thumbnail: &Path) -> io::Result<()> {
         let original = self.original_path(&staged.sha256, extension);
         let thumb = self.thumb_path(&staged.sha256);
         for path in [&original, &thumb] {
@@ -159,9 +195,7 @@ impl Store {
             }
         }
         if !thumb.is_file() {
-            let temp = NamedTempFile::new_in(self.root.join("staging"))?;
-            std::fs::write(temp.path(), thumbnail_jpeg)?;
-            temp.persist(&thumb).map_err(|e| e.error)?;
+            std::fs::rename(thumbnail, &thumb)?;
         }
         if !original.is_file() {
             staged.file.persist(&original).map_err(|e| e.error)?;

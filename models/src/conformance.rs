@@ -1,11 +1,16 @@
 //! Comparison of a run against an onnxruntime reference output, shared by the native test and
 //! the in-browser check so both apply the same tolerances (../shared/models/README.md).
+//!
+//! Two views of the same output: the raw tensor, value by value, and what a person sees — the
+//! detections both outputs decode to after the same confidence filter and NMS. The second is
+//! what matters for a trained detector; the random-weight graphs propose nothing, so only the
+//! trained `shapes` graph exercises it.
 
-use crate::detector::ModelInfo;
+use crate::detector::{DEFAULT_CONFIDENCE, DEFAULT_IOU, ModelInfo};
 use crate::layout::OutputLayout;
+use crate::nms::{Detection, iou, non_max_suppression};
 use crate::npy::NpyTensor;
 
-/// The reference graphs every runtime must reproduce.
 /// Where the reference graphs and their onnxruntime tensors are: `DISTILLERY_REFERENCE_MODELS`,
 /// else `shared/models` beside the workspace (the e2e crate follows the same rule).
 pub fn reference_models_dir() -> std::path::PathBuf {
@@ -14,26 +19,54 @@ pub fn reference_models_dir() -> std::path::PathBuf {
         .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/models"))
 }
 
-pub const REFERENCE_MODELS: [&str; 3] = ["yolov8n-320-random", "yolov8n-640-random", "yolo11n-640-random"];
+/// The reference graphs every runtime must reproduce: three with random weights (op coverage,
+/// numerics) and one trained on synthetic shapes (real detections).
+pub const REFERENCE_MODELS: [&str; 4] = [
+    "yolov8n-320-random",
+    "yolov8n-640-random",
+    "yolo11n-640-random",
+    TRAINED_REFERENCE_MODEL,
+];
+/// The reference graph with trained weights, whose detections mean something.
+pub const TRAINED_REFERENCE_MODEL: &str = "shapes-yolov8n-320";
 /// Largest absolute difference allowed on box rows (`cx, cy, w, h`, input pixels).
 pub const BOX_TOLERANCE: f32 = 1e-3;
 /// Largest absolute difference allowed on class-score rows.
 pub const SCORE_TOLERANCE: f32 = 1e-5;
+/// Smallest IoU allowed between a reference detection and the run's detection paired with it.
+pub const DETECTION_IOU_TOLERANCE: f32 = 0.99;
 
-/// Largest absolute differences between a run and the reference.
+/// How a run compares with the reference.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Conformance {
+    /// Largest absolute difference on box rows.
     pub max_box_diff: f32,
+    /// Largest absolute difference on class-score rows.
     pub max_score_diff: f32,
+    /// Detections the reference output decodes to (above 0.25, after NMS at 0.7).
+    pub reference_detections: usize,
+    /// Detections the run decodes to, the same way.
+    pub detections: usize,
+    /// Reference detections paired with a run detection of the same class.
+    pub matched_detections: usize,
+    /// Lowest IoU over those pairs; 1 when there are none.
+    pub min_detection_iou: f32,
 }
 
 impl Conformance {
+    /// Whether every figure is within its tolerance: the raw rows, and the decoded detections
+    /// one for one (same count, same classes, boxes at IoU ≥ 0.99).
     pub fn within_tolerance(&self) -> bool {
-        self.max_box_diff <= BOX_TOLERANCE && self.max_score_diff <= SCORE_TOLERANCE
+        self.max_box_diff <= BOX_TOLERANCE
+            && self.max_score_diff <= SCORE_TOLERANCE
+            && self.detections == self.reference_detections
+            && self.matched_detections == self.reference_detections
+            && self.min_detection_iou >= DETECTION_IOU_TOLERANCE
     }
 }
 
-/// Compares an Ultralytics-layout output with the reference tensor, box rows and score rows apart.
+/// Compares an Ultralytics-layout output with the reference tensor: box rows and score rows
+/// apart, then the detections both decode to.
 pub fn compare(info: &ModelInfo, output: &[f32], reference: &NpyTensor) -> Result<Conformance, String> {
     let OutputLayout::Ultralytics { anchors, .. } = info.layout else {
         return Err(format!(
@@ -48,21 +81,123 @@ pub fn compare(info: &ModelInfo, output: &[f32], reference: &NpyTensor) -> Resul
             reference.shape
         ));
     }
-    let mut result = Conformance {
-        max_box_diff: 0.0,
-        max_score_diff: 0.0,
-    };
+    let (mut max_box_diff, mut max_score_diff) = (0.0f32, 0.0f32);
     for (i, (a, b)) in output.iter().zip(&reference.data).enumerate() {
         let diff = (a - b).abs();
         // A NaN must fail the check, so it wins over any number.
         let slot = if i / anchors < 4 {
-            &mut result.max_box_diff
+            &mut max_box_diff
         } else {
-            &mut result.max_score_diff
+            &mut max_score_diff
         };
         if diff.is_nan() || diff > *slot {
             *slot = diff;
         }
     }
-    Ok(result)
+    let expected = decoded(info.layout, &reference.data);
+    let found = decoded(info.layout, output);
+    let pairs = pair_by_class(&expected, &found);
+    Ok(Conformance {
+        max_box_diff,
+        max_score_diff,
+        reference_detections: expected.len(),
+        detections: found.len(),
+        matched_detections: pairs.len(),
+        min_detection_iou: pairs.into_iter().fold(1.0, f32::min),
+    })
+}
+
+/// What a raw output shows a person: candidates above Ultralytics' threshold after its NMS, in
+/// model-input pixels.
+fn decoded(layout: OutputLayout, output: &[f32]) -> Vec<Detection> {
+    let candidates = layout.decode(output, DEFAULT_CONFIDENCE);
+    let detections = candidates
+        .into_iter()
+        .map(|c| Detection {
+            class_index: c.class_index,
+            score: c.score,
+            bbox: c.bbox,
+            class_scores: c.class_scores,
+        })
+        .collect();
+    non_max_suppression(detections, DEFAULT_IOU)
+}
+
+/// Pairs each expected detection, best first, with the unpaired found one of the same class it
+/// overlaps most; returns the IoU of every pair. Scores that differ in the last digits may swap
+/// the order of two detections, so pairs are made by overlap, not by rank.
+fn pair_by_class(expected: &[Detection], found: &[Detection]) -> Vec<f32> {
+    let mut taken = vec![false; found.len()];
+    let mut ious = Vec::with_capacity(expected.len());
+    for e in expected {
+        let best = (found.iter().enumerate())
+            .filter(|(j, f)| !taken[*j] && f.class_index == e.class_index)
+            .map(|(j, f)| (j, iou(e.bbox, f.bbox)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((j, overlap)) = best.filter(|(_, overlap)| *overlap > 0.0) {
+            taken[j] = true;
+            ious.push(overlap);
+        }
+    }
+    ious
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(class_index: usize, bbox: [f32; 4]) -> Detection {
+        Detection {
+            class_index,
+            score: 0.5,
+            bbox,
+            class_scores: vec![],
+        }
+    }
+
+    #[test]
+    fn pairs_by_class_and_overlap() {
+        let expected = [det(0, [0.0, 0.0, 10.0, 10.0]), det(1, [20.0, 20.0, 30.0, 30.0])];
+        // Found in the other order; the class-1 box is shifted by one pixel: IoU 90/110.
+        let found = [det(1, [21.0, 20.0, 31.0, 30.0]), det(0, [0.0, 0.0, 10.0, 10.0])];
+        let ious = pair_by_class(&expected, &found);
+        assert_eq!(ious.len(), 2);
+        assert!(
+            (ious[0] - 1.0).abs() < 1e-6 && (ious[1] - 90.0 / 110.0).abs() < 1e-6,
+            "{ious:?}"
+        );
+        // A box of another class at the same place is no match.
+        assert!(pair_by_class(&expected[..1], &[det(1, [0.0, 0.0, 10.0, 10.0])]).is_empty());
+    }
+
+    #[test]
+    fn detections_decide_the_verdict() {
+        let good = Conformance {
+            max_box_diff: 1e-4,
+            max_score_diff: 1e-7,
+            reference_detections: 5,
+            detections: 5,
+            matched_detections: 5,
+            min_detection_iou: 0.999,
+        };
+        assert!(good.within_tolerance());
+        let cases = [
+            Conformance { detections: 6, ..good },
+            Conformance {
+                matched_detections: 4,
+                ..good
+            },
+            Conformance {
+                min_detection_iou: 0.98,
+                ..good
+            },
+            Conformance {
+                max_score_diff: f32::NAN,
+                ..good
+            },
+        ];
+        for case in cases {
+            assert!(!case.within_tolerance(), "{case:?}");
+        }
+    }
 }

@@ -14,6 +14,7 @@ use crate::preprocess::{Pixels, input_tensor};
 
 /// Ultralytics' defaults for proposals.
 pub const DEFAULT_CONFIDENCE: f32 = 0.25;
+/// Ultralytics' default IoU threshold for class-wise NMS.
 pub const DEFAULT_IOU: f32 = 0.7;
 /// At most this many detections per image survive NMS (Ultralytics' `max_det`).
 pub const MAX_DETECTIONS: usize = 300;
@@ -26,6 +27,7 @@ const MAX_NMS_CANDIDATES: usize = 30_000;
 pub struct ModelInfo {
     /// Side of the square input, in pixels.
     pub input_size_px: u32,
+    /// How the detection output is laid out.
     pub layout: OutputLayout,
     /// Class names from the metadata, or `class0`, `class1`, … when it has none.
     pub class_names: Vec<String>,
@@ -174,6 +176,7 @@ impl Detector {
         })
     }
 
+    /// What the model says about itself.
     pub fn info(&self) -> &ModelInfo {
         &self.info
     }

@@ -7,11 +7,26 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputLayout {
     /// Ultralytics v8/11 detect head: `[1, 4 + nc, N]`, rows `cx, cy, w, h`, then class scores.
-    Ultralytics { classes: usize, anchors: usize },
+    Ultralytics {
+        /// Number of classes.
+        classes: usize,
+        /// Number of anchors (candidate boxes) per image.
+        anchors: usize,
+    },
     /// YOLOv5: `[1, N, 5 + nc]`, columns `cx, cy, w, h, objectness`, then class scores.
-    YoloV5 { classes: usize, anchors: usize },
+    YoloV5 {
+        /// Number of classes.
+        classes: usize,
+        /// Number of anchors (candidate boxes) per image.
+        anchors: usize,
+    },
     /// NMS inside the graph: `[1, N, 6]`, columns `x0, y0, x1, y1, score, class`.
-    EndToEnd { classes: usize, anchors: usize },
+    EndToEnd {
+        /// Number of classes.
+        classes: usize,
+        /// Number of anchors (candidate boxes) per image.
+        anchors: usize,
+    },
 }
 
 impl fmt::Display for OutputLayout {
@@ -27,7 +42,9 @@ impl fmt::Display for OutputLayout {
 /// One above-threshold anchor before NMS, in model-input pixels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
+    /// Index of the best class.
     pub class_index: usize,
+    /// Its score, 0..1.
     pub score: f32,
     /// `[x0, y0, x1, y1]` in model-input pixels.
     pub bbox: [f32; 4],

@@ -6,6 +6,9 @@
 //! Invariant: builds for `wasm32-unknown-unknown`; spawns no threads and touches no filesystem,
 //! so the exact same code runs in a browser worker and on the server.
 
+// DESIGN's rule, enforced: every public item says what it is for.
+#![warn(missing_docs)]
+
 pub mod conformance;
 pub mod detector;
 pub mod layout;

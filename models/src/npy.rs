@@ -5,7 +5,9 @@
 /// A tensor read from a `.npy` file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NpyTensor {
+    /// Dimensions, outermost first.
     pub shape: Vec<usize>,
+    /// Values in C order.
     pub data: Vec<f32>,
 }
 

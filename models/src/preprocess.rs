@@ -6,8 +6,11 @@ use crate::letterbox::Letterbox;
 /// Interleaved 8-bit pixels of an upright image.
 #[derive(Debug, Clone, Copy)]
 pub struct Pixels<'a> {
+    /// Row-major pixels, `channels` bytes each.
     pub data: &'a [u8],
+    /// Width, pixels.
     pub width_px: u32,
+    /// Height, pixels.
     pub height_px: u32,
     /// 3 for RGB, 4 for RGBA (alpha ignored, as a canvas's `getImageData` gives).
     pub channels: usize,

@@ -39,6 +39,16 @@ impl Studio {
         Self::launch(data_dir, &[]).await
     }
 
+    /// Starts a studio with a fresh data folder whose process may open at most `limit` files
+    /// (`ulimit -n`; 1024 is Linux's usual default, whatever this machine allows).
+    pub async fn start_with_open_files_limit(limit: u32, flags: &[&str]) -> anyhow::Result<Studio> {
+        let temp = tempfile::tempdir().context("cannot create a temp folder")?;
+        let data_dir = temp.path().join("data");
+        let mut studio = Self::launch_limited(&data_dir, flags, Some(limit)).await?;
+        studio._temp = Some(temp);
+        Ok(studio)
+    }
+
     /// Starts a studio on an existing data folder at a fixed address (a restart the open
     /// browser tabs can reconnect to).
     pub async fn start_at(data_dir: &Path, addr: &str) -> anyhow::Result<Studio> {
@@ -46,13 +56,30 @@ impl Studio {
     }
 
     async fn launch(data_dir: &Path, flags: &[&str]) -> anyhow::Result<Studio> {
+        Self::launch_limited(data_dir, flags, None).await
+    }
+
+    async fn launch_limited(data_dir: &Path, flags: &[&str], open_files: Option<u32>) -> anyhow::Result<Studio> {
         let bin = binary_path();
         if !bin.is_file() {
             bail!("{} is not built: run the tests with `cargo xtask test`", bin.display());
         }
         let log_path = data_dir.with_extension(format!("{}.log", std::process::id()));
         let log = std::fs::File::create(&log_path).context("cannot create the server log")?;
-        let mut child = Command::new(&bin)
+        // The shell lowers its limit and then becomes the server (same pid, so `peak_rss_kib`
+        // and `stop` still reach it).
+        let mut command = match open_files {
+            Some(limit) => {
+                let mut shell = Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(&bin);
+                shell
+            }
+            None => Command::new(&bin),
+        };
+        let mut child = command
             .arg("serve")
             .args(if flags.contains(&"--addr") {
                 &[][..]

@@ -119,6 +119,10 @@ impl Worker {
                     id,
                     max_box_diff: report.max_box_diff,
                     max_score_diff: report.max_score_diff,
+                    reference_detections: report.reference_detections as u32,
+                    detections: report.detections as u32,
+                    matched_detections: report.matched_detections as u32,
+                    min_detection_iou: report.min_detection_iou,
                     within_tolerance: report.within_tolerance(),
                     matmul_kernels: detector.matmul_kernels(),
                 })

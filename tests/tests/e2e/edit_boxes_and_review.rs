@@ -72,51 +72,94 @@ async fn edit_boxes_and_review() -> anyhow::Result<()> {
         assert_eq!(status, StatusCode::OK);
     }
 
-    // Refused edits change nothing (the batch is all or nothing).
-    let bad_batches = [
+    // The server refuses bad operations one by one and applies the rest: each refusal names
+    // its operation (index in `ops`, or none for the flag) with a code and a reason.
+    let refused_batches = [
         (
             json!({"ops": [{"op": "create", "box": {"class_id": 9, "x0": 1, "y0": 1, "x1": 5, "y1": 5}}]}),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_class",
+            0,
+            vec![(Some(0), "unknown_class")],
         ),
         (
             json!({"ops": [{"op": "create", "box": {"class_id": 0, "x0": 5, "y0": 5, "x1": 5, "y1": 9}}]}),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_box",
+            0,
+            vec![(Some(0), "invalid_box")],
         ),
         (
             json!({"ops": [{"op": "create", "box": {"id": "not-a-uuid", "class_id": 0, "x0": 1, "y0": 1, "x1": 5, "y1": 5}}]}),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_box",
+            0,
+            vec![(Some(0), "invalid_box")],
         ),
         (
             json!({"ops": [
-            {"op": "create", "box": {"class_id": 0, "x0": 1, "y0": 1, "x1": 5, "y1": 5}},
-            {"op": "update", "box": {"id": B, "class_id": 0, "x0": 1, "y0": 1, "x1": 5, "y1": 5}}]}),
-            StatusCode::CONFLICT,
-            "box_deleted",
+                {"op": "create", "box": {"class_id": 0, "x0": 1, "y0": 1, "x1": 5, "y1": 5}},
+                {"op": "update", "box": {"id": B, "class_id": 0, "x0": 1, "y0": 1, "x1": 5, "y1": 5}},
+                {"op": "create", "box": {"class_id": 7, "x0": 1, "y0": 1, "x1": 5, "y1": 5}},
+                {"op": "create", "box": {"class_id": 1, "x0": 40, "y0": 1, "x1": 60, "y1": 25}}]}),
+            2,
+            vec![(Some(1), "box_deleted"), (Some(2), "unknown_class")],
         ),
         (
             json!({"ops": [], "negative": true}),
-            StatusCode::CONFLICT,
-            "negative_with_boxes",
+            0,
+            vec![(None, "negative_with_boxes")],
         ),
     ];
-    for (batch, expected, code) in bad_batches {
+    for (batch, applied, refusals) in refused_batches {
         let (status, body) = post(&http, ops.clone(), batch.clone()).await?;
+        assert_eq!(status, StatusCode::OK, "{batch}: {body}");
         assert_eq!(
-            (status, body["error"]["code"].as_str()),
-            (expected, Some(code)),
+            body["applied"].as_array().map(Vec::len),
+            Some(applied),
             "{batch}: {body}"
         );
+        let got: Vec<(Option<u64>, &str)> = body["refused"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .map(|r| (r["index"].as_u64(), r["code"].as_str().unwrap_or("")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let want: Vec<(Option<u64>, &str)> = refusals.iter().map(|(i, c)| (i.map(|i| i as u64), *c)).collect();
+        assert_eq!(got, want, "{batch}: {body}");
+        assert!(
+            body["refused"][0]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
     }
+    assert_eq!(
+        body_negative(&http, &studio, image).await?,
+        Some(false),
+        "a refused flag changes nothing"
+    );
     let boxes: Value = http
         .get(studio.api(&format!("/api/images/{image}/boxes")))
         .send()
         .await?
         .json()
         .await?;
-    assert_eq!(boxes["boxes"].as_array().map(Vec::len), Some(1), "{boxes}");
+    assert_eq!(
+        boxes["boxes"].as_array().map(Vec::len),
+        Some(3),
+        "A, plus the two good creates of the mixed batch: {boxes}"
+    );
+    // Replacing every box is one decision: a bad box refuses the whole request, nothing changes.
+    let put = http
+        .put(studio.api(&format!("/api/images/{image}/boxes")))
+        .json(&json!({"boxes": [{"class_id": 0, "x0": 1, "y0": 1, "x1": 9, "y1": 9}, {"class_id": 9, "x0": 1, "y0": 1, "x1": 9, "y1": 9}]}))
+        .send()
+        .await?;
+    assert_eq!(put.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let refused: Value = put.json().await?;
+    assert_eq!(refused["error"]["code"], "unknown_class", "{refused}");
+    let after: Value = http
+        .get(studio.api(&format!("/api/images/{image}/boxes")))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(after["boxes"], boxes["boxes"], "a refused replacement keeps the boxes");
 
     // PUT replaces the human boxes (scripts); an empty list plus negative marks a reviewed negative.
     let put = http
@@ -138,6 +181,7 @@ async fn edit_boxes_and_review() -> anyhow::Result<()> {
     )
     .await?;
     assert_eq!(body["negative"], false);
+    let last_seq = body["applied"][0]["seq"].as_i64().unwrap_or_default();
 
     // Review: approve needs a submitted image; reject needs a comment; reopen after.
     let status_url = studio.api(&format!("/api/images/{image}/status"));
@@ -212,5 +256,24 @@ async fn edit_boxes_and_review() -> anyhow::Result<()> {
         .map(|b| b.iter().filter_map(|b| b["class_id"].as_i64()).collect())
         .unwrap_or_default();
     assert_eq!(classes, [2]);
+    // The move was numbered and logged like an edit: one sequence number for the moved box, so
+    // the next edit gets the one after.
+    let (_, body) = post(
+        &http,
+        ops.clone(),
+        json!({"ops": [{"op": "create", "box": {"class_id": 0, "x0": 1, "y0": 1, "x1": 9, "y1": 9}}]}),
+    )
+    .await?;
+    assert_eq!(body["applied"][0]["seq"].as_i64(), Some(last_seq + 2), "{body}");
     Ok(())
+}
+
+async fn body_negative(http: &reqwest::Client, studio: &Studio, image: i64) -> anyhow::Result<Option<bool>> {
+    let boxes: Value = http
+        .get(studio.api(&format!("/api/images/{image}/boxes")))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(boxes["negative"].as_bool())
 }

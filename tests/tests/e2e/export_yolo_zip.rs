@@ -176,13 +176,28 @@ async fn export_yolo_zip() -> anyhow::Result<()> {
         for (label, (class_id, [x0, y0, x1, y1], width)) in labels.iter().zip(expected) {
             let class_index = project.classes.iter().position(|c| c.id == *class_id).unwrap_or(99);
             assert_eq!(label.class_index, class_index);
-            let want = api::yolo::YoloLabel::from_corners(class_index, [*x0, *y0, *x1, *y1], *width, 48);
-            for (got, want) in [label.cx, label.cy, label.w, label.h]
-                .iter()
-                .zip([want.cx, want.cy, want.w, want.h])
-            {
+            // YOLO's definition, written out here: centre and size over the image's size.
+            let (width, height) = (f64::from(*width), 48.0);
+            let want = [
+                (x0 + x1) / 2.0 / width,
+                (y0 + y1) / 2.0 / height,
+                (x1 - x0) / width,
+                (y1 - y0) / height,
+            ];
+            for (got, want) in [label.cx, label.cy, label.w, label.h].iter().zip(want) {
                 assert!((got - want).abs() <= 1e-6, "{file}: {got} vs {want}");
             }
+        }
+        if id == ids[0] {
+            // The 64×48 frame's label file, computed by hand: box k is [1.5 + 10k, 2.25, 11 + 10k,
+            // 30.5], so cx = (6.25 + 10k) / 64, cy = 16.375 / 48, w = 9.5 / 64, h = 28.25 / 48.
+            assert_eq!(
+                text,
+                "0 0.097656 0.341146 0.148438 0.588542\n\
+                 1 0.253906 0.341146 0.148438 0.588542\n\
+                 2 0.410156 0.341146 0.148438 0.588542\n",
+                "{file}"
+            );
         }
     }
 

@@ -126,6 +126,16 @@ async fn import_datasets() -> anyhow::Result<()> {
         (again["images_added"].as_u64(), again["duplicates"].as_u64()),
         (Some(0), Some(6))
     );
+    // Each imported box was numbered and logged like an edit: the copy's next edit is the 13th.
+    let first = page_first_id(&studio, copy.id).await?;
+    let next: Value = http
+        .post(studio.api(&format!("/api/images/{first}/ops")))
+        .json(&json!({"ops": [{"op": "create", "box": {"class_id": 0, "x0": 1, "y0": 1, "x1": 9, "y1": 9}}]}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(next["applied"][0]["seq"], 13, "{next}");
 
     // 2. An Ultralytics dataset zipped with its folder, names as a dict, splits kept as fixed.
     let ultralytics = zip_of(&[
@@ -373,4 +383,83 @@ async fn page_first_id(studio: &Studio, project_id: i64) -> anyhow::Result<i64> 
         .first()
         .map(|i| i.id)
         .ok_or_else(|| anyhow::anyhow!("no images"))
+}
+
+/// A 5,000-image dataset imports on Linux's usual limit of 1,024 open files, and the server
+/// keeps answering another person's edits while it does. Prints those edits' latency and the
+/// server's peak memory (figures for the closing note, not assertions).
+#[tokio::test]
+async fn import_five_thousand_images() -> anyhow::Result<()> {
+    const IMAGES: u32 = 5_000;
+    let studio = Studio::start_with_open_files_limit(1024, &[]).await?;
+    let http = reqwest::Client::new();
+    // Someone labeling in another project meanwhile.
+    let other = studio.create_project("Elsewhere", &["thing"]).await?;
+    let (_, uploaded) = studio
+        .upload(other.id, &[("a.png", fixtures::png(200, 100, 1))])
+        .await?;
+    let image = uploaded[0]["id"].as_i64().unwrap_or_default();
+
+    let mut entries: Vec<(String, Vec<u8>)> = vec![("data.yaml".into(), b"names: [dot]\n".to_vec())];
+    for n in 0..IMAGES {
+        entries.push((format!("images/train/{n:05}.jpg"), fixtures::numbered_jpeg(64, 48, n)));
+        entries.push((format!("labels/train/{n:05}.txt"), b"0 0.5 0.5 0.25 0.5\n".to_vec()));
+    }
+    let refs: Vec<(&str, Vec<u8>)> = entries.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let zip = zip_of(&refs);
+    drop(refs);
+    let target = studio.create_project("Large", &[]).await?;
+    let started = std::time::Instant::now();
+    let import = tokio::spawn({
+        let url = studio.api(&format!("/api/projects/{}/import", target.id));
+        async move {
+            let form =
+                reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(zip).file_name("big.zip"));
+            let response = reqwest::Client::new().post(url).multipart(form).send().await?;
+            anyhow::Ok((response.status(), response.json::<Value>().await.unwrap_or(Value::Null)))
+        }
+    });
+    let mut latencies_ms = Vec::new();
+    let ops = studio.api(&format!("/api/images/{image}/ops"));
+    while !import.is_finished() {
+        let x0 = latencies_ms.len() % 100;
+        let sent = std::time::Instant::now();
+        let response = http
+            .post(&ops)
+            .json(&json!({"ops": [{"op": "create", "box": {"class_id": 0, "x0": x0, "y0": 10, "x1": x0 + 50, "y1": 60}}]}))
+            .send()
+            .await?;
+        assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await?);
+        latencies_ms.push(sent.elapsed().as_secs_f64() * 1000.0);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, report) = import.await??;
+    let import_s = started.elapsed().as_secs_f64();
+    assert_eq!(status, StatusCode::OK, "{report}\n{}", studio.log());
+    assert_eq!(
+        (report["images_added"].as_u64(), report["boxes_added"].as_u64()),
+        (Some(u64::from(IMAGES)), Some(u64::from(IMAGES))),
+        "{report}"
+    );
+    let listed: Value = http
+        .get(studio.api(&format!("/api/projects/{}/images?limit=1", target.id)))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(listed["total"], IMAGES);
+    assert!(!latencies_ms.is_empty(), "no edit was answered during the import");
+    latencies_ms.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies_ms[((latencies_ms.len() - 1) as f64 * q) as usize];
+    println!(
+        "import of {IMAGES} images: {import_s:.1} s ({:.0} images/s); {} edits answered meanwhile, \
+         latency median {:.1} ms, p95 {:.1} ms, max {:.1} ms; server peak RSS {} MiB",
+        f64::from(IMAGES) / import_s,
+        latencies_ms.len(),
+        at(0.5),
+        at(0.95),
+        at(1.0),
+        studio.peak_rss_kib().unwrap_or_default() / 1024
+    );
+    Ok(())
 }

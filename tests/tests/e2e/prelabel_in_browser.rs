@@ -11,10 +11,18 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use base64::Engine;
 use e2e::browser::Modifier;
-use e2e::{Browser, Studio, fixtures};
+use e2e::{Browser, Studio};
 use serde_json::json;
 
-const MODELS: [&str; 3] = ["yolov8n-320-random", "yolov8n-640-random", "yolo11n-640-random"];
+const MODELS: [&str; 4] = [
+    "yolov8n-320-random",
+    "yolov8n-640-random",
+    "yolo11n-640-random",
+    "shapes-yolov8n-320",
+];
+/// How far an image's uncertainty score may differ between the browser (Chromium's JPEG decoder)
+/// and the server (the `image` crate's): the decoders may round a pixel differently, nothing more.
+const BROWSER_SERVER_SCORE_TOLERANCE: f32 = 0.02;
 /// The worker's own matrix kernel (`models::wasm_gemm::NAME`).
 const BROWSER_MATMUL_KERNEL: &str = "distillery_wasm_f32_4x8";
 
@@ -57,11 +65,18 @@ async fn count(browser: &Browser, css: &str) -> anyhow::Result<usize> {
 async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
     let client = &browser.client;
     let http = reqwest::Client::new();
-    let project = studio.create_project("Pre-labels", &["thing"]).await?;
+    // The trained shapes detector's classes, so its class map fills in by name.
+    let project = studio
+        .create_project("Pre-labels", &["circle", "square", "triangle", "star"])
+        .await?;
     let pid = project.id;
-    let files: Vec<(String, Vec<u8>)> = (0..4)
-        .map(|i| (format!("p{i}.jpg"), fixtures::jpeg(480, 360, 1, 10 + i as u8)))
-        .collect();
+    // Real photos of its data set: test_0000 holds 5 shapes (../shared/models/README.md).
+    let files: Vec<(String, Vec<u8>)> = (0..6)
+        .map(|i| {
+            let name = format!("test_{i:04}.jpg");
+            e2e::reference_model_file(&format!("shapes/images/test/{name}")).map(|bytes| (name, bytes))
+        })
+        .collect::<anyhow::Result<_>>()?;
     let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
     let (_, uploaded) = studio.upload(pid, &refs).await?;
     let ids: Vec<i64> = uploaded
@@ -83,8 +98,10 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
     client.goto(&format!("{}/projects/{pid}", studio.url)).await?;
     browser.find("h1[data-project-id]").await?;
     let b64 = base64::engine::general_purpose::STANDARD;
+    let mut registered = Vec::new();
     for name in MODELS {
         let model = register(studio, pid, &format!("{name}.onnx")).await?;
+        registered.push(model.clone());
         let request = json!({"type": "conformance", "id": 0, "model_url": model.url, "input_url": "INPUT", "output_url": "OUTPUT"});
         let script = r#"
             const [request, input, output, done] = arguments;
@@ -105,6 +122,14 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
             .with_context(|| format!("{name}: the worker answered {answer}"))?;
         println!("{name} in wasm: {answer}");
         ensure!(answer["within_tolerance"] == true, "{name}: {answer}");
+        if name.starts_with("shapes") {
+            // The trained graph finds the 5 objects of its reference image, in wasm too, box for
+            // box with onnxruntime's.
+            ensure!(
+                answer["reference_detections"] == 5 && answer["matched_detections"] == 5,
+                "{name}: {answer}"
+            );
+        }
         // The convolutions ran on the worker's own register-sized kernel (models::wasm_gemm), so
         // the tolerance above holds for it, and a build that lost it is caught here.
         ensure!(
@@ -129,32 +154,13 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
         "{refused}"
     );
 
-    // 2. A student that proposes: the 320 export with its class biases raised (random weights
-    //    otherwise score everything near 1e-4). Map every model class onto "thing".
-    let confident = fixtures::student_with_class_bias(&shared("yolov8n-320-random.onnx")?, -1.5)?;
-    let form = reqwest::multipart::Form::new().text("role", "student").part(
-        "file",
-        reqwest::multipart::Part::bytes(confident).file_name("confident-320.onnx"),
-    );
-    let response = http
-        .post(studio.api(&format!("/api/projects/{pid}/models")))
-        .multipart(form)
-        .send()
-        .await?;
+    // 2. The trained shapes detector is the student (registered last, so active), every class
+    //    mapped by name.
+    let student = registered.pop().context("the shapes model")?;
     ensure!(
-        response.status() == 201,
-        "register the confident student: {}",
-        response.text().await?
+        student.active && student.class_map.iter().all(Option::is_some),
+        "{student:?}"
     );
-    let student: api::RegisteredModel = response.json().await?;
-    ensure!(student.active);
-    let class_id = project.classes[0].id;
-    let response = http
-        .patch(studio.api(&format!("/api/models/{}", student.id)))
-        .json(&json!({"class_map": vec![Some(class_id); student.class_names.len()]}))
-        .send()
-        .await?;
-    ensure!(response.status().is_success());
 
     client
         .goto(&format!("{}/projects/{pid}/images/{}", studio.url, ids[0]))
@@ -175,19 +181,42 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
         .filter_map(|s| s.parse().ok())
         .collect();
     ensure!(scores.iter().all(|s| *s >= 0.25), "default threshold 0.25: {scores:?}");
-    // Lower the threshold: at least as many.
-    client
-        .execute(
-            "const s = document.getElementById('proposal-threshold'); s.value = '0.05'; s.dispatchEvent(new Event('input', {bubbles: true}));",
-            vec![],
-        )
-        .await?;
+    // The slider filters what is shown: at its lowest every proposal shows; at a level between
+    // the scores seen there, exactly those at or above it stay — counted here from the scores
+    // the page showed at the lowest level, not from the editor's own filter.
+    let set_threshold = |level: f32| {
+        let script = format!(
+            "const s = document.getElementById('proposal-threshold'); s.value = '{level}'; \
+             s.dispatchEvent(new Event('input', {{bubbles: true}}));"
+        );
+        async move { client.execute(&script, vec![]).await.map(drop) }
+    };
+    set_threshold(0.05).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let at_low = count(browser, proposals).await?;
+    let low_scores: Vec<f32> = browser
+        .attributes(proposals, "data-score")
+        .await?
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
     ensure!(
-        at_low >= at_default && at_low >= 3,
-        "proposals at 0.05: {at_low} (at 0.25: {at_default})"
+        at_low >= at_default && at_low >= 5 && low_scores.len() == at_low,
+        "proposals at 0.05: {at_low} {low_scores:?} (at 0.25: {at_default})"
     );
+    // A slider step (0.05) that splits the proposals, with no shown score (3 decimals) beside it.
+    let level = (1..=19)
+        .map(|step| step as f32 * 0.05)
+        .find(|level| {
+            let above = low_scores.iter().filter(|s| **s >= *level).count();
+            above > 0 && above < at_low && low_scores.iter().all(|s| (s - level).abs() > 0.002)
+        })
+        .context(format!("no slider level splits the proposals {low_scores:?}"))?;
+    let expected = low_scores.iter().filter(|s| **s >= level).count();
+    set_threshold(level).await?;
+    browser.wait_for_count(proposals, expected).await?;
+    set_threshold(0.05).await?;
+    browser.wait_for_count(proposals, at_low).await?;
 
     // Click accepts one; right-click dismisses one; Enter accepts the rest; undo reverts that.
     // The last one is drawn on top, so nothing covers its centre.
@@ -258,11 +287,52 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
     );
 
     // 5. Scoring on the server from the project page: the page hears the job end through the
-    //    job's event stream, its only news of progress.
+    //    job's event stream, its only news of progress. The same detector, registered again as
+    //    a new version, so the server scores every image the browser scored above.
     client.goto(&format!("{}/projects/{pid}", studio.url)).await?;
+    let server_scored = register(studio, pid, &format!("{}.onnx", MODELS[3])).await?;
+    client.refresh().await?;
     browser.find("#score-all").await?.click().await?;
     let finished = browser.text_of(".job[data-job-state=succeeded]").await?;
     ensure!(finished.contains("succeeded"), "{finished}");
+
+    // The browser decoded the JPEGs with Chromium's decoder, the server with the `image` crate:
+    // the two rankings must still say the same thing, or the queue would rank by something else
+    // than what the editor shows.
+    let mut worst = 0.0f32;
+    for strategy in ["least_confidence", "margin", "ratio", "entropy"] {
+        for aggregation in ["max", "mean", "sum"] {
+            let ranked = |model_id: i64| {
+                let url = studio.api(&format!(
+                    "/api/projects/{pid}/queue?strategy={strategy}&aggregation={aggregation}&model_id={model_id}"
+                ));
+                let http = http.clone();
+                async move {
+                    let queue: api::Queue = http.get(url).send().await?.json().await?;
+                    let mut scores: Vec<(i64, f32)> = queue.entries.iter().map(|e| (e.image_id, e.score)).collect();
+                    scores.sort_by_key(|(id, _)| *id);
+                    anyhow::Ok(scores)
+                }
+            };
+            let (in_browser, on_server) = (ranked(student.id).await?, ranked(server_scored.id).await?);
+            // Every image but the one labeled above.
+            let unlabeled = ids.len() - 1;
+            ensure!(
+                in_browser.len() == unlabeled && on_server.len() == unlabeled,
+                "{strategy}/{aggregation}: the {unlabeled} unlabeled images are scored by both: \
+                 {in_browser:?} {on_server:?}"
+            );
+            for ((a, x), (b, y)) in in_browser.iter().zip(&on_server) {
+                ensure!(a == b, "{in_browser:?} {on_server:?}");
+                worst = worst.max((x - y).abs());
+                ensure!(
+                    (x - y).abs() <= BROWSER_SERVER_SCORE_TOLERANCE,
+                    "{strategy}/{aggregation}, image {a}: browser {x}, server {y}"
+                );
+            }
+        }
+    }
+    println!("largest browser/server score difference: {worst:.2e}");
 
     // 6. "Next" in the editor follows the ranking picked in the panel. From image `from`, Next
     //    opens the top-ranked image other than `from`; pick a strategy whose answer differs from

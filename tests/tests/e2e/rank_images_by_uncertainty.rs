@@ -339,3 +339,101 @@ async fn rank_images_by_uncertainty() -> anyhow::Result<()> {
     ensure!(queue.entries.len() == 46 && queue.unscored == 0, "{queue:?}");
     Ok(())
 }
+
+/// Least confidence of one image, from its stored detections, written from DESIGN's definition
+/// (not from `api::uncertainty`): per detection `1 − p1`; max, mean or sum over detections; an
+/// image with none is scored from its best candidate `s` as `1 − |2s − 1|`.
+fn least_confidence(prediction: &api::ImagePrediction, aggregation: &str) -> f32 {
+    let per_box: Vec<f32> = prediction.boxes.iter().map(|b| 1.0 - b.score).collect();
+    if per_box.is_empty() {
+        return 1.0 - (2.0 * prediction.best_candidate_score - 1.0).abs();
+    }
+    match aggregation {
+        "max" => per_box.iter().copied().fold(0.0, f32::max),
+        "sum" => per_box.iter().sum(),
+        _ => per_box.iter().sum::<f32>() / per_box.len() as f32,
+    }
+}
+
+/// A trained detector (../shared/models' shapes YOLOv8n) scores real photos: every image gets a
+/// score of its own, and the queue's order and values are the ones computed here from what the
+/// model detected.
+#[tokio::test]
+async fn rank_real_detections_by_uncertainty() -> anyhow::Result<()> {
+    let studio = Studio::start().await?;
+    let project = studio
+        .create_project("Shapes", &["circle", "square", "triangle", "star"])
+        .await?;
+    let pid = project.id;
+    let files: Vec<(String, Vec<u8>)> = (0..10)
+        .map(|i| {
+            let name = format!("test_{i:04}.jpg");
+            shared_model(&format!("shapes/images/test/{name}")).map(|bytes| (name, bytes))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    ensure!(studio.upload(pid, &refs).await?.0.is_success());
+    let (status, body) = add_model(
+        &studio,
+        pid,
+        "student",
+        "shapes.onnx",
+        shared_model("shapes-yolov8n-320.onnx")?,
+    )
+    .await?;
+    ensure!(status == 201, "{body}");
+    let student: RegisteredModel = serde_json::from_value(body)?;
+    ensure!(
+        student.class_map.iter().all(Option::is_some),
+        "mapped by name: {student:?}"
+    );
+    let job = start_scoring(&studio, pid).await?;
+    let job = wait_for_job(&studio, job.id, |j| j.state.is_final()).await?;
+    ensure!(job.state == JobState::Succeeded && job.done == 10, "{job:?}");
+
+    let images: api::ImagePage = get(&studio, &format!("/api/projects/{pid}/images")).await?;
+    let mut predictions = Vec::new();
+    for image in &images.images {
+        let prediction: api::ImagePrediction = get(&studio, &format!("/api/images/{}/prediction", image.id)).await?;
+        predictions.push(prediction);
+    }
+    // The shapes are found: most photos have detections, and they are confident ones.
+    let with_boxes = predictions.iter().filter(|p| !p.boxes.is_empty()).count();
+    ensure!(with_boxes >= 8, "{with_boxes} of 10 photos have detections");
+    for aggregation in ["max", "mean", "sum"] {
+        let queue: Queue = get(
+            &studio,
+            &format!("/api/projects/{pid}/queue?strategy=least_confidence&aggregation={aggregation}"),
+        )
+        .await?;
+        ensure!(queue.entries.len() == 10, "{queue:?}");
+        let mut expected: Vec<(i64, f32)> = predictions
+            .iter()
+            .map(|p| (p.image_id, least_confidence(p, aggregation)))
+            .collect();
+        expected.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let ranked: Vec<(i64, f32)> = queue.entries.iter().map(|e| (e.image_id, e.score)).collect();
+        for ((id, score), (want_id, want)) in ranked.iter().zip(&expected) {
+            ensure!(
+                id == want_id && (score - want).abs() < 1e-5,
+                "{aggregation}: ranked {ranked:?}, expected {expected:?}"
+            );
+        }
+        let mut distinct: Vec<f32> = ranked.iter().map(|(_, s)| *s).collect();
+        distinct.dedup_by(|a, b| (*a - *b).abs() < 1e-6);
+        ensure!(
+            distinct.len() == 10,
+            "{aggregation}: every photo has its own score: {ranked:?}"
+        );
+    }
+    // Every strategy tells the photos apart, not only least confidence.
+    for strategy in ["margin", "ratio", "entropy"] {
+        let queue: Queue = get(&studio, &format!("/api/projects/{pid}/queue?strategy={strategy}")).await?;
+        let mut scores: Vec<f32> = queue.entries.iter().map(|e| e.score).collect();
+        scores.dedup_by(|a, b| (*a - *b).abs() < 1e-6);
+        ensure!(scores.len() >= 8, "{strategy}: {queue:?}");
+    }
+    let response = reqwest::get(studio.api("/api/images/999999/prediction")).await?;
+    ensure!(response.status() == 404);
+    Ok(())
+}

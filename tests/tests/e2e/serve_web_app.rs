@@ -69,3 +69,66 @@ async fn serve_web_app() -> anyhow::Result<()> {
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     Ok(())
 }
+
+/// Compression is for what shrinks: a browser that accepts gzip gets JSON gzipped, but image
+/// bytes, thumbnails, model files and zip exports as they are (already dense; gzipping them on
+/// the fly would only spend the server's CPU).
+#[tokio::test]
+async fn gzip_only_what_shrinks() -> anyhow::Result<()> {
+    let studio = Studio::start().await?;
+    let http = reqwest::Client::new();
+    let project = studio
+        .create_project("Gzip", &["circle", "square", "triangle", "star"])
+        .await?;
+    let photo = e2e::reference_model_file("shapes/images/test/test_0000.jpg")?;
+    let (status, uploaded) = studio.upload(project.id, &[("a.jpg", photo)]).await?;
+    assert!(status.is_success(), "{uploaded}");
+    let image_id = uploaded[0]["id"].as_i64().unwrap_or_default();
+    let labeled = http
+        .put(studio.api(&format!("/api/images/{image_id}/boxes")))
+        .json(&serde_json::json!({"boxes": [{"class_id": project.classes[0].id, "x0": 10, "y0": 10, "x1": 50, "y1": 60}]}))
+        .send()
+        .await?;
+    assert!(labeled.status().is_success(), "{}", labeled.text().await?);
+    let form = reqwest::multipart::Form::new().text("role", "student").part(
+        "file",
+        reqwest::multipart::Part::bytes(e2e::reference_model_file("shapes-yolov8n-320.onnx")?).file_name("s.onnx"),
+    );
+    let model: serde_json::Value = http
+        .post(studio.api(&format!("/api/projects/{}/models", project.id)))
+        .multipart(form)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let model_url = model["url"].as_str().unwrap_or_default().to_owned();
+    let pid = project.id;
+    let dense = [
+        format!("/api/images/{image_id}/file"),
+        format!("/api/images/{image_id}/thumb"),
+        model_url.clone(),
+        format!("/api/models/{}/file", model["id"]),
+        format!("/api/projects/{pid}/export?format=yolo&include=labeled"),
+    ];
+    for path in dense {
+        let response = http
+            .get(studio.api(&path))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await?;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(header(&response, CONTENT_ENCODING), "", "{path} is sent as it is");
+    }
+    let listing = http
+        .get(studio.api(&format!("/api/projects/{pid}/models")))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await?;
+    assert_eq!(header(&listing, CONTENT_TYPE), "application/json");
+    assert_eq!(
+        header(&listing, CONTENT_ENCODING),
+        "gzip",
+        "JSON shrinks, so it is gzipped"
+    );
+    Ok(())
+}
