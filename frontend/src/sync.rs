@@ -4,12 +4,16 @@
 //! - the queue is mirrored to `localStorage`, so edits made offline survive a reload;
 //! - network failures and 5xx answers are retried with backoff, and the indicator says
 //!   "Offline — N edits waiting";
-//! - a 4xx answer means the server refused the edit: it is dropped *visibly* (the indicator
-//!   shows the reason) and the editor reloads the image's boxes from the server.
+//! - the server refuses edits one by one (the others in the batch apply): a refused edit leaves
+//!   the queue for the list of refused edits, kept (in `localStorage` too) and shown with its
+//!   reason until the person dismisses it, and the editor reloads the image's boxes from the
+//!   server. A 4xx for the whole request refuses every edit of the batch the same way.
 //!
-//! Resending is safe because the server's operations are idempotent.
+//! A batch ends at the first change of the "no objects" flag, so the flag is applied exactly
+//! where it was set among the box edits. Resending is safe because the server's operations are
+//! idempotent.
 
-use api::{BoxOp, OpsRequest, OpsResponse};
+use api::{BoxOp, OpKind, OpsRequest, OpsResponse};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde::{Deserialize, Serialize};
@@ -17,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::api_client::{self, ApiFailure};
 
 const STORAGE_KEY: &str = "distillery.pending-ops";
+const REFUSED_STORAGE_KEY: &str = "distillery.refused-ops";
 /// Most operations sent in one request.
 const BATCH_SIZE: usize = 200;
 
@@ -33,6 +38,35 @@ pub struct PendingOp {
     pub negative: Option<bool>,
 }
 
+/// An edit the server refused, kept so the person sees what was not saved and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefusedEdit {
+    pub edit: PendingOp,
+    /// The server's reason.
+    pub reason: String,
+}
+
+impl RefusedEdit {
+    /// What the edit was, in a few words.
+    pub fn describe(&self) -> String {
+        match (&self.edit.op, self.edit.negative) {
+            (Some(op), _) => {
+                let what = match op.op {
+                    OpKind::Create => "New box",
+                    OpKind::Update => "Change to a box",
+                    OpKind::Delete => "Deletion of a box",
+                };
+                format!(
+                    "{what} at {:.0}, {:.0} (image {})",
+                    op.bbox.x0, op.bbox.y0, self.edit.image_id
+                )
+            }
+            (None, Some(true)) => format!("\"No objects\" on image {}", self.edit.image_id),
+            (None, _) => format!("Clearing \"no objects\" on image {}", self.edit.image_id),
+        }
+    }
+}
+
 /// What the indicator shows.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SyncState {
@@ -42,14 +76,16 @@ pub enum SyncState {
     Saving,
     /// The server cannot be reached; retrying.
     Offline,
-    /// The server refused an edit (shown until the next successful save).
-    Refused(String),
+    /// The server refused edits (the list is in [`SyncQueue::refused_edits`]).
+    Refused,
 }
 
 /// The queue; cheap to copy (all signals).
 #[derive(Clone, Copy)]
 pub struct SyncQueue {
     pending: RwSignal<Vec<PendingOp>>,
+    /// Refused edits, until dismissed.
+    refused_edits: RwSignal<Vec<RefusedEdit>>,
     state: RwSignal<SyncState>,
     running: StoredValue<bool>,
     /// The last answer: (answer number, image id, response) for an applied batch.
@@ -64,7 +100,8 @@ impl SyncQueue {
     /// Loads whatever a previous page left unsent and starts sending it.
     pub fn new() -> Self {
         let queue = Self {
-            pending: RwSignal::new(load()),
+            pending: RwSignal::new(load(STORAGE_KEY)),
+            refused_edits: RwSignal::new(load(REFUSED_STORAGE_KEY)),
             state: RwSignal::new(SyncState::Saved),
             running: StoredValue::new(false),
             applied: RwSignal::new(None),
@@ -95,13 +132,32 @@ impl SyncQueue {
 
     fn enqueue(&self, item: PendingOp) {
         self.pending.update(|pending| pending.push(item));
-        store(&self.pending.get_untracked());
+        store(STORAGE_KEY, &self.pending.get_untracked());
         self.kick();
     }
 
     /// The indicator's state.
     pub fn state(&self) -> SyncState {
+        if self.refused_edits.with(|r| !r.is_empty()) && self.state.get() == SyncState::Saved {
+            return SyncState::Refused;
+        }
         self.state.get()
+    }
+
+    /// Edits the server refused, oldest first, until dismissed.
+    pub fn refused_edits(&self) -> Vec<RefusedEdit> {
+        self.refused_edits.get()
+    }
+
+    /// Forgets the refused edits (the person has read them).
+    pub fn dismiss_refused(&self) {
+        self.refused_edits.set(Vec::new());
+        store(REFUSED_STORAGE_KEY, &[] as &[RefusedEdit]);
+    }
+
+    fn refuse(&self, refused: impl IntoIterator<Item = RefusedEdit>) {
+        self.refused_edits.update(|list| list.extend(refused));
+        store(REFUSED_STORAGE_KEY, &self.refused_edits.get_untracked());
     }
 
     /// Edits not yet confirmed by the server.
@@ -160,17 +216,23 @@ impl SyncQueue {
                 let Some(first) = pending.first() else {
                     return Vec::new();
                 };
-                pending
+                let same_image = pending
                     .iter()
                     .take_while(|p| p.image_id == first.image_id)
-                    .take(BATCH_SIZE)
-                    .cloned()
-                    .collect()
+                    .take(BATCH_SIZE);
+                // Up to and including the first flag change: the server applies the flag after
+                // the batch's box edits, which is then where the person set it.
+                let mut batch = Vec::new();
+                for item in same_image {
+                    batch.push(item.clone());
+                    if item.negative.is_some() {
+                        break;
+                    }
+                }
+                batch
             });
             let Some(first) = batch.first() else {
-                if !matches!(self.state.get_untracked(), SyncState::Refused(_)) {
-                    self.state.set(SyncState::Saved);
-                }
+                self.state.set(SyncState::Saved);
                 return;
             };
             let image_id = first.image_id;
@@ -182,8 +244,10 @@ impl SyncQueue {
             match api_client::apply_ops(image_id, &request).await {
                 Ok(response) => {
                     self.remove_front(batch.len());
-                    // A success also clears an earlier refusal from the indicator.
-                    self.state.set(SyncState::Saving);
+                    if !response.refused.is_empty() {
+                        self.refuse(refused_in(&batch, &response));
+                        self.refused.set(Some((self.next_answer(), image_id)));
+                    }
                     self.applied.set(Some((self.next_answer(), image_id, response)));
                     backoff_ms = 1_000;
                 }
@@ -194,7 +258,10 @@ impl SyncQueue {
                 }
                 Err(ApiFailure { message, .. }) => {
                     self.remove_front(batch.len());
-                    self.state.set(SyncState::Refused(message));
+                    self.refuse(batch.into_iter().map(|edit| RefusedEdit {
+                        edit,
+                        reason: message.clone(),
+                    }));
                     self.refused.set(Some((self.next_answer(), image_id)));
                 }
             }
@@ -205,8 +272,34 @@ impl SyncQueue {
         self.pending.update(|pending| {
             pending.drain(..count.min(pending.len()));
         });
-        store(&self.pending.get_untracked());
+        store(STORAGE_KEY, &self.pending.get_untracked());
     }
+}
+
+/// The edits of `batch` that `response` lists as refused: its `index` counts the batch's box
+/// operations, a refusal without one is the batch's flag change.
+fn refused_in(batch: &[PendingOp], response: &OpsResponse) -> Vec<RefusedEdit> {
+    let ops: Vec<&PendingOp> = batch.iter().filter(|p| p.op.is_some()).collect();
+    let flag = batch.iter().rev().find(|p| p.negative.is_some());
+    response
+        .refused
+        .iter()
+        .filter_map(|refusal| {
+            let edit = match refusal.index {
+                Some(index) => ops.get(index).copied(),
+                None => flag,
+            }?;
+            Some(RefusedEdit {
+                edit: PendingOp {
+                    // A flag change that rode with a box edit is reported on its own.
+                    op: if refusal.index.is_some() { edit.op.clone() } else { None },
+                    negative: if refusal.index.is_some() { None } else { edit.negative },
+                    image_id: edit.image_id,
+                },
+                reason: refusal.message.clone(),
+            })
+        })
+        .collect()
 }
 
 /// The browser's `localStorage`, when the page may use it.
@@ -214,20 +307,30 @@ pub(crate) fn local_storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok().flatten()
 }
 
-fn load() -> Vec<PendingOp> {
+fn load<T: serde::de::DeserializeOwned>(key: &str) -> Vec<T> {
     local_storage()
-        .and_then(|s| s.get_item(STORAGE_KEY).ok().flatten())
+        .and_then(|s| s.get_item(key).ok().flatten())
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or_default()
 }
 
-fn store(pending: &[PendingOp]) {
-    if let (Some(storage), Ok(text)) = (local_storage(), serde_json::to_string(pending)) {
-        let _ = storage.set_item(STORAGE_KEY, &text);
+fn store<T: Serialize>(key: &str, items: &[T]) {
+    if let (Some(storage), Ok(text)) = (local_storage(), serde_json::to_string(items)) {
+        let _ = storage.set_item(key, &text);
     }
 }
 
-/// "Saved" / "Saving…" / "Offline — N edits waiting" / the refusal, always visible in the editor.
+/// "1 edit" / "N edits".
+fn edits(count: usize) -> String {
+    if count == 1 {
+        "1 edit".to_owned()
+    } else {
+        format!("{count} edits")
+    }
+}
+
+/// "Saved" / "Saving…" / "Offline — N edits waiting" / "N edits not saved", always visible in
+/// the editor.
 #[component]
 pub fn SyncIndicator() -> impl IntoView {
     let queue = expect_context::<SyncQueue>();
@@ -237,14 +340,35 @@ pub fn SyncIndicator() -> impl IntoView {
                 SyncState::Saved => "saved",
                 SyncState::Saving => "saving",
                 SyncState::Offline => "offline",
-                SyncState::Refused(_) => "refused",
+                SyncState::Refused => "refused",
             }>
             {move || match queue.state() {
                 SyncState::Saved => "✓ Saved".to_owned(),
                 SyncState::Saving => "Saving…".to_owned(),
-                SyncState::Offline => format!("Offline — {} edits waiting, retrying", queue.pending_count()),
-                SyncState::Refused(reason) => format!("Not saved: {reason}"),
+                SyncState::Offline => format!("Offline — {} waiting, retrying", edits(queue.pending_count())),
+                SyncState::Refused => format!("{} not saved", edits(queue.refused_edits.with(Vec::len))),
             }}
         </span>
+    }
+}
+
+/// The refused edits with their reasons, until the person dismisses them: what was not saved
+/// stays in sight.
+#[component]
+pub fn RefusedEdits() -> impl IntoView {
+    let queue = expect_context::<SyncQueue>();
+    view! {
+        <Show when=move || queue.refused_edits.with(|r| !r.is_empty())>
+            <div class="refused-edits" role="alert">
+                <ul>
+                    {move || queue.refused_edits().into_iter().map(|refused| view! {
+                        <li class="refused-edit" data-image-id=refused.edit.image_id.to_string()>
+                            <strong>{refused.describe()}</strong>" — not saved: "{refused.reason.clone()}
+                        </li>
+                    }).collect_view()}
+                </ul>
+                <button class="small" on:click=move |_| queue.dismiss_refused()>"Dismiss"</button>
+            </div>
+        </Show>
     }
 }

@@ -18,7 +18,7 @@ use self::model::{Action, Change, EditBox, History, new_box_id};
 use crate::api_client::{self, ApiFailure};
 use crate::pages::{LoadError, Loading, id_param, plural};
 use crate::prelabel::{self, MIN_THRESHOLD};
-use crate::sync::{SyncIndicator, SyncQueue};
+use crate::sync::{RefusedEdits, SyncIndicator, SyncQueue};
 use api::worker::ModelSource;
 
 /// Editor settings that outlive one image: "keep previous image's boxes" and those boxes.
@@ -605,6 +605,7 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                     }.into_any(),
                 }}
             </header>
+            <RefusedEdits />
             {move || review_comment.get().map(|comment| view! { <p class="review-comment" role="note">{format!("Reviewer: {comment}")}</p> })}
             {move || notice.get().map(|message| view! { <p class="notice" role="status">{message}</p> })}
             <div class="editor-body">

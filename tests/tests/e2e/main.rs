@@ -14,6 +14,7 @@ mod label_first_image;
 mod many_annotators_at_once;
 mod prelabel_in_browser;
 mod rank_images_by_uncertainty;
+mod refused_edit_stays_visible;
 mod restart_keeps_projects;
 mod serve_web_app;
 mod upload_images;
