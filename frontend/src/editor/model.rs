@@ -141,22 +141,8 @@ impl History {
     }
 }
 
-/// A random (version 4) UUID from the browser's crypto source, which — unlike
-/// `crypto.randomUUID` — exists on plain-HTTP LAN deployments too.
+/// A random (version 4) UUID, from the browser's `crypto.getRandomValues` (the `uuid` crate's
+/// `js` source), which — unlike `crypto.randomUUID` — exists on plain-HTTP LAN deployments too.
 pub fn new_box_id() -> String {
-    let mut bytes = [0u8; 16];
-    if let Some(crypto) = web_sys::window().and_then(|w| w.crypto().ok()) {
-        let _ = crypto.get_random_values_with_u8_array(&mut bytes);
-    }
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    uuid::Uuid::new_v4().to_string()
 }

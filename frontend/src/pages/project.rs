@@ -324,7 +324,7 @@ fn ExportPanel(project_id: i64) -> impl IntoView {
                 <select id="export-include" on:change=move |ev| include.set(event_target_value(&ev))>
                     <option value="labeled">"Labeled images"</option>
                     <option value="approved">"Approved only"</option>
-                    <option value="auto">"Labeled + confident model boxes"</option>
+                    <option value="auto" title="Adds images a teacher auto-labeled, with its boxes above the confidence threshold; empty until a teacher has labeled images">"Labeled + teacher auto-labels"</option>
                 </select>
                 <button id="export-button" class="primary" on:click=download>"Download zip"</button>
             </div>

@@ -92,12 +92,12 @@ pub fn QueuePanel(project_id: i64) -> impl IntoView {
                 }
             }>
                 {Strategy::ALL.into_iter().map(|s| view! {
-                    <option value=s.as_str() selected=s == strategy.get_untracked()>{s.as_str().replace('_', " ")}</option>
+                    <option value=s.as_str() selected=s == strategy.get_untracked()>{strategy_label(s)}</option>
                 }).collect_view()}
             </select>
             <button class="small" on:click=move |_| refresh.update(|r| *r += 1)>"Refresh"</button>
             {move || queue.get().map(|result| match result {
-                Ok(q) => view! { <RankedList queue=q project_id /> }.into_any(),
+                Ok(q) => view! { <RankedList queue=q project_id strategy=strategy.get_untracked() /> }.into_any(),
                 Err(failure) if failure.code == "no_student" => view! {
                     <p class="muted small">{failure.message}" "<a href=format!("/projects/{project_id}/models")>"Models"</a></p>
                 }.into_any(),
@@ -121,11 +121,33 @@ pub fn QueuePanel(project_id: i64) -> impl IntoView {
     }
 }
 
+/// A strategy's name in the picker, with what it needs when that is more than a student.
+fn strategy_label(strategy: Strategy) -> String {
+    let name = strategy.as_str().replace('_', " ");
+    match strategy {
+        Strategy::Disagreement => format!("{name} (needs teacher labels)"),
+        Strategy::Diversity => format!("{name} (needs a model with an embedding output)"),
+        _ => name,
+    }
+}
+
+/// Why a ranking is empty, in words that say what to do.
+fn empty_reason(strategy: Strategy) -> &'static str {
+    match strategy {
+        Strategy::Disagreement => {
+            "Nothing to compare yet: disagreement ranks images that a teacher has labeled, and no teacher has labeled any image of this project."
+        }
+        _ => {
+            "Nothing ranked yet: open an image (the student pre-labels the rest while the tab is open) or score all on the server."
+        }
+    }
+}
+
 #[component]
-fn RankedList(queue: Queue, project_id: i64) -> impl IntoView {
+fn RankedList(queue: Queue, project_id: i64, strategy: Strategy) -> impl IntoView {
     let unscored = queue.unscored;
     view! {
-        {queue.entries.is_empty().then(|| view! { <p class="muted small">"Nothing ranked yet: open an image (the student pre-labels the rest while the tab is open) or score all on the server."</p> })}
+        {queue.entries.is_empty().then(|| view! { <p class="muted small empty-ranking">{empty_reason(strategy)}</p> })}
         <ol class="ranked">
             {queue.entries.into_iter().map(|entry| view! {
                 <li data-image-id=entry.image_id.to_string() data-score=format!("{:.4}", entry.score)>
