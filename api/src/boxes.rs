@@ -66,6 +66,26 @@ pub struct BoundingBox {
     pub revision: u32,
 }
 
+impl BoundingBox {
+    /// A box that is a person's work (drawn, edited, accepted or imported): no model version,
+    /// no confidence, no author yet.
+    pub fn human(id: String, class_id: u32, [x0, y0, x1, y1]: [f64; 4], revision: u32) -> Self {
+        Self {
+            id,
+            class_id,
+            x0,
+            y0,
+            x1,
+            y1,
+            source: BoxSource::Human,
+            model_version: None,
+            confidence: None,
+            author: None,
+            revision,
+        }
+    }
+}
+
 /// A box as a client sends it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BoxInput {

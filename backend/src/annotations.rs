@@ -184,16 +184,14 @@ async fn apply(
     };
     for (index, op) in request.ops.iter().enumerate() {
         match check(conn, image, &class_ids, op).await {
-            Ok(Checked::Nothing) => {}
-            Ok(checked) => applied.push(write(conn, image, checked).await?),
-            Err(error) if error.status.is_client_error() && on_refusal == OnRefusal::Report => {
-                refused.push(refusal(
-                    Some(index),
-                    error.with_prefix(&format!("operation {}", index + 1)),
-                ));
-            }
+            Ok(None) => {}
+            Ok(Some(checked)) => applied.push(write(conn, image, checked).await?),
             Err(error) if error.status.is_client_error() => {
-                return Err(error.with_prefix(&format!("operation {}", index + 1)));
+                let error = error.with_prefix(&format!("operation {}", index + 1));
+                match on_refusal {
+                    OnRefusal::Abort => return Err(error),
+                    OnRefusal::Report => refused.push(refusal(Some(index), error)),
+                }
             }
             Err(error) => return Err(error),
         }
@@ -242,12 +240,9 @@ async fn apply(
 
 /// An operation that passed its checks, ready to write.
 enum Checked {
-    /// Deleting a box that is not there: nothing to do (resends are idempotent).
-    Nothing,
-    Delete {
-        box_id: String,
-        before: BoundingBox,
-    },
+    /// Remove a stored box.
+    Delete { box_id: String, before: BoundingBox },
+    /// Create a box, or replace a stored one.
     Upsert {
         before: Option<BoundingBox>,
         after: BoundingBox,
@@ -255,13 +250,14 @@ enum Checked {
     },
 }
 
-/// Checks one operation against what is stored, writing nothing.
+/// Checks one operation against what is stored, writing nothing; `None` when there is nothing
+/// to do (deleting a box that is not there: resends are idempotent).
 async fn check(
     conn: &mut SqliteConnection,
     image: &ImageRow,
     class_ids: &HashSet<u32>,
     op: &BoxOp,
-) -> Result<Checked, ApiError> {
+) -> Result<Option<Checked>, ApiError> {
     let box_id = match (&op.bbox.id, op.op) {
         (Some(id), _) => parse_box_id(id)?,
         (None, OpKind::Create) => uuid::Uuid::new_v4().to_string(),
@@ -284,10 +280,7 @@ async fn check(
     }
     let before = stored.map(BoxRow::into_box);
     if op.op == OpKind::Delete {
-        return Ok(match before {
-            Some(before) => Checked::Delete { box_id, before },
-            None => Checked::Nothing,
-        });
+        return Ok(before.map(|before| Checked::Delete { box_id, before }));
     }
     if op.op == OpKind::Update && before.is_none() {
         return Err(ApiError::conflict(
@@ -313,31 +306,18 @@ async fn check(
         (Some(b), Some(base)) if base < b.revision => Some(b.author.clone().unwrap_or_else(|| "another editor".into())),
         _ => None,
     };
-    let after = BoundingBox {
-        id: box_id,
-        class_id: op.bbox.class_id,
-        x0,
-        y0,
-        x1,
-        y1,
-        // A person editing a model's proposal makes it theirs.
-        source: BoxSource::Human,
-        model_version: None,
-        confidence: None,
-        author: None,
-        revision,
-    };
-    Ok(Checked::Upsert {
+    // A person editing a model's proposal makes it theirs.
+    let after = BoundingBox::human(box_id, op.bbox.class_id, [x0, y0, x1, y1], revision);
+    Ok(Some(Checked::Upsert {
         before,
         after,
         overwrote,
-    })
+    }))
 }
 
 /// Writes a checked operation and records it in `box_events`.
 async fn write(conn: &mut SqliteConnection, image: &ImageRow, checked: Checked) -> Result<AppliedOp, ApiError> {
     match checked {
-        Checked::Nothing => Err(ApiError::internal("write called with nothing to write")),
         Checked::Delete { box_id, before } => {
             sqlx::query("DELETE FROM boxes WHERE id = ?")
                 .bind(&box_id)

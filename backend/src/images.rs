@@ -400,7 +400,7 @@ pub fn stage_error(file_name: &str, error: StageError) -> ApiError {
             format!("{file_name} is larger than the {limit_mb} MiB upload limit."),
         ),
         StageError::Body(message) => ApiError::bad_request("upload_broken", message),
-        StageError::LongerThanDeclared { .. } => ApiError::new(
+        StageError::LongerThanDeclared { .. } | StageError::Unreadable(_) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_archive",
             format!("{file_name}: {error}"),

@@ -27,7 +27,7 @@ use crate::error::ApiError;
 use crate::extract::{MultipartForm, PathParams};
 use crate::images::{NewImageRow, insert_image};
 use crate::imaging;
-use crate::store::{Staged, StagedThumbnail, Store};
+use crate::store::{StageError, Staged, StagedThumbnail, Store};
 
 /// Guards against archives built to hurt the server.
 #[derive(Debug, Clone, Copy)]
@@ -127,13 +127,35 @@ impl std::fmt::Display for Problems {
     }
 }
 
-/// The 422 answer for a refused import.
-pub fn rejection(problems: Problems) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "import_rejected",
-        problems.to_string(),
-    )
+/// Why [`plan`] gave no plan: the dataset's fault, or the server's.
+#[derive(Debug)]
+pub enum ImportError {
+    /// The dataset has problems (every one is listed).
+    Rejected(Problems),
+    /// The server could not stage what it read (the disk refused).
+    Failed(std::io::Error),
+}
+
+impl std::fmt::Display for ImportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Rejected(problems) => problems.fmt(f),
+            Self::Failed(error) => write!(f, "cannot stage the dataset: {error}"),
+        }
+    }
+}
+
+/// The answer for an import without a plan: 422 with every problem, or a 500 when the server
+/// itself failed.
+pub fn rejection(error: ImportError) -> ApiError {
+    match error {
+        ImportError::Rejected(problems) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "import_rejected",
+            problems.to_string(),
+        ),
+        ImportError::Failed(error) => ApiError::internal(error),
+    }
 }
 
 /// An image ready to be added: its bytes and thumbnail staged on disk (not in memory, and with
@@ -158,9 +180,9 @@ pub struct Plan {
 }
 
 /// Reads and checks a dataset. Blocking: decodes every image.
-pub fn plan(source: &DatasetSource, store: &Store, limits: ImportLimits) -> Result<Plan, Problems> {
+pub fn plan(source: &DatasetSource, store: &Store, limits: ImportLimits) -> Result<Plan, ImportError> {
     let mut problems = Vec::new();
-    let tree = Tree::read(source, limits, &mut problems).map_err(|p| Problems(vec![p]))?;
+    let tree = Tree::read(source, limits, &mut problems).map_err(|p| ImportError::Rejected(Problems(vec![p])))?;
     let (format, class_names, candidates) = if let Some((json_path, dataset)) = tree.coco(&mut problems) {
         let (names, images) = coco_candidates(&tree, &json_path, dataset, &mut problems);
         ("coco", names, images)
@@ -181,8 +203,9 @@ pub fn plan(source: &DatasetSource, store: &Store, limits: ImportLimits) -> Resu
     for candidate in candidates {
         let staged = match tree.stage(&candidate.path, store) {
             Ok(staged) => staged,
-            Err(message) => {
-                problems.push(format!("{}: {message}", candidate.path));
+            Err(StageError::Io(error)) => return Err(ImportError::Failed(error)),
+            Err(error) => {
+                problems.push(format!("{}: {error}", candidate.path));
                 continue;
             }
         };
@@ -212,13 +235,9 @@ pub fn plan(source: &DatasetSource, store: &Store, limits: ImportLimits) -> Resu
                 }
             }
         }
-        let thumbnail = match store.stage_thumbnail(&inspected.thumbnail_jpeg) {
-            Ok(thumbnail) => thumbnail,
-            Err(error) => {
-                problems.push(format!("{}: cannot stage its thumbnail ({error})", candidate.path));
-                continue;
-            }
-        };
+        let thumbnail = store
+            .stage_thumbnail(&inspected.thumbnail_jpeg)
+            .map_err(ImportError::Failed)?;
         let file_name = candidate.path.rsplit('/').next().unwrap_or(&candidate.path).to_owned();
         images.push(PlannedImage {
             file_name,
@@ -238,7 +257,7 @@ pub fn plan(source: &DatasetSource, store: &Store, limits: ImportLimits) -> Resu
             images,
         })
     } else {
-        Err(Problems(problems))
+        Err(ImportError::Rejected(Problems(problems)))
     }
 }
 
@@ -316,19 +335,12 @@ pub async fn apply(db: &SqlitePool, store: &Store, project_id: i64, plan: Plan) 
                     else {
                         continue;
                     };
-                    let created = BoundingBox {
-                        id: uuid::Uuid::new_v4().to_string(),
-                        class_id: class_ids.get(*class_index).copied().unwrap_or_default(),
-                        x0,
-                        y0,
-                        x1,
-                        y1,
-                        source: BoxSource::Human,
-                        model_version: None,
-                        confidence: None,
-                        author: None,
-                        revision: 1,
-                    };
+                    let created = BoundingBox::human(
+                        uuid::Uuid::new_v4().to_string(),
+                        class_ids.get(*class_index).copied().unwrap_or_default(),
+                        [x0, y0, x1, y1],
+                        1,
+                    );
                     sqlx::query(
                         "INSERT INTO boxes (id, image_id, class_id, x0, y0, x1, y1, source, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
                     )
@@ -626,23 +638,24 @@ impl Tree {
         Ok(Tree { files, zip })
     }
 
-    /// Runs `use_reader` on the bytes of `path`, with the size it declares.
-    fn with_reader<T>(
+    /// Runs `use_reader` on the bytes of `path`, with the size it declares; a file that cannot
+    /// be opened fails as `E::from(reason)`.
+    fn with_reader<T, E: From<String>>(
         &self,
         path: &str,
-        use_reader: impl FnOnce(&mut dyn Read, u64) -> Result<T, String>,
-    ) -> Result<T, String> {
+        use_reader: impl FnOnce(&mut dyn Read, u64) -> Result<T, E>,
+    ) -> Result<T, E> {
         match self.files.get(path) {
             Some(Location::Disk(disk, size)) => {
                 use_reader(&mut std::fs::File::open(disk).map_err(|e| e.to_string())?, *size)
             }
             Some(Location::ZipEntry(index, size)) => {
-                let archive = self.zip.as_ref().ok_or("no archive")?;
+                let archive = self.zip.as_ref().ok_or_else(|| "no archive".to_owned())?;
                 let mut archive = archive.borrow_mut();
                 let mut entry = archive.by_index(*index).map_err(|e| e.to_string())?;
                 use_reader(&mut entry, *size)
             }
-            None => Err("missing".into()),
+            None => Err(E::from("missing".to_owned())),
         }
     }
 
@@ -657,10 +670,8 @@ impl Tree {
         })
     }
 
-    fn stage(&self, path: &str, store: &Store) -> Result<Staged, String> {
-        self.with_reader(path, |reader, declared| {
-            store.stage_reader(reader, declared).map_err(|e| e.to_string())
-        })
+    fn stage(&self, path: &str, store: &Store) -> Result<Staged, StageError> {
+        self.with_reader(path, |reader, declared| store.stage_reader(reader, declared))
     }
 
     /// The first JSON file that is a COCO detection document.
@@ -798,6 +809,55 @@ fn strip_common_root(files: BTreeMap<String, Location>) -> BTreeMap<String, Loca
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Writes `bytes` deflated as the zip entry `name`, then rewrites the entry's declared
+    /// (uncompressed) size in both headers to `declared`: what a hostile archive can do.
+    fn zip_declaring(name: &str, bytes: &[u8], declared: u32) -> Vec<u8> {
+        use std::io::Write;
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        writer.start_file(name, options).unwrap_or_else(|e| panic!("{e}"));
+        writer.write_all(bytes).unwrap_or_else(|e| panic!("{e}"));
+        let mut zip = writer.finish().unwrap_or_else(|e| panic!("{e}")).into_inner();
+        for (signature, offset) in [(0x0403_4b50u32, 22), (0x0201_4b50, 24)] {
+            let at = (0..zip.len() - 4)
+                .find(|&i| zip[i..i + 4] == signature.to_le_bytes())
+                .unwrap_or_else(|| panic!("no header {signature:x}"));
+            zip[at + offset..at + offset + 4].copy_from_slice(&declared.to_le_bytes());
+        }
+        zip
+    }
+
+    #[test]
+    fn reads_no_more_than_an_entry_declares() {
+        let mut png = Vec::new();
+        image::DynamicImage::new_rgb8(64, 64)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (Ok(folder), Ok(data)) = (tempfile::tempdir(), tempfile::tempdir()) else {
+            panic!("no temp folder");
+        };
+        let archive = folder.path().join("lying.zip");
+        std::fs::write(&archive, zip_declaring("a.png", &png, 16)).unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(data.path()).unwrap_or_else(|e| panic!("{e}"));
+        let limits = ImportLimits {
+            max_entries: 10,
+            max_total_bytes: 1 << 20,
+            max_ratio: 200,
+            max_pixels: 1 << 20,
+        };
+        match plan(&DatasetSource::Zip(archive), &store, limits) {
+            Ok(_) => panic!("an entry longer than its header was imported"),
+            Err(ImportError::Failed(error)) => panic!("{error}"),
+            // The zip crate checks this itself when it inflates (its own words); the cap in
+            // `stage_reader` is the same rule for folders and for any reader.
+            Err(ImportError::Rejected(Problems(problems))) => assert!(
+                problems.iter().any(|p| p.starts_with("a.png: it cannot be read")
+                    && p.contains("larger than its declared uncompressed size")),
+                "{problems:?}"
+            ),
+        }
+    }
 
     #[test]
     fn yaml_names_in_every_spelling() {

@@ -56,9 +56,19 @@ pub enum StageError {
     /// A dataset entry held more bytes than its header declared.
     #[error("it holds more bytes than its header declares ({declared})")]
     LongerThanDeclared { declared: u64 },
+    /// The bytes could not be read from their source (a damaged archive entry).
+    #[error("it cannot be read: {0}")]
+    Unreadable(String),
     /// The disk refused.
     #[error("cannot write the upload: {0}")]
     Io(#[from] io::Error),
+}
+
+/// A source that could not be opened, for readers that fail before any byte is read.
+impl From<String> for StageError {
+    fn from(reason: String) -> Self {
+        Self::Unreadable(reason)
+    }
 }
 
 impl Store {
@@ -153,7 +163,12 @@ impl Store {
                 hasher: &mut hasher,
                 file: &mut file,
             },
-        )?;
+        )
+        .map_err(|error| match error.kind() {
+            // The source's fault (a damaged or lying archive entry), not the disk's.
+            io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => StageError::Unreadable(error.to_string()),
+            _ => StageError::Io(error),
+        })?;
         if byte_size > declared_bytes {
             return Err(StageError::LongerThanDeclared {
                 declared: declared_bytes,
