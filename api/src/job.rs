@@ -85,9 +85,36 @@ impl JobState {
 pub struct NewJob {
     /// What to run.
     pub kind: JobKind,
-    /// The model to use; the project's active student when absent.
+    /// The model to use; when absent, the project's active student (scoring) or newest teacher
+    /// (teacher labeling).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_id: Option<i64>,
+    /// Teacher labeling: which images (all of the project's by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<ImageSelection>,
+    /// Teacher labeling: the lowest confidence kept as a proposal (0.25 by default, Ultralytics').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_conf: Option<f32>,
+}
+
+/// Which images a teacher labels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ImageSelection {
+    /// Every image of the project, or only those nobody has labeled yet.
+    Named(NamedSelection),
+    /// These images (of the project).
+    Ids(Vec<i64>),
+}
+
+/// The named image selections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NamedSelection {
+    /// Every image.
+    All,
+    /// Images still `new` or `prelabeled`.
+    Unlabeled,
 }
 
 /// A job as the API shows it.

@@ -28,7 +28,7 @@ pub use boxes::{
 pub use error::{ErrorBody, ErrorDetail};
 pub use health::Health;
 pub use image::{ExportCounts, ImageInfo, ImagePage, ImageStatus, ImportReport, Split, StatusChange, UploadedFile};
-pub use job::{Job, JobKind, JobState, NewJob};
+pub use job::{ImageSelection, Job, JobKind, JobState, NamedSelection, NewJob};
 pub use model::{ModelPatch, ModelRole, RegisteredModel, map_classes_by_name};
 pub use project::{
     ClassRemoval, ClassSpec, NewProject, ObjectClass, Project, ProjectPatch, SplitRatios, ValidationError,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::commands::{ExportArgs, ImportArgs, ModelAddArgs};
+use crate::commands::{ExportArgs, ImportArgs, ModelAddArgs, TeacherArgs};
 use crate::config::ServeConfig;
 
 /// Distillery: a labeling studio with in-browser pre-labels and model distillation.
@@ -28,6 +28,8 @@ pub enum Command {
     /// Manage a project's models.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Auto-label a project's images with its teacher model (a teacher job, run here).
+    Teacher(TeacherArgs),
 }
 
 /// `distillery model …`.
@@ -59,6 +61,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Import(args) => crate::commands::import(args).await,
             Command::Export(args) => crate::commands::export(args).await,
             Command::Model(ModelCommand::Add(args)) => crate::commands::model_add(args).await,
+            Command::Teacher(args) => crate::commands::teacher(args).await,
         }
     });
     match result {

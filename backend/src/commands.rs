@@ -66,6 +66,69 @@ pub struct ModelAddArgs {
     pub data: DataConfig,
 }
 
+/// `distillery teacher`.
+#[derive(Debug, Clone, Args)]
+pub struct TeacherArgs {
+    /// Project whose images to label.
+    #[arg(long)]
+    pub project: String,
+    /// The teacher's model id (default: the project's newest teacher).
+    #[arg(long)]
+    pub model_id: Option<i64>,
+    /// `all` images, or only `unlabeled` ones.
+    #[arg(long, default_value = "all")]
+    pub images: String,
+    /// Lowest confidence kept as a proposal.
+    #[arg(long)]
+    pub min_conf: Option<f32>,
+    /// Images run at once, one thread each (default: every core).
+    #[arg(long = "inference-threads")]
+    pub inference_threads: Option<usize>,
+    #[command(flatten)]
+    pub data: DataConfig,
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+/// Queues a teacher job and runs it here (or waits for the running server's runner to finish
+/// it), then prints what it did.
+pub async fn teacher(args: TeacherArgs) -> anyhow::Result<()> {
+    let images = match args.images.as_str() {
+        "all" => api::NamedSelection::All,
+        "unlabeled" => api::NamedSelection::Unlabeled,
+        other => anyhow::bail!("--images must be all or unlabeled, not {other:?}"),
+    };
+    let (pool, store) = open(&args.data).await?;
+    let project_id = projects::find_by_name(&pool, &args.project)
+        .await?
+        .with_context(|| format!("there is no project named \"{}\"", args.project))?;
+    let new_job = api::NewJob {
+        kind: api::JobKind::Teacher,
+        model_id: args.model_id,
+        images: Some(api::ImageSelection::Named(images)),
+        min_conf: args.min_conf,
+    };
+    let mut conn = pool.acquire().await?;
+    let job = crate::jobs::queue_job(&mut conn, project_id, &new_job)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    drop(conn);
+    let jobs = crate::jobs::Jobs::with_inference_threads(args.inference_threads);
+    let finished = jobs
+        .run_here(&pool, &store, args.limits.max_pixels(), job)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    pool.close().await;
+    let message = finished.message.unwrap_or_default();
+    match finished.state {
+        api::JobState::Succeeded => {
+            println!("{message}");
+            Ok(())
+        }
+        state => anyhow::bail!("the teacher job {}: {message}", state.as_str()),
+    }
+}
+
 async fn open(data: &DataConfig) -> anyhow::Result<(SqlitePool, Store)> {
     std::fs::create_dir_all(&data.data_dir)
         .with_context(|| format!("cannot create the data folder {}", data.data_dir.display()))?;

@@ -40,6 +40,9 @@ pub struct ServeConfig {
     pub data: DataConfig,
     #[command(flatten)]
     pub limits: Limits,
+    /// Images a teacher job runs at once, one thread each (default: every core).
+    #[arg(long = "inference-threads", env = "DISTILLERY_INFERENCE_THREADS")]
+    pub inference_threads: Option<usize>,
 }
 
 /// Limits on what clients may send; exceeding one is a 4xx, never an outage.

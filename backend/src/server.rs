@@ -96,7 +96,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         "Distillery is running at http://{addr}/ (data in {})",
         data_dir.display()
     );
-    let jobs = jobs::Jobs::default();
+    let jobs = jobs::Jobs::with_inference_threads(config.inference_threads);
     jobs.start(db.clone(), store.clone(), config.limits.max_pixels())
         .await?;
     let app = app(

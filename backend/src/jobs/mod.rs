@@ -5,6 +5,9 @@
 //! scored), which is what makes "survives a restart" simply "requeue what was running".
 
 mod score;
+mod teacher;
+
+pub use teacher::TeacherParams;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,19 +37,28 @@ pub struct Jobs {
     /// streams of open pages listen to.
     changed: broadcast::Sender<i64>,
     pub(crate) detectors: DetectorCache,
+    /// How many images a teacher job decodes and runs at once (one blocking thread each).
+    inference_threads: usize,
 }
 
 impl Default for Jobs {
     fn default() -> Self {
-        Self {
-            wake: Arc::new(Notify::new()),
-            changed: broadcast::channel(256).0,
-            detectors: DetectorCache::default(),
-        }
+        Self::with_inference_threads(None)
     }
 }
 
 impl Jobs {
+    /// Jobs that run the teacher on `threads` images at once (all cores when `None`).
+    pub fn with_inference_threads(threads: Option<usize>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Self {
+            wake: Arc::new(Notify::new()),
+            changed: broadcast::channel(256).0,
+            detectors: DetectorCache::default(),
+            inference_threads: threads.unwrap_or(cores).max(1),
+        }
+    }
+
     /// Requeues jobs a previous server left running, then runs queued jobs in the background,
     /// oldest first, until the process exits.
     pub async fn start(&self, db: SqlitePool, store: Store, max_pixels: u64) -> Result<(), ApiError> {
@@ -79,6 +91,20 @@ impl Jobs {
         Ok(())
     }
 
+    /// Runs one queued job in this process (the CLI), unless a server's runner took it first;
+    /// either way returns once it has finished.
+    pub async fn run_here(&self, db: &SqlitePool, store: &Store, max_pixels: u64, job: Job) -> Result<Job, ApiError> {
+        let job_id = job.id;
+        self.run(db, store, max_pixels, job).await;
+        loop {
+            let now = load_job(&mut *db.acquire().await?, job_id).await?;
+            if now.state.is_final() {
+                return Ok(now);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     /// Tells the open event streams that a job's row changed. Nobody listening is fine.
     fn announce(&self, job_id: i64) {
         let _ = self.changed.send(job_id);
@@ -104,7 +130,8 @@ impl Jobs {
         };
         let outcome = match job.kind {
             JobKind::Score => score::run(self, db, store, max_pixels, &job, &progress).await,
-            JobKind::Teacher | JobKind::Train => Err(format!("{} jobs are not available yet", job.kind.as_str())),
+            JobKind::Teacher => teacher::run(self, db, store, max_pixels, &job, &progress).await,
+            JobKind::Train => Err(format!("{} jobs are not available yet", job.kind.as_str())),
         };
         let (state, message) = match outcome {
             Ok(Finished::Done(message)) => (JobState::Succeeded, message),
@@ -207,7 +234,8 @@ pub async fn queue_job(conn: &mut SqliteConnection, project_id: i64, new_job: &N
             }
             Some(model.id)
         }
-        JobKind::Teacher | JobKind::Train => {
+        JobKind::Teacher => Some(teacher_for(conn, project_id, new_job.model_id).await?.id),
+        JobKind::Train => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "unsupported_job",
@@ -215,13 +243,86 @@ pub async fn queue_job(conn: &mut SqliteConnection, project_id: i64, new_job: &N
             ));
         }
     };
-    let id: i64 = sqlx::query_scalar("INSERT INTO jobs (project_id, kind, model_id) VALUES (?, ?, ?) RETURNING id")
-        .bind(project_id)
-        .bind(new_job.kind.as_str())
-        .bind(model_id)
-        .fetch_one(&mut *conn)
-        .await?;
+    let params = match new_job.kind {
+        JobKind::Teacher => Some(teacher_params(conn, project_id, new_job).await?),
+        _ => None,
+    };
+    let id: i64 =
+        sqlx::query_scalar("INSERT INTO jobs (project_id, kind, model_id, params) VALUES (?, ?, ?, ?) RETURNING id")
+            .bind(project_id)
+            .bind(new_job.kind.as_str())
+            .bind(model_id)
+            .bind(params)
+            .fetch_one(&mut *conn)
+            .await?;
     load_job(conn, id).await
+}
+
+/// The named teacher (which must belong to the project), or the project's newest one.
+async fn teacher_for(
+    conn: &mut SqliteConnection,
+    project_id: i64,
+    model_id: Option<i64>,
+) -> Result<api::RegisteredModel, ApiError> {
+    let id = match model_id {
+        Some(id) => Some(id),
+        None => {
+            sqlx::query_scalar("SELECT MAX(id) FROM models WHERE project_id = ? AND role = 'teacher'")
+                .bind(project_id)
+                .fetch_one(&mut *conn)
+                .await?
+        }
+    };
+    let model = match id {
+        Some(id) => Some(crate::registry::load_model(conn, id).await?).filter(|m| m.project_id == project_id),
+        None => None,
+    };
+    let model = model.ok_or_else(|| {
+        ApiError::conflict(
+            "no_teacher",
+            "Teacher labeling needs a teacher model: upload one on the Models page.",
+        )
+    })?;
+    if model.role != ModelRole::Teacher {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_a_teacher",
+            "Teacher labeling runs a teacher model, not a student.",
+        ));
+    }
+    Ok(model)
+}
+
+/// A teacher job's settings, checked, as the JSON its row keeps.
+async fn teacher_params(conn: &mut SqliteConnection, project_id: i64, new_job: &NewJob) -> Result<String, ApiError> {
+    let min_conf = new_job.min_conf.unwrap_or(models::DEFAULT_CONFIDENCE);
+    if !(0.0..1.0).contains(&min_conf) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_min_conf",
+            "min_conf must be at least 0 and below 1.",
+        ));
+    }
+    let images = new_job
+        .images
+        .clone()
+        .unwrap_or(api::ImageSelection::Named(api::NamedSelection::All));
+    if let api::ImageSelection::Ids(ids) = &images {
+        for id in ids {
+            let owner: Option<i64> = sqlx::query_scalar("SELECT project_id FROM images WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if owner != Some(project_id) {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unknown_image",
+                    format!("Project {project_id} has no image {id}."),
+                ));
+            }
+        }
+    }
+    serde_json::to_string(&TeacherParams { images, min_conf }).map_err(ApiError::internal)
 }
 
 async fn list(

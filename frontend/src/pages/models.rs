@@ -88,7 +88,7 @@ fn ModelUpload(
                 if let Some(r) = ModelRole::parse(&event_target_value(&ev)) { role.set(r) }
             }>
                 <option value="student" selected>"Student (runs in the browser)"</option>
-                <option value="teacher">"Teacher (kept for server auto-labeling, which is not built yet)"</option>
+                <option value="teacher">"Teacher (auto-labels on the server: distillery teacher, or a teacher job)"</option>
             </select>
             <label class="button" class:disabled=move || busy.get()>
                 {move || if busy.get() { "Checking the model…" } else { "Choose an ONNX file…" }}

@@ -63,6 +63,8 @@ pub fn QueuePanel(project_id: i64) -> impl IntoView {
                 &NewJob {
                     kind: JobKind::Score,
                     model_id: None,
+                    images: None,
+                    min_conf: None,
                 },
             )
             .await

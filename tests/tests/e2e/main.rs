@@ -3,6 +3,7 @@
 
 mod api_rejects_bad_input;
 mod architecture_lists_every_crate;
+mod auto_label_with_teacher;
 mod create_project_in_browser;
 mod edit_boxes_and_review;
 mod edit_ontology_in_browser;

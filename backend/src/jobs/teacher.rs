@@ -1,0 +1,323 @@
+//! The teacher job (autodistill's first half): a registered teacher labels the chosen images on
+//! the server, on every core, and each image's detections become proposals — boxes with
+//! `source = teacher`, the model version and the confidence — mapped onto project classes by
+//! the model's class map. Human boxes are never touched; a newer teacher version's proposals
+//! replace an older one's image by image. Which images a version has labeled is kept in
+//! `teacher_runs`, so a resumed job continues where it stopped.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use api::{BoundingBox, BoxSource, ImageSelection, Job, NamedSelection, OpKind, RegisteredModel};
+use futures_util::StreamExt;
+use models::{DEFAULT_IOU, Detector, Pixels};
+use sqlx::SqlitePool;
+
+use super::{Finished, Jobs, Progress};
+use crate::annotations::{BOX_COLUMNS, BoxRow, record_box_event};
+use crate::predictions::UNLABELED;
+use crate::store::Store;
+
+/// What a teacher job was asked to do (the job row's `params`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct TeacherParams {
+    /// Which images.
+    pub images: ImageSelection,
+    /// Lowest confidence kept.
+    pub min_conf: f32,
+}
+
+/// One image's detections, mapped onto project classes.
+struct Labeled {
+    image_id: i64,
+    boxes: Vec<(u32, f32, [f64; 4])>,
+    unmapped: u64,
+}
+
+pub(super) async fn run(
+    jobs: &Jobs,
+    db: &SqlitePool,
+    store: &Store,
+    max_pixels: u64,
+    job: &Job,
+    progress: &Progress,
+) -> Result<Finished, String> {
+    let model_id = job.model_id.ok_or("the teacher of this job has been deleted")?;
+    let params: TeacherParams = {
+        let text: Option<String> = sqlx::query_scalar("SELECT params FROM jobs WHERE id = ?")
+            .bind(job.id)
+            .fetch_one(db)
+            .await
+            .map_err(|e| e.to_string())?;
+        serde_json::from_str(text.as_deref().unwrap_or("null")).map_err(|e| format!("unreadable job settings: {e}"))?
+    };
+    let mut conn = db.acquire().await.map_err(|e| e.to_string())?;
+    let model = crate::registry::load_model(&mut conn, model_id)
+        .await
+        .map_err(|e| e.message)?;
+    drop(conn);
+    let pending = pending_images(db, job.project_id, model_id, &params.images).await?;
+    let total = job.done + pending.len() as u64;
+    let mut done = job.done;
+    progress
+        .report(
+            done,
+            total,
+            &format!("Labeling {} images with {}.", pending.len(), model.file_name),
+        )
+        .await?;
+    let detector = {
+        let (cache, store, loading) = (jobs.detectors.clone(), store.clone(), model.clone());
+        tokio::task::spawn_blocking(move || cache.get(&store, &loading))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot load {}: {e}", model.file_name))?
+    };
+
+    // Decoding, letterboxing and inference of `threads` images at once, each on its own
+    // blocking thread; results are stored one by one as they come.
+    let threads = jobs.inference_threads.max(1);
+    let started = Instant::now();
+    let (mut unreadable, mut stored_boxes, mut unmapped) = (0u64, 0u64, 0u64);
+    let model = Arc::new(model);
+    let mut results = futures_util::stream::iter(pending)
+        .map(|image_id| {
+            label_one(
+                db.clone(),
+                store.clone(),
+                detector.clone(),
+                model.clone(),
+                image_id,
+                max_pixels,
+                params.min_conf,
+            )
+        })
+        .buffer_unordered(threads);
+    while let Some(outcome) = results.next().await {
+        if progress.cancel_requested().await {
+            return Ok(Finished::Cancelled);
+        }
+        match outcome {
+            Ok(Some(labeled)) => {
+                stored_boxes += labeled.boxes.len() as u64;
+                unmapped += labeled.unmapped;
+                store_proposals(db, job.project_id, &model, &labeled).await?;
+            }
+            Ok(None) => {} // deleted meanwhile
+            Err((image_id, reason)) => {
+                unreadable += 1;
+                tracing::warn!(image_id, %reason, "the teacher cannot read an image");
+            }
+        }
+        done += 1;
+        let rate = (done - job.done) as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        let eta_s = (total - done) as f64 / rate.max(1e-9);
+        progress
+            .report(
+                done,
+                total,
+                &format!("Labeled {done} of {total} images · {rate:.1} images/s · about {eta_s:.0} s left."),
+            )
+            .await?;
+    }
+    let mut notes = Vec::new();
+    if unmapped > 0 {
+        notes.push(format!("{unmapped} detections of unmapped classes dropped"));
+    }
+    if unreadable > 0 {
+        notes.push(format!(
+            "{unreadable} images could not be read and were skipped (see the server log)"
+        ));
+    }
+    let notes = if notes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", notes.join("; "))
+    };
+    Ok(Finished::Done(format!(
+        "Labeled {done} images with {}: {stored_boxes} proposals{notes}.",
+        model.file_name
+    )))
+}
+
+/// The selected images this teacher version has not labeled yet, oldest first.
+async fn pending_images(
+    db: &SqlitePool,
+    project_id: i64,
+    model_id: i64,
+    selection: &ImageSelection,
+) -> Result<Vec<i64>, String> {
+    let not_done = "NOT EXISTS (SELECT 1 FROM teacher_runs t WHERE t.model_id = ? AND t.image_id = i.id)";
+    let ids: Vec<i64> = match selection {
+        ImageSelection::Named(named) => {
+            let status = match named {
+                NamedSelection::All => String::new(),
+                NamedSelection::Unlabeled => format!("AND i.status IN {UNLABELED}"),
+            };
+            let sql = format!("SELECT id FROM images i WHERE project_id = ? {status} AND {not_done} ORDER BY id");
+            sqlx::query_scalar(crate::db::constant_sql(sql))
+                .bind(project_id)
+                .bind(model_id)
+                .fetch_all(db)
+                .await
+                .map_err(|e| e.to_string())?
+        }
+        ImageSelection::Ids(wanted) => {
+            let mut ids = Vec::with_capacity(wanted.len());
+            for id in wanted {
+                let sql = format!("SELECT id FROM images i WHERE id = ? AND project_id = ? AND {not_done}");
+                let found: Option<i64> = sqlx::query_scalar(crate::db::constant_sql(sql))
+                    .bind(id)
+                    .bind(project_id)
+                    .bind(model_id)
+                    .fetch_optional(db)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                ids.extend(found);
+            }
+            ids
+        }
+    };
+    Ok(ids)
+}
+
+/// Decodes one image and runs the teacher on it, on a blocking thread. `Ok(None)` when the image
+/// is gone; `Err((id, reason))` when it cannot be read.
+async fn label_one(
+    db: SqlitePool,
+    store: Store,
+    detector: Arc<Detector>,
+    model: Arc<RegisteredModel>,
+    image_id: i64,
+    max_pixels: u64,
+    min_conf: f32,
+) -> Result<Option<Labeled>, (i64, String)> {
+    let path: Option<(String, String)> = sqlx::query_as("SELECT sha256, extension FROM images WHERE id = ?")
+        .bind(image_id)
+        .fetch_optional(&db)
+        .await
+        .map_err(|e| (image_id, e.to_string()))?;
+    let Some((sha256, extension)) = path else {
+        return Ok(None);
+    };
+    let file = store.original_path(&sha256, &extension);
+    tokio::task::spawn_blocking(move || {
+        let rgb = crate::imaging::decode_upright_rgb(&file, max_pixels).map_err(|e| e.to_string())?;
+        let pixels = Pixels {
+            data: rgb.as_raw(),
+            width_px: rgb.width(),
+            height_px: rgb.height(),
+            channels: 3,
+        };
+        let prediction = detector.detect(pixels, min_conf, DEFAULT_IOU).map_err(|e| e.0)?;
+        let mut unmapped = 0;
+        let boxes = prediction
+            .detections
+            .iter()
+            .filter_map(|d| match model.class_map.get(d.class_index).copied().flatten() {
+                Some(class_id) => Some((class_id, d.score, d.bbox.map(f64::from))),
+                None => {
+                    unmapped += 1;
+                    None
+                }
+            })
+            .collect();
+        Ok(Some(Labeled {
+            image_id,
+            boxes,
+            unmapped,
+        }))
+    })
+    .await
+    .map_err(|e| (image_id, e.to_string()))?
+    .map_err(|reason: String| (image_id, reason))
+}
+
+/// Replaces the image's teacher proposals (of any version) with this version's, in one
+/// transaction, each change numbered and logged; marks the image labeled by this version.
+async fn store_proposals(
+    db: &SqlitePool,
+    project_id: i64,
+    model: &RegisteredModel,
+    labeled: &Labeled,
+) -> Result<(), String> {
+    let failed = |e: crate::error::ApiError| e.message;
+    let mut tx = crate::db::write_transaction(db).await.map_err(|e| e.to_string())?;
+    let image_id = labeled.image_id;
+    let older: Vec<BoxRow> = sqlx::query_as(crate::db::constant_sql(format!(
+        "SELECT {BOX_COLUMNS} FROM boxes WHERE image_id = ? AND source = 'teacher'"
+    )))
+    .bind(image_id)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(|e| e.to_string())?;
+    for row in older {
+        let before = row.into_box();
+        sqlx::query("DELETE FROM boxes WHERE id = ?")
+            .bind(&before.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
+        record_box_event(
+            &mut tx,
+            project_id,
+            image_id,
+            &before.id,
+            OpKind::Delete,
+            Some(&before),
+            None,
+        )
+        .await
+        .map_err(failed)?;
+    }
+    for (class_id, confidence, corners) in &labeled.boxes {
+        let proposal = BoundingBox {
+            source: BoxSource::Teacher,
+            model_version: Some(model.sha256.clone()),
+            confidence: Some(*confidence),
+            ..BoundingBox::human(uuid::Uuid::new_v4().to_string(), *class_id, *corners, 1)
+        };
+        sqlx::query(
+            "INSERT INTO boxes (id, image_id, class_id, x0, y0, x1, y1, source, model_version, confidence, revision) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, 'teacher', ?, ?, 1)",
+        )
+        .bind(&proposal.id)
+        .bind(image_id)
+        .bind(proposal.class_id)
+        .bind(proposal.x0)
+        .bind(proposal.y0)
+        .bind(proposal.x1)
+        .bind(proposal.y1)
+        .bind(&proposal.model_version)
+        .bind(proposal.confidence)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?;
+        record_box_event(
+            &mut tx,
+            project_id,
+            image_id,
+            &proposal.id,
+            OpKind::Create,
+            None,
+            Some(&proposal),
+        )
+        .await
+        .map_err(failed)?;
+    }
+    sqlx::query("INSERT OR REPLACE INTO teacher_runs (model_id, image_id, boxes, unmapped) VALUES (?, ?, ?, ?)")
+        .bind(model.id)
+        .bind(image_id)
+        .bind(labeled.boxes.len() as i64)
+        .bind(labeled.unmapped as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?;
+    sqlx::query("UPDATE images SET status = 'prelabeled' WHERE id = ? AND status = 'new'")
+        .bind(image_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?;
+    tx.commit().await.map_err(|e| e.to_string())?;
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! A teacher labels the pool on the server: a teacher job over real photos stores, for every
+//! image, exactly the boxes the `models` runtime finds in it (mapped onto project classes,
+//! unmapped ones dropped and counted), leaves human boxes alone, skips an unreadable image with
+//! a word in the job's message, and a newer teacher version's run (here from the command line,
+//! beside the running server) replaces the older proposals of the images it labels.
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use api::{BoundingBox, BoxSource, Job, JobState, RegisteredModel};
+use e2e::{Studio, fixtures};
+use serde_json::{Value, json};
+
+const TEACHER: &str = "shapes-yolov8n-320.onnx";
+/// The shapes classes; the project leaves out "star", so star detections are unmapped.
+const PROJECT_CLASSES: [&str; 3] = ["circle", "square", "triangle"];
+
+async fn register_teacher(studio: &Studio, project_id: i64) -> anyhow::Result<RegisteredModel> {
+    let form = reqwest::multipart::Form::new().text("role", "teacher").part(
+        "file",
+        reqwest::multipart::Part::bytes(e2e::reference_model_file(TEACHER)?).file_name(TEACHER),
+    );
+    let response = reqwest::Client::new()
+        .post(studio.api(&format!("/api/projects/{project_id}/models")))
+        .multipart(form)
+        .send()
+        .await?;
+    ensure!(response.status() == 201, "register: {}", response.text().await?);
+    Ok(response.json().await?)
+}
+
+async fn post_job(studio: &Studio, project_id: i64, body: Value) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+    let response = reqwest::Client::new()
+        .post(studio.api(&format!("/api/projects/{project_id}/jobs")))
+        .json(&body)
+        .send()
+        .await?;
+    Ok((response.status(), response.json().await?))
+}
+
+async fn until_final(studio: &Studio, job_id: i64) -> anyhow::Result<Job> {
+    for _ in 0..1200 {
+        let job: Job = reqwest::get(studio.api(&format!("/api/jobs/{job_id}")))
+            .await?
+            .json()
+            .await?;
+        if job.state.is_final() {
+            return Ok(job);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("job {job_id} did not finish in 2 minutes:\n{}", studio.log())
+}
+
+async fn boxes_of(studio: &Studio, image_id: i64) -> anyhow::Result<Vec<BoundingBox>> {
+    let boxes: api::ImageBoxes = reqwest::get(studio.api(&format!("/api/images/{image_id}/boxes")))
+        .await?
+        .json()
+        .await?;
+    Ok(boxes.boxes)
+}
+
+fn teacher_boxes(boxes: &[BoundingBox]) -> Vec<&BoundingBox> {
+    boxes.iter().filter(|b| b.source == BoxSource::Teacher).collect()
+}
+
+/// One proposal: project class, confidence, corners in image pixels.
+type Proposal = (u32, f32, [f64; 4]);
+
+/// What the `models` runtime finds in a photo, mapped the way the project's classes are named;
+/// and how many detections have no project class.
+fn expected_proposals(detector: &models::Detector, jpeg: &[u8]) -> anyhow::Result<(Vec<Proposal>, usize)> {
+    let rgb = image::load_from_memory(jpeg)?.to_rgb8();
+    let pixels = models::Pixels {
+        data: rgb.as_raw(),
+        width_px: rgb.width(),
+        height_px: rgb.height(),
+        channels: 3,
+    };
+    let prediction = detector.detect(pixels, models::DEFAULT_CONFIDENCE, models::DEFAULT_IOU)?;
+    let names = &detector.info().class_names;
+    let mut unmapped = 0;
+    let mut found = Vec::new();
+    for d in prediction.detections {
+        match PROJECT_CLASSES.iter().position(|c| *c == names[d.class_index]) {
+            Some(class_id) => found.push((class_id as u32, d.score, d.bbox.map(f64::from))),
+            None => unmapped += 1,
+        }
+    }
+    Ok((found, unmapped))
+}
+
+#[tokio::test]
+async fn auto_label_with_teacher() -> anyhow::Result<()> {
+    let temp = tempfile::tempdir()?;
+    let data_dir = temp.path().join("studio");
+    let studio = Studio::start_in(&data_dir).await?;
+    let http = reqwest::Client::new();
+    let project = studio.create_project("Teachers", &PROJECT_CLASSES).await?;
+    let pid = project.id;
+
+    let photos: Vec<(String, Vec<u8>)> = (0..8)
+        .map(|i| {
+            let name = format!("test_{i:04}.jpg");
+            e2e::reference_model_file(&format!("shapes/images/test/{name}")).map(|bytes| (name, bytes))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut files: Vec<(&str, Vec<u8>)> = photos.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    files.push(("broken.png", fixtures::png(40, 30, 7)));
+    let (_, uploaded) = studio.upload(pid, &files).await?;
+    let uploaded = uploaded.as_array().context("upload answer")?.clone();
+    let ids: Vec<i64> = uploaded.iter().filter_map(|f| f["id"].as_i64()).collect();
+    ensure!(ids.len() == 9, "{uploaded:?}");
+    // The last image's bytes go bad on disk after the upload checked them.
+    let sha = uploaded[8]["sha256"].as_str().context("sha256")?;
+    let original = data_dir.join("originals").join(&sha[..2]).join(format!("{sha}.png"));
+    ensure!(original.is_file(), "{} is where the store keeps it", original.display());
+    std::fs::write(&original, b"\x89PNG garbage")?;
+
+    // A person's box on one photo: the teacher must leave it alone.
+    let human = json!({"class_id": 1, "x0": 5, "y0": 6, "x1": 50, "y1": 60});
+    let put = http
+        .put(studio.api(&format!("/api/images/{}/boxes", ids[1])))
+        .json(&json!({"boxes": [human]}))
+        .send()
+        .await?;
+    ensure!(put.status().is_success());
+
+    // Refusals: no teacher yet, bad settings, a student given as the teacher.
+    let (status, body) = post_job(&studio, pid, json!({"kind": "teacher"})).await?;
+    ensure!(
+        status == 409 && body["error"]["code"] == "no_teacher",
+        "{status} {body}"
+    );
+    let teacher = register_teacher(&studio, pid).await?;
+    ensure!(
+        teacher.class_map == [Some(0), Some(1), Some(2), None],
+        "mapped by name, star unmapped: {:?}",
+        teacher.class_map
+    );
+    for (body, code) in [
+        (json!({"kind": "teacher", "min_conf": 1.5}), "invalid_min_conf"),
+        (json!({"kind": "teacher", "images": [999_999]}), "unknown_image"),
+    ] {
+        let (status, answer) = post_job(&studio, pid, body.clone()).await?;
+        ensure!(
+            status == 422 && answer["error"]["code"] == code,
+            "{body}: {status} {answer}"
+        );
+    }
+
+    // The job: every image, one unreadable.
+    let (status, body) = post_job(&studio, pid, json!({"kind": "teacher"})).await?;
+    ensure!(status == 201, "{body}");
+    let job: Job = serde_json::from_value(body)?;
+    ensure!(job.model_id == Some(teacher.id));
+    let job = until_final(&studio, job.id).await?;
+    let message = job.message.clone().unwrap_or_default();
+    ensure!(
+        job.state == JobState::Succeeded && job.done == 9 && job.total == 9,
+        "{job:?}"
+    );
+    ensure!(message.contains("1 images could not be read"), "{message}");
+
+    let detector = models::Detector::load(&e2e::reference_model_file(TEACHER)?)?;
+    let mut expected_unmapped = 0;
+    let mut first_run: HashSet<String> = HashSet::new();
+    for ((name, jpeg), id) in photos.iter().zip(&ids) {
+        let (mut want, unmapped) = expected_proposals(&detector, jpeg)?;
+        expected_unmapped += unmapped;
+        let boxes = boxes_of(&studio, *id).await?;
+        let mut got: Vec<&BoundingBox> = teacher_boxes(&boxes);
+        ensure!(got.len() == want.len(), "{name}: stored {got:?}, models finds {want:?}");
+        want.sort_by(|a, b| {
+            (a.0, a.2[0])
+                .partial_cmp(&(b.0, b.2[0]))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        got.sort_by(|a, b| {
+            (a.class_id, a.x0)
+                .partial_cmp(&(b.class_id, b.x0))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        for (stored, (class_id, score, [x0, y0, x1, y1])) in got.iter().zip(&want) {
+            let close = [stored.x0 - x0, stored.y0 - y0, stored.x1 - x1, stored.y1 - y1]
+                .iter()
+                .all(|d| d.abs() < 1e-3);
+            ensure!(
+                stored.class_id == *class_id
+                    && close
+                    && stored.confidence.is_some_and(|c| (c - score).abs() < 1e-5)
+                    && stored.model_version.as_deref() == Some(teacher.sha256.as_str()),
+                "{name}: stored {stored:?}, models finds {:?}",
+                (class_id, score, [x0, y0, x1, y1])
+            );
+            first_run.insert(stored.id.clone());
+        }
+        let people: Vec<&BoundingBox> = boxes.iter().filter(|b| b.source == BoxSource::Human).collect();
+        let want_people = usize::from(*id == ids[1]);
+        ensure!(people.len() == want_people, "{name}: human boxes {people:?}");
+    }
+    ensure!(
+        first_run.len() >= 20,
+        "the photos hold shapes: {} proposals",
+        first_run.len()
+    );
+    ensure!(
+        message.contains(&format!("{expected_unmapped} detections of unmapped classes dropped")),
+        "{message} (expected {expected_unmapped} unmapped)"
+    );
+    // Images the teacher labeled are pre-labeled; the person's image is still theirs.
+    let page: api::ImagePage = reqwest::get(studio.api(&format!("/api/projects/{pid}/images?limit=20")))
+        .await?
+        .json()
+        .await?;
+    for image in &page.images {
+        let want = if image.id == ids[1] {
+            api::ImageStatus::InProgress
+        } else if image.id == ids[8] {
+            api::ImageStatus::New
+        } else {
+            api::ImageStatus::Prelabeled
+        };
+        ensure!(image.status == want, "{image:?}");
+    }
+
+    // A newer teacher version, run from the command line beside the server, over the unlabeled
+    // images only: their proposals are replaced (not doubled); the person's image keeps the
+    // first version's.
+    let newer = register_teacher(&studio, pid).await?;
+    let out = Command::new(e2e::studio::binary_path())
+        .args([
+            "teacher",
+            "--project",
+            "Teachers",
+            "--images",
+            "unlabeled",
+            "--inference-threads",
+            "2",
+        ])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    ensure!(stdout.contains("Labeled 8 images"), "{stdout}");
+    let mut second_run = 0;
+    for ((name, _), id) in photos.iter().zip(&ids) {
+        let boxes = boxes_of(&studio, *id).await?;
+        for b in teacher_boxes(&boxes) {
+            let from_first = first_run.contains(&b.id);
+            ensure!(from_first == (*id == ids[1]), "{name}: {b:?}");
+            second_run += usize::from(!from_first);
+        }
+    }
+    ensure!(second_run > 0 && newer.id != teacher.id);
+
+    Ok(())
+}
