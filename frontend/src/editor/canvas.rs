@@ -96,19 +96,68 @@ pub struct CanvasState {
     pub viewport: NodeRef<html::Div>,
     /// Called when the image has loaded (the layout is final by then).
     pub on_image_loaded: Callback<()>,
-    /// The student's proposals, drawn dashed; those below `threshold` are hidden.
+    /// The models' proposals, drawn dashed; those below `threshold`, or from a source not
+    /// picked in `sources`, are hidden.
     pub proposals: RwSignal<Vec<ProposalBox>>,
     pub threshold: RwSignal<f32>,
+    pub sources: RwSignal<ProposalSources>,
     /// Called with (index in `proposals`, accepted?) when one is clicked or dismissed.
     pub on_proposal: Callback<(usize, bool)>,
 }
 
-/// A proposal of the student, mapped to a project class, in image pixels.
+/// A model's proposal, mapped to a project class, in image pixels: the student's (found in
+/// this browser) or the teacher's (stored on the server, with its box id).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProposalBox {
     pub class_id: u32,
     pub score: f32,
     pub rect: [f64; 4],
+    /// `Teacher` or `Student`.
+    pub source: api::BoxSource,
+    /// The stored box a teacher proposal is (accepting makes it the person's, dismissing deletes it).
+    pub box_id: Option<String>,
+}
+
+impl ProposalBox {
+    /// Whether it is shown at this confidence level with these sources.
+    pub fn shown(&self, level: f32, sources: ProposalSources) -> bool {
+        self.score >= level && sources.includes(self.source)
+    }
+}
+
+/// Which models' proposals the editor shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProposalSources {
+    Both,
+    Teacher,
+    Student,
+}
+
+impl ProposalSources {
+    /// Every choice, as the picker lists them.
+    pub const ALL: [ProposalSources; 3] = [Self::Both, Self::Teacher, Self::Student];
+
+    /// The picker's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Both => "both",
+            Self::Teacher => "teacher",
+            Self::Student => "student",
+        }
+    }
+
+    /// The choice named `text`.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    fn includes(self, source: api::BoxSource) -> bool {
+        match self {
+            Self::Both => true,
+            Self::Teacher => source == api::BoxSource::Teacher,
+            Self::Student => source == api::BoxSource::Student,
+        }
+    }
 }
 
 /// The canvas component.
@@ -129,6 +178,7 @@ pub fn Canvas(state: CanvasState) -> impl IntoView {
         on_image_loaded,
         proposals,
         threshold,
+        sources,
         on_proposal,
     } = state;
     let (w, h) = (f64::from(width), f64::from(height));
@@ -348,12 +398,12 @@ pub fn Canvas(state: CanvasState) -> impl IntoView {
                         }
                     </For>
                     {move || {
-                        let level = threshold.get();
-                        proposals.get().into_iter().enumerate().filter(|(_, p)| p.score >= level).map(|(index, p)| {
+                        let (level, shown) = (threshold.get(), sources.get());
+                        proposals.get().into_iter().enumerate().filter(|(_, p)| p.shown(level, shown)).map(|(index, p)| {
                             let [x0, y0, x1, y1] = p.rect;
                             view! {
                                 <rect class="box proposal" data-proposal=index.to_string()
-                                    data-class-id=p.class_id.to_string() data-source="student"
+                                    data-class-id=p.class_id.to_string() data-source=p.source.as_str()
                                     data-score=format!("{:.3}", p.score)
                                     x=x0 y=y0 width=x1 - x0 height=y1 - y0 stroke=color_of(p.class_id)
                                     on:contextmenu=move |event: web_sys::MouseEvent| {

@@ -13,7 +13,7 @@ use leptos_router::hooks::use_navigate;
 use wasm_bindgen::JsCast;
 use web_sys::KeyboardEvent;
 
-use self::canvas::{Canvas, CanvasState, ProposalBox, View};
+use self::canvas::{Canvas, CanvasState, ProposalBox, ProposalSources, View};
 use self::model::{Action, Change, EditBox, History, new_box_id};
 use crate::api_client::{self, ApiFailure};
 use crate::pages::{LoadError, Loading, id_param, plural};
@@ -120,10 +120,12 @@ fn Editor(loaded: Loaded) -> impl IntoView {
     let session = expect_context::<EditorSession>();
     let (project_id, image_id) = (project.id, image.id);
 
-    // What the server has, plus this browser's edits it has not confirmed yet.
-    let mut initial: Vec<EditBox> = server.boxes.into_iter().map(EditBox::from).collect();
+    // What the server has, plus this browser's edits it has not confirmed yet; the teacher's
+    // boxes are proposals until someone accepts them.
+    let pending = sync.pending_for(image_id);
+    let (mut initial, teacher_proposals) = split_teacher_boxes(server.boxes, &pending);
     let mut initial_negative = server.negative;
-    for pending in sync.pending_for(image_id) {
+    for pending in pending {
         if let Some(op) = pending.op {
             replay(&mut initial, &op);
         }
@@ -132,6 +134,8 @@ fn Editor(loaded: Loaded) -> impl IntoView {
         }
     }
     let boxes = RwSignal::new(initial);
+    let proposals = RwSignal::new(teacher_proposals);
+    let sources = RwSignal::new(ProposalSources::Both);
     let negative = RwSignal::new(initial_negative);
     let status = RwSignal::new(server.status);
     let review_comment = RwSignal::new(image.review_comment.clone());
@@ -204,7 +208,12 @@ fn Editor(loaded: Loaded) -> impl IntoView {
         if sync.refused_since(image_id, opened_at) {
             spawn_local(async move {
                 if let Ok(fresh) = api_client::get_boxes(image_id).await {
-                    boxes.set(fresh.boxes.into_iter().map(EditBox::from).collect());
+                    let (people, teacher) = split_teacher_boxes(fresh.boxes, &sync.pending_for(image_id));
+                    boxes.set(people);
+                    proposals.update(|list| {
+                        list.retain(|p| p.source != api::BoxSource::Teacher);
+                        list.extend(teacher);
+                    });
                     negative.set(fresh.negative);
                     status.set(fresh.status);
                     history.set_value(History::default());
@@ -256,8 +265,8 @@ fn Editor(loaded: Loaded) -> impl IntoView {
     let resize = window_event_listener(ev::resize, move |_| fit());
     on_cleanup(move || resize.remove());
 
-    // The student's proposals: shown dashed, accepted into human boxes through the normal edits.
-    let proposals = RwSignal::new(Vec::<ProposalBox>::new());
+    // The student's proposals join the teacher's: shown dashed, accepted into human boxes
+    // through the normal edits.
     let threshold = RwSignal::new(prelabel::DEFAULT_THRESHOLD);
     let prelabel_state = RwSignal::new(PrelabelState::NoModel);
     if let Some(model) = student.clone() {
@@ -278,11 +287,13 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                                 class_id,
                                 score: p.score,
                                 rect,
+                                source: api::BoxSource::Student,
+                                box_id: None,
                             })
                         })
                         .collect();
                     let unmapped = found.proposals.len() - mapped.len();
-                    proposals.try_set(mapped);
+                    proposals.try_update(|list| list.extend(mapped));
                     prelabel_state.try_set(PrelabelState::Ready {
                         ms: found.inference_ms,
                         source: found.model_source,
@@ -311,12 +322,14 @@ fn Editor(loaded: Loaded) -> impl IntoView {
             });
         });
         if accept {
+            // An accepted teacher proposal keeps its stored id: the server makes that box the
+            // person's instead of adding a second one.
             let action: Action = chosen
                 .into_iter()
                 .map(|p| Change {
                     before: None,
                     after: Some(EditBox {
-                        id: new_box_id(),
+                        id: p.box_id.unwrap_or_else(new_box_id),
                         class_id: p.class_id,
                         rect: p.rect,
                         source: api::BoxSource::Human,
@@ -326,14 +339,34 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                 })
                 .collect();
             commit(action, true);
+        } else {
+            // A dismissed teacher proposal is deleted on the server (a student's just vanishes).
+            for (id, p) in chosen.iter().filter_map(|p| p.box_id.clone().map(|id| (id, p))) {
+                let [x0, y0, x1, y1] = p.rect;
+                sync.push(
+                    image_id,
+                    api::BoxOp {
+                        op: OpKind::Delete,
+                        bbox: api::BoxInput {
+                            id: Some(id),
+                            class_id: p.class_id,
+                            x0,
+                            y0,
+                            x1,
+                            y1,
+                        },
+                        base_rev: None,
+                    },
+                );
+            }
         }
     };
     let accept_all = move || {
-        let level = threshold.get_untracked();
+        let (level, shown) = (threshold.get_untracked(), sources.get_untracked());
         let above: Vec<usize> = proposals.with_untracked(|list| {
             list.iter()
                 .enumerate()
-                .filter(|(_, p)| p.score >= level)
+                .filter(|(_, p)| p.shown(level, shown))
                 .map(|(i, _)| i)
                 .collect()
         });
@@ -567,12 +600,15 @@ fn Editor(loaded: Loaded) -> impl IntoView {
         on_image_loaded: Callback::new(move |()| fit()),
         proposals,
         threshold,
+        sources,
         on_proposal,
     };
     let shown_proposals = move || {
-        let level = threshold.get();
-        proposals.with(|list| list.iter().filter(|p| p.score >= level).count())
+        let (level, shown) = (threshold.get(), sources.get());
+        proposals.with(|list| list.iter().filter(|p| p.shown(level, shown)).count())
     };
+    let teacher_count =
+        move || proposals.with(|list| list.iter().filter(|p| p.source == api::BoxSource::Teacher).count());
 
     view! {
         <div class="editor" data-image-id=image_id.to_string()>
@@ -662,22 +698,39 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                                 <p class="error small" role="alert">{format!("Pre-labels unavailable: {message}")}</p>
                             }.into_any(),
                             PrelabelState::Ready { ms, source, unmapped } => view! {
-                                <p class="small">{move || plural(shown_proposals() as u64, "proposal")}
-                                    <span class="muted">{format!(" · {ms:.0} ms{}", if source == ModelSource::Network { ", model downloaded" } else { "" })}</span></p>
+                                <p class="small">"Student: "<span class="muted">{format!("{ms:.0} ms{}", if source == ModelSource::Network { ", model downloaded" } else { "" })}</span></p>
                                 {(unmapped > 0).then(|| view! {
                                     <p class="muted small">{format!("{} of classes not mapped to this project ignored", plural(unmapped as u64, "proposal"))}</p>
                                 })}
-                                <label for="proposal-threshold" class="small">
-                                    {move || format!("Confidence ≥ {:.2}", threshold.get())}
-                                </label>
-                                <input id="proposal-threshold" type="range" min=MIN_THRESHOLD.to_string() max="0.95" step="0.05"
-                                    prop:value=move || threshold.get().to_string()
-                                    on:input=move |ev| if let Ok(v) = event_target_value(&ev).parse() { threshold.set(v) } />
-                                <button on:click=move |_| accept_all() disabled=move || shown_proposals() == 0
-                                    title="Accept every proposal shown (Enter)">"Accept all (Enter)"</button>
-                                <p class="muted small">"Click a dashed box to accept it, right-click to dismiss it."</p>
                             }.into_any(),
                         }}
+                        {move || (teacher_count() > 0).then(|| view! {
+                            <p class="small teacher-proposals">{format!("Teacher: {}", plural(teacher_count() as u64, "proposal"))}</p>
+                        })}
+                        <Show when=move || proposals.with(|list| !list.is_empty())>
+                            <p class="small shown-proposals">{move || format!("{} shown", plural(shown_proposals() as u64, "proposal"))}</p>
+                            <label for="proposal-sources" class="small">"Show"</label>
+                            <select id="proposal-sources" on:change=move |ev| {
+                                if let Some(choice) = ProposalSources::parse(&event_target_value(&ev)) { sources.set(choice) }
+                            }>
+                                {ProposalSources::ALL.into_iter().map(|choice| view! {
+                                    <option value=choice.as_str() selected=move || sources.get() == choice>{match choice {
+                                        ProposalSources::Both => "Teacher and student",
+                                        ProposalSources::Teacher => "Teacher only",
+                                        ProposalSources::Student => "Student only",
+                                    }}</option>
+                                }).collect_view()}
+                            </select>
+                            <label for="proposal-threshold" class="small">
+                                {move || format!("Confidence ≥ {:.2}", threshold.get())}
+                            </label>
+                            <input id="proposal-threshold" type="range" min=MIN_THRESHOLD.to_string() max="0.95" step="0.05"
+                                prop:value=move || threshold.get().to_string()
+                                on:input=move |ev| if let Ok(v) = event_target_value(&ev).parse() { threshold.set(v) } />
+                            <button on:click=move |_| accept_all() disabled=move || shown_proposals() == 0
+                                title="Accept every proposal shown (Enter)">"Accept all (Enter)"</button>
+                            <p class="muted small">"Click a dashed box to accept it, right-click to dismiss it."</p>
+                        </Show>
                     </section>
                     <label class="toggle">
                         <input type="checkbox" prop:checked=move || session.keep_previous.get()
@@ -694,6 +747,32 @@ fn Editor(loaded: Loaded) -> impl IntoView {
             </div>
         </div>
     }
+}
+
+/// Splits the server's boxes into the person-made ones (edited in the editor) and the teacher's
+/// proposals; a teacher box that a queued edit already accepted or dismissed is no proposal.
+fn split_teacher_boxes(
+    boxes: Vec<api::BoundingBox>,
+    pending: &[crate::sync::PendingOp],
+) -> (Vec<EditBox>, Vec<ProposalBox>) {
+    let decided = |id: &str| {
+        pending
+            .iter()
+            .any(|p| p.op.as_ref().is_some_and(|op| op.bbox.id.as_deref() == Some(id)))
+    };
+    let (teacher, people): (Vec<_>, Vec<_>) = boxes.into_iter().partition(|b| b.source == api::BoxSource::Teacher);
+    let proposals = teacher
+        .into_iter()
+        .filter(|b| !decided(&b.id))
+        .map(|b| ProposalBox {
+            class_id: b.class_id,
+            score: b.confidence.unwrap_or(0.0),
+            rect: [b.x0, b.y0, b.x1, b.y1],
+            source: api::BoxSource::Teacher,
+            box_id: Some(b.id),
+        })
+        .collect();
+    (people.into_iter().map(EditBox::from).collect(), proposals)
 }
 
 /// Replays a queued operation onto boxes loaded from the server.

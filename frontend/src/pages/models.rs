@@ -128,6 +128,7 @@ fn ModelCard(model: RegisteredModel, project: Project) -> impl IntoView {
             <p class="small">{format!("Input {0}×{0} · {1} · {2} · {3:.1} MB", model.input_size, model.layout,
                 plural(model.class_names.len() as u64, "class"), model.byte_size as f64 / 1e6)}</p>
             <p class="small muted">{format!("Version {}…", &model.sha256[..12.min(model.sha256.len())])}</p>
+            {(model.role == ModelRole::Teacher).then(|| view! { <TeacherRun project_id=project.id model_id=model.id /> })}
             <details>
                 <summary>{move || format!("Class mapping: {} of {} mapped; unmapped classes are ignored", mapped(), names.len())}</summary>
                 <table class="class-map">
@@ -162,5 +163,47 @@ fn ModelCard(model: RegisteredModel, project: Project) -> impl IntoView {
                 Err(message) => view! { <p class="form-error small" role="alert">{message}</p> }.into_any(),
             })}
         </section>
+    }
+}
+
+/// "Label images with this teacher": a teacher job over every image of the project, its
+/// progress pushed by the server (images/s, time left) until it ends.
+#[component]
+fn TeacherRun(project_id: i64, model_id: i64) -> impl IntoView {
+    let job = RwSignal::new(None::<api::Job>);
+    let failure = RwSignal::new(None::<String>);
+    let running = move || job.with(|j| j.as_ref().is_some_and(|j| !j.state.is_final()));
+    let start = move |_| {
+        failure.set(None);
+        spawn_local(async move {
+            let new_job = api::NewJob {
+                kind: api::JobKind::Teacher,
+                model_id: Some(model_id),
+                images: None,
+                min_conf: None,
+            };
+            match api_client::create_job(project_id, &new_job).await {
+                Ok(created) => {
+                    job.set(Some(created.clone()));
+                    match api_client::follow_job(created.id, move |fresh| job.set(Some(fresh))).await {
+                        Ok(finished) => job.set(Some(finished)),
+                        Err(error) => failure.set(Some(error.message)),
+                    }
+                }
+                Err(error) => failure.set(Some(error.message)),
+            }
+        });
+    };
+    view! {
+        <p class="small">
+            <button class="run-teacher" on:click=start disabled=running>"Label every image with this teacher"</button>
+        </p>
+        {move || job.get().map(|j| view! {
+            <p class="small job" data-job-state=j.state.as_str()>
+                {format!("Teacher: {} · {} / {}", j.state.as_str(), j.done, j.total)}
+                {j.message.clone().map(|m| format!(" — {m}"))}
+            </p>
+        })}
+        {move || failure.get().map(|m| view! { <p class="form-error small" role="alert">{m}</p> })}
     }
 }

@@ -226,6 +226,39 @@ async fn auto_label_with_teacher() -> anyhow::Result<()> {
         ensure!(image.status == want, "{image:?}");
     }
 
+    // Export takes the confident teacher boxes in and says where each image's labels came from.
+    let min_conf = 0.5;
+    let zip = http
+        .get(studio.api(&format!(
+            "/api/projects/{pid}/export?format=yolo&include=auto&min_conf={min_conf}"
+        )))
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip.to_vec()))?;
+    let manifest: Value = serde_json::from_reader(archive.by_name("manifest.json")?)?;
+    for entry in manifest["images"].as_array().context("manifest images")? {
+        let id = entry["image_id"].as_i64().unwrap_or_default();
+        let confident = teacher_boxes(&boxes_of(&studio, id).await?)
+            .iter()
+            .filter(|b| b.confidence.is_some_and(|c| c >= min_conf))
+            .count();
+        let (want_source, want_boxes) = if id == ids[1] {
+            ("human", 1)
+        } else {
+            ("teacher", confident)
+        };
+        ensure!(
+            entry["labels"] == want_source && entry["boxes"] == want_boxes,
+            "{entry} (expected {want_source}, {want_boxes} boxes)"
+        );
+    }
+    ensure!(
+        manifest["images"].as_array().map(Vec::len) == Some(8),
+        "the 8 photos, not the unreadable image: {manifest}"
+    );
+
     // A newer teacher version, run from the command line beside the server, over the unlabeled
     // images only: their proposals are replaced (not doubled); the person's image keeps the
     // first version's.

@@ -1,6 +1,7 @@
 //! End-to-end tests, one module per thing a user does. They start the real `distillery` binary
 //! (and, for UI tests, a real headless Chromium) — run them with `cargo xtask test`.
 
+mod accept_teacher_proposals;
 mod api_rejects_bad_input;
 mod architecture_lists_every_crate;
 mod auto_label_with_teacher;
