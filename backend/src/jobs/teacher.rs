@@ -56,9 +56,12 @@ pub(super) async fn run(
         .await
         .map_err(|e| e.message)?;
     drop(conn);
-    let pending = pending_images(db, job.project_id, model_id, &params.images).await?;
-    let total = job.done + pending.len() as u64;
-    let mut done = job.done;
+    // Progress counts the selected images this version has labeled, in this job or before it
+    // (a resumed job, or a rerun): those are skipped.
+    let (selected, pending) = selected_images(db, job.project_id, model_id, &params.images).await?;
+    let total = selected;
+    let mut done = total - pending.len() as u64;
+    let done_before = done;
     progress
         .report(
             done,
@@ -110,7 +113,7 @@ pub(super) async fn run(
             }
         }
         done += 1;
-        let rate = (done - job.done) as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        let rate = (done - done_before) as f64 / started.elapsed().as_secs_f64().max(1e-3);
         let eta_s = (total - done) as f64 / rate.max(1e-9);
         progress
             .report(
@@ -140,45 +143,53 @@ pub(super) async fn run(
     )))
 }
 
-/// The selected images this teacher version has not labeled yet, oldest first.
-async fn pending_images(
+/// How many images the selection names (that exist in the project), and those of them this
+/// teacher version has not labeled yet, oldest first.
+async fn selected_images(
     db: &SqlitePool,
     project_id: i64,
     model_id: i64,
     selection: &ImageSelection,
-) -> Result<Vec<i64>, String> {
-    let not_done = "NOT EXISTS (SELECT 1 FROM teacher_runs t WHERE t.model_id = ? AND t.image_id = i.id)";
-    let ids: Vec<i64> = match selection {
+) -> Result<(u64, Vec<i64>), String> {
+    let failed = |e: sqlx::Error| e.to_string();
+    let selected: Vec<i64> = match selection {
         ImageSelection::Named(named) => {
             let status = match named {
                 NamedSelection::All => String::new(),
-                NamedSelection::Unlabeled => format!("AND i.status IN {UNLABELED}"),
+                NamedSelection::Unlabeled => format!("AND status IN {UNLABELED}"),
             };
-            let sql = format!("SELECT id FROM images i WHERE project_id = ? {status} AND {not_done} ORDER BY id");
+            let sql = format!("SELECT id FROM images WHERE project_id = ? {status} ORDER BY id");
             sqlx::query_scalar(crate::db::constant_sql(sql))
                 .bind(project_id)
-                .bind(model_id)
                 .fetch_all(db)
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(failed)?
         }
         ImageSelection::Ids(wanted) => {
             let mut ids = Vec::with_capacity(wanted.len());
             for id in wanted {
-                let sql = format!("SELECT id FROM images i WHERE id = ? AND project_id = ? AND {not_done}");
-                let found: Option<i64> = sqlx::query_scalar(crate::db::constant_sql(sql))
+                let found: Option<i64> = sqlx::query_scalar("SELECT id FROM images WHERE id = ? AND project_id = ?")
                     .bind(id)
                     .bind(project_id)
-                    .bind(model_id)
                     .fetch_optional(db)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(failed)?;
                 ids.extend(found);
             }
             ids
         }
     };
-    Ok(ids)
+    let labeled: std::collections::HashSet<i64> =
+        sqlx::query_scalar("SELECT image_id FROM teacher_runs WHERE model_id = ?")
+            .bind(model_id)
+            .fetch_all(db)
+            .await
+            .map_err(failed)?
+            .into_iter()
+            .collect();
+    let total = selected.len() as u64;
+    let pending = selected.into_iter().filter(|id| !labeled.contains(id)).collect();
+    Ok((total, pending))
 }
 
 /// Decodes one image and runs the teacher on it, on a blocking thread. `Ok(None)` when the image

@@ -292,3 +292,98 @@ async fn auto_label_with_teacher() -> anyhow::Result<()> {
 
     Ok(())
 }
+
+/// A teacher job stopped by a server shutdown continues after the restart with the images it had
+/// not labeled, labels each image once, and a cancelled one stops.
+#[tokio::test]
+async fn teacher_job_resumes_and_cancels() -> anyhow::Result<()> {
+    const IMAGES: usize = 40;
+    let temp = tempfile::tempdir()?;
+    let data_dir = temp.path().join("studio");
+    let studio = Studio::start_in(&data_dir).await?;
+    let project = studio.create_project("Resumed", &PROJECT_CLASSES).await?;
+    let files: Vec<(String, Vec<u8>)> = (0..IMAGES)
+        .map(|i| {
+            let name = format!("train_{i:04}.jpg");
+            e2e::reference_model_file(&format!("shapes/images/train/{name}")).map(|bytes| (name, bytes))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    ensure!(studio.upload(project.id, &refs).await?.0.is_success());
+    let teacher = register_teacher(&studio, project.id).await?;
+
+    let (_, body) = post_job(&studio, project.id, json!({"kind": "teacher"})).await?;
+    let job: Job = serde_json::from_value(body)?;
+    let mut running = job.clone();
+    for _ in 0..600 {
+        running = reqwest::get(studio.api(&format!("/api/jobs/{}", job.id)))
+            .await?
+            .json()
+            .await?;
+        if running.done >= 1 || running.state.is_final() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ensure!(studio.stop().await?.success());
+    ensure!(
+        running.state == JobState::Running && running.done < IMAGES as u64,
+        "stopped mid-job: {running:?}"
+    );
+
+    let studio = Studio::start_in(&data_dir).await?;
+    let job = until_final(&studio, job.id).await?;
+    ensure!(
+        job.state == JobState::Succeeded && job.done == IMAGES as u64 && job.total == IMAGES as u64,
+        "{job:?}"
+    );
+    // Each image labeled once: its teacher boxes are one run's, all of this version.
+    let page: api::ImagePage = reqwest::get(studio.api(&format!("/api/projects/{}/images?limit=100", project.id)))
+        .await?
+        .json()
+        .await?;
+    ensure!(page.images.len() == IMAGES);
+    let detector = models::Detector::load(&e2e::reference_model_file(TEACHER)?)?;
+    for image in &page.images {
+        let (name, bytes) = files
+            .iter()
+            .find(|(name, _)| *name == image.file_name)
+            .context("an uploaded photo")?;
+        let stored = teacher_boxes(&boxes_of(&studio, image.id).await?).len();
+        let (expected, _) = expected_proposals(&detector, bytes)?;
+        ensure!(
+            stored == expected.len(),
+            "{name}: {stored} teacher boxes, models finds {}",
+            expected.len()
+        );
+    }
+
+    // Cancel: a newer version's job over the 40 images runs; one queued behind it is cancelled
+    // in the queue (nothing done); the running one stops at its next image, short of the end.
+    let newer = register_teacher(&studio, project.id).await?;
+    let (_, body) = post_job(&studio, project.id, json!({"kind": "teacher", "model_id": newer.id})).await?;
+    let long: Job = serde_json::from_value(body)?;
+    let (_, body) = post_job(&studio, project.id, json!({"kind": "teacher", "model_id": teacher.id})).await?;
+    let queued: Job = serde_json::from_value(body)?;
+    let http = reqwest::Client::new();
+    for job in [&queued, &long] {
+        let cancelled = http
+            .post(studio.api(&format!("/api/jobs/{}/cancel", job.id)))
+            .send()
+            .await?;
+        ensure!(
+            cancelled.status() == 200,
+            "cancel {}: {}",
+            job.id,
+            cancelled.text().await?
+        );
+    }
+    let queued = until_final(&studio, queued.id).await?;
+    ensure!(queued.state == JobState::Cancelled && queued.done == 0, "{queued:?}");
+    let long = until_final(&studio, long.id).await?;
+    ensure!(
+        long.state == JobState::Cancelled && long.done < IMAGES as u64,
+        "{long:?}"
+    );
+    Ok(())
+}
