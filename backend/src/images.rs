@@ -182,6 +182,8 @@ pub async fn add_image(
 struct ListQuery {
     status: Option<String>,
     class_id: Option<u32>,
+    /// Only images with at least one box from this source (`human`, `teacher`).
+    source: Option<String>,
     limit: Option<u32>,
     /// Images after this id (ascending).
     cursor: Option<i64>,
@@ -202,19 +204,28 @@ async fn list(
         ),
         None => None,
     };
+    let source = match query.source.as_deref().filter(|s| !s.is_empty()) {
+        Some(text) => Some(
+            api::BoxSource::parse(text)
+                .ok_or_else(|| ApiError::bad_request("invalid_source", format!("Unknown box source {text:?}.")))?,
+        ),
+        None => None,
+    };
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE_SIZE);
     let filter = "project_id = ?1 AND (?2 IS NULL OR status = ?2)
-        AND (?3 IS NULL OR EXISTS (SELECT 1 FROM boxes b WHERE b.image_id = images.id AND b.class_id = ?3))";
+        AND (?3 IS NULL OR EXISTS (SELECT 1 FROM boxes b WHERE b.image_id = images.id AND b.class_id = ?3))
+        AND (?4 IS NULL OR EXISTS (SELECT 1 FROM boxes b WHERE b.image_id = images.id AND b.source = ?4))";
     let (range, order, bound) = match query.before {
-        Some(before) => ("id < ?4", "DESC", before),
-        None => ("id > ?4", "ASC", query.cursor.unwrap_or(0)),
+        Some(before) => ("id < ?5", "DESC", before),
+        None => ("id > ?5", "ASC", query.cursor.unwrap_or(0)),
     };
     let mut rows: Vec<ImageRow> = sqlx::query_as(crate::db::constant_sql(format!(
-        "SELECT {IMAGE_COLUMNS} FROM images WHERE {filter} AND {range} ORDER BY id {order} LIMIT ?5"
+        "SELECT {IMAGE_COLUMNS} FROM images WHERE {filter} AND {range} ORDER BY id {order} LIMIT ?6"
     )))
     .bind(project_id)
     .bind(status.map(ImageStatus::as_str))
     .bind(query.class_id)
+    .bind(source.map(api::BoxSource::as_str))
     .bind(bound)
     .bind(i64::from(limit) + 1)
     .fetch_all(&state.db)
@@ -232,6 +243,7 @@ async fn list(
     .bind(project_id)
     .bind(status.map(ImageStatus::as_str))
     .bind(query.class_id)
+    .bind(source.map(api::BoxSource::as_str))
     .fetch_one(&state.db)
     .await?;
     Ok(Json(ImagePage {

@@ -83,6 +83,7 @@ pub async fn list_images(
     project_id: i64,
     status: Option<api::ImageStatus>,
     class_id: Option<u32>,
+    source: Option<api::BoxSource>,
     cursor: Option<i64>,
     before: Option<i64>,
     limit: u32,
@@ -93,6 +94,9 @@ pub async fn list_images(
     }
     if let Some(class_id) = class_id {
         url.push_str(&format!("&class_id={class_id}"));
+    }
+    if let Some(source) = source {
+        url.push_str(&format!("&source={}", source.as_str()));
     }
     if let Some(cursor) = cursor {
         url.push_str(&format!("&cursor={cursor}"));

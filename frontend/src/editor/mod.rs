@@ -393,8 +393,10 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                 return;
             }
             let page = match direction {
-                Direction::Next => api_client::list_images(project_id, None, None, Some(image_id), None, 1).await,
-                Direction::Previous => api_client::list_images(project_id, None, None, None, Some(image_id), 1).await,
+                Direction::Next => api_client::list_images(project_id, None, None, None, Some(image_id), None, 1).await,
+                Direction::Previous => {
+                    api_client::list_images(project_id, None, None, None, None, Some(image_id), 1).await
+                }
             };
             match page.map(|p| p.images.into_iter().next()) {
                 Ok(Some(other)) => navigate(

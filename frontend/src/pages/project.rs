@@ -205,12 +205,13 @@ fn UploadPanel(project_id: i64, on_uploaded: impl Fn() + Copy + 'static) -> impl
 
 const GALLERY_PAGE: u32 = 120;
 
-/// Thumbnails, filterable by status and class, a page at a time (stays light with 10 000 images).
+/// Thumbnails, filterable by status, class and where their labels came from, a page at a time (stays light with 10 000 images).
 #[component]
 fn Gallery(project: Project, version: RwSignal<u32>) -> impl IntoView {
     let project_id = project.id;
     let status_filter = RwSignal::new(None::<ImageStatus>);
     let class_filter = RwSignal::new(None::<u32>);
+    let source_filter = RwSignal::new(None::<api::BoxSource>);
     let images = RwSignal::new(Vec::<ImageInfo>::new());
     let next_cursor = RwSignal::new(None::<i64>);
     let total = RwSignal::new(0u64);
@@ -219,13 +220,17 @@ fn Gallery(project: Project, version: RwSignal<u32>) -> impl IntoView {
     let generation = StoredValue::new(0u32);
 
     let fetch = move |cursor: Option<i64>| {
-        let (status, class_id) = (status_filter.get_untracked(), class_filter.get_untracked());
+        let (status, class_id, source) = (
+            status_filter.get_untracked(),
+            class_filter.get_untracked(),
+            source_filter.get_untracked(),
+        );
         if cursor.is_none() {
             generation.update_value(|g| *g += 1);
         }
         let asked = generation.get_value();
         spawn_local(async move {
-            let page = api_client::list_images(project_id, status, class_id, cursor, None, GALLERY_PAGE).await;
+            let page = api_client::list_images(project_id, status, class_id, source, cursor, None, GALLERY_PAGE).await;
             if generation.get_value() != asked {
                 return;
             }
@@ -247,6 +252,7 @@ fn Gallery(project: Project, version: RwSignal<u32>) -> impl IntoView {
     Effect::new(move |_| {
         status_filter.track();
         class_filter.track();
+        source_filter.track();
         version.track();
         fetch(None);
     });
@@ -267,6 +273,12 @@ fn Gallery(project: Project, version: RwSignal<u32>) -> impl IntoView {
                 <select id="class-filter" on:change=move |ev| class_filter.set(event_target_value(&ev).parse().ok())>
                     <option value="">"All classes"</option>
                     {class_options.into_iter().map(|c| view! { <option value=c.id.to_string()>{c.name}</option> }).collect_view()}
+                </select>
+                <label class="visually-hidden" for="source-filter">"Labels from"</label>
+                <select id="source-filter" on:change=move |ev| source_filter.set(api::BoxSource::parse(&event_target_value(&ev)))>
+                    <option value="">"Any labels"</option>
+                    <option value="human">"Has human labels"</option>
+                    <option value="teacher">"Has teacher labels"</option>
                 </select>
             </div>
             {move || error.get().map(|message| view! { <p class="form-error" role="alert">{message}</p> })}

@@ -1,5 +1,6 @@
 //! A person runs the teacher from the Models page and labels with its proposals: the job's
-//! progress is pushed to the page until it succeeds; the editor shows the teacher's boxes dashed
+//! progress is pushed to the page until it succeeds; the gallery filters the images the teacher
+//! labeled; the editor shows the teacher's boxes dashed
 //! (`data-source="teacher"`, with their scores), the source picker hides and shows them, a click
 //! accepts one — the very box the teacher stored becomes the person's — and a right-click
 //! dismisses one, which deletes it on the server.
@@ -61,6 +62,14 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
         stored.len() >= 4 && stored.iter().all(|b| b.source == BoxSource::Teacher),
         "the photo's shapes, as teacher boxes: {stored:?}"
     );
+
+    // The gallery can show just the images the teacher labeled.
+    client.goto(&format!("{}/projects/{}", studio.url, project.id)).await?;
+    browser.wait_for_count(".thumb", 1).await?;
+    browser.find("#source-filter").await?.select_by_value("human").await?;
+    browser.wait_for_count(".thumb", 0).await?;
+    browser.find("#source-filter").await?.select_by_value("teacher").await?;
+    browser.wait_for_count(".thumb", 1).await?;
 
     // The editor shows each as a dashed proposal with its score; no student is needed.
     client

@@ -226,6 +226,22 @@ async fn auto_label_with_teacher() -> anyhow::Result<()> {
         ensure!(image.status == want, "{image:?}");
     }
 
+    // The gallery's filter by where labels came from: 8 photos carry teacher boxes, 1 a person's.
+    for (source, want) in [("teacher", 8), ("human", 1)] {
+        let page: Value = http
+            .get(studio.api(&format!("/api/projects/{pid}/images?source={source}")))
+            .send()
+            .await?
+            .json()
+            .await?;
+        ensure!(page["total"] == want, "source={source}: {page}");
+    }
+    let bogus = http
+        .get(studio.api(&format!("/api/projects/{pid}/images?source=oracle")))
+        .send()
+        .await?;
+    ensure!(bogus.status() == 400, "{}", bogus.status());
+
     // Export takes the confident teacher boxes in and says where each image's labels came from.
     let min_conf = 0.5;
     let zip = http
