@@ -22,6 +22,7 @@ tasks:
   fuzz [SECONDS]           run every fuzz target for SECONDS each (default 300; needs nightly)
   bench [IMAGES]           upload/label/export throughput of a release server, beside `zip -0 -r` (default 10000)
   bench-browser            in-browser detector latency of our worker beside onnxruntime-web (yolov8n 320/640)
+  bench-teacher [IMAGES]   teacher job images/s (1 and all threads) beside onnxruntime in Python (default 500)
 ";
 
 fn main() -> ExitCode {
@@ -45,6 +46,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         Some("test") => test(&root),
         Some("bench") => bench(&root, args.get(1).map(String::as_str).unwrap_or("10000")),
         Some("bench-browser") => bench_browser(&root),
+        Some("bench-teacher") => bench_teacher(&root, args.get(1).map(String::as_str).unwrap_or("500")),
         Some("fuzz") => {
             let seconds = args
                 .get(1)
@@ -206,6 +208,33 @@ fn bench_browser(root: &Path) -> anyhow::Result<()> {
             .env("ORT_WEB_DIR", ort_web)
             .env("CHROMEDRIVER", &browser.chromedriver)
             .env("CHROMIUM", &browser.chromium),
+    )
+}
+
+/// `cargo xtask bench-teacher`: teacher jobs of a release `distillery` beside onnxruntime.
+fn bench_teacher(root: &Path, images: &str) -> anyhow::Result<()> {
+    let python = setup::onnxruntime_python()?;
+    step(
+        "build the release server",
+        Command::new(cargo()).args(["build", "--release", "--locked", "--package", "backend"]),
+    )?;
+    let bin = target_dir(root)?.join("release").join("distillery");
+    step(
+        "bench_teacher",
+        Command::new(cargo())
+            .args([
+                "run",
+                "--release",
+                "--locked",
+                "--package",
+                "e2e",
+                "--bin",
+                "bench_teacher",
+                "--",
+                images,
+            ])
+            .env("DISTILLERY_BIN", bin)
+            .env("ORT_PYTHON", python),
     )
 }
 

@@ -107,6 +107,41 @@ pub fn onnxruntime_web() -> anyhow::Result<PathBuf> {
     Ok(dist)
 }
 
+/// The onnxruntime (Python, PyPI) release `cargo xtask bench-teacher` compares against.
+const ORT_PYTHON_VERSION: &str = "1.32.0";
+
+/// A Python virtual environment with onnxruntime, Pillow and numpy (created once); returns its
+/// `python`.
+pub fn onnxruntime_python() -> anyhow::Result<PathBuf> {
+    let venv = cache_dir().join(format!("onnxruntime-python-{ORT_PYTHON_VERSION}"));
+    let python = venv.join("bin").join("python");
+    if !python.is_file() {
+        step(
+            "create a Python virtual environment for onnxruntime",
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
+        )?;
+    }
+    let ready = Command::new(&python)
+        .args(["-c", "import onnxruntime, PIL, numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ready {
+        step(
+            &format!("install onnxruntime=={ORT_PYTHON_VERSION}, Pillow and numpy (PyPI)"),
+            Command::new(&python).args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                &format!("onnxruntime=={ORT_PYTHON_VERSION}"),
+                "pillow",
+                "numpy",
+            ]),
+        )?;
+    }
+    Ok(python)
+}
+
 /// Makes sure Debian's Chromium and chromedriver are installed (their versions always match).
 pub fn browser() -> anyhow::Result<BrowserTools> {
     let tools = || BrowserTools {
