@@ -154,6 +154,49 @@ impl Jobs {
     }
 }
 
+/// The model's detector, parsed and optimised once per version (blocking work, off the executor).
+async fn load_detector(
+    jobs: &Jobs,
+    store: &Store,
+    model: &api::RegisteredModel,
+) -> Result<Arc<models::Detector>, String> {
+    let (cache, store, loading) = (jobs.detectors.clone(), store.clone(), model.clone());
+    tokio::task::spawn_blocking(move || cache.get(&store, &loading))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot load {}: {e}", model.file_name))
+}
+
+/// Where an image's original bytes are; `None` when the image was deleted meanwhile.
+async fn original_file(db: &SqlitePool, store: &Store, image_id: i64) -> Result<Option<std::path::PathBuf>, String> {
+    let path: Option<(String, String)> = sqlx::query_as("SELECT sha256, extension FROM images WHERE id = ?")
+        .bind(image_id)
+        .fetch_optional(db)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(path.map(|(sha256, extension)| store.original_path(&sha256, &extension)))
+}
+
+/// Decodes an image file upright (EXIF applied, as people label it) and runs the detector on
+/// it. Blocking.
+fn detect_file(
+    detector: &models::Detector,
+    file: &std::path::Path,
+    max_pixels: u64,
+    confidence: f32,
+) -> Result<models::Prediction, String> {
+    let rgb = crate::imaging::decode_upright_rgb(file, max_pixels).map_err(|e| e.to_string())?;
+    let pixels = models::Pixels {
+        data: rgb.as_raw(),
+        width_px: rgb.width(),
+        height_px: rgb.height(),
+        channels: 3,
+    };
+    detector
+        .detect(pixels, confidence, models::DEFAULT_IOU)
+        .map_err(|e| e.0)
+}
+
 /// How a job's work ended when it did not fail.
 enum Finished {
     Done(String),

@@ -3,10 +3,10 @@
 //! done by the server when no browser is open.
 
 use api::Job;
-use models::{DEFAULT_CONFIDENCE, DEFAULT_IOU, Pixels};
+use models::DEFAULT_CONFIDENCE;
 use sqlx::SqlitePool;
 
-use super::{Finished, Jobs, Progress};
+use super::{Finished, Jobs, Progress, detect_file, load_detector, original_file};
 use crate::store::Store;
 
 pub(super) async fn run(
@@ -38,36 +38,17 @@ pub(super) async fn run(
         )
         .await?;
 
-    let detector = {
-        let (cache, store, loading) = (jobs.detectors.clone(), store.clone(), model.clone());
-        tokio::task::spawn_blocking(move || cache.get(&store, &loading))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("cannot load {}: {e}", model.file_name))?
-    };
+    let detector = load_detector(jobs, store, &model).await?;
     for image_id in pending {
         if progress.cancel_requested().await {
             return Ok(Finished::Cancelled);
         }
-        let path: Option<(String, String)> = sqlx::query_as("SELECT sha256, extension FROM images WHERE id = ?")
-            .bind(image_id)
-            .fetch_optional(db)
-            .await
-            .map_err(|e| e.to_string())?;
-        let Some((sha256, extension)) = path else { continue }; // deleted meanwhile
-        let file = store.original_path(&sha256, &extension);
+        let Some(file) = original_file(db, store, image_id).await? else {
+            continue;
+        }; // deleted meanwhile
         let detector = detector.clone();
         let predicted = tokio::task::spawn_blocking(move || {
-            let rgb = crate::imaging::decode_upright_rgb(&file, max_pixels).map_err(|e| e.to_string())?;
-            let pixels = Pixels {
-                data: rgb.as_raw(),
-                width_px: rgb.width(),
-                height_px: rgb.height(),
-                channels: 3,
-            };
-            let prediction = detector
-                .detect(pixels, DEFAULT_CONFIDENCE, DEFAULT_IOU)
-                .map_err(|e| e.to_string())?;
+            let prediction = detect_file(&detector, &file, max_pixels, DEFAULT_CONFIDENCE)?;
             Ok::<_, String>(models::report::image_prediction(image_id, &prediction))
         })
         .await

@@ -10,10 +10,10 @@ use std::time::Instant;
 
 use api::{BoundingBox, BoxSource, ImageSelection, Job, NamedSelection, OpKind, RegisteredModel};
 use futures_util::StreamExt;
-use models::{DEFAULT_IOU, Detector, Pixels};
+use models::Detector;
 use sqlx::SqlitePool;
 
-use super::{Finished, Jobs, Progress};
+use super::{Finished, Jobs, Progress, detect_file, load_detector, original_file};
 use crate::annotations::{BOX_COLUMNS, BoxRow, record_box_event};
 use crate::predictions::UNLABELED;
 use crate::store::Store;
@@ -69,13 +69,7 @@ pub(super) async fn run(
             &format!("Labeling {} images with {}.", pending.len(), model.file_name),
         )
         .await?;
-    let detector = {
-        let (cache, store, loading) = (jobs.detectors.clone(), store.clone(), model.clone());
-        tokio::task::spawn_blocking(move || cache.get(&store, &loading))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("cannot load {}: {e}", model.file_name))?
-    };
+    let detector = load_detector(jobs, store, &model).await?;
 
     // Decoding, letterboxing and inference of `threads` images at once, each on its own
     // blocking thread; results are stored one by one as they come.
@@ -203,24 +197,11 @@ async fn label_one(
     max_pixels: u64,
     min_conf: f32,
 ) -> Result<Option<Labeled>, (i64, String)> {
-    let path: Option<(String, String)> = sqlx::query_as("SELECT sha256, extension FROM images WHERE id = ?")
-        .bind(image_id)
-        .fetch_optional(&db)
-        .await
-        .map_err(|e| (image_id, e.to_string()))?;
-    let Some((sha256, extension)) = path else {
+    let Some(file) = original_file(&db, &store, image_id).await.map_err(|e| (image_id, e))? else {
         return Ok(None);
     };
-    let file = store.original_path(&sha256, &extension);
     tokio::task::spawn_blocking(move || {
-        let rgb = crate::imaging::decode_upright_rgb(&file, max_pixels).map_err(|e| e.to_string())?;
-        let pixels = Pixels {
-            data: rgb.as_raw(),
-            width_px: rgb.width(),
-            height_px: rgb.height(),
-            channels: 3,
-        };
-        let prediction = detector.detect(pixels, min_conf, DEFAULT_IOU).map_err(|e| e.0)?;
+        let prediction = detect_file(&detector, &file, max_pixels, min_conf)?;
         let mut unmapped = 0;
         let boxes = prediction
             .detections
