@@ -66,7 +66,11 @@ pub(super) async fn run(
         .report(
             done,
             total,
-            &format!("Labeling {} images with {}.", pending.len(), model.file_name),
+            &format!(
+                "Labeling {} with {}.",
+                count(pending.len() as u64, "image"),
+                model.file_name
+            ),
         )
         .await?;
     let detector = load_detector(jobs, store, &model).await?;
@@ -119,11 +123,12 @@ pub(super) async fn run(
     }
     let mut notes = Vec::new();
     if unmapped > 0 {
-        notes.push(format!("{unmapped} detections of unmapped classes dropped"));
+        notes.push(format!("{} of unmapped classes dropped", count(unmapped, "detection")));
     }
     if unreadable > 0 {
         notes.push(format!(
-            "{unreadable} images could not be read and were skipped (see the server log)"
+            "{} could not be read and skipped (see the server log)",
+            count(unreadable, "image")
         ));
     }
     let notes = if notes.is_empty() {
@@ -132,9 +137,20 @@ pub(super) async fn run(
         format!(" ({})", notes.join("; "))
     };
     Ok(Finished::Done(format!(
-        "Labeled {done} images with {}: {stored_boxes} proposals{notes}.",
-        model.file_name
+        "Labeled {} with {}: {}{notes}.",
+        count(done, "image"),
+        model.file_name,
+        count(stored_boxes, "proposal")
     )))
+}
+
+/// "1 image", "2 images".
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// How many images the selection names (that exist in the project), and those of them this

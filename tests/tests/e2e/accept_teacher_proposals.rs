@@ -56,7 +56,7 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
         .await?;
     browser.find(".run-teacher").await?.click().await?;
     let finished = browser.text_of(".job[data-job-state=succeeded]").await?;
-    ensure!(finished.contains("Labeled 1 images"), "{finished}");
+    ensure!(finished.contains("Labeled 1 image with"), "{finished}");
     let stored = server_boxes(studio, image).await?;
     ensure!(
         stored.len() >= 4 && stored.iter().all(|b| b.source == BoxSource::Teacher),
