@@ -319,20 +319,7 @@ async fn check(
 async fn write(conn: &mut SqliteConnection, image: &ImageRow, checked: Checked) -> Result<AppliedOp, ApiError> {
     match checked {
         Checked::Delete { box_id, before } => {
-            sqlx::query("DELETE FROM boxes WHERE id = ?")
-                .bind(&box_id)
-                .execute(&mut *conn)
-                .await?;
-            let seq = record_box_event(
-                conn,
-                image.project_id,
-                image.id,
-                &box_id,
-                OpKind::Delete,
-                Some(&before),
-                None,
-            )
-            .await?;
+            let seq = delete_box(conn, image.project_id, image.id, &before).await?;
             Ok(AppliedOp {
                 seq,
                 op: OpKind::Delete,
@@ -388,6 +375,29 @@ async fn write(conn: &mut SqliteConnection, image: &ImageRow, checked: Checked) 
             })
         }
     }
+}
+
+/// Deletes a stored box, numbered and logged like any edit; returns its sequence number.
+pub async fn delete_box(
+    conn: &mut SqliteConnection,
+    project_id: i64,
+    image_id: i64,
+    before: &BoundingBox,
+) -> Result<i64, ApiError> {
+    sqlx::query("DELETE FROM boxes WHERE id = ?")
+        .bind(&before.id)
+        .execute(&mut *conn)
+        .await?;
+    record_box_event(
+        conn,
+        project_id,
+        image_id,
+        &before.id,
+        OpKind::Delete,
+        Some(before),
+        None,
+    )
+    .await
 }
 
 /// Numbers a box change with the project's next sequence number and logs it in `box_events`

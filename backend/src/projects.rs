@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use sqlx::{FromRow, SqliteConnection};
 
 use crate::AppState;
-use crate::annotations::{BOX_COLUMNS, BoxRow, record_box_event};
+use crate::annotations::{BOX_COLUMNS, BoxRow, delete_box, record_box_event};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams};
 
@@ -292,20 +292,7 @@ async fn move_boxes_of_removed_classes(
                     .await?;
                 }
                 None => {
-                    sqlx::query("DELETE FROM boxes WHERE id = ?")
-                        .bind(&before.id)
-                        .execute(&mut *conn)
-                        .await?;
-                    record_box_event(
-                        conn,
-                        project_id,
-                        image_id,
-                        &before.id,
-                        OpKind::Delete,
-                        Some(&before),
-                        None,
-                    )
-                    .await?;
+                    delete_box(conn, project_id, image_id, &before).await?;
                 }
             }
         }

@@ -14,7 +14,7 @@ use models::Detector;
 use sqlx::SqlitePool;
 
 use super::{Finished, Jobs, Progress, detect_file, load_detector, original_file};
-use crate::annotations::{BOX_COLUMNS, BoxRow, record_box_event};
+use crate::annotations::{BOX_COLUMNS, BoxRow, delete_box, record_box_event};
 use crate::predictions::UNLABELED;
 use crate::store::Store;
 
@@ -261,22 +261,9 @@ async fn store_proposals(
     .map_err(|e| e.to_string())?;
     for row in older {
         let before = row.into_box();
-        sqlx::query("DELETE FROM boxes WHERE id = ?")
-            .bind(&before.id)
-            .execute(&mut *tx)
+        delete_box(&mut tx, project_id, image_id, &before)
             .await
-            .map_err(|e| e.to_string())?;
-        record_box_event(
-            &mut tx,
-            project_id,
-            image_id,
-            &before.id,
-            OpKind::Delete,
-            Some(&before),
-            None,
-        )
-        .await
-        .map_err(failed)?;
+            .map_err(failed)?;
     }
     for (class_id, confidence, corners) in &labeled.boxes {
         let proposal = BoundingBox {
