@@ -46,71 +46,124 @@ pub fn average_precision(
     class_index: usize,
     iou_threshold: f32,
 ) -> Option<f64> {
-    let truths: Vec<&GroundTruth> = ground_truth.iter().filter(|g| g.class_index == class_index).collect();
-    if truths.is_empty() {
-        return None;
-    }
-    let mut preds: Vec<&Prediction> = predictions.iter().filter(|p| p.class_index == class_index).collect();
-    if preds.is_empty() {
-        return Some(0.0);
-    }
-    // Stable, so equal scores keep their given order.
-    preds.sort_by(|a, b| b.score.total_cmp(&a.score));
-
-    let mut claimed = vec![false; truths.len()];
-    let mut true_positives = Vec::with_capacity(preds.len());
-    for pred in &preds {
-        // The best unclaimed truth of this image (the first on ties, as numpy's argmax).
-        let mut best: Option<(usize, f32)> = None;
-        for (i, truth) in truths.iter().enumerate() {
-            if truth.image != pred.image || claimed[i] {
-                continue;
-            }
-            let overlap = box_iou(truth.bbox, pred.bbox);
-            if best.is_none_or(|(_, b)| overlap > b) {
-                best = Some((i, overlap));
-            }
-        }
-        let hit = best.filter(|(_, overlap)| *overlap >= iou_threshold);
-        if let Some((i, _)) = hit {
-            claimed[i] = true;
-        }
-        true_positives.push(hit.is_some());
-    }
-
-    // Sentinels as Ultralytics adds them: (0, 1) before, then the last recall reached and 1.0,
-    // both with precision 0.
-    let truth_count = truths.len() as f64 + 1e-16;
-    let mut recall = vec![0.0];
-    let mut precision = vec![1.0];
-    let mut tp = 0.0;
-    for (rank, &hit) in true_positives.iter().enumerate() {
-        if hit {
-            tp += 1.0;
-        }
-        recall.push(tp / truth_count);
-        precision.push(tp / (rank + 1) as f64);
-    }
-    recall.extend([tp / truth_count, 1.0]);
-    precision.extend([0.0, 0.0]);
-    // Precision envelope: make precision monotonically non-increasing from the right.
-    for i in (0..precision.len() - 1).rev() {
-        precision[i] = precision[i].max(precision[i + 1]);
-    }
-    let samples: Vec<f64> = (0..=100).map(|i| i as f64 / 100.0).collect();
-    let values: Vec<f64> = samples.iter().map(|&r| interpolate(&recall, &precision, r)).collect();
-    Some(
-        samples
-            .windows(2)
-            .zip(values.windows(2))
-            .map(|(x, y)| (x[1] - x[0]) * (y[0] + y[1]) / 2.0)
-            .sum(),
-    )
+    let ranked = RankedHits::of(ground_truth, predictions, class_index, iou_threshold)?;
+    Some(ranked.average_precision())
 }
+
+/// One class's predictions matched at one IoU threshold, in descending confidence: what every
+/// per-class figure (AP, the precision–recall curve, precision and recall at a confidence) is
+/// read from.
+pub(crate) struct RankedHits {
+    /// `(confidence, hit)` per prediction, highest confidence first.
+    pub(crate) hits: Vec<(f32, bool)>,
+    /// How many truths the class has (at least one).
+    pub(crate) truths: usize,
+}
+
+impl RankedHits {
+    /// `None` when the class has no ground truth.
+    pub(crate) fn of(
+        ground_truth: &[GroundTruth],
+        predictions: &[Prediction],
+        class_index: usize,
+        iou_threshold: f32,
+    ) -> Option<Self> {
+        let truths: Vec<&GroundTruth> = ground_truth.iter().filter(|g| g.class_index == class_index).collect();
+        if truths.is_empty() {
+            return None;
+        }
+        let mut preds: Vec<&Prediction> = predictions.iter().filter(|p| p.class_index == class_index).collect();
+        // Stable, so equal scores keep their given order.
+        preds.sort_by(|a, b| b.score.total_cmp(&a.score));
+
+        let mut claimed = vec![false; truths.len()];
+        let mut hits = Vec::with_capacity(preds.len());
+        for pred in &preds {
+            // The best unclaimed truth of this image (the first on ties, as numpy's argmax).
+            let mut best: Option<(usize, f32)> = None;
+            for (i, truth) in truths.iter().enumerate() {
+                if truth.image != pred.image || claimed[i] {
+                    continue;
+                }
+                let overlap = box_iou(truth.bbox, pred.bbox);
+                if best.is_none_or(|(_, b)| overlap > b) {
+                    best = Some((i, overlap));
+                }
+            }
+            let hit = best.filter(|(_, overlap)| *overlap >= iou_threshold);
+            if let Some((i, _)) = hit {
+                claimed[i] = true;
+            }
+            hits.push((pred.score, hit.is_some()));
+        }
+        Some(Self {
+            hits,
+            truths: truths.len(),
+        })
+    }
+
+    /// Recall and precision after each prediction, in rank order.
+    pub(crate) fn recall_precision(&self) -> (Vec<f64>, Vec<f64>) {
+        let truth_count = self.truths as f64 + 1e-16;
+        let mut tp = 0.0;
+        self.hits
+            .iter()
+            .enumerate()
+            .map(|(rank, &(_, hit))| {
+                if hit {
+                    tp += 1.0;
+                }
+                (tp / truth_count, tp / (rank + 1) as f64)
+            })
+            .unzip()
+    }
+
+    /// Ultralytics' precision envelope over recall (`compute_ap`'s `mrec`, `mpre`): sentinels
+    /// (0, 1) before, then the last recall reached and 1.0, both with precision 0, and precision
+    /// made non-increasing from the right.
+    pub(crate) fn envelope(&self) -> (Vec<f64>, Vec<f64>) {
+        let (recalls, precisions) = self.recall_precision();
+        let last_recall = recalls.last().copied().unwrap_or(0.0);
+        let mut recall = vec![0.0];
+        recall.extend(recalls);
+        recall.extend([last_recall, 1.0]);
+        let mut precision = vec![1.0];
+        precision.extend(precisions);
+        precision.extend([0.0, 0.0]);
+        for i in (0..precision.len() - 1).rev() {
+            precision[i] = precision[i].max(precision[i + 1]);
+        }
+        (recall, precision)
+    }
+
+    /// The envelope sampled at 101 recall points and integrated with the trapezoid rule.
+    pub(crate) fn average_precision(&self) -> f64 {
+        if self.hits.is_empty() {
+            return 0.0;
+        }
+        let values = self.precision_at_recalls();
+        values.windows(2).map(|y| 0.01 * (y[0] + y[1]) / 2.0).sum()
+    }
+
+    /// The envelope at recall 0, 0.01 … 1: the precision–recall curve Ultralytics plots (all zero
+    /// when the class has no prediction).
+    pub(crate) fn precision_at_recalls(&self) -> Vec<f64> {
+        if self.hits.is_empty() {
+            return vec![0.0; RECALL_SAMPLES];
+        }
+        let (recall, precision) = self.envelope();
+        (0..RECALL_SAMPLES)
+            .map(|i| interpolate(&recall, &precision, i as f64 / (RECALL_SAMPLES - 1) as f64))
+            .collect()
+    }
+}
+
+/// How many recall points AP and the precision–recall curve are sampled at: 0, 0.01 … 1.
+pub const RECALL_SAMPLES: usize = 101;
 
 /// IoU as Ultralytics' `box_iou` computes it: with 1e-7 added to the union, which decides hits
 /// that sit exactly on a threshold.
-fn box_iou(a: [f32; 4], b: [f32; 4]) -> f32 {
+pub(crate) fn box_iou(a: [f32; 4], b: [f32; 4]) -> f32 {
     let inter = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0) * (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
     let area = |r: [f32; 4]| (r[2] - r[0]) * (r[3] - r[1]);
     inter / (area(a) + area(b) - inter + 1e-7)
@@ -146,7 +199,7 @@ pub fn mean_average_precision(
 
 /// `numpy.interp(x, xs, ys)` for ascending `xs`: linear between points, clamped at the ends
 /// (where `xs` repeats a value, the last point with it wins, as in numpy).
-fn interpolate(xs: &[f64], ys: &[f64], x: f64) -> f64 {
+pub(crate) fn interpolate(xs: &[f64], ys: &[f64], x: f64) -> f64 {
     let upper = xs.partition_point(|&v| v <= x);
     if upper == 0 {
         return ys[0];

@@ -1,6 +1,7 @@
-//! `train::evaluate` gives the numbers Ultralytics gives: a fixed case whose AP per class and
-//! threshold, mAP50 and mAP50-95 were computed by Ultralytics' own matching and AP code
-//! (`reference/ultralytics_map.py`, output in `reference/table.rs`), matched to 1e-6.
+//! `train` gives the numbers Ultralytics gives: a fixed case whose AP per class and threshold,
+//! mAP50 and mAP50-95, precision and recall at the best-F1 confidence, and confusion matrix were
+//! computed by Ultralytics' own code (`reference/ultralytics_map.py`, output in
+//! `reference/table.rs`), matched to 1e-6 (the matrix exactly).
 
 #[path = "reference/table.rs"]
 mod table;
@@ -54,4 +55,30 @@ fn mean_average_precision_over_classes_with_truth() {
         "{map50_95} vs {}",
         table::MAP50_95
     );
+}
+
+#[test]
+fn precision_and_recall_at_the_best_f1_confidence() {
+    let (truth, predictions) = case();
+    let evaluation = train::evaluate(&truth, &predictions, 5);
+    for (class_index, precision, recall) in table::PRECISION_RECALL {
+        let class = &evaluation.classes[class_index];
+        assert!(
+            class.precision.is_some_and(|p| (p - precision).abs() < 1e-6)
+                && class.recall.is_some_and(|r| (r - recall).abs() < 1e-6),
+            "class {class_index}: P {:?} R {:?}, Ultralytics {precision} {recall}",
+            class.precision,
+            class.recall
+        );
+    }
+    assert!((evaluation.map50 - table::MAP50).abs() < 1e-6);
+    assert_eq!(evaluation.classes[4].precision, None, "class 4 has no truth");
+}
+
+#[test]
+fn confusion_matrix() {
+    let (truth, predictions) = case();
+    let matrix = train::ConfusionMatrix::of(&truth, &predictions, 5);
+    let expected: Vec<Vec<u32>> = table::CONFUSION.iter().map(|row| row.to_vec()).collect();
+    assert_eq!(matrix.counts, expected);
 }

@@ -1,11 +1,12 @@
-"""Reference numbers for `train::evaluate`, computed by Ultralytics' own code.
+"""Reference numbers for `train` (AP, precision and recall, the confusion matrix), computed by Ultralytics' own code.
 
 A one-off run, kept with its output (`table.rs`, read by `../matches_ultralytics.rs`) so the Rust test compares with
 numbers that do not come from the code under test. It executes Ultralytics' functions
-unchanged — `compute_ap`, `ap_per_class`, `smooth` (ultralytics/utils/metrics.py) and
-`BaseValidator.match_predictions` (ultralytics/engine/validator.py) — taken from the package's
-wheel with `ast`, so only numpy is needed (torch is not: those bodies only touch numpy, and the
-two torch calls in `match_predictions` are given numpy stand-ins). `box_iou` is torch code, so
+unchanged — `compute_ap`, `ap_per_class`, `smooth`, `ConfusionMatrix.process_batch`
+(ultralytics/utils/metrics.py) and `BaseValidator.match_predictions`
+(ultralytics/engine/validator.py) — taken from the package's wheel with `ast`, so only numpy is
+needed (torch is not: those bodies only touch numpy, and the few torch calls in them are given
+numpy stand-ins). `box_iou` is torch code, so
 its formula is written out here exactly as Ultralytics writes it (eps 1e-7 in the union).
 
     pip download ultralytics==8.4.190 --no-deps -d /tmp/ul
@@ -37,13 +38,17 @@ def functions(path, names, cls=None):
 
 
 class Tensor(np.ndarray):
-    """numpy array answering the two torch methods `match_predictions` calls."""
+    """numpy array answering the torch methods `match_predictions` and
+    `ConfusionMatrix.process_batch` call."""
 
     def cpu(self):
         return self
 
     def numpy(self):
         return np.asarray(self)
+
+    def int(self):
+        return self.astype(np.int64).view(Tensor)
 
 
 class torch:  # noqa: N801 - stands in for the module inside match_predictions
@@ -58,6 +63,8 @@ exec("from __future__ import annotations\n" + functions(
     "ultralytics/utils/metrics.py", ["compute_ap", "ap_per_class", "smooth"]), namespace)
 exec("from __future__ import annotations\n" + functions(
     "ultralytics/engine/validator.py", ["match_predictions"], cls="BaseValidator"), namespace)
+exec("from __future__ import annotations\n" + functions(
+    "ultralytics/utils/metrics.py", ["process_batch", "_append_matches"], cls="ConfusionMatrix"), namespace)
 
 
 class Validator:
@@ -68,10 +75,25 @@ def box_iou(box1, box2, eps=1e-7):
     """ultralytics.utils.metrics.box_iou, in numpy (float32 like the tensors it gets)."""
     (a1, a2), (b1, b2) = np.split(box1[:, None], 2, 2), np.split(box2[None], 2, 2)
     inter = np.clip(np.minimum(a2, b2) - np.maximum(a1, b1), 0, None).prod(2)
-    return inter / ((a2 - a1).prod(2) + (b2 - b1).prod(2) - inter + eps)
+    return (inter / ((a2 - a1).prod(2) + (b2 - b1).prod(2) - inter + eps)).view(Tensor)
 
 
-# The fixed case: (image, class, x0, y0, x1, y1) truths; (image, class, score, x0, y0, x1, y1)
+namespace["box_iou"] = box_iou
+CLASS_COUNT = 5
+
+
+class Confusion:
+    """The state `ConfusionMatrix.process_batch` works on (its __init__ only sets these)."""
+
+    def __init__(self):
+        self.nc, self.task, self.matches = CLASS_COUNT, "detect", None
+        self.matrix = np.zeros((CLASS_COUNT + 1, CLASS_COUNT + 1))
+
+    process_batch = namespace["process_batch"]
+    _append_matches = namespace["_append_matches"]
+
+
+# The fixed case (classes 0..4): (image, class, x0, y0, x1, y1) truths; (image, class, score, x0, y0, x1, y1)
 # predictions. Partial recall, duplicates, a wrong class, a class with truths and no prediction
 # (class 3), a prediction of a class with no truth (class 4), overlaps spread over 0.5..0.95, and
 # no IoU within 1e-3 of a threshold.
@@ -92,6 +114,7 @@ PREDICTIONS = [
 ]
 
 tps, confs, classes = [], [], []
+confusion = Confusion()
 for image in sorted({t[0] for t in TRUTH} | {p[0] for p in PREDICTIONS}):
     truth = np.array([t[1:] for t in TRUTH if t[0] == image], dtype=np.float32).reshape(-1, 5)
     preds = sorted((p[1:] for p in PREDICTIONS if p[0] == image), key=lambda p: -p[1])
@@ -102,13 +125,17 @@ for image in sorted({t[0] for t in TRUTH} | {p[0] for p in PREDICTIONS}):
     tp = namespace["match_predictions"](Validator(), preds[:, 0].view(Tensor), truth[:, 0].view(Tensor),
                                         iou.view(Tensor))
     tps.append(np.asarray(tp)), confs.append(preds[:, 1]), classes.append(preds[:, 0])
+    detections = {"cls": preds[:, 0].view(Tensor), "conf": preds[:, 1].view(Tensor), "bboxes": preds[:, 2:].view(Tensor)}
+    confusion.process_batch(detections, {"cls": truth[:, 0].view(Tensor), "bboxes": truth[:, 1:].view(Tensor)},
+                            conf=0.25, iou_thres=0.45)
 target_cls = np.array([t[1] for t in TRUTH], dtype=np.float32)
 result = namespace["ap_per_class"](np.concatenate(tps), np.concatenate(confs), np.concatenate(classes), target_cls)
-ap, unique_classes = result[5], result[6]
+precision, recall, ap, unique_classes = result[2], result[3], result[5], result[6]
 
-print("//! What Ultralytics 8.4.190's own `match_predictions` + `ap_per_class` compute for one fixed")
-print("//! case — generated by `reference/ultralytics_map.py` (see there how), not by this project.")
-print("//! `train::evaluate` must reproduce every number to 1e-6.")
+print("//! What Ultralytics 8.4.190's own `match_predictions`, `ap_per_class` and `ConfusionMatrix`")
+print("//! compute for one fixed case — generated by `reference/ultralytics_map.py` (see there how), not by")
+print("//! this project.")
+print("//! `train` must reproduce every number to 1e-6 (the confusion matrix exactly).")
 print()
 print("/// (image, class, x0, y0, x1, y1)")
 print(f"pub const TRUTH: [(usize, usize, f32, f32, f32, f32); {len(TRUTH)}] = [")
@@ -124,6 +151,17 @@ print("/// Per class with truths: (class, AP at IoU 0.50, 0.55, …, 0.95).")
 print(f"pub const AP: [(usize, [f64; 10]); {len(unique_classes)}] = [")
 for c, row in zip(unique_classes, ap):
     print(f"    ({c}, [" + ", ".join(f"{v:.12f}" for v in row) + "]),")
+print("];")
+print("/// Per class with truths: (class, precision, recall) at the confidence of the best mean F1.")
+print(f"pub const PRECISION_RECALL: [(usize, f64, f64); {len(unique_classes)}] = [")
+for c, p, r in zip(unique_classes, precision, recall):
+    print(f"    ({c}, {p:.12f}, {r:.12f}),")
+print("];")
+print(f"/// `ConfusionMatrix.process_batch(conf=0.25, iou_thres=0.45)` over the images, [predicted][true],")
+print(f"/// background last.")
+print(f"pub const CONFUSION: [[u32; {CLASS_COUNT + 1}]; {CLASS_COUNT + 1}] = [")
+for row in confusion.matrix:
+    print("    [" + ", ".join(str(int(v)) for v in row) + "],")
 print("];")
 print(f"pub const MAP50: f64 = {ap[:, 0].mean():.12f};")
 print(f"pub const MAP50_95: f64 = {ap.mean():.12f};")
