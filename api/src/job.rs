@@ -1,4 +1,4 @@
-//! Background jobs (DESIGN, "Domain": Job): scoring, teacher labeling, training. Persisted, with
+//! Background jobs (DESIGN, "Domain": Job): scoring, teacher labeling, evaluation, training. Persisted, with
 //! progress, cancellable, and resumed after a server restart.
 
 use serde::{Deserialize, Serialize};
@@ -13,6 +13,9 @@ pub enum JobKind {
     Teacher,
     /// Train a new student.
     Train,
+    /// Detect, with every model version, on approved images it has not seen yet: what the
+    /// Quality page's figures and the label-error ranking are computed from.
+    Evaluate,
 }
 
 impl JobKind {
@@ -22,12 +25,13 @@ impl JobKind {
             Self::Score => "score",
             Self::Teacher => "teacher",
             Self::Train => "train",
+            Self::Evaluate => "evaluate",
         }
     }
 
     /// The kind named `text`, if any.
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Score, Self::Teacher, Self::Train]
+        [Self::Score, Self::Teacher, Self::Train, Self::Evaluate]
             .into_iter()
             .find(|k| k.as_str() == text)
     }

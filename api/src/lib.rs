@@ -10,9 +10,11 @@
 pub mod boxes;
 pub mod coco;
 pub mod error;
+pub mod evaluation;
 pub mod health;
 pub mod image;
 pub mod job;
+pub mod label_errors;
 pub mod model;
 pub mod project;
 pub mod queue;
@@ -26,9 +28,11 @@ pub use boxes::{
     RefusedOp, ReplaceBoxes, clip_box, normalize_box,
 };
 pub use error::{ErrorBody, ErrorDetail};
+pub use evaluation::{Agreement, ClassEvaluation, ModelEvaluation, ProjectEvaluation};
 pub use health::Health;
 pub use image::{ExportCounts, ImageInfo, ImagePage, ImageStatus, ImportReport, Split, StatusChange, UploadedFile};
 pub use job::{ImageSelection, Job, JobKind, JobState, NamedSelection, NewJob};
+pub use label_errors::{ConfirmLabel, ImageLabelErrors, Suspicion, SuspicionKind};
 pub use model::{ModelPatch, ModelRole, RegisteredModel, map_classes_by_name};
 pub use project::{
     ClassRemoval, ClassSpec, NewProject, ObjectClass, Project, ProjectPatch, SplitRatios, ValidationError,

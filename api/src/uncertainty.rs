@@ -24,11 +24,14 @@ pub enum Strategy {
     Diversity,
     /// Seeded shuffle: the baseline the others must beat.
     Random,
+    /// *Approved* images, by how strongly a model disagrees with their human boxes
+    /// (`label_errors::suspicions`): the labels most likely to be wrong first.
+    LabelErrors,
 }
 
 impl Strategy {
     /// Every strategy, in the order the UI lists them.
-    pub const ALL: [Strategy; 7] = [
+    pub const ALL: [Strategy; 8] = [
         Self::LeastConfidence,
         Self::Margin,
         Self::Ratio,
@@ -36,6 +39,7 @@ impl Strategy {
         Self::Disagreement,
         Self::Diversity,
         Self::Random,
+        Self::LabelErrors,
     ];
 
     /// The query-string spelling.
@@ -48,6 +52,7 @@ impl Strategy {
             Self::Disagreement => "disagreement",
             Self::Diversity => "diversity",
             Self::Random => "random",
+            Self::LabelErrors => "label_errors",
         }
     }
 

@@ -322,6 +322,17 @@ async fn queue(
             unscored: 0,
         }));
     }
+    if strategy == Strategy::LabelErrors {
+        let (model, entries, unseen) =
+            crate::label_errors::ranked(&state, &mut conn, project_id, query.model_id, limit).await?;
+        return Ok(Json(Queue {
+            strategy,
+            aggregation,
+            model_id: Some(model.id),
+            entries,
+            unscored: unseen,
+        }));
+    }
     let model = resolve_model(&mut conn, project_id, query.model_id).await?;
     let unscored = count_unscored(&mut conn, project_id, model.id).await?;
     let entries = match strategy {

@@ -14,7 +14,10 @@ use tower_http::trace::TraceLayer;
 use crate::config::ServeConfig;
 use crate::error::{api_method_not_allowed, api_route_not_found};
 use crate::store::Store;
-use crate::{AppState, annotations, db, export, health, images, import, jobs, predictions, projects, registry, web};
+use crate::{
+    AppState, annotations, db, evaluation, export, health, images, import, jobs, label_errors, predictions, projects,
+    registry, web,
+};
 
 /// The whole HTTP app: `/api/*` plus the web app, with tracing, compression and the
 /// cross-origin-isolation headers on every response.
@@ -29,6 +32,8 @@ pub fn app(state: AppState, web_dir: &Path) -> Router {
         .merge(registry::router())
         .merge(predictions::router())
         .merge(jobs::router())
+        .merge(evaluation::router())
+        .merge(label_errors::router())
         .fallback(api_route_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);
     // COOP + COEP make the page cross-origin isolated, which SharedArrayBuffer (and so

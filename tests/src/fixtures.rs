@@ -1,5 +1,5 @@
 //! Real image files made on the spot: JPEG (optionally with an EXIF orientation), PNG, BMP, and
-//! a PNG header that promises a decompression bomb.
+//! a PNG header that promises a decompression bomb; and zips of them.
 
 use std::io::Cursor;
 
@@ -159,6 +159,17 @@ pub fn student_with_class_bias(onnx: &[u8], bias: f32) -> anyhow::Result<Vec<u8>
     }
     anyhow::ensure!(changed > 0, "no detect-head class biases found");
     Ok(model.encode_to_vec())
+}
+
+/// Builds a zip from (name, bytes); names are written exactly as given (hostile ones included).
+pub fn zip_of(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, bytes) in entries {
+        let _ = writer.start_file(*name, zip::write::SimpleFileOptions::default());
+        let _ = writer.write_all(bytes);
+    }
+    writer.finish().map(Cursor::into_inner).unwrap_or_default()
 }
 
 #[cfg(test)]

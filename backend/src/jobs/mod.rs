@@ -4,6 +4,7 @@
 //! A job's work is written so that running it again continues it (scoring skips images already
 //! scored), which is what makes "survives a restart" simply "requeue what was running".
 
+pub(crate) mod evaluate;
 mod score;
 mod teacher;
 
@@ -131,6 +132,7 @@ impl Jobs {
         let outcome = match job.kind {
             JobKind::Score => score::run(self, db, store, max_pixels, &job, &progress).await,
             JobKind::Teacher => teacher::run(self, db, store, max_pixels, &job, &progress).await,
+            JobKind::Evaluate => evaluate::run(self, db, store, max_pixels, &job, &progress).await,
             JobKind::Train => Err(format!("{} jobs are not available yet", job.kind.as_str())),
         };
         let (state, message) = match outcome {
@@ -184,6 +186,7 @@ fn detect_file(
     file: &std::path::Path,
     max_pixels: u64,
     confidence: f32,
+    iou: f32,
 ) -> Result<models::Prediction, String> {
     let rgb = crate::imaging::decode_upright_rgb(file, max_pixels).map_err(|e| e.to_string())?;
     let pixels = models::Pixels {
@@ -192,9 +195,16 @@ fn detect_file(
         height_px: rgb.height(),
         channels: 3,
     };
-    detector
-        .detect(pixels, confidence, models::DEFAULT_IOU)
-        .map_err(|e| e.0)
+    detector.detect(pixels, confidence, iou).map_err(|e| e.0)
+}
+
+/// "1 image", "2 images".
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// How a job's work ended when it did not fail.
@@ -278,6 +288,16 @@ pub async fn queue_job(conn: &mut SqliteConnection, project_id: i64, new_job: &N
             Some(model.id)
         }
         JobKind::Teacher => Some(teacher_for(conn, project_id, new_job.model_id).await?.id),
+        JobKind::Evaluate => match new_job.model_id {
+            Some(id) => {
+                let model = crate::registry::load_model(conn, id).await?;
+                if model.project_id != project_id {
+                    return Err(ApiError::not_found(format_args!("model {id}")));
+                }
+                Some(id)
+            }
+            None => None, // every model version of the project
+        },
         JobKind::Train => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

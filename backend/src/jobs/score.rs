@@ -48,7 +48,7 @@ pub(super) async fn run(
         }; // deleted meanwhile
         let detector = detector.clone();
         let predicted = tokio::task::spawn_blocking(move || {
-            let prediction = detect_file(&detector, &file, max_pixels, DEFAULT_CONFIDENCE)?;
+            let prediction = detect_file(&detector, &file, max_pixels, DEFAULT_CONFIDENCE, models::DEFAULT_IOU)?;
             Ok::<_, String>(models::report::image_prediction(image_id, &prediction))
         })
         .await

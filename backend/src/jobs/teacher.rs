@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use models::Detector;
 use sqlx::SqlitePool;
 
-use super::{Finished, Jobs, Progress, detect_file, load_detector, original_file};
+use super::{Finished, Jobs, Progress, count, detect_file, load_detector, original_file};
 use crate::annotations::{BOX_COLUMNS, BoxRow, delete_box, record_box_event};
 use crate::predictions::UNLABELED;
 use crate::store::Store;
@@ -144,15 +144,6 @@ pub(super) async fn run(
     )))
 }
 
-/// "1 image", "2 images".
-fn count(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
-
 /// How many images the selection names (that exist in the project), and those of them this
 /// teacher version has not labeled yet, oldest first.
 async fn selected_images(
@@ -217,7 +208,7 @@ async fn label_one(
         return Ok(None);
     };
     tokio::task::spawn_blocking(move || {
-        let prediction = detect_file(&detector, &file, max_pixels, min_conf)?;
+        let prediction = detect_file(&detector, &file, max_pixels, min_conf, models::DEFAULT_IOU)?;
         let mut unmapped = 0;
         let boxes = prediction
             .detections

@@ -6,20 +6,11 @@ use std::io::{Cursor, Write};
 use std::process::Command;
 
 use api::Project;
+use e2e::fixtures::zip_of;
 use e2e::{Studio, fixtures};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use zip::write::SimpleFileOptions;
-
-/// Builds a zip from (name, bytes); names are written exactly as given.
-fn zip_of(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
-    let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    for (name, bytes) in entries {
-        let _ = writer.start_file(*name, SimpleFileOptions::default());
-        let _ = writer.write_all(bytes);
-    }
-    writer.finish().map(Cursor::into_inner).unwrap_or_default()
-}
 
 async fn import_zip(studio: &Studio, project_id: i64, zip: Vec<u8>) -> anyhow::Result<(StatusCode, Value)> {
     let form =

@@ -9,6 +9,7 @@ mod create_project_in_browser;
 mod edit_boxes_and_review;
 mod edit_ontology_in_browser;
 mod edit_while_server_is_down;
+mod evaluate_models;
 mod every_route_answers_json_errors;
 mod export_yolo_zip;
 mod import_datasets;
