@@ -210,6 +210,25 @@ pub async fn report_predictions(project_id: i64, report: &api::PredictionReport)
     }
 }
 
+/// `GET /api/projects/{pid}/evaluation[?split=]`.
+pub async fn evaluation(project_id: i64, split: Option<api::Split>) -> ApiResult<api::ProjectEvaluation> {
+    let query = split.map(|s| format!("?split={}", s.as_str())).unwrap_or_default();
+    get_json(&format!("/api/projects/{project_id}/evaluation{query}")).await
+}
+
+/// `GET /api/images/{iid}/label-errors`.
+pub async fn label_errors(image_id: i64) -> ApiResult<api::ImageLabelErrors> {
+    get_json(&format!("/api/images/{image_id}/label-errors")).await
+}
+
+/// `POST /api/images/{iid}/label-errors/confirm`.
+pub async fn confirm_label(image_id: i64, body: &api::ConfirmLabel) -> ApiResult<api::ImageLabelErrors> {
+    let request = Request::post(&format!("/api/images/{image_id}/label-errors/confirm"))
+        .json(body)
+        .map_err(network)?;
+    decode(request.send().await.map_err(network)?).await
+}
+
 /// `POST /api/projects/{pid}/jobs`.
 pub async fn create_job(project_id: i64, job: &api::NewJob) -> ApiResult<api::Job> {
     let request = Request::post(&format!("/api/projects/{project_id}/jobs"))

@@ -5,7 +5,7 @@ use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::path;
 
 use crate::editor::{EditorSession, LabelingView};
-use crate::pages::{ModelsPage, NotFound, ProjectList, ProjectPage};
+use crate::pages::{ModelsPage, NotFound, ProjectList, ProjectPage, QualityPage};
 use crate::sync::SyncQueue;
 
 /// Root component.
@@ -29,6 +29,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/projects/:pid") view=ProjectPage />
                     <Route path=path!("/projects/:pid/images/:iid") view=LabelingView />
                     <Route path=path!("/projects/:pid/models") view=ModelsPage />
+                    <Route path=path!("/projects/:pid/quality") view=QualityPage />
                 </Routes>
             </main>
         </Router>

@@ -103,6 +103,17 @@ pub struct CanvasState {
     pub sources: RwSignal<ProposalSources>,
     /// Called with (index in `proposals`, accepted?) when one is clicked or dismissed.
     pub on_proposal: Callback<(usize, bool)>,
+    /// Suspected label errors, outlined over everything else.
+    pub highlights: RwSignal<Vec<Highlight>>,
+}
+
+/// Where a suspected label error is: the accused human box, or the model's box a person missed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Highlight {
+    pub rect: [f64; 4],
+    pub kind: api::SuspicionKind,
+    /// The suspicion's key, so the panel's entry and its outline can be matched.
+    pub key: String,
 }
 
 /// A model's proposal, mapped to a project class, in image pixels: the student's (found in
@@ -180,6 +191,7 @@ pub fn Canvas(state: CanvasState) -> impl IntoView {
         threshold,
         sources,
         on_proposal,
+        highlights,
     } = state;
     let (w, h) = (f64::from(width), f64::from(height));
     let drag = StoredValue::new(None::<Drag>);
@@ -415,6 +427,13 @@ pub fn Canvas(state: CanvasState) -> impl IntoView {
                             }
                         }).collect_view()
                     }}
+                    {move || highlights.get().into_iter().map(|h| {
+                        let [x0, y0, x1, y1] = h.rect;
+                        view! {
+                            <rect class="suspicion" data-suspicion=h.kind.as_str() data-key=h.key
+                                x=x0 y=y0 width=x1 - x0 height=y1 - y0 />
+                        }
+                    }).collect_view()}
                     {move || preview.get().map(|[x0, y0, x1, y1]| view! {
                         <rect class="box drawing" x=x0 y=y0 width=x1 - x0 height=y1 - y0
                             stroke=color_of(current_class.get()) fill="none" />

@@ -3,6 +3,7 @@
 //! server (and anyone else on the image) sees them like any other edit.
 
 mod canvas;
+mod label_errors;
 mod model;
 
 use api::{ImageBoxes, ImageInfo, ImageStatus, OpKind, Project, StatusChange};
@@ -13,7 +14,8 @@ use leptos_router::hooks::use_navigate;
 use wasm_bindgen::JsCast;
 use web_sys::KeyboardEvent;
 
-use self::canvas::{Canvas, CanvasState, ProposalBox, ProposalSources, View};
+use self::canvas::{Canvas, CanvasState, Highlight, ProposalBox, ProposalSources, View};
+use self::label_errors::LabelErrorsPanel;
 use self::model::{Action, Change, EditBox, History, new_box_id};
 use crate::api_client::{self, ApiFailure};
 use crate::pages::{LoadError, Loading, id_param, plural};
@@ -587,6 +589,8 @@ fn Editor(loaded: Loaded) -> impl IntoView {
         let id = selected.get()?;
         boxes.with(|b| b.iter().find(|b| b.id == id).cloned())
     };
+    let highlights = RwSignal::new(Vec::<Highlight>::new());
+    let approved = Signal::derive(move || status.get() == ImageStatus::Approved);
     let canvas = CanvasState {
         image_id,
         width: image.width,
@@ -604,6 +608,7 @@ fn Editor(loaded: Loaded) -> impl IntoView {
         threshold,
         sources,
         on_proposal,
+        highlights,
     };
     let shown_proposals = move || {
         let (level, shown) = (threshold.get(), sources.get());
@@ -734,6 +739,8 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                             <p class="muted small">"Click a dashed box to accept it, right-click to dismiss it."</p>
                         </Show>
                     </section>
+                    <LabelErrorsPanel image_id approved width=image.width height=image.height boxes classes
+                        highlights on_fix=on_action />
                     <label class="toggle">
                         <input type="checkbox" prop:checked=move || session.keep_previous.get()
                             on:change=move |ev| session.keep_previous.set(event_target_checked(&ev)) />

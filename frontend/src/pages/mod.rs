@@ -5,12 +5,14 @@ mod not_found;
 mod ontology;
 mod project;
 mod projects;
+mod quality;
 pub mod queue;
 
 pub use models::ModelsPage;
 pub use not_found::NotFound;
 pub use project::ProjectPage;
 pub use projects::ProjectList;
+pub use quality::QualityPage;
 
 use leptos::prelude::*;
 

@@ -35,7 +35,8 @@ pub fn ModelsPage() -> impl IntoView {
                 <nav class="crumbs" aria-label="Breadcrumb">
                     <a href="/">"Projects"</a>" / "<a href=format!("/projects/{}", project.id)>{project.name.clone()}</a>" / "
                 </nav>
-                <section class="page-head"><h1>"Models"</h1></section>
+                <section class="page-head"><h1>"Models"</h1>
+                    <a class="small" href=format!("/projects/{}/quality", project.id)>"Quality of each model"</a></section>
                 <ModelUpload project_id=project.id outcome on_added=move || version.update(|v| *v += 1) />
                 {models.is_empty().then(|| view! { <p class="muted">"No models yet."</p> })}
                 {models.into_iter().map(|model| view! { <ModelCard model project=project.clone() /> }).collect_view()}

@@ -43,6 +43,10 @@ fn ProjectDetail(
         <nav class="crumbs" aria-label="Breadcrumb"><a href="/">"Projects"</a>" / "</nav>
         <section class="page-head">
             <h1 data-project-id=project.id.to_string()>{project.name.clone()}</h1>
+            <nav class="page-links small">
+                <a href=format!("/projects/{}/models", project.id)>"Models"</a>
+                <a href=format!("/projects/{}/quality", project.id) id="quality-link">"Quality"</a>
+            </nav>
         </section>
         <div class="project-layout">
             <div class="project-main">

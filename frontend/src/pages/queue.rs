@@ -100,7 +100,7 @@ pub fn QueuePanel(project_id: i64) -> impl IntoView {
             <button class="small" on:click=move |_| refresh.update(|r| *r += 1)>"Refresh"</button>
             {move || queue.get().map(|result| match result {
                 Ok(q) => view! { <RankedList queue=q project_id strategy=strategy.get_untracked() /> }.into_any(),
-                Err(failure) if failure.code == "no_student" => view! {
+                Err(failure) if failure.code == "no_student" || failure.code == "no_model" => view! {
                     <p class="muted small">{failure.message}" "<a href=format!("/projects/{project_id}/models")>"Models"</a></p>
                 }.into_any(),
                 Err(failure) => view! { <p class="form-error small" role="alert">{failure.message}</p> }.into_any(),
@@ -129,6 +129,7 @@ fn strategy_label(strategy: Strategy) -> String {
     match strategy {
         Strategy::Disagreement => format!("{name} (needs teacher labels)"),
         Strategy::Diversity => format!("{name} (needs a model with an embedding output)"),
+        Strategy::LabelErrors => "label errors (approved images a model disagrees with)".to_owned(),
         _ => name,
     }
 }
@@ -138,6 +139,9 @@ fn empty_reason(strategy: Strategy) -> &'static str {
     match strategy {
         Strategy::Disagreement => {
             "Nothing to compare yet: disagreement ranks images that a teacher has labeled, and no teacher has labeled any image of this project."
+        }
+        Strategy::LabelErrors => {
+            "No suspected label errors: no approved image the model has seen disagrees with it (newly approved images are being checked)."
         }
         _ => {
             "Nothing ranked yet: open an image (the student pre-labels the rest while the tab is open) or score all on the server."

@@ -21,7 +21,7 @@ const CLASSES: [&str; 4] = ["circle", "square", "triangle", "star"];
 /// a few levels — which moves boxes by fractions of a pixel and scores by a few thousandths.
 const MAP_TOLERANCE: f64 = 0.02;
 
-async fn register(studio: &Studio, project_id: i64, role: &str) -> anyhow::Result<RegisteredModel> {
+pub(crate) async fn register(studio: &Studio, project_id: i64, role: &str) -> anyhow::Result<RegisteredModel> {
     let form = reqwest::multipart::Form::new().text("role", role.to_owned()).part(
         "file",
         reqwest::multipart::Part::bytes(e2e::reference_model_file(DETECTOR)?).file_name(DETECTOR),
@@ -36,7 +36,7 @@ async fn register(studio: &Studio, project_id: i64, role: &str) -> anyhow::Resul
 }
 
 /// The evaluation once its job (if any) has finished.
-async fn settled_evaluation(studio: &Studio, project_id: i64) -> anyhow::Result<ProjectEvaluation> {
+pub(crate) async fn settled_evaluation(studio: &Studio, project_id: i64) -> anyhow::Result<ProjectEvaluation> {
     let url = studio.api(&format!("/api/projects/{project_id}/evaluation"));
     for _ in 0..1200 {
         let evaluation: ProjectEvaluation = reqwest::get(&url).await?.json().await?;
@@ -51,8 +51,13 @@ async fn settled_evaluation(studio: &Studio, project_id: i64) -> anyhow::Result<
     anyhow::bail!("evaluation did not settle in 2 minutes:\n{}", studio.log())
 }
 
-/// Imports `shapes/images/test` with its Ultralytics labels and approves every image.
-async fn approved_shapes_test_set(studio: &Studio, project_id: i64) -> anyhow::Result<Vec<i64>> {
+/// Imports the first `count` images of `shapes/images/test` with their Ultralytics labels and
+/// approves them; their ids, in file-name order.
+pub(crate) async fn approved_shapes_test_set(
+    studio: &Studio,
+    project_id: i64,
+    count: usize,
+) -> anyhow::Result<Vec<i64>> {
     let dir = e2e::reference_models_dir().join("shapes");
     let mut entries: Vec<(String, Vec<u8>)> = vec![(
         "data.yaml".into(),
@@ -62,6 +67,7 @@ async fn approved_shapes_test_set(studio: &Studio, project_id: i64) -> anyhow::R
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect();
     names.sort();
+    names.truncate(count);
     for name in &names {
         let stem = name.trim_end_matches(".jpg");
         entries.push((
@@ -86,7 +92,10 @@ async fn approved_shapes_test_set(studio: &Studio, project_id: i64) -> anyhow::R
         .await?
         .json()
         .await?;
-    ensure!(report["images_added"] == names.len() && names.len() == 80, "{report}");
+    ensure!(
+        report["images_added"] == names.len() && names.len() == count,
+        "{report}"
+    );
     let page: api::ImagePage = reqwest::get(studio.api(&format!("/api/projects/{project_id}/images?limit=100")))
         .await?
         .json()
@@ -104,6 +113,59 @@ async fn approved_shapes_test_set(studio: &Studio, project_id: i64) -> anyhow::R
     Ok(ids)
 }
 
+/// A human box the model agrees with (same class, IoU above 0.9), and how sure it is.
+pub(crate) struct Surest {
+    pub score: f32,
+    pub image_id: i64,
+    pub box_id: String,
+    pub class_id: u32,
+    pub corners: [f64; 4],
+}
+
+/// Per image, the human box the model (run here with `models`) agrees with most confidently;
+/// the surest first.
+pub(crate) async fn surest_agreeing_boxes(studio: &Studio, images: &[i64]) -> anyhow::Result<Vec<Surest>> {
+    let detector = models::Detector::load(&e2e::reference_model_file(DETECTOR)?)?;
+    let mut found = Vec::new();
+    for &image_id in images {
+        let bytes = reqwest::get(studio.api(&format!("/api/images/{image_id}/file")))
+            .await?
+            .bytes()
+            .await?;
+        let rgb = image::load_from_memory(&bytes)?.to_rgb8();
+        let pixels = models::Pixels {
+            data: rgb.as_raw(),
+            width_px: rgb.width(),
+            height_px: rgb.height(),
+            channels: 3,
+        };
+        let detections = detector.detect(pixels, 0.5, 0.7)?.detections;
+        let boxes: api::ImageBoxes = reqwest::get(studio.api(&format!("/api/images/{image_id}/boxes")))
+            .await?
+            .json()
+            .await?;
+        let mut surest: Option<Surest> = None;
+        for b in &boxes.boxes {
+            let corners = [b.x0 as f32, b.y0 as f32, b.x1 as f32, b.y1 as f32];
+            for d in &detections {
+                let agrees = d.class_index as u32 == b.class_id && models::nms::iou(d.bbox, corners) > 0.9;
+                if agrees && surest.as_ref().is_none_or(|s| d.score > s.score) {
+                    surest = Some(Surest {
+                        score: d.score,
+                        image_id,
+                        box_id: b.id.clone(),
+                        class_id: b.class_id,
+                        corners: [b.x0, b.y0, b.x1, b.y1],
+                    });
+                }
+            }
+        }
+        found.extend(surest);
+    }
+    found.sort_by(|a, b| b.score.total_cmp(&a.score));
+    Ok(found)
+}
+
 fn of_model(evaluation: &ProjectEvaluation, model_id: i64) -> anyhow::Result<&ModelEvaluation> {
     evaluation
         .models
@@ -117,7 +179,7 @@ async fn quality_matches_ultralytics_and_label_errors_find_a_planted_mistake() -
     let studio = Studio::start().await?;
     let project = studio.create_project("Shapes", &CLASSES).await?;
     let pid = project.id;
-    let images = approved_shapes_test_set(&studio, pid).await?;
+    let images = approved_shapes_test_set(&studio, pid, 80).await?;
     let empty = settled_evaluation(&studio, pid).await?;
     ensure!(empty.approved_images == 80 && empty.models.is_empty(), "{empty:?}");
 
@@ -169,36 +231,14 @@ async fn quality_matches_ultralytics_and_label_errors_find_a_planted_mistake() -
     );
 
     // Plant a mistake: the box the model is surest of, relabelled as another class.
-    let detector = models::Detector::load(&e2e::reference_model_file(DETECTOR)?)?;
-    let mut surest: Option<(f32, i64, String, u32, [f64; 4])> = None;
-    for &image_id in &images {
-        let bytes = reqwest::get(studio.api(&format!("/api/images/{image_id}/file")))
-            .await?
-            .bytes()
-            .await?;
-        let rgb = image::load_from_memory(&bytes)?.to_rgb8();
-        let pixels = models::Pixels {
-            data: rgb.as_raw(),
-            width_px: rgb.width(),
-            height_px: rgb.height(),
-            channels: 3,
-        };
-        let detections = detector.detect(pixels, 0.5, 0.7)?.detections;
-        let boxes: api::ImageBoxes = reqwest::get(studio.api(&format!("/api/images/{image_id}/boxes")))
-            .await?
-            .json()
-            .await?;
-        for b in &boxes.boxes {
-            let corners = [b.x0 as f32, b.y0 as f32, b.x1 as f32, b.y1 as f32];
-            for d in &detections {
-                let agrees = d.class_index as u32 == b.class_id && models::nms::iou(d.bbox, corners) > 0.9;
-                if agrees && surest.as_ref().is_none_or(|s| d.score > s.0) {
-                    surest = Some((d.score, image_id, b.id.clone(), b.class_id, [b.x0, b.y0, b.x1, b.y1]));
-                }
-            }
-        }
-    }
-    let (score, planted_image, planted_box, true_class, [x0, y0, x1, y1]) = surest.context("a confident detection")?;
+    let surest = surest_agreeing_boxes(&studio, &images).await?;
+    let Surest {
+        score,
+        image_id: planted_image,
+        box_id: planted_box,
+        class_id: true_class,
+        corners: [x0, y0, x1, y1],
+    } = surest.into_iter().next().context("a confident detection")?;
     let wrong_class = (true_class + 1) % CLASSES.len() as u32;
     let http = reqwest::Client::new();
     let relabel = |class_id: u32| {

@@ -5,6 +5,7 @@ mod accept_teacher_proposals;
 mod api_rejects_bad_input;
 mod architecture_lists_every_crate;
 mod auto_label_with_teacher;
+mod check_quality_in_browser;
 mod create_project_in_browser;
 mod edit_boxes_and_review;
 mod edit_ontology_in_browser;
