@@ -81,9 +81,8 @@ pub struct TeacherArgs {
     /// Lowest confidence kept as a proposal.
     #[arg(long)]
     pub min_conf: Option<f32>,
-    /// Images run at once, one thread each (default: every core).
-    #[arg(long = "inference-threads")]
-    pub inference_threads: Option<usize>,
+    #[command(flatten)]
+    pub inference: crate::config::InferenceConfig,
     #[command(flatten)]
     pub data: DataConfig,
     #[command(flatten)]
@@ -113,7 +112,7 @@ pub async fn teacher(args: TeacherArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;
     drop(conn);
-    let jobs = crate::jobs::Jobs::with_inference_threads(args.inference_threads);
+    let jobs = crate::jobs::Jobs::new(&args.inference)?;
     let finished = jobs
         .run_here(&pool, &store, args.limits.max_pixels(), job)
         .await

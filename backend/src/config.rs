@@ -40,9 +40,24 @@ pub struct ServeConfig {
     pub data: DataConfig,
     #[command(flatten)]
     pub limits: Limits,
-    /// Images a teacher job runs at once, one thread each (default: every core).
+    #[command(flatten)]
+    pub inference: InferenceConfig,
+}
+
+/// How the server runs detectors (teacher, evaluation and scoring jobs).
+#[derive(Debug, Clone, Args)]
+pub struct InferenceConfig {
+    /// Images a job runs at once, one thread each (default: every core); with onnxruntime, the
+    /// threads inside each operator.
     #[arg(long = "inference-threads", env = "DISTILLERY_INFERENCE_THREADS")]
     pub inference_threads: Option<usize>,
+    /// Run detectors on onnxruntime loaded from this library (`libonnxruntime.so`, e.g. from the
+    /// `onnxruntime` or `onnxruntime-gpu` wheel) instead of tract.
+    #[arg(long = "onnxruntime", env = "DISTILLERY_ONNXRUNTIME")]
+    pub onnxruntime: Option<PathBuf>,
+    /// `cpu`, or `gpu` (onnxruntime's CUDA provider; needs `--onnxruntime` with a GPU build).
+    #[arg(long = "device", env = "DISTILLERY_DEVICE", default_value = "cpu", value_parser = ["cpu", "gpu"])]
+    pub device: String,
 }
 
 /// Limits on what clients may send; exceeding one is a 4xx, never an outage.

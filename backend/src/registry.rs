@@ -324,9 +324,18 @@ fn to_json(value: &impl serde::Serialize) -> Result<String, ApiError> {
 #[derive(Clone, Default)]
 pub struct DetectorCache {
     loaded: Arc<Mutex<HashMap<i64, Arc<Detector>>>>,
+    runtime: models::Runtime,
 }
 
 impl DetectorCache {
+    /// A cache whose detectors run on `runtime`.
+    pub fn new(runtime: models::Runtime) -> Self {
+        Self {
+            loaded: Arc::default(),
+            runtime,
+        }
+    }
+
     /// The detector of a registered model, loading it on first use. Blocking.
     pub fn get(&self, store: &Store, model: &RegisteredModel) -> Result<Arc<Detector>, models::ModelError> {
         if let Some(found) = self.loaded.lock().ok().and_then(|m| m.get(&model.id).cloned()) {
@@ -334,7 +343,7 @@ impl DetectorCache {
         }
         let bytes = std::fs::read(store.model_path(&model.sha256))
             .map_err(|e| models::ModelError(format!("cannot read the model file: {e}")))?;
-        let detector = Arc::new(Detector::load(&bytes)?);
+        let detector = Arc::new(Detector::load_with(&bytes, self.runtime)?);
         if let Ok(mut loaded) = self.loaded.lock() {
             loaded.insert(model.id, detector.clone());
         }

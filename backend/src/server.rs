@@ -93,6 +93,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             "the web app is not built there (run `cargo xtask build-web`); only the API is served"
         );
     }
+    // A bad engine setting stops here, before the URL is printed.
+    let jobs = jobs::Jobs::new(&config.inference)?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;
@@ -101,7 +103,6 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         "Distillery is running at http://{addr}/ (data in {})",
         data_dir.display()
     );
-    let jobs = jobs::Jobs::with_inference_threads(config.inference_threads);
     jobs.start(db.clone(), store.clone(), config.limits.max_pixels())
         .await?;
     let app = app(

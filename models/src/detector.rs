@@ -68,9 +68,47 @@ pub struct Prediction {
 /// A parsed, optimised detector, ready to run.
 #[derive(Clone)]
 pub struct Detector {
-    plan: Arc<TypedRunnableModel>,
+    executor: Executor,
     info: ModelInfo,
     embedding_output: Option<usize>,
+}
+
+/// What runs a loaded detector's graph.
+#[derive(Clone)]
+enum Executor {
+    /// tract's optimised plan (everywhere; the browser's only engine).
+    Tract(Arc<TypedRunnableModel>),
+    /// An onnxruntime session (servers that installed onnxruntime).
+    #[cfg(feature = "onnxruntime")]
+    Onnxruntime(Arc<crate::onnxruntime::OrtModel>),
+}
+
+/// Which engine `Detector::load_with` runs the graph on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Runtime {
+    /// tract (the default, and the reference the other is checked against).
+    #[default]
+    Tract,
+    /// onnxruntime, loaded by `onnxruntime::init`, on this device with this many threads per
+    /// operator.
+    #[cfg(feature = "onnxruntime")]
+    Onnxruntime {
+        /// CPU or CUDA.
+        device: crate::onnxruntime::OrtDevice,
+        /// Threads inside each operator.
+        threads: usize,
+    },
+}
+
+impl Runtime {
+    /// `tract`, `onnxruntime (cpu)` or `onnxruntime (cuda)`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tract => "tract",
+            #[cfg(feature = "onnxruntime")]
+            Self::Onnxruntime { device, .. } => device.name(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Detector {
@@ -83,8 +121,13 @@ impl std::fmt::Debug for Detector {
 
 impl Detector {
     /// Parses ONNX bytes, checks the input is one `[1, 3, S, S]` image and the output a supported
-    /// layout, and optimises the graph for this machine.
+    /// layout, and optimises the graph for this machine (tract).
     pub fn load(onnx: &[u8]) -> Result<Self, ModelError> {
+        Self::load_with(onnx, Runtime::Tract)
+    }
+
+    /// As `load`, with the graph run by `runtime`; tract checks and describes it either way.
+    pub fn load_with(onnx: &[u8], runtime: Runtime) -> Result<Self, ModelError> {
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         crate::wasm_gemm::link();
         let mut model = tract_onnx::onnx()
@@ -151,11 +194,20 @@ impl Detector {
                 .select_output_outlets(&order)
                 .map_err(|e| err("cannot select outputs", e))?;
         }
-        let plan = typed
-            .into_optimized()
-            .and_then(softmax_on_last_axis)
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| err("the model cannot be optimised for this machine", chain(&e)))?;
+        let executor = match runtime {
+            Runtime::Tract => Executor::Tract(
+                typed
+                    .into_optimized()
+                    .and_then(softmax_on_last_axis)
+                    .and_then(|m| m.into_runnable())
+                    .map_err(|e| err("the model cannot be optimised for this machine", chain(&e)))?,
+            ),
+            #[cfg(feature = "onnxruntime")]
+            Runtime::Onnxruntime { device, threads } => {
+                drop(typed);
+                Executor::Onnxruntime(Arc::new(crate::onnxruntime::OrtModel::load(onnx, device, threads)?))
+            }
+        };
 
         let classes = layout.classes();
         let class_names = match meta.names {
@@ -170,10 +222,19 @@ impl Detector {
             embedding_len,
         };
         Ok(Self {
-            plan,
+            executor,
             info,
             embedding_output: embedding_output.map(|_| 1),
         })
+    }
+
+    /// tract's plan, when tract runs this detector.
+    fn tract_plan(&self) -> Result<&Arc<TypedRunnableModel>, ModelError> {
+        match &self.executor {
+            Executor::Tract(plan) => Ok(plan),
+            #[cfg(feature = "onnxruntime")]
+            Executor::Onnxruntime(_) => Err(ModelError("onnxruntime runs this model, not tract".into())),
+        }
     }
 
     /// What the model says about itself.
@@ -188,7 +249,7 @@ impl Detector {
         use tract_onnx::tract_core::plan::{SimpleState, eval};
         let side = self.info.input_size_px as usize;
         let tensor = Tensor::from_shape(&[1, 3, side, side], &input).map_err(|e| err("bad input tensor", e))?;
-        let mut state = SimpleState::new(&self.plan).map_err(|e| err("cannot start a run", e))?;
+        let mut state = SimpleState::new(self.tract_plan()?).map_err(|e| err("cannot start a run", e))?;
         let mut times: Vec<OperatorTime> = Vec::new();
         state
             .run_plan_with_eval(tvec!(tensor.into()), |session, op_state, node, inputs| {
@@ -218,7 +279,10 @@ impl Detector {
     /// code the convolutions run on (in the browser, `wasm_gemm`'s).
     pub fn matmul_kernels(&self) -> Vec<String> {
         use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
-        let mut names: Vec<String> = (self.plan.model().nodes.iter())
+        let Ok(plan) = self.tract_plan() else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = (plan.model().nodes.iter())
             .filter_map(|node| node.op_as::<OptMatMul>())
             .flat_map(|op| op.mmm.iter().map(|mmm| mmm.name().to_string()))
             .collect();
@@ -231,9 +295,13 @@ impl Detector {
     /// embedding, when there is one), in C order.
     pub fn run_raw(&self, input: Vec<f32>) -> Result<(Vec<f32>, Option<Vec<f32>>), ModelError> {
         let side = self.info.input_size_px as usize;
+        #[cfg(feature = "onnxruntime")]
+        if let Executor::Onnxruntime(session) = &self.executor {
+            return session.run(input, side);
+        }
         let tensor = Tensor::from_shape(&[1, 3, side, side], &input).map_err(|e| err("bad input tensor", e))?;
         let outputs = self
-            .plan
+            .tract_plan()?
             .run(tvec!(tensor.into()))
             .map_err(|e| err("the model failed to run", chain(&e)))?;
         let flat = |i: usize| -> Result<Vec<f32>, ModelError> {
@@ -394,7 +462,7 @@ mod tests {
     fn dfl_softmax_runs_on_the_last_axis() -> anyhow::Result<()> {
         let onnx = std::fs::read(crate::conformance::reference_models_dir().join("yolov8n-320-random.onnx"))?;
         let detector = Detector::load(&onnx).map_err(|e| anyhow::anyhow!(e.0))?;
-        let model = detector.plan.model();
+        let model = detector.tract_plan().map_err(|e| anyhow::anyhow!(e.0))?.model();
         let mut softmaxes = 0;
         for node in model.nodes() {
             if let Some(softmax) = node.op_as::<Softmax>() {

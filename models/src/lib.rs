@@ -4,7 +4,8 @@
 //! vector kept for uncertainty ranking.
 //!
 //! Invariant: builds for `wasm32-unknown-unknown`; spawns no threads and touches no filesystem,
-//! so the exact same code runs in a browser worker and on the server.
+//! so the exact same code runs in a browser worker and on the server. The one exception is the
+//! native-only `onnxruntime` feature, which loads the user's onnxruntime library on a server.
 
 // DESIGN's rule, enforced: every public item says what it is for.
 #![warn(missing_docs)]
@@ -16,12 +17,14 @@ pub mod letterbox;
 pub mod metadata;
 pub mod nms;
 pub mod npy;
+#[cfg(feature = "onnxruntime")]
+pub mod onnxruntime;
 pub mod preprocess;
 pub mod report;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm_gemm;
 
-pub use detector::{DEFAULT_CONFIDENCE, DEFAULT_IOU, Detector, ModelError, ModelInfo, Prediction};
+pub use detector::{DEFAULT_CONFIDENCE, DEFAULT_IOU, Detector, ModelError, ModelInfo, Prediction, Runtime};
 pub use layout::OutputLayout;
 pub use letterbox::Letterbox;
 pub use nms::{Detection, iou, non_max_suppression};

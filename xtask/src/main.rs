@@ -88,6 +88,7 @@ fn run_studio(root: &Path, args: &[String]) -> anyhow::Result<()> {
 fn test(root: &Path) -> anyhow::Result<()> {
     let tools = setup::build_tools(root)?;
     let browser = setup::browser()?;
+    let onnxruntime = setup::onnxruntime_library()?;
     step(
         "cargo fmt --check",
         Command::new(cargo()).args(["fmt", "--all", "--check"]),
@@ -146,7 +147,8 @@ fn test(root: &Path) -> anyhow::Result<()> {
             .env("DISTILLERY_BIN", &bin)
             .env("DISTILLERY_WEB_DIR", &dist)
             .env("CHROMEDRIVER", &browser.chromedriver)
-            .env("CHROMIUM", &browser.chromium),
+            .env("CHROMIUM", &browser.chromium)
+            .env("DISTILLERY_TEST_ONNXRUNTIME", &onnxruntime),
     )?;
     // A short run of every fuzz target: a parser that panics on a seed or a quick mutation fails CI.
     fuzz::run(root, FUZZ_SMOKE_SECONDS)
@@ -214,6 +216,7 @@ fn bench_browser(root: &Path) -> anyhow::Result<()> {
 /// `cargo xtask bench-teacher`: teacher jobs of a release `distillery` beside onnxruntime.
 fn bench_teacher(root: &Path, images: &str) -> anyhow::Result<()> {
     let python = setup::onnxruntime_python()?;
+    let library = setup::onnxruntime_library()?;
     step(
         "build the release server",
         Command::new(cargo()).args(["build", "--release", "--locked", "--package", "backend"]),
@@ -234,7 +237,8 @@ fn bench_teacher(root: &Path, images: &str) -> anyhow::Result<()> {
                 images,
             ])
             .env("DISTILLERY_BIN", bin)
-            .env("ORT_PYTHON", python),
+            .env("ORT_PYTHON", python)
+            .env("ORT_LIBRARY", library),
     )
 }
 

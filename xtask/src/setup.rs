@@ -142,6 +142,27 @@ pub fn onnxruntime_python() -> anyhow::Result<PathBuf> {
     Ok(python)
 }
 
+/// `libonnxruntime.so` from the PyPI wheel in [`onnxruntime_python`]'s environment: what the
+/// tests of the server's onnxruntime engine load (`--onnxruntime`).
+pub fn onnxruntime_library() -> anyhow::Result<PathBuf> {
+    let python = onnxruntime_python()?;
+    let package = output(Command::new(&python).args([
+        "-c",
+        "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))",
+    ]))?;
+    let capi = PathBuf::from(package.trim()).join("capi");
+    let found = std::fs::read_dir(&capi)
+        .with_context(|| format!("cannot list {}", capi.display()))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libonnxruntime.so"))
+        });
+    found.with_context(|| format!("the onnxruntime wheel has no libonnxruntime.so in {}", capi.display()))
+}
+
 /// Makes sure Debian's Chromium and chromedriver are installed (their versions always match).
 pub fn browser() -> anyhow::Result<BrowserTools> {
     let tools = || BrowserTools {

@@ -42,22 +42,20 @@ pub struct Jobs {
     inference_threads: usize,
 }
 
-impl Default for Jobs {
-    fn default() -> Self {
-        Self::with_inference_threads(None)
-    }
-}
-
 impl Jobs {
-    /// Jobs that run the teacher on `threads` images at once (all cores when `None`).
-    pub fn with_inference_threads(threads: Option<usize>) -> Self {
+    /// Jobs that run detectors as `config` says: tract on `inference_threads` images at once
+    /// (all cores by default), or onnxruntime from the named library, on the CPU or the GPU.
+    pub fn new(config: &crate::config::InferenceConfig) -> anyhow::Result<Self> {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        Self {
+        let threads = config.inference_threads.unwrap_or(cores).max(1);
+        let runtime = runtime(config, threads)?;
+        tracing::info!(engine = runtime.name(), threads, "detectors on the server");
+        Ok(Self {
             wake: Arc::new(Notify::new()),
             changed: broadcast::channel(256).0,
-            detectors: DetectorCache::default(),
-            inference_threads: threads.unwrap_or(cores).max(1),
-        }
+            detectors: DetectorCache::new(runtime),
+            inference_threads: threads,
+        })
     }
 
     /// Requeues jobs a previous server left running, then runs queued jobs in the background,
@@ -153,6 +151,33 @@ impl Jobs {
             tracing::error!(%error, job = job.id, "cannot record the end of a job");
         }
         self.announce(job.id);
+    }
+}
+
+/// The engine `config` asks for, loaded and ready.
+fn runtime(config: &crate::config::InferenceConfig, threads: usize) -> anyhow::Result<models::Runtime> {
+    let gpu = config.device == "gpu";
+    match &config.onnxruntime {
+        None if gpu => anyhow::bail!(
+            "--device gpu runs detectors on onnxruntime's CUDA provider: name its library with --onnxruntime \
+             (libonnxruntime.so from the onnxruntime-gpu wheel)"
+        ),
+        None => Ok(models::Runtime::Tract),
+        #[cfg(feature = "onnxruntime")]
+        Some(library) => {
+            models::onnxruntime::init(library)?;
+            let device = if gpu {
+                models::onnxruntime::OrtDevice::Cuda
+            } else {
+                models::onnxruntime::OrtDevice::Cpu
+            };
+            Ok(models::Runtime::Onnxruntime { device, threads })
+        }
+        #[cfg(not(feature = "onnxruntime"))]
+        Some(_) => {
+            let _ = threads;
+            anyhow::bail!("this distillery was built without the `onnxruntime` feature")
+        }
     }
 }
 

@@ -115,8 +115,18 @@ fn Figures(project: Project, evaluation: ProjectEvaluation) -> impl IntoView {
 
 #[component]
 fn ModelCard(model: ModelEvaluation, approved: u64, classes: Vec<ObjectClass>) -> impl IntoView {
-    let name_of = |id: u32| classes.iter().find(|c| c.id == id).map_or_else(|| format!("class {id}"), |c| c.name.clone());
-    let color_of = |id: u32| classes.iter().find(|c| c.id == id).map_or_else(|| "#888".into(), |c| c.color.clone());
+    let name_of = |id: u32| {
+        classes
+            .iter()
+            .find(|c| c.id == id)
+            .map_or_else(|| format!("class {id}"), |c| c.name.clone())
+    };
+    let color_of = |id: u32| {
+        classes
+            .iter()
+            .find(|c| c.id == id)
+            .map_or_else(|| "#888".into(), |c| c.color.clone())
+    };
     let seen = if model.evaluated_images < approved {
         format!("{} of {} evaluated so far", model.evaluated_images, approved)
     } else {

@@ -1,11 +1,13 @@
 //! `cargo xtask bench-teacher [IMAGES]`: images/s of a teacher job (release `distillery teacher`,
-//! decode + letterbox + model + NMS + storing the boxes) beside onnxruntime (Python, PyPI; PIL
-//! decode + the same letterbox + session run) on the same JPEGs and graphs, at 1 thread and at
-//! every core, in the same run. Prints figures; asserts nothing.
+//! decode + letterbox + model + NMS + storing the boxes) on both of the server's engines — tract
+//! (the default) and onnxruntime (`--onnxruntime`, the PyPI wheel's library) — beside onnxruntime
+//! in Python (PyPI; PIL decode + the same letterbox + session run) on the same JPEGs and graphs,
+//! at 1 thread and at every core, in the same run. Prints figures; asserts nothing.
 //!
-//! Threads mean different things on each side, as each runtime is used at its best: ours runs
-//! that many images at once, one thread each; onnxruntime runs one image at a time with that
-//! many intra-op threads (Python's decoding takes one core).
+//! Threads mean what each engine does best with them: tract runs that many images at once, one
+//! thread each; onnxruntime (in the job and in Python) runs one image at a time with that many
+//! intra-op threads, the job decoding the next images meanwhile (Python's decoding takes turns
+//! with the model on one core).
 
 use std::process::Command;
 use std::time::Instant;
@@ -56,6 +58,7 @@ fn run(command: &mut Command) -> anyhow::Result<String> {
 fn main() -> anyhow::Result<()> {
     let count: u32 = std::env::args().nth(1).map(|n| n.parse()).transpose()?.unwrap_or(500);
     let python = std::env::var_os("ORT_PYTHON").context("ORT_PYTHON: run this through `cargo xtask bench-teacher`")?;
+    let library = std::env::var("ORT_LIBRARY").context("ORT_LIBRARY: run this through `cargo xtask bench-teacher`")?;
     let bin = e2e::studio::binary_path();
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let work = tempfile::tempdir()?;
@@ -79,40 +82,47 @@ fn main() -> anyhow::Result<()> {
     run(studio(&["import", &images.display().to_string(), "--project", "Bench"]).env("DISTILLERY_LOG", "warn"))?;
 
     println!("\nteacher images/s over {count} JPEGs of 1280×720 on {cores} cores");
-    println!("| model | threads | distillery teacher | onnxruntime (Python) | ratio |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| model | threads | distillery teacher, tract | distillery teacher, onnxruntime | onnxruntime (Python) | tract ratio | onnxruntime engine ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for name in MODELS {
         let model = e2e::reference_models_dir().join(format!("{name}.onnx"));
         for threads in [1, cores] {
-            // A fresh teacher version each time, so every image is labeled again.
-            let added = run(studio(&[
-                "model",
-                "add",
-                &model.display().to_string(),
-                "--project",
-                "Bench",
-                "--role",
-                "teacher",
-            ])
-            .env("DISTILLERY_LOG", "warn"))?;
-            let model_id = added
-                .split("model ")
-                .nth(1)
-                .and_then(|rest| rest.split_whitespace().next())
-                .context(format!("no model id in {added:?}"))?
-                .to_owned();
-            let started = Instant::now();
-            run(studio(&[
-                "teacher",
-                "--project",
-                "Bench",
-                "--model-id",
-                &model_id,
-                "--inference-threads",
-                &threads.to_string(),
-            ])
-            .env("DISTILLERY_LOG", "warn"))?;
-            let ours = f64::from(count) / started.elapsed().as_secs_f64();
+            let mut rates = Vec::new();
+            for engine in [&[][..], &["--onnxruntime", library.as_str()][..]] {
+                // A fresh teacher version each time, so every image is labeled again.
+                let added = run(studio(&[
+                    "model",
+                    "add",
+                    &model.display().to_string(),
+                    "--project",
+                    "Bench",
+                    "--role",
+                    "teacher",
+                ])
+                .env("DISTILLERY_LOG", "warn"))?;
+                let model_id = added
+                    .split("model ")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .context(format!("no model id in {added:?}"))?
+                    .to_owned();
+                let started = Instant::now();
+                run(studio(&[
+                    "teacher",
+                    "--project",
+                    "Bench",
+                    "--model-id",
+                    &model_id,
+                    "--inference-threads",
+                    &threads.to_string(),
+                ])
+                .args(engine)
+                .env("DISTILLERY_LOG", "warn"))?;
+                rates.push(f64::from(count) / started.elapsed().as_secs_f64());
+            }
+            let (tract, onnxruntime) = (rates[0], rates[1]);
             let theirs: f64 = run(Command::new(&python)
                 .arg(&script)
                 .arg(&model)
@@ -123,8 +133,9 @@ fn main() -> anyhow::Result<()> {
             .parse()
             .context("onnxruntime printed no rate")?;
             println!(
-                "| {name} | {threads} | {ours:.2} | {theirs:.2} | {:.2}× |",
-                ours / theirs
+                "| {name} | {threads} | {tract:.2} | {onnxruntime:.2} | {theirs:.2} | {:.2}× | {:.2}× |",
+                tract / theirs,
+                onnxruntime / theirs
             );
         }
     }

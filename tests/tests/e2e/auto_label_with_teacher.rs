@@ -404,3 +404,70 @@ async fn teacher_job_resumes_and_cancels() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The library `cargo xtask test` installs from PyPI (`DISTILLERY_TEST_ONNXRUNTIME`).
+fn onnxruntime_library() -> anyhow::Result<String> {
+    std::env::var("DISTILLERY_TEST_ONNXRUNTIME").context(
+        "DISTILLERY_TEST_ONNXRUNTIME names libonnxruntime.so; `cargo xtask test` installs it from PyPI and sets it",
+    )
+}
+
+/// With `--onnxruntime`, the server's teacher runs on onnxruntime instead of tract and stores the
+/// same proposals tract finds: same count and classes, boxes within a hundredth of a pixel's
+/// overlap (IoU ≥ 0.99), scores within 1e-3 — the two engines' float sums differ, nothing else.
+#[tokio::test]
+async fn teacher_on_onnxruntime_finds_what_tract_finds() -> anyhow::Result<()> {
+    let library = onnxruntime_library()?;
+    let studio = Studio::start_with(&["--onnxruntime", &library, "--inference-threads", "2"]).await?;
+    let project = studio.create_project("On onnxruntime", &PROJECT_CLASSES).await?;
+    let photos: Vec<(String, Vec<u8>)> = (10..14)
+        .map(|i| {
+            let name = format!("test_{i:04}.jpg");
+            e2e::reference_model_file(&format!("shapes/images/test/{name}")).map(|bytes| (name, bytes))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let refs: Vec<(&str, Vec<u8>)> = photos.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let (_, uploaded) = studio.upload(project.id, &refs).await?;
+    let ids: Vec<i64> = uploaded
+        .as_array()
+        .context("upload answer")?
+        .iter()
+        .filter_map(|f| f["id"].as_i64())
+        .collect();
+    register_teacher(&studio, project.id).await?;
+    let (_, body) = post_job(&studio, project.id, json!({"kind": "teacher"})).await?;
+    let job = until_final(&studio, serde_json::from_value::<Job>(body)?.id).await?;
+    ensure!(job.state == JobState::Succeeded && job.done == 4, "{job:?}");
+    ensure!(
+        studio.log().contains("onnxruntime (cpu)"),
+        "the server says which engine runs detectors:\n{}",
+        studio.log()
+    );
+
+    let tract = models::Detector::load(&e2e::reference_model_file(TEACHER)?)?;
+    let mut compared = 0;
+    for ((name, jpeg), id) in photos.iter().zip(&ids) {
+        let (want, _) = expected_proposals(&tract, jpeg)?;
+        let boxes = boxes_of(&studio, *id).await?;
+        let stored = teacher_boxes(&boxes);
+        ensure!(
+            stored.len() == want.len(),
+            "{name}: onnxruntime {stored:?}, tract {want:?}"
+        );
+        for (class_id, score, corners) in &want {
+            let corners = corners.map(|v| v as f32);
+            let twin = stored.iter().find(|b| {
+                let got = [b.x0 as f32, b.y0 as f32, b.x1 as f32, b.y1 as f32];
+                b.class_id == *class_id && models::iou(got, corners) >= 0.99
+            });
+            let twin = twin.with_context(|| format!("{name}: tract's {class_id} at {corners:?} in {stored:?}"))?;
+            ensure!(
+                twin.confidence.is_some_and(|c| (c - score).abs() < 1e-3),
+                "{name}: {twin:?} vs tract's {score}"
+            );
+            compared += 1;
+        }
+    }
+    ensure!(compared >= 10, "the photos hold shapes: {compared}");
+    Ok(())
+}
