@@ -23,6 +23,7 @@ fn main() -> anyhow::Result<()> {
         "{path}: {:.1} ms per run ({runs} runs)",
         (now_ms() - started) / f64::from(runs)
     );
+    println!("matrix kernels: {}", detector.matmul_kernels().join(", "));
     for op in detector.profile(input, now_ms).map_err(|e| anyhow::anyhow!(e.0))? {
         println!("{:>9.2} ms {:>4} × {}", op.ms, op.count, op.operator);
     }
