@@ -1,12 +1,15 @@
-//! The student detector's life cycle: evaluation today (mAP, per-class precision and recall, the
-//! confusion matrix — the figures every model is judged by); the burn training loop and ONNX
-//! export build on it.
+//! The student detector's life cycle: evaluation (mAP, per-class precision and recall, the
+//! confusion matrix — the figures every model is judged by) and the student network (`yolo`,
+//! YOLOv8n in burn, loading Ultralytics' weights from ONNX); the training loop and ONNX export
+//! build on them.
 //!
 //! Boundary: never a dependency of `frontend` — training stays on the server.
 
 pub mod confusion;
 pub mod evaluate;
 pub mod quality;
+pub mod weights;
+pub mod yolo;
 
 pub use confusion::ConfusionMatrix;
 pub use evaluate::{GroundTruth, Prediction, average_precision, mean_average_precision};
