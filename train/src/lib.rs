@@ -8,7 +8,9 @@
 pub mod confusion;
 pub mod evaluate;
 pub mod quality;
+#[cfg(feature = "student")]
 pub mod weights;
+#[cfg(feature = "student")]
 pub mod yolo;
 
 pub use confusion::ConfusionMatrix;
