@@ -7,6 +7,22 @@ use api::{ImagePrediction, PredictedBox};
 
 use crate::detector::Prediction;
 
+/// A prediction's kept detections as the wire's boxes (by the model's class index).
+pub fn predicted_boxes(prediction: &Prediction) -> Vec<PredictedBox> {
+    prediction
+        .detections
+        .iter()
+        .map(|d| PredictedBox {
+            class_index: d.class_index as u32,
+            score: d.score,
+            x0: d.bbox[0],
+            y0: d.bbox[1],
+            x1: d.bbox[2],
+            y1: d.bbox[3],
+        })
+        .collect()
+}
+
 /// The report for one image.
 pub fn image_prediction(image_id: i64, prediction: &Prediction) -> ImagePrediction {
     let class_scores: Vec<&[f32]> = prediction
@@ -16,18 +32,7 @@ pub fn image_prediction(image_id: i64, prediction: &Prediction) -> ImagePredicti
         .collect();
     ImagePrediction {
         image_id,
-        boxes: prediction
-            .detections
-            .iter()
-            .map(|d| PredictedBox {
-                class_index: d.class_index as u32,
-                score: d.score,
-                x0: d.bbox[0],
-                y0: d.bbox[1],
-                x1: d.bbox[2],
-                y1: d.bbox[3],
-            })
-            .collect(),
+        boxes: predicted_boxes(prediction),
         best_candidate_score: prediction.best_candidate_score.clamp(0.0, 1.0),
         scores: all_image_scores(&class_scores, prediction.best_candidate_score),
         embedding: prediction.embedding.clone(),

@@ -165,6 +165,27 @@ impl Studio {
         Ok((status, response.json().await.unwrap_or(serde_json::Value::Null)))
     }
 
+    /// Registers one of the reference models (`../shared/models/NAME`) as a `role` ("teacher" or
+    /// "student") of the project.
+    pub async fn register_reference_model(
+        &self,
+        project_id: i64,
+        role: &str,
+        name: &str,
+    ) -> anyhow::Result<api::RegisteredModel> {
+        let form = reqwest::multipart::Form::new().text("role", role.to_owned()).part(
+            "file",
+            reqwest::multipart::Part::bytes(crate::reference_model_file(name)?).file_name(name.to_owned()),
+        );
+        let response = reqwest::Client::new()
+            .post(self.api(&format!("/api/projects/{project_id}/models")))
+            .multipart(form)
+            .send()
+            .await?;
+        anyhow::ensure!(response.status() == 201, "register {name}: {}", response.text().await?);
+        Ok(response.json().await?)
+    }
+
     /// The data folder this studio uses.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir

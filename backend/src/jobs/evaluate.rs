@@ -166,18 +166,7 @@ async fn detect_one(
     };
     let detected = tokio::task::spawn_blocking(move || {
         let prediction = detect_file(&detector, &file, max_pixels, CONFIDENCE, NMS_IOU)?;
-        Ok(prediction
-            .detections
-            .iter()
-            .map(|d| PredictedBox {
-                class_index: d.class_index as u32,
-                score: d.score,
-                x0: d.bbox[0],
-                y0: d.bbox[1],
-                x1: d.bbox[2],
-                y1: d.bbox[3],
-            })
-            .collect())
+        Ok(models::report::predicted_boxes(&prediction))
     })
     .await
     .map_err(|e| e.to_string())?;

@@ -18,17 +18,7 @@ const TEACHER: &str = "shapes-yolov8n-320.onnx";
 const PROJECT_CLASSES: [&str; 3] = ["circle", "square", "triangle"];
 
 async fn register_teacher(studio: &Studio, project_id: i64) -> anyhow::Result<RegisteredModel> {
-    let form = reqwest::multipart::Form::new().text("role", "teacher").part(
-        "file",
-        reqwest::multipart::Part::bytes(e2e::reference_model_file(TEACHER)?).file_name(TEACHER),
-    );
-    let response = reqwest::Client::new()
-        .post(studio.api(&format!("/api/projects/{project_id}/models")))
-        .multipart(form)
-        .send()
-        .await?;
-    ensure!(response.status() == 201, "register: {}", response.text().await?);
-    Ok(response.json().await?)
+    studio.register_reference_model(project_id, "teacher", TEACHER).await
 }
 
 async fn post_job(studio: &Studio, project_id: i64, body: Value) -> anyhow::Result<(reqwest::StatusCode, Value)> {

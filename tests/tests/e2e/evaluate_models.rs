@@ -22,17 +22,7 @@ const CLASSES: [&str; 4] = ["circle", "square", "triangle", "star"];
 const MAP_TOLERANCE: f64 = 0.02;
 
 pub(crate) async fn register(studio: &Studio, project_id: i64, role: &str) -> anyhow::Result<RegisteredModel> {
-    let form = reqwest::multipart::Form::new().text("role", role.to_owned()).part(
-        "file",
-        reqwest::multipart::Part::bytes(e2e::reference_model_file(DETECTOR)?).file_name(DETECTOR),
-    );
-    let response = reqwest::Client::new()
-        .post(studio.api(&format!("/api/projects/{project_id}/models")))
-        .multipart(form)
-        .send()
-        .await?;
-    ensure!(response.status() == 201, "register: {}", response.text().await?);
-    Ok(response.json().await?)
+    studio.register_reference_model(project_id, role, DETECTOR).await
 }
 
 /// The evaluation once its job (if any) has finished.
