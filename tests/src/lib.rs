@@ -34,3 +34,21 @@ pub fn reference_model_file(name: &str) -> anyhow::Result<Vec<u8>> {
     let path = reference_models_dir().join(name);
     std::fs::read(&path).with_context(|| format!("cannot read {} (set DISTILLERY_REFERENCE_MODELS)", path.display()))
 }
+
+/// What the `models` runtime finds in an encoded image (decoded upright-as-stored, as the server
+/// decodes a file without EXIF rotation): the expectation tests hold the server's jobs to.
+pub fn detect_in(
+    detector: &models::Detector,
+    encoded: &[u8],
+    confidence: f32,
+    iou: f32,
+) -> anyhow::Result<models::Prediction> {
+    let rgb = image::load_from_memory(encoded)?.to_rgb8();
+    let pixels = models::Pixels {
+        data: rgb.as_raw(),
+        width_px: rgb.width(),
+        height_px: rgb.height(),
+        channels: 3,
+    };
+    Ok(detector.detect(pixels, confidence, iou)?)
+}

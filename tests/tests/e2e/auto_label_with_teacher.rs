@@ -62,14 +62,7 @@ type Proposal = (u32, f32, [f64; 4]);
 /// What the `models` runtime finds in a photo, mapped the way the project's classes are named;
 /// and how many detections have no project class.
 fn expected_proposals(detector: &models::Detector, jpeg: &[u8]) -> anyhow::Result<(Vec<Proposal>, usize)> {
-    let rgb = image::load_from_memory(jpeg)?.to_rgb8();
-    let pixels = models::Pixels {
-        data: rgb.as_raw(),
-        width_px: rgb.width(),
-        height_px: rgb.height(),
-        channels: 3,
-    };
-    let prediction = detector.detect(pixels, models::DEFAULT_CONFIDENCE, models::DEFAULT_IOU)?;
+    let prediction = e2e::detect_in(detector, jpeg, models::DEFAULT_CONFIDENCE, models::DEFAULT_IOU)?;
     let names = &detector.info().class_names;
     let mut unmapped = 0;
     let mut found = Vec::new();

@@ -122,14 +122,7 @@ pub(crate) async fn surest_agreeing_boxes(studio: &Studio, images: &[i64]) -> an
             .await?
             .bytes()
             .await?;
-        let rgb = image::load_from_memory(&bytes)?.to_rgb8();
-        let pixels = models::Pixels {
-            data: rgb.as_raw(),
-            width_px: rgb.width(),
-            height_px: rgb.height(),
-            channels: 3,
-        };
-        let detections = detector.detect(pixels, 0.5, 0.7)?.detections;
+        let detections = e2e::detect_in(&detector, &bytes, 0.5, 0.7)?.detections;
         let boxes: api::ImageBoxes = reqwest::get(studio.api(&format!("/api/images/{image_id}/boxes")))
             .await?
             .json()
@@ -340,14 +333,7 @@ async fn hand_made_ground_truth_scores_the_hand_computed_map() -> anyhow::Result
     let detector = models::Detector::load(&e2e::reference_model_file(DETECTOR)?)?;
     let mut detections = Vec::new();
     for (i, (_, bytes)) in files.iter().enumerate() {
-        let rgb = image::load_from_memory(bytes)?.to_rgb8();
-        let pixels = models::Pixels {
-            data: rgb.as_raw(),
-            width_px: rgb.width(),
-            height_px: rgb.height(),
-            channels: 3,
-        };
-        for d in detector.detect(pixels, 0.001, 0.7)?.detections {
+        for d in e2e::detect_in(&detector, bytes, 0.001, 0.7)?.detections {
             detections.push((i, d));
         }
     }
