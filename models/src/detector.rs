@@ -8,6 +8,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
 use crate::layout::OutputLayout;
+use crate::letterbox::Letterbox;
 use crate::metadata::UltralyticsMetadata;
 use crate::nms::{Detection, non_max_suppression};
 use crate::preprocess::{Pixels, input_tensor};
@@ -330,34 +331,50 @@ impl Detector {
         }
         let (input, letterbox) = input_tensor(pixels, self.info.input_size_px);
         let (output, embedding) = self.run_raw(input)?;
-        let layout = self.info.layout;
-        // Decode everything with a positive score once: the best one ranks an image that has no
-        // confident detection.
-        let mut candidates = layout.decode(&output, 0.0);
-        let best_candidate_score = candidates.iter().map(|c| c.score).fold(0.0, f32::max);
-        candidates.retain(|c| c.score > confidence);
-        candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
-        candidates.truncate(MAX_NMS_CANDIDATES);
-        let detections: Vec<Detection> = candidates
-            .into_iter()
-            .map(|c| Detection {
-                class_index: c.class_index,
-                score: c.score,
-                bbox: letterbox.box_to_image(c.bbox, pixels.width_px, pixels.height_px),
-                class_scores: c.class_scores,
-            })
-            .collect();
-        let mut detections = if layout.is_end_to_end() {
-            detections
-        } else {
-            non_max_suppression(detections, iou)
-        };
-        detections.truncate(MAX_DETECTIONS);
-        Ok(Prediction {
-            detections,
-            best_candidate_score,
-            embedding,
+        let mut prediction = postprocess(self.info.layout, &output, letterbox, pixels, confidence, iou);
+        prediction.embedding = embedding;
+        Ok(prediction)
+    }
+}
+
+/// A detector's output for one image turned into detections: anchors above `confidence`,
+/// class-wise NMS at `iou` (unless the graph did it), boxes mapped through the letterbox into
+/// image pixels and clipped. What [`Detector::detect`] does after running the graph, shared
+/// with the trainer, which runs its own network.
+pub fn postprocess(
+    layout: OutputLayout,
+    output: &[f32],
+    letterbox: Letterbox,
+    image: Pixels<'_>,
+    confidence: f32,
+    iou: f32,
+) -> Prediction {
+    // Decode everything with a positive score once: the best one ranks an image that has no
+    // confident detection.
+    let mut candidates = layout.decode(output, 0.0);
+    let best_candidate_score = candidates.iter().map(|c| c.score).fold(0.0, f32::max);
+    candidates.retain(|c| c.score > confidence);
+    candidates.sort_by(|a, b| b.score.total_cmp(&a.score));
+    candidates.truncate(MAX_NMS_CANDIDATES);
+    let detections: Vec<Detection> = candidates
+        .into_iter()
+        .map(|c| Detection {
+            class_index: c.class_index,
+            score: c.score,
+            bbox: letterbox.box_to_image(c.bbox, image.width_px, image.height_px),
+            class_scores: c.class_scores,
         })
+        .collect();
+    let mut detections = if layout.is_end_to_end() {
+        detections
+    } else {
+        non_max_suppression(detections, iou)
+    };
+    detections.truncate(MAX_DETECTIONS);
+    Prediction {
+        detections,
+        best_candidate_score,
+        embedding: None,
     }
 }
 

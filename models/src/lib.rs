@@ -24,7 +24,9 @@ pub mod report;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm_gemm;
 
-pub use detector::{DEFAULT_CONFIDENCE, DEFAULT_IOU, Detector, ModelError, ModelInfo, Prediction, Runtime};
+pub use detector::{
+    DEFAULT_CONFIDENCE, DEFAULT_IOU, Detector, ModelError, ModelInfo, Prediction, Runtime, postprocess,
+};
 pub use layout::OutputLayout;
 pub use letterbox::Letterbox;
 pub use nms::{Detection, iou, non_max_suppression};

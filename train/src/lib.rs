@@ -5,9 +5,23 @@
 //!
 //! Boundary: never a dependency of `frontend` — training stays on the server.
 
+#[cfg(feature = "student")]
+pub mod assign;
+#[cfg(feature = "student")]
+pub mod augment;
 pub mod confusion;
+#[cfg(feature = "student")]
+pub mod ema;
 pub mod evaluate;
+#[cfg(feature = "student")]
+pub mod export;
+#[cfg(feature = "student")]
+pub mod folder;
+#[cfg(feature = "student")]
+pub mod loss;
 pub mod quality;
+#[cfg(feature = "student")]
+pub mod trainer;
 #[cfg(feature = "student")]
 pub mod weights;
 #[cfg(feature = "student")]

@@ -26,8 +26,8 @@ pub const STRIDES: [usize; 3] = [8, 16, 32];
 /// Convolution, batch norm, SiLU (Ultralytics' `Conv`).
 #[derive(Module, Debug)]
 pub struct ConvBnSilu {
-    conv: Conv2d,
-    bn: BatchNorm,
+    pub(crate) conv: Conv2d,
+    pub(crate) bn: BatchNorm,
 }
 
 impl ConvBnSilu {
@@ -39,7 +39,11 @@ impl ConvBnSilu {
                 .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
                 .with_bias(false)
                 .init(device),
-            bn: BatchNormConfig::new(c2).init(device),
+            // Ultralytics' `initialize_weights`: ε 1e-3, momentum 0.03.
+            bn: BatchNormConfig::new(c2)
+                .with_epsilon(1e-3)
+                .with_momentum(0.03)
+                .init(device),
         }
     }
 
@@ -88,18 +92,18 @@ fn check_shape(prefix: &str, ours: &[usize], theirs: &[usize]) -> Result<(), Str
 /// Two 3×3 convolutions, with a residual when `add`.
 #[derive(Module, Debug)]
 pub struct Bottleneck {
-    cv1: ConvBnSilu,
-    cv2: ConvBnSilu,
-    add: bool,
+    pub(crate) cv1: ConvBnSilu,
+    pub(crate) cv2: ConvBnSilu,
+    pub(crate) add: bool,
 }
 
 /// CSP bottleneck with two convolutions (Ultralytics' `C2f`): split, a chain of bottlenecks, and
 /// every intermediate concatenated.
 #[derive(Module, Debug)]
 pub struct C2f {
-    cv1: ConvBnSilu,
-    cv2: ConvBnSilu,
-    m: Vec<Bottleneck>,
+    pub(crate) cv1: ConvBnSilu,
+    pub(crate) cv2: ConvBnSilu,
+    pub(crate) m: Vec<Bottleneck>,
 }
 
 impl C2f {
@@ -142,9 +146,9 @@ impl C2f {
 /// Spatial pyramid pooling, fast: three chained 5×5 max pools, concatenated.
 #[derive(Module, Debug)]
 pub struct Sppf {
-    cv1: ConvBnSilu,
-    cv2: ConvBnSilu,
-    pool: MaxPool2d,
+    pub(crate) cv1: ConvBnSilu,
+    pub(crate) cv2: ConvBnSilu,
+    pub(crate) pool: MaxPool2d,
 }
 
 impl Sppf {
@@ -160,10 +164,10 @@ impl Sppf {
 /// One detection level of the head: a box branch (4 × `REG_MAX` bins) and a class branch.
 #[derive(Module, Debug)]
 pub struct HeadLevel {
-    box_convs: [ConvBnSilu; 2],
-    box_out: Conv2d,
-    class_convs: [ConvBnSilu; 2],
-    class_out: Conv2d,
+    pub(crate) box_convs: [ConvBnSilu; 2],
+    pub(crate) box_out: Conv2d,
+    pub(crate) class_convs: [ConvBnSilu; 2],
+    pub(crate) class_out: Conv2d,
 }
 
 impl HeadLevel {
@@ -181,24 +185,63 @@ impl HeadLevel {
 /// YOLOv8n.
 #[derive(Module, Debug)]
 pub struct Yolo {
-    backbone_0: ConvBnSilu,
-    backbone_1: ConvBnSilu,
-    backbone_2: C2f,
-    backbone_3: ConvBnSilu,
-    backbone_4: C2f,
-    backbone_5: ConvBnSilu,
-    backbone_6: C2f,
-    backbone_7: ConvBnSilu,
-    backbone_8: C2f,
-    sppf_9: Sppf,
-    neck_12: C2f,
-    neck_15: C2f,
-    neck_16: ConvBnSilu,
-    neck_18: C2f,
-    neck_19: ConvBnSilu,
-    neck_21: C2f,
-    head_22: Vec<HeadLevel>,
-    classes: usize,
+    pub(crate) backbone_0: ConvBnSilu,
+    pub(crate) backbone_1: ConvBnSilu,
+    pub(crate) backbone_2: C2f,
+    pub(crate) backbone_3: ConvBnSilu,
+    pub(crate) backbone_4: C2f,
+    pub(crate) backbone_5: ConvBnSilu,
+    pub(crate) backbone_6: C2f,
+    pub(crate) backbone_7: ConvBnSilu,
+    pub(crate) backbone_8: C2f,
+    pub(crate) sppf_9: Sppf,
+    pub(crate) neck_12: C2f,
+    pub(crate) neck_15: C2f,
+    pub(crate) neck_16: ConvBnSilu,
+    pub(crate) neck_18: C2f,
+    pub(crate) neck_19: ConvBnSilu,
+    pub(crate) neck_21: C2f,
+    pub(crate) head_22: Vec<HeadLevel>,
+    pub(crate) classes: usize,
+}
+
+/// One anchor: its centre in grid cells of its level, and the level's stride in pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Anchor {
+    pub x: f32,
+    pub y: f32,
+    pub stride: f32,
+}
+
+impl Anchor {
+    /// The centre in input pixels.
+    pub fn centre_px(&self) -> [f32; 2] {
+        [self.x * self.stride, self.y * self.stride]
+    }
+}
+
+/// The anchors of the head's maps, in output order: levels in stride order, rows then columns,
+/// each at its cell's centre.
+pub fn anchor_grid(levels: &[Tensor<4>]) -> Vec<Anchor> {
+    let mut anchors = Vec::new();
+    for (level, stride) in levels.iter().zip(STRIDES) {
+        let [_, _, height, width] = level.dims();
+        for y in 0..height {
+            for x in 0..width {
+                anchors.push(Anchor {
+                    x: x as f32 + 0.5,
+                    y: y as f32 + 0.5,
+                    stride: stride as f32,
+                });
+            }
+        }
+    }
+    anchors
+}
+
+/// How many anchors an `imgsz`² input has (2100 at 320).
+pub fn anchor_count(imgsz: u32) -> usize {
+    STRIDES.iter().map(|s| (imgsz as usize / s).pow(2)).sum()
 }
 
 fn upsample(x: Tensor<4>) -> Tensor<4> {
@@ -297,18 +340,16 @@ impl Yolo {
     pub fn decode(&self, levels: Vec<Tensor<4>>) -> Tensor<3> {
         let device = levels[0].device();
         let [batch, _, _, _] = levels[0].dims();
-        let mut maps = Vec::with_capacity(levels.len());
-        let (mut centres, mut strides) = (Vec::new(), Vec::new());
-        for (level, stride) in levels.into_iter().zip(STRIDES) {
-            let [_, channels, height, width] = level.dims();
-            maps.push(level.reshape([batch, channels, height * width]));
-            for y in 0..height {
-                for x in 0..width {
-                    centres.push((x as f32 + 0.5, y as f32 + 0.5));
-                    strides.push(stride as f32);
-                }
-            }
-        }
+        let grid = anchor_grid(&levels);
+        let maps = levels
+            .into_iter()
+            .map(|level| {
+                let [_, channels, height, width] = level.dims();
+                level.reshape([batch, channels, height * width])
+            })
+            .collect();
+        let centres: Vec<(f32, f32)> = grid.iter().map(|a| (a.x, a.y)).collect();
+        let strides: Vec<f32> = grid.iter().map(|a| a.stride).collect();
         let anchors = centres.len();
         let all = Tensor::cat(maps, 2);
         let bins = all.clone().slice([0..batch, 0..4 * REG_MAX, 0..anchors]);
