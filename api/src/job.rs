@@ -97,8 +97,71 @@ pub struct NewJob {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images: Option<ImageSelection>,
     /// Teacher labeling: the lowest confidence kept as a proposal (0.25 by default, Ultralytics').
+    /// Training: the lowest confidence of a model proposal trained on (unreviewed images).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_conf: Option<f32>,
+    /// Training: how long and how big; defaults where absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<TrainSettings>,
+}
+
+/// A training job's settings (Ultralytics' names). With `model_id` on the job, training starts
+/// from that registered student's weights (fine-tuning) instead of from scratch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainSettings {
+    /// Passes over the training images (30 by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<u32>,
+    /// Images per step (16 by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u32>,
+    /// Square input side, a multiple of 32 (320 by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imgsz: Option<u32>,
+    /// Stop after this many epochs without improvement (30 by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patience: Option<u32>,
+    /// Nominal batch: gradients of `nbs / batch` steps are summed before the weights move
+    /// (64 by default, Ultralytics'; a small data set learns faster with `nbs = batch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbs: Option<u32>,
+    /// Epochs of learning-rate warm-up (3 by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_epochs: Option<f64>,
+}
+
+/// One finished epoch of a training job, as the training page charts it
+/// (`GET /api/jobs/{jid}/epochs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingEpoch {
+    /// From 1.
+    pub epoch: u32,
+    /// Of this many.
+    pub epochs: u32,
+    /// Mean training box (CIoU) loss over the epoch, after Ultralytics' gain.
+    pub box_loss: f32,
+    /// Mean classification (BCE) loss.
+    pub class_loss: f32,
+    /// Mean distribution focal loss.
+    pub dfl_loss: f32,
+    /// Learning rate at the epoch's last step.
+    pub learning_rate: f64,
+    /// mAP50 of the averaged weights on the project's val split.
+    pub map50: f64,
+    /// mAP50-95 there.
+    pub map50_95: f64,
+    /// Mean precision at the best-F1 confidence.
+    pub precision: f64,
+    /// Mean recall at the best-F1 confidence.
+    pub recall: f64,
+    /// Training images per second this epoch.
+    pub images_per_second: f64,
+    /// Seconds since the training started.
+    pub elapsed_seconds: f64,
+    /// Seconds left at this pace.
+    pub eta_seconds: f64,
+    /// Whether these weights are the best so far (the ones published).
+    pub best: bool,
 }
 
 /// Which images a teacher labels.

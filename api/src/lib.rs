@@ -31,9 +31,9 @@ pub use error::{ErrorBody, ErrorDetail};
 pub use evaluation::{Agreement, ClassEvaluation, ModelEvaluation, ProjectEvaluation};
 pub use health::Health;
 pub use image::{ExportCounts, ImageInfo, ImagePage, ImageStatus, ImportReport, Split, StatusChange, UploadedFile};
-pub use job::{ImageSelection, Job, JobKind, JobState, NamedSelection, NewJob};
+pub use job::{ImageSelection, Job, JobKind, JobState, NamedSelection, NewJob, TrainSettings, TrainingEpoch};
 pub use label_errors::{ConfirmLabel, ImageLabelErrors, Suspicion, SuspicionKind};
-pub use model::{ModelPatch, ModelRole, RegisteredModel, map_classes_by_name};
+pub use model::{ModelPatch, ModelRole, RegisteredModel, TrainedBy, map_classes_by_name};
 pub use project::{
     ClassRemoval, ClassSpec, NewProject, ObjectClass, Project, ProjectPatch, SplitRatios, ValidationError,
     default_class_color, parse_class_list, validate_classes, validate_project_name,

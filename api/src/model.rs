@@ -63,6 +63,22 @@ pub struct RegisteredModel {
     pub active: bool,
     /// When it was registered (RFC 3339, UTC).
     pub created_at: String,
+    /// For a student the studio trained: the job and its validation at publication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trained: Option<TrainedBy>,
+}
+
+/// Where a trained student came from and how it validated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainedBy {
+    /// The training job.
+    pub job_id: i64,
+    /// mAP50 on the project's val split, best epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map50: Option<f64>,
+    /// mAP50-95 there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map50_95: Option<f64>,
 }
 
 /// `PATCH /api/models/{mid}`: a new class mapping (same length as `class_names`).

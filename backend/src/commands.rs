@@ -106,6 +106,7 @@ pub async fn teacher(args: TeacherArgs) -> anyhow::Result<()> {
         model_id: args.model_id,
         images: Some(api::ImageSelection::Named(images)),
         min_conf: args.min_conf,
+        train: None,
     };
     let mut conn = pool.acquire().await?;
     let job = crate::jobs::queue_job(&mut conn, project_id, &new_job)

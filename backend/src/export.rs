@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use api::coco::{CocoAnnotation, CocoCategory, CocoDataset, CocoImage, bbox_from_corners};
 use api::yolo::{YoloLabel, data_yaml};
@@ -119,6 +119,32 @@ impl Plan {
     /// Number of images exported.
     pub fn image_count(&self) -> usize {
         self.entries.len()
+    }
+
+    /// The project's class names, in class-index order (what the labels' indices mean).
+    pub fn class_names(&self) -> Vec<String> {
+        self.project.classes.iter().map(|c| c.name.clone()).collect()
+    }
+
+    /// The exported images: what training learns from, exactly what the zip would hold.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+}
+
+impl Entry {
+    /// Where the original bytes are.
+    pub fn source_path(&self) -> &Path {
+        &self.source_path
+    }
+
+    pub fn split(&self) -> Split {
+        self.split
+    }
+
+    /// `(class index, [x0, y0, x1, y1] in pixels)` per box.
+    pub fn labels(&self) -> &[(usize, [f64; 4])] {
+        &self.labels
     }
 }
 

@@ -255,7 +255,7 @@ async fn serve_model(path: &Path, request: Request) -> Result<Response, ApiError
 pub async fn load_model(conn: &mut SqliteConnection, model_id: i64) -> Result<RegisteredModel, ApiError> {
     let row: Option<ModelRow> = sqlx::query_as(
         "SELECT id, project_id, role, sha256, file_name, byte_size, input_size, layout, class_names, class_map, \
-         embedding_len, created_at, \
+         embedding_len, created_at, train_job_id, map50, map50_95, \
          id = (SELECT MAX(id) FROM models s WHERE s.project_id = models.project_id AND s.role = 'student') AS active \
          FROM models WHERE id = ?",
     )
@@ -292,6 +292,9 @@ struct ModelRow {
     class_map: String,
     embedding_len: Option<i64>,
     created_at: String,
+    train_job_id: Option<i64>,
+    map50: Option<f64>,
+    map50_95: Option<f64>,
     active: bool,
 }
 
@@ -312,6 +315,11 @@ impl ModelRow {
             embedding_len: self.embedding_len.map(|n| n as u32),
             active: self.active,
             created_at: self.created_at,
+            trained: self.train_job_id.map(|job_id| api::TrainedBy {
+                job_id,
+                map50: self.map50,
+                map50_95: self.map50_95,
+            }),
         })
     }
 }

@@ -269,6 +269,16 @@ pub async fn follow_job(job_id: i64, on_change: impl Fn(api::Job)) -> ApiResult<
     Err(network("the job's progress stream closed"))
 }
 
+/// `GET /api/projects/{pid}/jobs`: the project's latest jobs, newest first.
+pub async fn list_jobs(project_id: i64) -> ApiResult<Vec<api::Job>> {
+    get_json(&format!("/api/projects/{project_id}/jobs")).await
+}
+
+/// `GET /api/jobs/{jid}/epochs`: a training job's finished epochs.
+pub async fn training_epochs(job_id: i64) -> ApiResult<Vec<api::TrainingEpoch>> {
+    get_json(&format!("/api/jobs/{job_id}/epochs")).await
+}
+
 /// `POST /api/jobs/{jid}/cancel`.
 pub async fn cancel_job(job_id: i64) -> ApiResult<api::Job> {
     decode(

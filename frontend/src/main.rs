@@ -5,6 +5,7 @@
 
 mod api_client;
 mod app;
+mod charts;
 mod editor;
 mod inference;
 mod pages;

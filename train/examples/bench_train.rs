@@ -1,8 +1,10 @@
-//! `cargo run --release -p train --example bench_train -- DATA_DIR [EPOCHS] [BATCH] [IMGSZ] [TRAIN_IMAGES]`:
-//! trains the student from scratch on a YOLO data set's train split, validates on its val split
-//! every epoch, then scores the best epoch on the test split. Prints one line per epoch
-//! (`epoch`, losses, mAP, images/s) and a final `RESULT` line that `cargo xtask bench-train`
-//! reads, with the seconds at which val mAP50 first reached 0.5 and 0.9.
+//! `cargo run --release -p train --example bench_train -- [DATA_DIR] [EPOCHS] [BATCH] [IMGSZ] [TRAIN_IMAGES]`
+//! (what `cargo xtask bench-train` runs): trains the student from scratch on a YOLO data set's
+//! train split (the shapes set beside the workspace when DATA_DIR is empty), validates on its
+//! val split every epoch, then scores the exported best epoch on the test split with tract.
+//! Prints one line per epoch, a `RESULT` line with images/s and the seconds at which val mAP50
+//! first reached 0.5 and 0.9, and for the shapes set Ultralytics' run of the same recipe beside
+//! it. `NBS=` overrides the nominal batch.
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -38,6 +40,7 @@ fn main() -> Result<(), String> {
         batch,
         imgsz,
         close_mosaic: 10.min(epochs / 3),
+        nbs: std::env::var("NBS").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
         ..TrainConfig::default()
     };
     println!(
@@ -90,7 +93,33 @@ fn main() -> Result<(), String> {
         show(reached_90),
         onnx.len()
     );
+    if root.ends_with("shapes") {
+        anchor(&root, seconds, epochs, data.train.len(), test_map50);
+    }
     Ok(())
+}
+
+/// Ultralytics 8.4's training of YOLOv8n on the same set, recorded with the reference models
+/// (`../shared/models/README.md`: 30 epochs of the 400 training images at 320, batch 16, on this
+/// kind of 2-core machine, in 0.70 h; its test mAP in `shapes-metrics.json`).
+const ULTRALYTICS_EPOCHS: f64 = 30.0;
+const ULTRALYTICS_TRAIN_IMAGES: f64 = 400.0;
+const ULTRALYTICS_SECONDS: f64 = 0.70 * 3600.0;
+
+fn anchor(root: &std::path::Path, seconds: f64, epochs: usize, images: usize, test_map50: f64) {
+    let metrics = std::fs::read_to_string(root.with_file_name("shapes-metrics.json")).unwrap_or_default();
+    let their_map50 = metrics
+        .split("\"test_map50\":")
+        .nth(1)
+        .and_then(|rest| rest.split([',', '}']).next())
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    let ours = (epochs * images) as f64 / seconds.max(1e-9);
+    let theirs = ULTRALYTICS_EPOCHS * ULTRALYTICS_TRAIN_IMAGES / ULTRALYTICS_SECONDS;
+    println!(
+        "ANCHOR ultralytics (recorded): {theirs:.2} images/s overall (validation included), test mAP50 {} after 30 epochs · ours: {ours:.2} images/s overall, test mAP50 {test_map50:.4} after {epochs} epochs · speed ratio {:.2}",
+        their_map50.map_or("?".into(), |m| format!("{m:.3}")),
+        ours / theirs
+    );
 }
 
 /// The exported student's test mAP50, run by tract as the studio runs it.

@@ -1,6 +1,6 @@
 //! The training loop, Ultralytics' `DetectionTrainer` with its defaults: AdamW (what
 //! `optimizer=auto` picks for short trainings) at `0.002 · 5 / (4 + classes)`, a warm-up of
-//! three epochs (at least 100 steps) ramping the rate and the gradient accumulation towards a
+//! three epochs (at least 100 steps, or a quarter of a shorter training) ramping the rate and the gradient accumulation towards a
 //! nominal batch of 64, then a cosine decay to 1 % of the rate; mosaic augmentation until the
 //! last `close_mosaic` epochs; EMA weights validated after every epoch with yolo val's
 //! settings; the best epoch by Ultralytics' fitness (0.1 · mAP50 + 0.9 · mAP50-95) kept; early
@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use burn::module::{Module, ParamGroup};
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
+pub use burn::prelude::Device;
 use burn::prelude::*;
 use fastrand::Rng;
 
@@ -174,6 +175,7 @@ pub fn train(
     check(config, data, classes)?;
     let pool: Vec<Sample> = data.train.iter().map(|s| fit_long_side(s, config.imgsz)).collect();
     let validation = Validation::new(&data.val, config.imgsz);
+    let calibration = calibration_batches(config, &pool);
 
     let training_device = device.clone().autodiff();
     let mut model = start
@@ -202,8 +204,11 @@ pub fn train(
     let mut accumulated = 0usize;
 
     let lr0 = config.learning_rate(classes);
+    // Ultralytics warms up for at least 100 steps; a training shorter than 400 steps warms up
+    // for a quarter of it instead, or it would never leave the warm-up.
     let warmup_steps = if config.warmup_epochs > 0.0 {
-        ((config.warmup_epochs * batches as f64).round() as usize).max(100)
+        let floor = 100.min(batches * config.epochs / 4);
+        ((config.warmup_epochs * batches as f64).round() as usize).max(floor)
     } else {
         0
     };
@@ -244,6 +249,7 @@ pub fn train(
                     learning_rate = decayed;
                     full_accumulation as usize
                 };
+                model.set_batch_norm_momentum(batch_norm_momentum(step));
                 let images = batch.images(&training_device, config.imgsz);
                 let loss = detection_loss(&config.loss, model.forward(images), classes, &batch.targets);
                 if !loss.parts.is_finite() {
@@ -281,11 +287,12 @@ pub fn train(
         outcome?;
 
         let train_seconds = epoch_started.elapsed().as_secs_f64();
-        let evaluation = validation.run(ema.model(), classes);
+        let candidate = with_fresh_statistics(ema.model(), &calibration, &training_device);
+        let evaluation = validation.run(&candidate, classes);
         let score = fitness(evaluation.map50, evaluation.map50_95);
         let is_best = best.as_ref().is_none_or(|(f, ..)| score > *f);
         if is_best {
-            best = Some((score, epoch + 1, ema.model().clone(), evaluation.clone()));
+            best = Some((score, epoch + 1, candidate, evaluation.clone()));
         }
         let elapsed = started.elapsed().as_secs_f64();
         let per_epoch = elapsed / (epoch + 1) as f64;
@@ -351,6 +358,60 @@ fn check(config: &TrainConfig, data: &TrainingData, classes: usize) -> Result<()
         });
     }
     Ok(())
+}
+
+/// Images the batch-norm statistics are re-estimated on before each validation.
+const CALIBRATION_IMAGES: usize = 32;
+
+/// The first training images, unaugmented (centred on the input, as the letterbox puts them),
+/// in batches: what the averaged weights' batch-norm statistics are measured on.
+fn calibration_batches(config: &TrainConfig, pool: &[Sample]) -> Vec<Batch> {
+    let plain = AugmentConfig {
+        hsv: [0.0; 3],
+        translate: 0.0,
+        scale: 0.0,
+        flip: 0.0,
+    };
+    let mut rng = Rng::with_seed(config.seed);
+    let indices: Vec<usize> = (0..pool.len().min(CALIBRATION_IMAGES)).collect();
+    let calibration = TrainConfig {
+        augment: plain,
+        ..config.clone()
+    };
+    indices
+        .chunks(config.batch.max(1))
+        .map(|chunk| Batch::augmented(&calibration, pool, chunk, false, &mut rng))
+        .collect()
+}
+
+/// `model` with every batch norm's running statistics measured anew on `batches` (a cumulative
+/// average, no gradients): the averaged weights never ran a batch themselves, and statistics
+/// gathered while the weights moved lag behind them, which after a short training is the
+/// difference between a network that detects and one that validates at mAP 0.
+fn with_fresh_statistics(model: &Yolo, batches: &[Batch], training_device: &Device) -> Yolo {
+    let imgsz = batches.first().map_or(0, |b| {
+        ((b.pixels.len() / 3 / b.targets.len().max(1)) as f64).sqrt() as u32
+    });
+    // `train()` gives the copy its own running statistics (the average's stay untouched).
+    let mut measuring = model.clone().to_device(training_device).train();
+    for (k, batch) in batches.iter().enumerate() {
+        measuring.set_batch_norm_momentum(1.0 / (k + 1) as f64);
+        let _ = measuring.forward(batch.images(training_device, imgsz));
+    }
+    measuring.set_batch_norm_momentum(BATCH_NORM_MOMENTUM);
+    measuring.valid()
+}
+
+/// Ultralytics' batch-norm momentum.
+const BATCH_NORM_MOMENTUM: f64 = 0.03;
+
+/// How much of a batch's statistics each batch norm's running statistics take at `step`:
+/// Ultralytics' 0.03 — except for the first 33 steps, which take a cumulative average
+/// (`1 / (step + 1)`), so the statistics validation runs with match the network's even after a
+/// short training. With 0.03 from the start the running variance keeps most of its initial 1
+/// for a hundred steps and an otherwise well-trained network validates at mAP 0.
+pub fn batch_norm_momentum(step: usize) -> f64 {
+    (1.0 / (step + 1) as f64).max(BATCH_NORM_MOMENTUM)
 }
 
 /// Ultralytics' `one_cycle`: from 1 at the first epoch to `lrf` at the last, along a cosine.
@@ -478,6 +539,14 @@ fn model_device(model: &Yolo) -> Device {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batch_norms_average_the_first_batches_then_follow_at_3_percent() {
+        assert_eq!(batch_norm_momentum(0), 1.0);
+        assert_eq!(batch_norm_momentum(3), 0.25);
+        assert_eq!(batch_norm_momentum(32), 1.0 / 33.0);
+        assert_eq!(batch_norm_momentum(40), 0.03);
+    }
 
     #[test]
     fn cosine_runs_from_one_to_lrf() {

@@ -39,7 +39,8 @@ impl ConvBnSilu {
                 .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
                 .with_bias(false)
                 .init(device),
-            // Ultralytics' `initialize_weights`: ε 1e-3, momentum 0.03.
+            // Ultralytics' `initialize_weights`: ε 1e-3, momentum 0.03 (see
+            // `trainer::batch_norm_momentum` for the first steps).
             bn: BatchNormConfig::new(c2)
                 .with_epsilon(1e-3)
                 .with_momentum(0.03)
@@ -239,6 +240,23 @@ pub fn anchor_grid(levels: &[Tensor<4>]) -> Vec<Anchor> {
     anchors
 }
 
+/// Ultralytics' `Detect.bias_init`: class logits start at the log-odds of about 5 objects per
+/// 640² image spread over the level's cells and the classes, so the first steps' loss is not
+/// swamped by thousands of confident false positives; box bins start at 1.
+fn class_prior(classes: usize, stride: usize) -> f32 {
+    let cells = (640.0 / stride as f64).powi(2);
+    (5.0 / classes.max(1) as f64 / cells).ln() as f32
+}
+
+fn with_bias(mut conv: Conv2d, value: f32) -> Conv2d {
+    if let Some(bias) = &conv.bias {
+        let dims = bias.val().dims();
+        let device = bias.val().device();
+        conv.bias = Some(Param::from_tensor(Tensor::full(dims, value, &device)));
+    }
+    conv
+}
+
 /// How many anchors an `imgsz`² input has (2100 at 320).
 pub fn anchor_count(imgsz: u32) -> usize {
     STRIDES.iter().map(|s| (imgsz as usize / s).pow(2)).sum()
@@ -260,17 +278,21 @@ impl Yolo {
         let class_width = 64.max(classes.min(100));
         let head_22 = [64, 128, 256]
             .into_iter()
-            .map(|c| HeadLevel {
+            .zip(STRIDES)
+            .map(|(c, stride)| HeadLevel {
                 box_convs: [
                     ConvBnSilu::new(c, box_width, 3, 1, device),
                     ConvBnSilu::new(box_width, box_width, 3, 1, device),
                 ],
-                box_out: Conv2dConfig::new([box_width, 4 * REG_MAX], [1, 1]).init(device),
+                box_out: with_bias(Conv2dConfig::new([box_width, 4 * REG_MAX], [1, 1]).init(device), 1.0),
                 class_convs: [
                     ConvBnSilu::new(c, class_width, 3, 1, device),
                     ConvBnSilu::new(class_width, class_width, 3, 1, device),
                 ],
-                class_out: Conv2dConfig::new([class_width, classes], [1, 1]).init(device),
+                class_out: with_bias(
+                    Conv2dConfig::new([class_width, classes], [1, 1]).init(device),
+                    class_prior(classes, stride),
+                ),
             })
             .collect();
         Self {
@@ -305,6 +327,53 @@ impl Yolo {
     /// How many classes it detects.
     pub fn classes(&self) -> usize {
         self.classes
+    }
+
+    /// Sets how fast every batch norm's running statistics follow the batches.
+    pub fn set_batch_norm_momentum(&mut self, momentum: f64) {
+        for layer in self.conv_layers_mut() {
+            layer.bn.momentum = momentum;
+        }
+    }
+
+    /// Every convolution–norm–SiLU layer, in no particular order.
+    fn conv_layers_mut(&mut self) -> Vec<&mut ConvBnSilu> {
+        fn c2f(block: &mut C2f) -> Vec<&mut ConvBnSilu> {
+            let mut layers = vec![&mut block.cv1, &mut block.cv2];
+            for b in &mut block.m {
+                layers.push(&mut b.cv1);
+                layers.push(&mut b.cv2);
+            }
+            layers
+        }
+        let mut layers = vec![
+            &mut self.backbone_0,
+            &mut self.backbone_1,
+            &mut self.backbone_3,
+            &mut self.backbone_5,
+            &mut self.backbone_7,
+            &mut self.sppf_9.cv1,
+            &mut self.sppf_9.cv2,
+            &mut self.neck_16,
+            &mut self.neck_19,
+        ];
+        for block in [
+            &mut self.backbone_2,
+            &mut self.backbone_4,
+            &mut self.backbone_6,
+            &mut self.backbone_8,
+            &mut self.neck_12,
+            &mut self.neck_15,
+            &mut self.neck_18,
+            &mut self.neck_21,
+        ] {
+            layers.extend(c2f(block));
+        }
+        for level in &mut self.head_22 {
+            layers.extend(level.box_convs.iter_mut());
+            layers.extend(level.class_convs.iter_mut());
+        }
+        layers
     }
 
     /// The head's raw maps per level (strides 8, 16, 32): `[B, 4 · REG_MAX + classes, H, W]`,

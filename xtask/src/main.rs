@@ -23,6 +23,7 @@ tasks:
   bench [IMAGES]           upload/label/export throughput of a release server, beside `zip -0 -r` (default 10000)
   bench-browser            in-browser detector latency of our worker beside onnxruntime-web (yolov8n 320/640)
   bench-teacher [IMAGES]   teacher job images/s (1 and all threads) beside onnxruntime in Python (default 500)
+  bench-train [EPOCHS] [IMGSZ]  student training on ../shared/models/shapes beside Ultralytics' run of it (default 30, 320)
 ";
 
 fn main() -> ExitCode {
@@ -47,6 +48,10 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         Some("bench") => bench(&root, args.get(1).map(String::as_str).unwrap_or("10000")),
         Some("bench-browser") => bench_browser(&root),
         Some("bench-teacher") => bench_teacher(&root, args.get(1).map(String::as_str).unwrap_or("500")),
+        Some("bench-train") => bench_train(
+            args.get(1).map(String::as_str).unwrap_or("30"),
+            args.get(2).map(String::as_str).unwrap_or("320"),
+        ),
         Some("fuzz") => {
             let seconds = args
                 .get(1)
@@ -239,6 +244,28 @@ fn bench_teacher(root: &Path, images: &str) -> anyhow::Result<()> {
             .env("DISTILLERY_BIN", bin)
             .env("ORT_PYTHON", python)
             .env("ORT_LIBRARY", library),
+    )
+}
+
+/// `cargo xtask bench-train`: the student trained from scratch on the shapes set (release,
+/// every core), its images/s and time to mAP50 0.5 / 0.9 beside Ultralytics' recorded run.
+fn bench_train(epochs: &str, imgsz: &str) -> anyhow::Result<()> {
+    step(
+        "bench_train",
+        Command::new(cargo()).args([
+            "run",
+            "--release",
+            "--locked",
+            "--package",
+            "train",
+            "--example",
+            "bench_train",
+            "--",
+            "",
+            epochs,
+            "16",
+            imgsz,
+        ]),
     )
 }
 

@@ -7,8 +7,12 @@
 pub(crate) mod evaluate;
 mod score;
 mod teacher;
+#[cfg(feature = "student")]
+mod train;
 
 pub use teacher::TeacherParams;
+#[cfg(feature = "student")]
+pub use train::TrainParams;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,7 +135,10 @@ impl Jobs {
             JobKind::Score => score::run(self, db, store, max_pixels, &job, &progress).await,
             JobKind::Teacher => teacher::run(self, db, store, max_pixels, &job, &progress).await,
             JobKind::Evaluate => evaluate::run(self, db, store, max_pixels, &job, &progress).await,
-            JobKind::Train => Err(format!("{} jobs are not available yet", job.kind.as_str())),
+            #[cfg(feature = "student")]
+            JobKind::Train => train::run(self, db, store, max_pixels, &job, &progress).await,
+            #[cfg(not(feature = "student"))]
+            JobKind::Train => Err("this distillery was built without training (the `student` feature)".into()),
         };
         let (state, message) = match outcome {
             Ok(Finished::Done(message)) => (JobState::Succeeded, message),
@@ -274,6 +281,7 @@ pub fn router() -> Router<AppState> {
         .route("/projects/{pid}/jobs", post(create).get(list))
         .route("/jobs/{jid}", get(read))
         .route("/jobs/{jid}/events", get(events))
+        .route("/jobs/{jid}/epochs", get(epochs))
         .route("/jobs/{jid}/cancel", post(cancel))
 }
 
@@ -323,16 +331,28 @@ pub async fn queue_job(conn: &mut SqliteConnection, project_id: i64, new_job: &N
             }
             None => None, // every model version of the project
         },
-        JobKind::Train => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unsupported_job",
-                format!("{} jobs are not available in this version yet.", new_job.kind.as_str()),
-            ));
-        }
+        // Fine-tuning starts from the named student; from scratch otherwise.
+        JobKind::Train => match new_job.model_id {
+            Some(id) => {
+                let model = crate::registry::load_model(conn, id).await?;
+                if model.project_id != project_id {
+                    return Err(ApiError::not_found(format_args!("model {id}")));
+                }
+                if model.role != ModelRole::Student {
+                    return Err(ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "not_a_student",
+                        "Training fine-tunes a student model, not a teacher.",
+                    ));
+                }
+                Some(id)
+            }
+            None => None,
+        },
     };
     let params = match new_job.kind {
         JobKind::Teacher => Some(teacher_params(conn, project_id, new_job).await?),
+        JobKind::Train => Some(train_params(new_job)?),
         _ => None,
     };
     let id: i64 =
@@ -413,6 +433,32 @@ async fn teacher_params(conn: &mut SqliteConnection, project_id: i64, new_job: &
     serde_json::to_string(&TeacherParams { images, min_conf }).map_err(ApiError::internal)
 }
 
+/// A training job's settings, checked, as the JSON its row keeps.
+fn train_params(new_job: &NewJob) -> Result<String, ApiError> {
+    #[cfg(feature = "student")]
+    {
+        let invalid = |message: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_training", message);
+        let params = TrainParams {
+            settings: new_job.train.clone().unwrap_or_default(),
+            min_conf: new_job.min_conf.unwrap_or(models::DEFAULT_CONFIDENCE),
+        };
+        if !(0.0..=1.0).contains(&params.min_conf) {
+            return Err(invalid("min_conf must be between 0 and 1.".into()));
+        }
+        params.config().map_err(invalid)?;
+        serde_json::to_string(&params).map_err(ApiError::internal)
+    }
+    #[cfg(not(feature = "student"))]
+    {
+        let _ = new_job;
+        Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unsupported_job",
+            "This distillery was built without training (the `student` feature).",
+        ))
+    }
+}
+
 async fn list(
     State(state): State<AppState>,
     PathParams(project_id): PathParams<i64>,
@@ -430,6 +476,18 @@ async fn list(
 async fn read(State(state): State<AppState>, PathParams(job_id): PathParams<i64>) -> Result<Json<Job>, ApiError> {
     let mut conn = state.db.acquire().await?;
     Ok(Json(load_job(&mut conn, job_id).await?))
+}
+
+/// `GET /api/jobs/{jid}/epochs`: a training job's finished epochs (empty for other jobs).
+async fn epochs(
+    State(state): State<AppState>,
+    PathParams(job_id): PathParams<i64>,
+) -> Result<Json<Vec<api::TrainingEpoch>>, ApiError> {
+    load_job(&mut *state.db.acquire().await?, job_id).await?;
+    #[cfg(feature = "student")]
+    return Ok(Json(train::epochs(&state.db, job_id).await?));
+    #[cfg(not(feature = "student"))]
+    Ok(Json(Vec::new()))
 }
 
 async fn cancel(State(state): State<AppState>, PathParams(job_id): PathParams<i64>) -> Result<Json<Job>, ApiError> {

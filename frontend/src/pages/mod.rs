@@ -7,6 +7,7 @@ mod project;
 mod projects;
 mod quality;
 pub mod queue;
+mod training;
 
 pub use models::ModelsPage;
 pub use not_found::NotFound;

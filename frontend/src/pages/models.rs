@@ -6,6 +6,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
 
+use super::training::TrainStudent;
 use super::{LoadError, Loading, id_param, plural};
 use crate::api_client::{self, ApiFailure};
 
@@ -38,6 +39,9 @@ pub fn ModelsPage() -> impl IntoView {
                 <section class="page-head"><h1>"Models"</h1>
                     <a class="small" href=format!("/projects/{}/quality", project.id)>"Quality of each model"</a></section>
                 <ModelUpload project_id=project.id outcome on_added=move || version.update(|v| *v += 1) />
+                <TrainStudent project_id=project.id
+                    students=models.iter().filter(|m| m.role == ModelRole::Student).cloned().collect()
+                    on_published=move || version.update(|v| *v += 1) />
                 {models.is_empty().then(|| view! { <p class="muted">"No models yet."</p> })}
                 {models.into_iter().map(|model| view! { <ModelCard model project=project.clone() /> }).collect_view()}
             }.into_any(),
@@ -129,6 +133,10 @@ fn ModelCard(model: RegisteredModel, project: Project) -> impl IntoView {
             <p class="small">{format!("Input {0}×{0} · {1} · {2} · {3:.1} MB", model.input_size, model.layout,
                 plural(model.class_names.len() as u64, "class"), model.byte_size as f64 / 1e6)}</p>
             <p class="small muted">{format!("Version {}…", &model.sha256[..12.min(model.sha256.len())])}</p>
+            {model.trained.clone().map(|t| view! {
+                <p class="small trained-by">{format!("Trained here (job {}): val mAP50 {}, mAP50-95 {}", t.job_id,
+                    t.map50.map_or("—".into(), |m| format!("{m:.3}")), t.map50_95.map_or("—".into(), |m| format!("{m:.3}")))}</p>
+            })}
             {(model.role == ModelRole::Teacher).then(|| view! { <TeacherRun project_id=project.id model_id=model.id /> })}
             <details>
                 <summary>{move || format!("Class mapping: {} of {} mapped; unmapped classes are ignored", mapped(), names.len())}</summary>
@@ -182,6 +190,7 @@ fn TeacherRun(project_id: i64, model_id: i64) -> impl IntoView {
                 model_id: Some(model_id),
                 images: None,
                 min_conf: None,
+                train: None,
             };
             match api_client::create_job(project_id, &new_job).await {
                 Ok(created) => {

@@ -65,6 +65,7 @@ pub fn QueuePanel(project_id: i64) -> impl IntoView {
                     model_id: None,
                     images: None,
                     min_conf: None,
+                    train: None,
                 },
             )
             .await

@@ -21,4 +21,5 @@ mod rank_images_by_uncertainty;
 mod refused_edit_stays_visible;
 mod restart_keeps_projects;
 mod serve_web_app;
+mod train_student;
 mod upload_images;

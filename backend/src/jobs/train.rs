@@ -1,0 +1,374 @@
+//! The training job (autodistill's second half): the student learns from exactly what the
+//! project's YOLO export would hold with `include=auto` — human labels of labeled and approved
+//! images, plus model proposals at or above `min_conf` on images nobody has labeled (zero
+//! human labels is autodistill's case) — on the project's train split, validated on its val
+//! split after every epoch. The best epoch's averaged weights are exported to ONNX and
+//! registered as the project's newest student, which makes it the active one; a failed or
+//! cancelled training registers nothing, so the previous student stays active.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use api::{Job, ModelRole, Split, TrainSettings, TrainingEpoch};
+use futures_util::StreamExt;
+use sqlx::SqlitePool;
+use tokio::sync::mpsc;
+use train::assign::Target;
+use train::augment::Sample;
+use train::trainer::{EpochReport, Progress as TrainProgress, TrainConfig, TrainError, TrainingData};
+
+use super::{Finished, Jobs, Progress};
+use crate::export::{Entry, Format, Include};
+use crate::store::Store;
+
+/// What a training job was asked to do (the job row's `params`).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct TrainParams {
+    pub settings: TrainSettings,
+    /// Lowest confidence of a model proposal trained on.
+    pub min_conf: f32,
+}
+
+impl TrainParams {
+    /// The trainer's configuration: Ultralytics' defaults where the settings are silent.
+    pub fn config(&self) -> Result<TrainConfig, String> {
+        let defaults = TrainConfig::default();
+        let s = &self.settings;
+        let config = TrainConfig {
+            epochs: s.epochs.map_or(defaults.epochs, |e| e as usize),
+            batch: s.batch.map_or(defaults.batch, |b| b as usize),
+            imgsz: s.imgsz.unwrap_or(defaults.imgsz),
+            patience: s.patience.map_or(30, |p| p as usize),
+            nbs: s.nbs.map_or(defaults.nbs, |n| n as usize),
+            warmup_epochs: s.warmup_epochs.unwrap_or(defaults.warmup_epochs),
+            ..defaults
+        };
+        // Ultralytics closes mosaic for the last 10 epochs; a short training keeps a third open.
+        let close_mosaic = config.close_mosaic.min(config.epochs / 3);
+        if config.epochs == 0 || config.epochs > 10_000 {
+            return Err("epochs must be between 1 and 10000.".into());
+        }
+        if config.batch == 0 || config.batch > 1024 {
+            return Err("batch must be between 1 and 1024.".into());
+        }
+        if config.nbs == 0 || !(0.0..=100.0).contains(&config.warmup_epochs) {
+            return Err("nbs must be positive and warmup_epochs between 0 and 100.".into());
+        }
+        if !(32..=2048).contains(&config.imgsz) || !config.imgsz.is_multiple_of(32) {
+            return Err("imgsz must be a multiple of 32 between 32 and 2048.".into());
+        }
+        Ok(TrainConfig { close_mosaic, ..config })
+    }
+}
+
+/// What the blocking training thread tells the job.
+enum Update {
+    Batch { epoch: usize, batch: usize, batches: usize },
+    Epoch(EpochReport),
+}
+
+pub(super) async fn run(
+    _jobs: &Jobs,
+    db: &SqlitePool,
+    store: &Store,
+    max_pixels: u64,
+    job: &Job,
+    progress: &Progress,
+) -> Result<Finished, String> {
+    let params: TrainParams = {
+        let text: Option<String> = sqlx::query_scalar("SELECT params FROM jobs WHERE id = ?")
+            .bind(job.id)
+            .fetch_one(db)
+            .await
+            .map_err(|e| e.to_string())?;
+        serde_json::from_str(text.as_deref().unwrap_or("null")).map_err(|e| format!("unreadable job settings: {e}"))?
+    };
+    let config = params.config()?;
+    // A resumed job starts over: its epochs so far are charted again from the start.
+    sqlx::query("DELETE FROM training_epochs WHERE job_id = ?")
+        .bind(job.id)
+        .execute(db)
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let plan = crate::export::plan(db, store, job.project_id, Format::Yolo, Include::Auto, params.min_conf)
+        .await
+        .map_err(|e| format!("Nothing to train on: {}", e.message))?;
+    let class_names = plan.class_names();
+    progress
+        .report(
+            0,
+            config.epochs as u64,
+            &format!("Reading {} images.", plan.image_count()),
+        )
+        .await?;
+    let data = read_samples(plan.entries(), class_names.clone(), config.imgsz, max_pixels).await?;
+    let start = match job.model_id {
+        Some(model_id) => Some(starting_weights(db, store, model_id, class_names.len()).await?),
+        None => None,
+    };
+    let summary = format!(
+        "{} training and {} validation images, {} boxes",
+        data.train.len(),
+        data.val.len(),
+        data.train.iter().map(|s| s.targets.len()).sum::<usize>()
+    );
+    progress
+        .report(0, config.epochs as u64, &format!("Training on {summary}."))
+        .await?;
+
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (updates, mut received) = mpsc::unbounded_channel::<Update>();
+    let training = {
+        let (cancel, config) = (cancel.clone(), config.clone());
+        tokio::task::spawn_blocking(move || {
+            let device = train::trainer::Device::flex();
+            train::trainer::train(&config, &data, start, &device, |update| {
+                let message = match update {
+                    TrainProgress::Batch {
+                        epoch, batch, batches, ..
+                    } => Update::Batch { epoch, batch, batches },
+                    TrainProgress::Epoch(report) => Update::Epoch(report.clone()),
+                };
+                let _ = updates.send(message);
+                if cancel.load(Ordering::Relaxed) {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+        })
+    };
+
+    let mut last = String::new();
+    let mut reported_at = Instant::now();
+    let mut epochs_done = 0u64;
+    loop {
+        let update = tokio::time::timeout(Duration::from_secs(1), received.recv()).await;
+        match update {
+            Ok(Some(Update::Epoch(report))) => {
+                epochs_done = report.epoch as u64;
+                store_epoch(db, job.id, &report).await?;
+                last = epoch_line(&report);
+                progress.report(epochs_done, config.epochs as u64, &last).await?;
+            }
+            Ok(Some(Update::Batch { epoch, batch, batches })) => {
+                if reported_at.elapsed() > Duration::from_secs(2) {
+                    reported_at = Instant::now();
+                    let line = format!("Epoch {epoch}/{}, batch {batch}/{batches}. {last}", config.epochs);
+                    progress.report(epochs_done, config.epochs as u64, line.trim()).await?;
+                }
+            }
+            Ok(None) => break, // the training thread has finished
+            Err(_) => {}       // quiet second: look at the cancel flag
+        }
+        if progress.cancel_requested().await {
+            cancel.store(true, Ordering::Relaxed);
+        }
+    }
+    let trained = match training.await.map_err(|e| e.to_string())? {
+        Ok(trained) => trained,
+        Err(TrainError::Cancelled) => return Ok(Finished::Cancelled),
+        Err(error) => return Err(format!("Training failed: {error}. The previous student stays active.")),
+    };
+
+    let onnx = train::export::export_onnx(&trained.model, config.imgsz, &class_names)?;
+    let previous = previous_map50(db, job.project_id).await?;
+    let version = student_count(db, job.project_id).await? + 1;
+    let staged = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.stage_reader(&mut onnx.as_slice(), onnx.len() as u64))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot store the new student: {e}"))?
+    };
+    let file_name = format!("student-v{version}.onnx");
+    let model = crate::registry::add_model(db, store, job.project_id, ModelRole::Student, &file_name, staged)
+        .await
+        .map_err(|e| format!("cannot register the new student: {}", e.message))?;
+    sqlx::query("UPDATE models SET train_job_id = ?, map50 = ?, map50_95 = ? WHERE id = ?")
+        .bind(job.id)
+        .bind(trained.evaluation.map50)
+        .bind(trained.evaluation.map50_95)
+        .bind(model.id)
+        .execute(db)
+        .await
+        .map_err(|e| e.to_string())?;
+    let was = previous.map_or(String::new(), |m| format!(", was {m:.2}"));
+    let early = if trained.stopped_early { ", stopped early" } else { "" };
+    Ok(Finished::Done(format!(
+        "Student v{version} (mAP50 {:.2}{was}) is now pre-labeling: best of {} epochs at epoch {}{early}; {summary}.",
+        trained.evaluation.map50,
+        trained.epochs.len(),
+        trained.best_epoch,
+    )))
+}
+
+/// The chosen images decoded upright, boxes as training targets, by split; test images are
+/// left out (they are the Quality page's held-out set). Unreadable images are skipped.
+async fn read_samples(
+    entries: &[Entry],
+    class_names: Vec<String>,
+    imgsz: u32,
+    max_pixels: u64,
+) -> Result<TrainingData, String> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let wanted: Vec<(Split, std::path::PathBuf, Vec<Target>)> = entries
+        .iter()
+        .filter(|e| e.split() != Split::Test)
+        .map(|e| {
+            let targets = e
+                .labels()
+                .iter()
+                .map(|(class, b)| Target {
+                    class: *class,
+                    xyxy: b.map(|v| v as f32),
+                })
+                .collect();
+            (e.split(), e.source_path().to_path_buf(), targets)
+        })
+        .collect();
+    let mut decoded = futures_util::stream::iter(wanted)
+        .map(|(split, path, targets)| async move {
+            let read = tokio::task::spawn_blocking(move || {
+                let image = crate::imaging::decode_upright_rgb(&path, max_pixels).map_err(|e| e.to_string())?;
+                let sample = Sample { image, targets };
+                // Training images are kept at the input size (what each epoch augments);
+                // validation images whole, letterboxed as the studio's detectors see them.
+                Ok::<_, String>(if split == Split::Train {
+                    train::augment::fit_long_side(&sample, imgsz)
+                } else {
+                    sample
+                })
+            })
+            .await;
+            (split, read)
+        })
+        .buffer_unordered(threads);
+    let mut data = TrainingData {
+        class_names,
+        ..TrainingData::default()
+    };
+    let mut unreadable = 0;
+    while let Some((split, read)) = decoded.next().await {
+        match read {
+            Ok(Ok(sample)) if split == Split::Train => data.train.push(sample),
+            Ok(Ok(sample)) => data.val.push(sample),
+            Ok(Err(reason)) => {
+                unreadable += 1;
+                tracing::warn!(%reason, "training skips an unreadable image");
+            }
+            Err(error) => return Err(error.to_string()),
+        }
+    }
+    if data.val.is_empty() {
+        return Err(format!(
+            "Training needs validation images: the project's val share has none of the {} labeled images{}. Raise \
+             the val percentage in the project's split settings.",
+            data.train.len(),
+            if unreadable > 0 { " that could be read" } else { "" }
+        ));
+    }
+    Ok(data)
+}
+
+/// A registered student's weights as the network to fine-tune.
+async fn starting_weights(
+    db: &SqlitePool,
+    store: &Store,
+    model_id: i64,
+    classes: usize,
+) -> Result<train::yolo::Yolo, String> {
+    let model = crate::registry::load_model(&mut *db.acquire().await.map_err(|e| e.to_string())?, model_id)
+        .await
+        .map_err(|e| e.message)?;
+    let path = store.model_path(&model.sha256);
+    tokio::task::spawn_blocking(move || {
+        let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", model.file_name))?;
+        let weights = train::weights::Weights::from_onnx(&bytes)?;
+        let device = train::trainer::Device::flex();
+        let mut network = train::yolo::Yolo::new(classes, &device);
+        network.load_ultralytics(&weights, &device).map_err(|e| {
+            format!(
+                "{} cannot be fine-tuned here (a YOLOv8n with the project's {classes} classes is needed): {e}",
+                model.file_name
+            )
+        })?;
+        Ok(network)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+async fn store_epoch(db: &SqlitePool, job_id: i64, report: &EpochReport) -> Result<(), String> {
+    let epoch = TrainingEpoch {
+        epoch: report.epoch as u32,
+        epochs: report.epochs as u32,
+        box_loss: report.loss.box_loss,
+        class_loss: report.loss.class_loss,
+        dfl_loss: report.loss.dfl_loss,
+        learning_rate: report.learning_rate,
+        map50: report.map50,
+        map50_95: report.map50_95,
+        precision: report.precision,
+        recall: report.recall,
+        images_per_second: report.images_per_second,
+        elapsed_seconds: report.elapsed_seconds,
+        eta_seconds: report.eta_seconds,
+        best: report.best,
+    };
+    let json = serde_json::to_string(&epoch).map_err(|e| e.to_string())?;
+    sqlx::query("INSERT OR REPLACE INTO training_epochs (job_id, epoch, report) VALUES (?, ?, ?)")
+        .bind(job_id)
+        .bind(epoch.epoch as i64)
+        .bind(json)
+        .execute(db)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn epoch_line(r: &EpochReport) -> String {
+    format!(
+        "Epoch {}/{} · mAP50 {:.3} · mAP50-95 {:.3} · box {:.3} cls {:.3} dfl {:.3} · {:.1} images/s · about {:.0} s left.",
+        r.epoch,
+        r.epochs,
+        r.map50,
+        r.map50_95,
+        r.loss.box_loss,
+        r.loss.class_loss,
+        r.loss.dfl_loss,
+        r.images_per_second,
+        r.eta_seconds
+    )
+}
+
+/// The active student's published mAP50, when it was trained here.
+async fn previous_map50(db: &SqlitePool, project_id: i64) -> Result<Option<f64>, String> {
+    let mut conn = db.acquire().await.map_err(|e| e.to_string())?;
+    let active = crate::registry::active_student(&mut conn, project_id)
+        .await
+        .map_err(|e| e.message)?;
+    Ok(active.and_then(|m| m.trained).and_then(|t| t.map50))
+}
+
+async fn student_count(db: &SqlitePool, project_id: i64) -> Result<i64, String> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM models WHERE project_id = ? AND role = 'student'")
+        .bind(project_id)
+        .fetch_one(db)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// `GET /api/jobs/{jid}/epochs`: a training job's finished epochs, in order.
+pub async fn epochs(db: &SqlitePool, job_id: i64) -> Result<Vec<TrainingEpoch>, crate::error::ApiError> {
+    let rows: Vec<String> = sqlx::query_scalar("SELECT report FROM training_epochs WHERE job_id = ? ORDER BY epoch")
+        .bind(job_id)
+        .fetch_all(db)
+        .await?;
+    rows.iter()
+        .map(|r| serde_json::from_str(r).map_err(crate::error::ApiError::internal))
+        .collect()
+}
