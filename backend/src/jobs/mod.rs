@@ -230,6 +230,16 @@ fn detect_file(
     detector.detect(pixels, confidence, iou).map_err(|e| e.0)
 }
 
+/// A job's own settings, from its row's `params` JSON.
+async fn job_params<T: serde::de::DeserializeOwned>(db: &SqlitePool, job_id: i64) -> Result<T, String> {
+    let text: Option<String> = sqlx::query_scalar("SELECT params FROM jobs WHERE id = ?")
+        .bind(job_id)
+        .fetch_one(db)
+        .await
+        .map_err(|e| e.to_string())?;
+    serde_json::from_str(text.as_deref().unwrap_or("null")).map_err(|e| format!("unreadable job settings: {e}"))
+}
+
 /// "1 image", "2 images".
 fn count(n: u64, noun: &str) -> String {
     if n == 1 {

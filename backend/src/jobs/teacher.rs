@@ -43,14 +43,7 @@ pub(super) async fn run(
     progress: &Progress,
 ) -> Result<Finished, String> {
     let model_id = job.model_id.ok_or("the teacher of this job has been deleted")?;
-    let params: TeacherParams = {
-        let text: Option<String> = sqlx::query_scalar("SELECT params FROM jobs WHERE id = ?")
-            .bind(job.id)
-            .fetch_one(db)
-            .await
-            .map_err(|e| e.to_string())?;
-        serde_json::from_str(text.as_deref().unwrap_or("null")).map_err(|e| format!("unreadable job settings: {e}"))?
-    };
+    let params: TeacherParams = super::job_params(db, job.id).await?;
     let mut conn = db.acquire().await.map_err(|e| e.to_string())?;
     let model = crate::registry::load_model(&mut conn, model_id)
         .await

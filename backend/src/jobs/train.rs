@@ -77,14 +77,7 @@ pub(super) async fn run(
     job: &Job,
     progress: &Progress,
 ) -> Result<Finished, String> {
-    let params: TrainParams = {
-        let text: Option<String> = sqlx::query_scalar("SELECT params FROM jobs WHERE id = ?")
-            .bind(job.id)
-            .fetch_one(db)
-            .await
-            .map_err(|e| e.to_string())?;
-        serde_json::from_str(text.as_deref().unwrap_or("null")).map_err(|e| format!("unreadable job settings: {e}"))?
-    };
+    let params: TrainParams = super::job_params(db, job.id).await?;
     let config = params.config()?;
     // A resumed job starts over: its epochs so far are charted again from the start.
     sqlx::query("DELETE FROM training_epochs WHERE job_id = ?")
