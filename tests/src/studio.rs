@@ -127,6 +127,36 @@ impl Studio {
         format!("{}{path}", self.url)
     }
 
+    /// `POST /api/projects/{pid}/jobs` with `body`: the status and the JSON answer.
+    pub async fn post_job(
+        &self,
+        project_id: i64,
+        body: serde_json::Value,
+    ) -> anyhow::Result<(reqwest::StatusCode, serde_json::Value)> {
+        let response = reqwest::Client::new()
+            .post(self.api(&format!("/api/projects/{project_id}/jobs")))
+            .json(&body)
+            .send()
+            .await?;
+        Ok((response.status(), response.json().await?))
+    }
+
+    /// Polls a job until it reaches a final state; fails with the server's log after `limit`.
+    pub async fn until_job_final(&self, job_id: i64, limit: Duration) -> anyhow::Result<api::Job> {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            let job: api::Job = reqwest::get(self.api(&format!("/api/jobs/{job_id}")))
+                .await?
+                .json()
+                .await?;
+            if job.state.is_final() {
+                return Ok(job);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("job {job_id} did not finish in {limit:?}:\n{}", self.log())
+    }
+
     /// Creates a project through the API and returns it.
     pub async fn create_project(&self, name: &str, classes: &[&str]) -> anyhow::Result<api::Project> {
         let classes: Vec<serde_json::Value> = classes.iter().map(|c| serde_json::json!({"name": c})).collect();

@@ -21,29 +21,6 @@ async fn register_teacher(studio: &Studio, project_id: i64) -> anyhow::Result<Re
     studio.register_reference_model(project_id, "teacher", TEACHER).await
 }
 
-async fn post_job(studio: &Studio, project_id: i64, body: Value) -> anyhow::Result<(reqwest::StatusCode, Value)> {
-    let response = reqwest::Client::new()
-        .post(studio.api(&format!("/api/projects/{project_id}/jobs")))
-        .json(&body)
-        .send()
-        .await?;
-    Ok((response.status(), response.json().await?))
-}
-
-async fn until_final(studio: &Studio, job_id: i64) -> anyhow::Result<Job> {
-    for _ in 0..1200 {
-        let job: Job = reqwest::get(studio.api(&format!("/api/jobs/{job_id}")))
-            .await?
-            .json()
-            .await?;
-        if job.state.is_final() {
-            return Ok(job);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    anyhow::bail!("job {job_id} did not finish in 2 minutes:\n{}", studio.log())
-}
-
 async fn boxes_of(studio: &Studio, image_id: i64) -> anyhow::Result<Vec<BoundingBox>> {
     let boxes: api::ImageBoxes = reqwest::get(studio.api(&format!("/api/images/{image_id}/boxes")))
         .await?
@@ -112,7 +89,7 @@ async fn auto_label_with_teacher() -> anyhow::Result<()> {
     ensure!(put.status().is_success());
 
     // Refusals: no teacher yet, bad settings, a student given as the teacher.
-    let (status, body) = post_job(&studio, pid, json!({"kind": "teacher"})).await?;
+    let (status, body) = studio.post_job(pid, json!({"kind": "teacher"})).await?;
     ensure!(
         status == 409 && body["error"]["code"] == "no_teacher",
         "{status} {body}"
@@ -127,7 +104,7 @@ async fn auto_label_with_teacher() -> anyhow::Result<()> {
         (json!({"kind": "teacher", "min_conf": 1.5}), "invalid_min_conf"),
         (json!({"kind": "teacher", "images": [999_999]}), "unknown_image"),
     ] {
-        let (status, answer) = post_job(&studio, pid, body.clone()).await?;
+        let (status, answer) = studio.post_job(pid, body.clone()).await?;
         ensure!(
             status == 422 && answer["error"]["code"] == code,
             "{body}: {status} {answer}"
@@ -135,11 +112,11 @@ async fn auto_label_with_teacher() -> anyhow::Result<()> {
     }
 
     // The job: every image, one unreadable.
-    let (status, body) = post_job(&studio, pid, json!({"kind": "teacher"})).await?;
+    let (status, body) = studio.post_job(pid, json!({"kind": "teacher"})).await?;
     ensure!(status == 201, "{body}");
     let job: Job = serde_json::from_value(body)?;
     ensure!(job.model_id == Some(teacher.id));
-    let job = until_final(&studio, job.id).await?;
+    let job = studio.until_job_final(job.id, Duration::from_secs(120)).await?;
     let message = job.message.clone().unwrap_or_default();
     ensure!(
         job.state == JobState::Succeeded && job.done == 9 && job.total == 9,
@@ -312,7 +289,7 @@ async fn teacher_job_resumes_and_cancels() -> anyhow::Result<()> {
     ensure!(studio.upload(project.id, &refs).await?.0.is_success());
     let teacher = register_teacher(&studio, project.id).await?;
 
-    let (_, body) = post_job(&studio, project.id, json!({"kind": "teacher"})).await?;
+    let (_, body) = studio.post_job(project.id, json!({"kind": "teacher"})).await?;
     let job: Job = serde_json::from_value(body)?;
     let mut running = job.clone();
     for _ in 0..600 {
@@ -332,7 +309,7 @@ async fn teacher_job_resumes_and_cancels() -> anyhow::Result<()> {
     );
 
     let studio = Studio::start_in(&data_dir).await?;
-    let job = until_final(&studio, job.id).await?;
+    let job = studio.until_job_final(job.id, Duration::from_secs(120)).await?;
     ensure!(
         job.state == JobState::Succeeded && job.done == IMAGES as u64 && job.total == IMAGES as u64,
         "{job:?}"
@@ -361,9 +338,13 @@ async fn teacher_job_resumes_and_cancels() -> anyhow::Result<()> {
     // Cancel: a newer version's job over the 40 images runs; one queued behind it is cancelled
     // in the queue (nothing done); the running one stops at its next image, short of the end.
     let newer = register_teacher(&studio, project.id).await?;
-    let (_, body) = post_job(&studio, project.id, json!({"kind": "teacher", "model_id": newer.id})).await?;
+    let (_, body) = studio
+        .post_job(project.id, json!({"kind": "teacher", "model_id": newer.id}))
+        .await?;
     let long: Job = serde_json::from_value(body)?;
-    let (_, body) = post_job(&studio, project.id, json!({"kind": "teacher", "model_id": teacher.id})).await?;
+    let (_, body) = studio
+        .post_job(project.id, json!({"kind": "teacher", "model_id": teacher.id}))
+        .await?;
     let queued: Job = serde_json::from_value(body)?;
     let http = reqwest::Client::new();
     for job in [&queued, &long] {
@@ -378,9 +359,9 @@ async fn teacher_job_resumes_and_cancels() -> anyhow::Result<()> {
             cancelled.text().await?
         );
     }
-    let queued = until_final(&studio, queued.id).await?;
+    let queued = studio.until_job_final(queued.id, Duration::from_secs(120)).await?;
     ensure!(queued.state == JobState::Cancelled && queued.done == 0, "{queued:?}");
-    let long = until_final(&studio, long.id).await?;
+    let long = studio.until_job_final(long.id, Duration::from_secs(120)).await?;
     ensure!(
         long.state == JobState::Cancelled && long.done < IMAGES as u64,
         "{long:?}"
@@ -418,8 +399,10 @@ async fn teacher_on_onnxruntime_finds_what_tract_finds() -> anyhow::Result<()> {
         .filter_map(|f| f["id"].as_i64())
         .collect();
     register_teacher(&studio, project.id).await?;
-    let (_, body) = post_job(&studio, project.id, json!({"kind": "teacher"})).await?;
-    let job = until_final(&studio, serde_json::from_value::<Job>(body)?.id).await?;
+    let (_, body) = studio.post_job(project.id, json!({"kind": "teacher"})).await?;
+    let job = studio
+        .until_job_final(serde_json::from_value::<Job>(body)?.id, Duration::from_secs(120))
+        .await?;
     ensure!(job.state == JobState::Succeeded && job.done == 4, "{job:?}");
     ensure!(
         studio.log().contains("onnxruntime (cpu)"),

@@ -8,9 +8,9 @@
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use api::{Job, JobState, RegisteredModel, TrainingEpoch};
+use api::{JobState, RegisteredModel, TrainingEpoch};
 use e2e::Studio;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const TEACHER: &str = "shapes-yolov8n-320.onnx";
 const CLASSES: [&str; 4] = ["circle", "square", "triangle", "star"];
@@ -26,29 +26,6 @@ const TEST_PHOTOS: usize = 20;
 /// passes at 160² reach about 0.07–0.09 (the benchmark: 0.087 after 20 epochs of 96 images) —
 /// the figure rises steadily with more training, `cargo xtask bench-train` shows how far.
 const FLOOR: f64 = 0.03;
-
-async fn post_job(studio: &Studio, project_id: i64, body: Value) -> anyhow::Result<(reqwest::StatusCode, Value)> {
-    let response = reqwest::Client::new()
-        .post(studio.api(&format!("/api/projects/{project_id}/jobs")))
-        .json(&body)
-        .send()
-        .await?;
-    Ok((response.status(), response.json().await?))
-}
-
-async fn until_final(studio: &Studio, job_id: i64, minutes: u64) -> anyhow::Result<Job> {
-    for _ in 0..minutes * 60 * 4 {
-        let job: Job = reqwest::get(studio.api(&format!("/api/jobs/{job_id}")))
-            .await?
-            .json()
-            .await?;
-        if job.state.is_final() {
-            return Ok(job);
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    anyhow::bail!("job {job_id} did not finish in {minutes} minutes:\n{}", studio.log())
-}
 
 /// mAP50 of an ONNX student on the held-out photos against their label files.
 fn test_map50(onnx: &[u8]) -> anyhow::Result<f64> {
@@ -102,16 +79,20 @@ async fn train_student_from_teacher_labels() -> anyhow::Result<()> {
     studio.upload(pid, &files).await?;
 
     // Nothing to learn from yet: no labels, no proposals.
-    let (status, body) = post_job(&studio, pid, json!({"kind": "train"})).await?;
+    let (status, body) = studio.post_job(pid, json!({"kind": "train"})).await?;
     ensure!(status == 201, "{status} {body}");
-    let refused = until_final(&studio, body["id"].as_i64().context("job id")?, 1).await?;
+    let refused = studio
+        .until_job_final(body["id"].as_i64().context("job id")?, Duration::from_secs(60))
+        .await?;
     ensure!(
         refused.state == JobState::Failed && refused.message.as_deref().unwrap_or("").contains("Nothing to train on"),
         "{refused:?}"
     );
     // Bad settings are refused before queueing.
     for settings in [json!({"epochs": 0}), json!({"imgsz": 100}), json!({"batch": 0})] {
-        let (status, body) = post_job(&studio, pid, json!({"kind": "train", "train": settings})).await?;
+        let (status, body) = studio
+            .post_job(pid, json!({"kind": "train", "train": settings}))
+            .await?;
         ensure!(
             status == 422 && body["error"]["code"] == "invalid_training",
             "{settings}: {status} {body}"
@@ -120,20 +101,23 @@ async fn train_student_from_teacher_labels() -> anyhow::Result<()> {
 
     // The teacher labels the pool.
     let teacher = studio.register_reference_model(pid, "teacher", TEACHER).await?;
-    let (status, body) = post_job(&studio, pid, json!({"kind": "teacher"})).await?;
+    let (status, body) = studio.post_job(pid, json!({"kind": "teacher"})).await?;
     ensure!(status == 201, "{body}");
-    let labeled = until_final(&studio, body["id"].as_i64().context("job id")?, 5).await?;
+    let labeled = studio
+        .until_job_final(body["id"].as_i64().context("job id")?, Duration::from_secs(5 * 60))
+        .await?;
     ensure!(labeled.state == JobState::Succeeded, "{labeled:?}");
 
     // A teacher is not a starting point for a student's weights.
-    let (status, body) = post_job(&studio, pid, json!({"kind": "train", "model_id": teacher.id})).await?;
+    let (status, body) = studio
+        .post_job(pid, json!({"kind": "train", "model_id": teacher.id}))
+        .await?;
     ensure!(
         status == 422 && body["error"]["code"] == "not_a_student",
         "{status} {body}"
     );
 
-    let (status, body) = post_job(
-        &studio,
+    let (status, body) = studio.post_job(
         pid,
         // A small data set: every batch moves the weights (no accumulation to 64).
         json!({"kind": "train", "train": {"epochs": EPOCHS, "batch": 8, "nbs": 8, "imgsz": IMGSZ, "warmup_epochs": 1}}),
@@ -141,7 +125,7 @@ async fn train_student_from_teacher_labels() -> anyhow::Result<()> {
     .await?;
     ensure!(status == 201, "{body}");
     let job_id = body["id"].as_i64().context("job id")?;
-    let job = until_final(&studio, job_id, 25).await?;
+    let job = studio.until_job_final(job_id, Duration::from_secs(25 * 60)).await?;
     let message = job.message.clone().unwrap_or_default();
     ensure!(job.state == JobState::Succeeded, "{job:?}\n{}", studio.log());
     ensure!(message.starts_with("Student v1 (mAP50 "), "{message}");
