@@ -10,7 +10,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use crate::step;
+use crate::{setup, step};
 
 /// Every fuzz target, by what it parses.
 pub const TARGETS: [&str; 3] = ["yolo_labels", "coco_import", "zip_import"];
@@ -36,7 +36,7 @@ pub fn run(root: &Path, seconds: u32) -> anyhow::Result<()> {
     if !has_cargo_fuzz {
         step(
             &format!("install cargo-fuzz {CARGO_FUZZ_VERSION} from crates.io (once)"),
-            Command::new("cargo").args(["install", "cargo-fuzz", "--locked", "--version", CARGO_FUZZ_VERSION]),
+            setup::cargo_install().args(["cargo-fuzz", "--locked", "--version", CARGO_FUZZ_VERSION]),
         )?;
     }
     for target in TARGETS {

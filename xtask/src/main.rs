@@ -132,9 +132,22 @@ fn test(root: &Path) -> anyhow::Result<()> {
     )?;
     // The web app build also proves that `api` and `models` build for wasm32-unknown-unknown.
     let dist = web::build_with(root, &tools)?;
+    // The server and every test in one build: cargo resolves the dependencies' features once for
+    // all of them, so nothing is compiled twice (the server built on its own resolves some
+    // differently, and the test step then rebuilds burn and everything above it).
     step(
-        "build the server",
-        Command::new(cargo()).args(["build", "--locked", "--package", "backend", "--bin", "distillery"]),
+        "build the server and the tests",
+        Command::new(cargo()).args([
+            "build",
+            "--workspace",
+            "--exclude",
+            "frontend",
+            "--exclude",
+            "inference-worker",
+            "--bins",
+            "--tests",
+            "--locked",
+        ]),
     )?;
     let bin = target_dir(root)?.join("debug").join("distillery");
     step(

@@ -51,7 +51,7 @@ pub fn build_tools(root: &Path) -> anyhow::Result<BuildTools> {
     if !probe("trunk").is_some_and(|v| v.contains(TRUNK_VERSION)) {
         step(
             &format!("install Trunk {TRUNK_VERSION} from crates.io (about 10 minutes, once)"),
-            Command::new(cargo()).args(["install", "trunk", "--locked", "--version", TRUNK_VERSION]),
+            cargo_install().args(["trunk", "--locked", "--version", TRUNK_VERSION]),
         )?;
     }
 
@@ -60,7 +60,7 @@ pub fn build_tools(root: &Path) -> anyhow::Result<BuildTools> {
         // Not --locked: one of its locked dependency versions is missing from the registry mirror.
         step(
             &format!("install wasm-bindgen-cli {bindgen_version} from crates.io (about 5 minutes, once)"),
-            Command::new(cargo()).args(["install", "wasm-bindgen-cli", "--force", "--version", &bindgen_version]),
+            cargo_install().args(["wasm-bindgen-cli", "--force", "--version", &bindgen_version]),
         )?;
     }
     let trunk_config = std::fs::read_to_string(root.join("Trunk.toml")).context("cannot read Trunk.toml")?;
@@ -85,6 +85,19 @@ pub fn build_tools(root: &Path) -> anyhow::Result<BuildTools> {
         );
     }
     Ok(BuildTools { path })
+}
+
+/// `cargo install` for a build tool, with a quick release profile: Trunk's own asks for fat LTO
+/// and one codegen unit, which costs about ten minutes on two cores for a program that only runs
+/// other programs; none of these tools is hot enough for opt-level 3 to matter.
+pub(crate) fn cargo_install() -> Command {
+    let mut command = Command::new(cargo());
+    command
+        .arg("install")
+        .env("CARGO_PROFILE_RELEASE_LTO", "false")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16")
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "1");
+    command
 }
 
 /// The onnxruntime-web release `cargo xtask bench-browser` compares against.
