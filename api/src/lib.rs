@@ -11,6 +11,7 @@ pub mod boxes;
 pub mod coco;
 pub mod error;
 pub mod evaluation;
+pub mod event;
 pub mod health;
 pub mod image;
 pub mod job;
@@ -29,11 +30,14 @@ pub use boxes::{
 };
 pub use error::{ErrorBody, ErrorDetail};
 pub use evaluation::{Agreement, ClassEvaluation, ModelEvaluation, ProjectEvaluation};
+pub use event::ProjectEvent;
 pub use health::Health;
 pub use image::{ExportCounts, ImageInfo, ImagePage, ImageStatus, ImportReport, Split, StatusChange, UploadedFile};
 pub use job::{ImageSelection, Job, JobKind, JobState, NamedSelection, NewJob, TrainSettings, TrainingEpoch};
 pub use label_errors::{ConfirmLabel, ImageLabelErrors, Suspicion, SuspicionKind};
-pub use model::{ModelPatch, ModelRole, RegisteredModel, TrainedBy, map_classes_by_name};
+pub use model::{
+    ActiveStudent, ModelPatch, ModelRole, RegisteredModel, TrainedBy, map_classes_by_name, student_change_message,
+};
 pub use project::{
     ClassRemoval, ClassSpec, NewProject, ObjectClass, Project, ProjectPatch, SplitRatios, ValidationError,
     default_class_color, parse_class_list, validate_classes, validate_project_name,

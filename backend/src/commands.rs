@@ -113,7 +113,7 @@ pub async fn teacher(args: TeacherArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;
     drop(conn);
-    let jobs = crate::jobs::Jobs::new(&args.inference)?;
+    let jobs = crate::jobs::Jobs::new(&args.inference, crate::events::ProjectEvents::default())?;
     let finished = jobs
         .run_here(&pool, &store, args.limits.max_pixels(), job)
         .await
@@ -218,7 +218,15 @@ pub async fn model_add(args: ModelAddArgs) -> anyhow::Result<()> {
         .stage_reader(&mut file, size)
         .context("cannot copy the model into the data folder")?;
     let file_name = crate::images::clean_file_name(&args.path.file_name().unwrap_or_default().to_string_lossy());
-    let model = crate::registry::add_model(&pool, &store, project_id, role, &file_name, staged)
+    let new = crate::registry::NewModel {
+        project_id,
+        role,
+        file_name: &file_name,
+        trained: None,
+    };
+    // Open pages of a running server find out when their event stream next reconnects.
+    let events = crate::events::ProjectEvents::default();
+    let model = crate::registry::add_model(&pool, &store, &events, new, staged)
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;
     let mapped = model.class_map.iter().flatten().count();

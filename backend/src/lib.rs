@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod evaluation;
+pub mod events;
 pub mod export;
 pub mod extract;
 pub mod health;
@@ -38,4 +39,6 @@ pub struct AppState {
     pub limits: config::Limits,
     /// The background job runner.
     pub jobs: jobs::Jobs,
+    /// What the projects' open pages are told as it happens.
+    pub events: events::ProjectEvents,
 }

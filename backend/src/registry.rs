@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use api::{ModelPatch, ModelRole, RegisteredModel, map_classes_by_name};
+use api::{ActiveStudent, ModelPatch, ModelRole, RegisteredModel, map_classes_by_name};
 use axum::Json;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -20,6 +20,7 @@ use tower_http::services::ServeFile;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::events::ProjectEvents;
 use crate::extract::{JsonBody, MultipartForm, PathParams};
 use crate::images::{multipart_error, stage_error};
 use crate::store::{Staged, Store};
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
             // The ONNX file is streamed to disk under the upload limit.
             axum::routing::post(upload).layer(DefaultBodyLimit::disable()).get(list),
         )
+        .route("/projects/{pid}/active-student", axum::routing::put(set_active_student))
         .route("/models/{mid}", get(read).patch(update))
         .route("/models/{mid}/file", get(file_by_id))
         .route("/model-files/{name}", get(file_by_hash))
@@ -72,20 +74,41 @@ async fn upload(
             )
         })?,
     };
-    let model = add_model(&state.db, &state.store, project_id, role, &file_name, staged).await?;
+    let new = NewModel {
+        project_id,
+        role,
+        file_name: &file_name,
+        trained: None,
+    };
+    let model = add_model(&state.db, &state.store, &state.events, new, staged).await?;
     Ok((StatusCode::CREATED, Json(model)))
 }
 
-/// Validates staged ONNX bytes by loading them, stores them and registers the model. Shared by
-/// the upload route and `distillery model add`.
+/// What is known of a model before its bytes are checked.
+pub struct NewModel<'a> {
+    pub project_id: i64,
+    pub role: ModelRole,
+    pub file_name: &'a str,
+    /// The training that made it, when the studio did.
+    pub trained: Option<api::TrainedBy>,
+}
+
+/// Validates staged ONNX bytes by loading them, stores them and registers the model; a student
+/// becomes the one browsers run, and the project's open pages are told. Shared by the upload
+/// route, the training job and `distillery model add`.
 pub async fn add_model(
     db: &SqlitePool,
     store: &Store,
-    project_id: i64,
-    role: ModelRole,
-    file_name: &str,
+    events: &ProjectEvents,
+    new: NewModel<'_>,
     staged: Staged,
 ) -> Result<RegisteredModel, ApiError> {
+    let NewModel {
+        project_id,
+        role,
+        file_name,
+        trained,
+    } = new;
     let (info, staged) = tokio::task::spawn_blocking(move || {
         let info = std::fs::read(staged.path())
             .map_err(ApiError::internal)
@@ -103,13 +126,14 @@ pub async fn add_model(
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
 
-    let mut conn = db.acquire().await?;
-    let project = crate::projects::load_project(&mut conn, project_id).await?;
+    let mut tx = db.begin().await?;
+    let project = crate::projects::load_project(&mut tx, project_id).await?;
     let project_classes: Vec<(u32, &str)> = project.classes.iter().map(|c| (c.id, c.name.as_str())).collect();
     let class_map = map_classes_by_name(&info.class_names, &project_classes);
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO models (project_id, role, sha256, file_name, byte_size, input_size, layout, class_names, \
-         class_map, embedding_len) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         class_map, embedding_len, train_job_id, map50, map50_95) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         RETURNING id",
     )
     .bind(project_id)
     .bind(role.as_str())
@@ -121,9 +145,60 @@ pub async fn add_model(
     .bind(to_json(&info.class_names)?)
     .bind(to_json(&class_map)?)
     .bind(info.embedding_len.map(|n| n as i64))
-    .fetch_one(&mut *conn)
+    .bind(trained.as_ref().map(|t| t.job_id))
+    .bind(trained.as_ref().and_then(|t| t.map50))
+    .bind(trained.as_ref().and_then(|t| t.map50_95))
+    .fetch_one(&mut *tx)
     .await?;
-    load_model(&mut conn, id).await
+    if role == ModelRole::Student {
+        sqlx::query("UPDATE projects SET active_student_id = ? WHERE id = ?")
+            .bind(id)
+            .bind(project_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let model = load_model(&mut tx, id).await?;
+    tx.commit().await?;
+    if role == ModelRole::Student {
+        events.student_changed(project_id);
+    }
+    Ok(model)
+}
+
+/// `PUT /api/projects/{pid}/active-student {model_id}`: makes an earlier (or later) student the
+/// one browsers run — rolling back is one request. Open pages are told.
+async fn set_active_student(
+    State(state): State<AppState>,
+    PathParams(project_id): PathParams<i64>,
+    JsonBody(choice): JsonBody<ActiveStudent>,
+) -> Result<Json<RegisteredModel>, ApiError> {
+    let mut conn = state.db.acquire().await?;
+    crate::projects::load_project(&mut conn, project_id).await?;
+    let model = load_model(&mut conn, choice.model_id).await?;
+    if model.project_id != project_id {
+        return Err(ApiError::not_found(format_args!(
+            "model {} in project {project_id}",
+            choice.model_id
+        )));
+    }
+    if model.role != ModelRole::Student {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_a_student",
+            format!(
+                "Model {} is a teacher; only a student can pre-label in the browser.",
+                model.id
+            ),
+        ));
+    }
+    sqlx::query("UPDATE projects SET active_student_id = ? WHERE id = ?")
+        .bind(model.id)
+        .bind(project_id)
+        .execute(&mut *conn)
+        .await?;
+    let model = load_model(&mut conn, model.id).await?;
+    state.events.student_changed(project_id);
+    Ok(Json(model))
 }
 
 /// A model the runtime refused: 422 with the runtime's reason.
@@ -256,7 +331,9 @@ pub async fn load_model(conn: &mut SqliteConnection, model_id: i64) -> Result<Re
     let row: Option<ModelRow> = sqlx::query_as(
         "SELECT id, project_id, role, sha256, file_name, byte_size, input_size, layout, class_names, class_map, \
          embedding_len, created_at, train_job_id, map50, map50_95, \
-         id = (SELECT MAX(id) FROM models s WHERE s.project_id = models.project_id AND s.role = 'student') AS active \
+         (SELECT COUNT(*) FROM models s WHERE s.project_id = models.project_id AND s.role = models.role \
+          AND s.id <= models.id) AS version, \
+         id IS (SELECT active_student_id FROM projects p WHERE p.id = models.project_id) AS active \
          FROM models WHERE id = ?",
     )
     .bind(model_id)
@@ -266,12 +343,13 @@ pub async fn load_model(conn: &mut SqliteConnection, model_id: i64) -> Result<Re
         .into_model()
 }
 
-/// The project's active student (the newest one), if it has any.
+/// The project's active student, if it has any: the newest unless someone chose another.
 pub async fn active_student(conn: &mut SqliteConnection, project_id: i64) -> Result<Option<RegisteredModel>, ApiError> {
-    let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM models WHERE project_id = ? AND role = 'student'")
+    let id: Option<i64> = sqlx::query_scalar("SELECT active_student_id FROM projects WHERE id = ?")
         .bind(project_id)
-        .fetch_one(&mut *conn)
-        .await?;
+        .fetch_optional(&mut *conn)
+        .await?
+        .flatten();
     match id {
         Some(id) => load_model(conn, id).await.map(Some),
         None => Ok(None),
@@ -295,6 +373,7 @@ struct ModelRow {
     train_job_id: Option<i64>,
     map50: Option<f64>,
     map50_95: Option<f64>,
+    version: i64,
     active: bool,
 }
 
@@ -305,6 +384,7 @@ impl ModelRow {
             id: self.id,
             project_id: self.project_id,
             role: ModelRole::parse(&self.role).ok_or_else(|| ApiError::internal("unknown model role stored"))?,
+            version: self.version as u32,
             sha256: self.sha256,
             file_name: self.file_name,
             byte_size: self.byte_size as u64,

@@ -13,10 +13,11 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::ServeConfig;
 use crate::error::{api_method_not_allowed, api_route_not_found};
+use crate::events::ProjectEvents;
 use crate::store::Store;
 use crate::{
-    AppState, annotations, db, evaluation, export, health, images, import, jobs, label_errors, predictions, projects,
-    registry, web,
+    AppState, annotations, db, evaluation, events, export, health, images, import, jobs, label_errors, predictions,
+    projects, registry, web,
 };
 
 /// The whole HTTP app: `/api/*` plus the web app, with tracing, compression and the
@@ -32,6 +33,7 @@ pub fn app(state: AppState, web_dir: &Path) -> Router {
         .merge(registry::router())
         .merge(predictions::router())
         .merge(jobs::router())
+        .merge(events::router())
         .merge(evaluation::router())
         .merge(label_errors::router())
         .fallback(api_route_not_found)
@@ -94,7 +96,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         );
     }
     // A bad engine setting stops here, before the URL is printed.
-    let jobs = jobs::Jobs::new(&config.inference)?;
+    let events = ProjectEvents::default();
+    let jobs = jobs::Jobs::new(&config.inference, events.clone())?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;
@@ -111,11 +114,16 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             store,
             limits: config.limits,
             jobs,
+            events: events.clone(),
         },
         &config.web_dir,
     );
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Open pages' event streams never end by themselves.
+            events.close();
+        })
         .await
         .context("the server stopped with an error")?;
     db.close().await;

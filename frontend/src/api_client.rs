@@ -269,6 +269,41 @@ pub async fn follow_job(job_id: i64, on_change: impl Fn(api::Job)) -> ApiResult<
     Err(network("the job's progress stream closed"))
 }
 
+/// Follows `GET /api/projects/{pid}/events` (Server-Sent Events) for as long as the returned
+/// future is polled: `on_event` sees every event, the first of each (re)connection being the
+/// state as it is then, so nothing missed while offline stays missed. The browser reconnects a
+/// dropped stream by itself; one it gives up on is opened again after a pause.
+pub async fn follow_project(project_id: i64, on_event: impl Fn(api::ProjectEvent)) {
+    use futures_util::StreamExt;
+    use gloo_net::eventsource::{State, futures::EventSource};
+    loop {
+        if let Ok(mut source) = EventSource::new(&format!("/api/projects/{project_id}/events"))
+            && let Ok(mut events) = source.subscribe("active_student")
+        {
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok((_, message)) => {
+                        if let Some(event) = message.data().as_string().and_then(|d| serde_json::from_str(&d).ok()) {
+                            on_event(event);
+                        }
+                    }
+                    Err(_) if source.state() == State::Closed => break,
+                    Err(_) => {} // reconnecting
+                }
+            }
+        }
+        gloo_timers::future::sleep(std::time::Duration::from_secs(10)).await;
+    }
+}
+
+/// `PUT /api/projects/{pid}/active-student`: the student browsers run from now on.
+pub async fn set_active_student(project_id: i64, model_id: i64) -> ApiResult<api::RegisteredModel> {
+    let request = Request::put(&format!("/api/projects/{project_id}/active-student"))
+        .json(&api::ActiveStudent { model_id })
+        .map_err(network)?;
+    decode(request.send().await.map_err(network)?).await
+}
+
 /// `GET /api/projects/{pid}/jobs`: the project's latest jobs, newest first.
 pub async fn list_jobs(project_id: i64) -> ApiResult<Vec<api::Job>> {
     get_json(&format!("/api/projects/{project_id}/jobs")).await

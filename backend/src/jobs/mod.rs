@@ -30,6 +30,7 @@ use tokio::sync::{Notify, broadcast};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::events::ProjectEvents;
 use crate::extract::{JsonBody, PathParams};
 use crate::registry::DetectorCache;
 use crate::store::Store;
@@ -42,6 +43,8 @@ pub struct Jobs {
     /// streams of open pages listen to.
     changed: broadcast::Sender<i64>,
     pub(crate) detectors: DetectorCache,
+    /// Where a training announces the student it publishes.
+    pub(crate) events: ProjectEvents,
     /// How many images a teacher job decodes and runs at once (one blocking thread each).
     inference_threads: usize,
 }
@@ -49,7 +52,7 @@ pub struct Jobs {
 impl Jobs {
     /// Jobs that run detectors as `config` says: tract on `inference_threads` images at once
     /// (all cores by default), or onnxruntime from the named library, on the CPU or the GPU.
-    pub fn new(config: &crate::config::InferenceConfig) -> anyhow::Result<Self> {
+    pub fn new(config: &crate::config::InferenceConfig, events: ProjectEvents) -> anyhow::Result<Self> {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let threads = config.inference_threads.unwrap_or(cores).max(1);
         let runtime = runtime(config, threads)?;
@@ -58,6 +61,7 @@ impl Jobs {
             wake: Arc::new(Notify::new()),
             changed: broadcast::channel(256).0,
             detectors: DetectorCache::new(runtime),
+            events,
             inference_threads: threads,
         })
     }

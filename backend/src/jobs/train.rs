@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use api::{Job, ModelRole, Split, TrainSettings, TrainingEpoch};
+use api::{Job, ModelRole, RegisteredModel, Split, TrainSettings, TrainedBy, TrainingEpoch};
 use futures_util::StreamExt;
 use sqlx::SqlitePool;
 use tokio::sync::mpsc;
@@ -21,6 +21,7 @@ use train::trainer::{EpochReport, Progress as TrainProgress, TrainConfig, TrainE
 
 use super::{Finished, Jobs, Progress};
 use crate::export::{Entry, Format, Include};
+use crate::registry::NewModel;
 use crate::store::Store;
 
 /// What a training job was asked to do (the job row's `params`).
@@ -70,7 +71,7 @@ enum Update {
 }
 
 pub(super) async fn run(
-    _jobs: &Jobs,
+    jobs: &Jobs,
     db: &SqlitePool,
     store: &Store,
     max_pixels: u64,
@@ -168,7 +169,7 @@ pub(super) async fn run(
     };
 
     let onnx = train::export::export_onnx(&trained.model, config.imgsz, &class_names)?;
-    let previous = previous_map50(db, job.project_id).await?;
+    let previous = previous_student(db, job.project_id).await?;
     let version = student_count(db, job.project_id).await? + 1;
     let staged = {
         let store = store.clone();
@@ -178,22 +179,23 @@ pub(super) async fn run(
             .map_err(|e| format!("cannot store the new student: {e}"))?
     };
     let file_name = format!("student-v{version}.onnx");
-    let model = crate::registry::add_model(db, store, job.project_id, ModelRole::Student, &file_name, staged)
+    let new = NewModel {
+        project_id: job.project_id,
+        role: ModelRole::Student,
+        file_name: &file_name,
+        trained: Some(TrainedBy {
+            job_id: job.id,
+            map50: Some(trained.evaluation.map50),
+            map50_95: Some(trained.evaluation.map50_95),
+        }),
+    };
+    let model = crate::registry::add_model(db, store, &jobs.events, new, staged)
         .await
         .map_err(|e| format!("cannot register the new student: {}", e.message))?;
-    sqlx::query("UPDATE models SET train_job_id = ?, map50 = ?, map50_95 = ? WHERE id = ?")
-        .bind(job.id)
-        .bind(trained.evaluation.map50)
-        .bind(trained.evaluation.map50_95)
-        .bind(model.id)
-        .execute(db)
-        .await
-        .map_err(|e| e.to_string())?;
-    let was = previous.map_or(String::new(), |m| format!(", was {m:.2}"));
     let early = if trained.stopped_early { ", stopped early" } else { "" };
     Ok(Finished::Done(format!(
-        "Student v{version} (mAP50 {:.2}{was}) is now pre-labeling: best of {} epochs at epoch {}{early}; {summary}.",
-        trained.evaluation.map50,
+        "{}: best of {} epochs at epoch {}{early}; {summary}.",
+        api::student_change_message(&model, previous.as_ref()),
         trained.epochs.len(),
         trained.best_epoch,
     )))
@@ -338,13 +340,12 @@ fn epoch_line(r: &EpochReport) -> String {
     )
 }
 
-/// The active student's published mAP50, when it was trained here.
-async fn previous_map50(db: &SqlitePool, project_id: i64) -> Result<Option<f64>, String> {
+/// The student browsers run before this training publishes its own.
+async fn previous_student(db: &SqlitePool, project_id: i64) -> Result<Option<RegisteredModel>, String> {
     let mut conn = db.acquire().await.map_err(|e| e.to_string())?;
-    let active = crate::registry::active_student(&mut conn, project_id)
+    crate::registry::active_student(&mut conn, project_id)
         .await
-        .map_err(|e| e.message)?;
-    Ok(active.and_then(|m| m.trained).and_then(|t| t.map50))
+        .map_err(|e| e.message)
 }
 
 async fn student_count(db: &SqlitePool, project_id: i64) -> Result<i64, String> {

@@ -5,6 +5,7 @@
 mod canvas;
 mod label_errors;
 mod model;
+mod student;
 
 use api::{ImageBoxes, ImageInfo, ImageStatus, OpKind, Project, StatusChange};
 use leptos::ev;
@@ -17,6 +18,7 @@ use web_sys::KeyboardEvent;
 use self::canvas::{Canvas, CanvasState, Highlight, ProposalBox, ProposalSources, View};
 use self::label_errors::LabelErrorsPanel;
 use self::model::{Action, Change, EditBox, History, new_box_id};
+use self::student::{PrelabelState, StudentOnImage, StudentView};
 use crate::api_client::{self, ApiFailure};
 use crate::pages::{LoadError, Loading, id_param, plural};
 use crate::prelabel::{self, MIN_THRESHOLD};
@@ -49,19 +51,6 @@ struct Loaded {
     boxes: ImageBoxes,
     /// The project's active student, whose proposals are shown.
     student: Option<api::RegisteredModel>,
-}
-
-/// Where the student's proposals for this image are.
-#[derive(Debug, Clone, PartialEq)]
-enum PrelabelState {
-    NoModel,
-    Running,
-    Ready {
-        ms: f64,
-        source: ModelSource,
-        unmapped: usize,
-    },
-    Failed(String),
 }
 
 async fn load(project_id: Option<i64>, image_id: Option<i64>) -> Result<Loaded, ApiFailure> {
@@ -268,50 +257,20 @@ fn Editor(loaded: Loaded) -> impl IntoView {
     on_cleanup(move || resize.remove());
 
     // The student's proposals join the teacher's: shown dashed, accepted into human boxes
-    // through the normal edits.
+    // through the normal edits. A newly active student replaces them without a reload.
     let threshold = RwSignal::new(prelabel::DEFAULT_THRESHOLD);
-    let prelabel_state = RwSignal::new(PrelabelState::NoModel);
-    if let Some(model) = student.clone() {
-        prelabel_state.set(PrelabelState::Running);
-        let (width, height) = (image.width, image.height);
-        let on_screen = model.clone();
-        spawn_local(async move {
-            let model = on_screen;
-            match prelabel::prelabel(project_id, &model, image_id, true).await {
-                Ok(found) => {
-                    let mapped: Vec<ProposalBox> = found
-                        .proposals
-                        .iter()
-                        .filter_map(|p| {
-                            let class_id = model.class_map.get(p.class_index as usize).copied().flatten()?;
-                            let rect = api::normalize_box(p.bbox.map(f64::from), width, height).ok()?;
-                            Some(ProposalBox {
-                                class_id,
-                                score: p.score,
-                                rect,
-                                source: api::BoxSource::Student,
-                                box_id: None,
-                            })
-                        })
-                        .collect();
-                    let unmapped = found.proposals.len() - mapped.len();
-                    proposals.try_update(|list| list.extend(mapped));
-                    prelabel_state.try_set(PrelabelState::Ready {
-                        ms: found.inference_ms,
-                        source: found.model_source,
-                        unmapped,
-                    });
-                }
-                Err(message) => {
-                    prelabel_state.try_set(PrelabelState::Failed(message));
-                }
-            }
-        });
-        // While this tab is open, the worker pre-labels the rest of the project in between.
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        prelabel::run_in_background(project_id, model, stop.clone());
-        on_cleanup(move || stop.store(true, std::sync::atomic::Ordering::Relaxed));
+    let StudentView {
+        student,
+        state: prelabel_state,
+        swapped,
+    } = StudentOnImage {
+        project_id,
+        image_id,
+        width: image.width,
+        height: image.height,
+        proposals,
     }
+    .start(student);
     // Accepts (or rejects) proposals by index: accepted ones become human boxes, one undo step.
     let decide = move |indices: Vec<usize>, accept: bool| {
         let chosen: Vec<ProposalBox> =
@@ -377,10 +336,10 @@ fn Editor(loaded: Loaded) -> impl IntoView {
     let on_proposal = Callback::new(move |(index, accept): (usize, bool)| decide(vec![index], accept));
 
     let navigate = use_navigate();
-    let has_student = student.is_some();
+    let has_student = move || student.with(Option::is_some);
     let go = move |direction: Direction| {
         let navigate = navigate.clone();
-        let ranked = has_student && matches!(direction, Direction::Next);
+        let ranked = student.with_untracked(Option::is_some) && matches!(direction, Direction::Next);
         spawn_local(async move {
             // With a student, "next" is the top of the ranking picked in the "Label next" panel.
             let strategy = crate::pages::queue::remembered_strategy(project_id);
@@ -629,7 +588,7 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                 <SyncIndicator />
                 <span class="spacer"></span>
                 <button on:click=move |_| go.with_value(|go| go(Direction::Previous)) title="Previous image (A)">"‹ Prev"</button>
-                <button on:click=move |_| go.with_value(|go| go(Direction::Next)) title=move || if has_student { "Most uncertain unlabeled image (D)" } else { "Next image (D)" }>"Next ›"</button>
+                <button on:click=move |_| go.with_value(|go| go(Direction::Next)) title=move || if has_student() { "Most uncertain unlabeled image (D)" } else { "Next image (D)" }>"Next ›"</button>
                 <button on:click=move |_| fit() title="Fit to screen (F)">"Fit"</button>
                 <button class:active=move || negative.get() on:click=move |_| toggle_negative() title="No objects here (N)">
                     {move || if negative.get() { "✓ No objects" } else { "No objects" }}
@@ -693,19 +652,29 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                         data-model-source=move || match prelabel_state.get() {
                             PrelabelState::Ready { source, .. } => format!("{source:?}").to_lowercase(),
                             _ => String::new(),
+                        }
+                        data-model-id=move || match prelabel_state.get() {
+                            PrelabelState::Ready { model_id, .. } => model_id.to_string(),
+                            _ => String::new(),
                         }>
                         <h2>"Pre-labels"</h2>
+                        {move || swapped.get().map(|message| view! {
+                            <p class="small student-swapped" role="status">{message}</p>
+                        })}
                         {move || match prelabel_state.get() {
                             PrelabelState::NoModel => view! {
-                                <p class="muted small">"No student model yet: upload one on the "
+                                <p class="muted small">"No student model yet: upload or train one on the "
                                     <a href=format!("/projects/{project_id}/models")>"Models"</a>" page."</p>
                             }.into_any(),
                             PrelabelState::Running => view! { <p class="muted small">"The student is looking…"</p> }.into_any(),
                             PrelabelState::Failed(message) => view! {
                                 <p class="error small" role="alert">{format!("Pre-labels unavailable: {message}")}</p>
                             }.into_any(),
-                            PrelabelState::Ready { ms, source, unmapped } => view! {
-                                <p class="small">"Student: "<span class="muted">{format!("{ms:.0} ms{}", if source == ModelSource::Network { ", model downloaded" } else { "" })}</span></p>
+                            PrelabelState::Ready { ms, source, unmapped, .. } => view! {
+                                <p class="small">
+                                    {move || student.with(|s| s.as_ref().map_or_else(|| "Student".to_owned(), |m| format!("Student v{}", m.version)))}
+                                    ": "<span class="muted">{format!("{ms:.0} ms{}", if source == ModelSource::Network { ", model downloaded" } else { "" })}</span>
+                                </p>
                                 {(unmapped > 0).then(|| view! {
                                     <p class="muted small">{format!("{} of classes not mapped to this project ignored", plural(unmapped as u64, "proposal"))}</p>
                                 })}

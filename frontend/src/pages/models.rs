@@ -43,7 +43,9 @@ pub fn ModelsPage() -> impl IntoView {
                     students=models.iter().filter(|m| m.role == ModelRole::Student).cloned().collect()
                     on_published=move || version.update(|v| *v += 1) />
                 {models.is_empty().then(|| view! { <p class="muted">"No models yet."</p> })}
-                {models.into_iter().map(|model| view! { <ModelCard model project=project.clone() /> }).collect_view()}
+                {models.into_iter().map(|model| view! {
+                    <ModelCard model project=project.clone() on_activated=move || version.update(|v| *v += 1) />
+                }).collect_view()}
             }.into_any(),
         }}
     }
@@ -87,7 +89,7 @@ fn ModelUpload(
     view! {
         <section class="card" aria-labelledby="add-model-title">
             <h2 id="add-model-title">"Add a model"</h2>
-            <p class="muted small">"An ONNX detector exported by Ultralytics (YOLOv5/8/11, or end-to-end). The newest student runs in every browser for pre-labels."</p>
+            <p class="muted small">"An ONNX detector exported by Ultralytics (YOLOv5/8/11, or end-to-end). A new student becomes the one every browser runs for pre-labels, open editors included; an earlier version can be made active again from its card."</p>
             <label for="model-role">"Role"</label>
             <select id="model-role" on:change=move |ev| {
                 if let Some(r) = ModelRole::parse(&event_target_value(&ev)) { role.set(r) }
@@ -107,9 +109,10 @@ fn ModelUpload(
     }
 }
 
-/// One model: what it is, and its class mapping (editable).
+/// One model: what it is, its class mapping (editable), and for an inactive student the way
+/// back to it (rolling back is one click).
 #[component]
-fn ModelCard(model: RegisteredModel, project: Project) -> impl IntoView {
+fn ModelCard(model: RegisteredModel, project: Project, on_activated: impl Fn() + Copy + 'static) -> impl IntoView {
     let class_map = RwSignal::new(model.class_map.clone());
     let saved = RwSignal::new(None::<Result<(), String>>);
     let model_id = model.id;
@@ -122,11 +125,22 @@ fn ModelCard(model: RegisteredModel, project: Project) -> impl IntoView {
             saved.set(Some(result.map(drop).map_err(|f| f.message)));
         });
     };
+    let activation = RwSignal::new(None::<String>);
+    let project_id = project.id;
+    let activate = move |_| {
+        activation.set(None);
+        spawn_local(async move {
+            match api_client::set_active_student(project_id, model_id).await {
+                Ok(_) => on_activated(),
+                Err(failure) => activation.set(Some(failure.message)),
+            }
+        });
+    };
     let mapped = move || class_map.with(|m| m.iter().flatten().count());
     let names = model.class_names.clone();
     view! {
         <section class="card model-card" data-model-id=model.id.to_string() data-active=model.active.to_string()>
-            <h2>{model.file_name.clone()}
+            <h2>{format!("{} v{} · {}", if model.role == ModelRole::Student { "Student" } else { "Teacher" }, model.version, model.file_name)}
                 <span class="badge">{model.role.as_str()}</span>
                 {model.active.then(|| view! { <span class="badge status-approved">"active"</span> })}
             </h2>
@@ -138,6 +152,13 @@ fn ModelCard(model: RegisteredModel, project: Project) -> impl IntoView {
                     t.map50.map_or("—".into(), |m| format!("{m:.3}")), t.map50_95.map_or("—".into(), |m| format!("{m:.3}")))}</p>
             })}
             {(model.role == ModelRole::Teacher).then(|| view! { <TeacherRun project_id=project.id model_id=model.id /> })}
+            {(model.role == ModelRole::Student && !model.active).then(|| view! {
+                <p class="small">
+                    <button class="make-active" on:click=activate
+                        title="Every open editor switches to this version at once">"Pre-label with this version"</button>
+                </p>
+            })}
+            {move || activation.get().map(|m| view! { <p class="form-error small" role="alert">{m}</p> })}
             <details>
                 <summary>{move || format!("Class mapping: {} of {} mapped; unmapped classes are ignored", mapped(), names.len())}</summary>
                 <table class="class-map">

@@ -4,12 +4,15 @@
 //! project's active student with its figures, and the published ONNX file — run by the
 //! `models` runtime as the registry and the browser run it — finds the shapes of held-out test
 //! photos against the data set's own labels, well above what a broken pipeline can reach.
+//! An editor left open in headless Chromium through it all swaps to the new student when it is
+//! published — and back to the earlier one when it is made active again on the Models page in
+//! another tab — each time showing that student's proposals, without a reload.
 
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use api::{JobState, RegisteredModel, TrainingEpoch};
-use e2e::Studio;
+use e2e::{Browser, Studio};
 use serde_json::json;
 
 const TEACHER: &str = "shapes-yolov8n-320.onnx";
@@ -63,9 +66,58 @@ fn test_map50(onnx: &[u8]) -> anyhow::Result<f64> {
     Ok(train::evaluate(&truths, &predictions, CLASSES.len()).map50)
 }
 
+/// How far a proposal's score may differ between the browser (Chromium's JPEG decoder, the wasm
+/// kernels) and `models` run natively (the `image` crate): as in `prelabel_in_browser`.
+const SCORE_TOLERANCE: f32 = 0.02;
+/// The confidence the editor's slider is set to, so even a weakly trained student shows some.
+const SHOWN_FROM: f32 = 0.05;
+/// The photo the editor stays open on (a pool image with several shapes).
+const ON_SCREEN: usize = 0;
+
+/// How many proposals the editor may show for `onnx` on `jpeg` at `level`: at least those the
+/// native run scores clearly above it, at most those not clearly below it.
+fn expected_band(onnx: &[u8], jpeg: &[u8], level: f32) -> anyhow::Result<(usize, usize)> {
+    let detector = models::Detector::load(onnx)?;
+    let found = e2e::detect_in(&detector, jpeg, level - SCORE_TOLERANCE, models::DEFAULT_IOU)?;
+    let sure = found
+        .detections
+        .iter()
+        .filter(|d| d.score >= level + SCORE_TOLERANCE)
+        .count();
+    Ok((sure, found.detections.len()))
+}
+
+/// Waits until the editor shows `model`'s proposals; returns how many it shows.
+async fn editor_shows(browser: &Browser, model: &RegisteredModel) -> anyhow::Result<usize> {
+    browser
+        .find(&format!(".prelabels[data-state=ready][data-model-id=\"{}\"]", model.id))
+        .await
+        .with_context(|| format!("the editor never showed student v{}'s proposals", model.version))?;
+    Ok(browser
+        .client
+        .find_all(fantoccini::Locator::Css("rect.proposal[data-source=student]"))
+        .await?
+        .len())
+}
+
 #[tokio::test]
 async fn train_student_from_teacher_labels() -> anyhow::Result<()> {
     let studio = Studio::start().await?;
+    let browser = Browser::start().await?;
+    let outcome = run(&studio, &browser).await;
+    if outcome.is_err()
+        && let Some(path) = browser.screenshot("train_student").await
+    {
+        eprintln!("screenshot: {}", path.display());
+    }
+    browser.quit().await?;
+    outcome.map_err(|error| error.context(format!("server log:\n{}", studio.log())))?;
+    studio.stop().await?;
+    Ok(())
+}
+
+async fn run(studio: &Studio, browser: &Browser) -> anyhow::Result<()> {
+    let client = &browser.client;
     let project = studio.create_project("Distilled", &CLASSES).await?;
     let pid = project.id;
 
@@ -76,7 +128,9 @@ async fn train_student_from_teacher_labels() -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<_>>()?;
     let files: Vec<(&str, Vec<u8>)> = photos.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
-    studio.upload(pid, &files).await?;
+    let (_, uploaded) = studio.upload(pid, &files).await?;
+    let on_screen_id = uploaded[ON_SCREEN]["id"].as_i64().context("image id")?;
+    let on_screen_jpeg = &photos[ON_SCREEN].1;
 
     // Nothing to learn from yet: no labels, no proposals.
     let (status, body) = studio.post_job(pid, json!({"kind": "train"})).await?;
@@ -117,6 +171,32 @@ async fn train_student_from_teacher_labels() -> anyhow::Result<()> {
         "{status} {body}"
     );
 
+    // The trained shapes detector is student v1 for now; an editor is open on a photo, showing
+    // its proposals, while the training runs.
+    let v1 = studio.register_reference_model(pid, "student", TEACHER).await?;
+    ensure!(v1.active && v1.version == 1, "{v1:?}");
+    client
+        .goto(&format!("{}/projects/{pid}/images/{on_screen_id}", studio.url))
+        .await?;
+    editor_shows(browser, &v1).await?;
+    client
+        .execute(
+            &format!(
+                "const s = document.getElementById('proposal-threshold'); s.value = '{SHOWN_FROM}'; \
+                 s.dispatchEvent(new Event('input', {{bubbles: true}})); window.notReloaded = true;"
+            ),
+            vec![],
+        )
+        .await?;
+    let v1_bytes = e2e::reference_model_file(TEACHER)?;
+    let v1_band = expected_band(&v1_bytes, on_screen_jpeg, SHOWN_FROM)?;
+    let shown = editor_shows(browser, &v1).await?;
+    ensure!(
+        shown >= v1_band.0.max(1) && shown <= v1_band.1,
+        "v1 shows {shown} proposals, natively {v1_band:?}"
+    );
+    let editor_tab = client.window().await?;
+
     let (status, body) = studio.post_job(
         pid,
         // A small data set: every batch moves the weights (no accumulation to 64).
@@ -128,7 +208,7 @@ async fn train_student_from_teacher_labels() -> anyhow::Result<()> {
     let job = studio.until_job_final(job_id, Duration::from_secs(25 * 60)).await?;
     let message = job.message.clone().unwrap_or_default();
     ensure!(job.state == JobState::Succeeded, "{job:?}\n{}", studio.log());
-    ensure!(message.starts_with("Student v1 (mAP50 "), "{message}");
+    ensure!(message.starts_with("Student v2 (mAP50 "), "{message}");
     ensure!(message.contains("is now pre-labeling"), "{message}");
 
     // Every epoch charted, with finite figures; the loss went down.
@@ -158,9 +238,13 @@ async fn train_student_from_teacher_labels() -> anyhow::Result<()> {
         .await?;
     let student = registered
         .iter()
-        .find(|m| m.role == api::ModelRole::Student)
+        .find(|m| m.role == api::ModelRole::Student && m.id != v1.id)
         .context("a student was registered")?;
-    ensure!(student.active && student.input_size == IMGSZ, "{student:?}");
+    ensure!(
+        student.active && student.version == 2 && student.input_size == IMGSZ,
+        "{student:?}"
+    );
+    ensure!(registered.iter().filter(|m| m.active).count() == 1, "{registered:?}");
     ensure!(student.class_map == [Some(0), Some(1), Some(2), Some(3)], "{student:?}");
     let trained = student.trained.clone().context("trained by the job")?;
     let best = epochs.iter().rfind(|e| e.best).context("a best epoch")?;
@@ -177,6 +261,67 @@ async fn train_student_from_teacher_labels() -> anyhow::Result<()> {
         trained.map50
     );
     ensure!(map50 > FLOOR, "the student's test mAP50 is {map50:.3}, under {FLOOR}");
-    studio.stop().await?;
+
+    // The open editor took the new student without a reload: its proposals, the announcement,
+    // and background scoring for the new version.
+    let v2_band = expected_band(&onnx, on_screen_jpeg, SHOWN_FROM)?;
+    let shown = editor_shows(browser, student).await?;
+    ensure!(
+        shown >= v2_band.0.max(1) && shown <= v2_band.1,
+        "v2 shows {shown} proposals, natively {v2_band:?}"
+    );
+    browser.wait_for_text(".student-swapped", "Student v2 (mAP50 ").await?;
+    ensure!(
+        client.execute("return window.notReloaded === true", vec![]).await? == json!(true),
+        "the editor reloaded"
+    );
+    let pending = || async {
+        let answer: api::PendingImages = reqwest::get(studio.api(&format!(
+            "/api/projects/{pid}/predictions/pending?model_id={}&limit={POOL}",
+            student.id
+        )))
+        .await?
+        .json()
+        .await?;
+        anyhow::Ok(answer.image_ids.len())
+    };
+    let started = std::time::Instant::now();
+    while pending().await? >= POOL - 1 {
+        ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "the editor's tab scored no other image with student v2"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Rolling back is one click on the Models page, here in another tab; the editor follows.
+    let models_tab = client.new_window(true).await?;
+    client.switch_to_window(models_tab.handle).await?;
+    client.goto(&format!("{}/projects/{pid}/models", studio.url)).await?;
+    browser
+        .find(&format!(".model-card[data-model-id=\"{}\"] button.make-active", v1.id))
+        .await?
+        .click()
+        .await?;
+    browser
+        .find(&format!(".model-card[data-model-id=\"{}\"][data-active=true]", v1.id))
+        .await?;
+    client.close_window().await?;
+    client.switch_to_window(editor_tab).await?;
+    let shown = editor_shows(browser, &v1).await?;
+    ensure!(
+        shown >= v1_band.0.max(1) && shown <= v1_band.1,
+        "back on v1: {shown} proposals, natively {v1_band:?}"
+    );
+    browser
+        .wait_for_text(
+            ".student-swapped",
+            "Student v1 (shapes-yolov8n-320.onnx) is now pre-labeling",
+        )
+        .await?;
+    ensure!(
+        client.execute("return window.notReloaded === true", vec![]).await? == json!(true),
+        "the editor reloaded"
+    );
     Ok(())
 }
