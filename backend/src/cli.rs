@@ -7,6 +7,8 @@ use tracing_subscriber::EnvFilter;
 
 use crate::commands::{ExportArgs, ImportArgs, ModelAddArgs, TeacherArgs};
 use crate::config::ServeConfig;
+#[cfg(feature = "student")]
+use crate::distill::DistillArgs;
 
 /// Distillery: a labeling studio with in-browser pre-labels and model distillation.
 #[derive(Debug, Parser)]
@@ -30,6 +32,9 @@ pub enum Command {
     Model(ModelCommand),
     /// Auto-label a project's images with its teacher model (a teacher job, run here).
     Teacher(TeacherArgs),
+    /// A folder of images and a teacher in, a labeled YOLO zip and a trained student out.
+    #[cfg(feature = "student")]
+    Distill(DistillArgs),
 }
 
 /// `distillery model …`.
@@ -62,6 +67,8 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Export(args) => crate::commands::export(args).await,
             Command::Model(ModelCommand::Add(args)) => crate::commands::model_add(args).await,
             Command::Teacher(args) => crate::commands::teacher(args).await,
+            #[cfg(feature = "student")]
+            Command::Distill(args) => crate::distill::distill(args).await,
         }
     });
     match result {

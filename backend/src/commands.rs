@@ -129,7 +129,7 @@ pub async fn teacher(args: TeacherArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn open(data: &DataConfig) -> anyhow::Result<(SqlitePool, Store)> {
+pub(crate) async fn open(data: &DataConfig) -> anyhow::Result<(SqlitePool, Store)> {
     std::fs::create_dir_all(&data.data_dir)
         .with_context(|| format!("cannot create the data folder {}", data.data_dir.display()))?;
     let pool = db::open(&data.database_url()).await?;
@@ -186,23 +186,28 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
         .with_context(|| format!("there is no project named \"{}\"", args.project))?;
     let plan = export::plan(&pool, &store, project_id, format, include, args.min_conf).await?;
     let images = plan.image_count();
-    let out = args.out.clone();
-    // Written beside the target and renamed, so a failed export never leaves a broken zip.
+    write_zip_file(plan, args.out.clone()).await?;
+    println!("Wrote {} ({images} images)", args.out.display());
+    pool.close().await;
+    Ok(())
+}
+
+/// Writes `plan`'s zip at `out`: beside it first, then renamed, so a failed export never
+/// leaves a broken zip.
+pub(crate) async fn write_zip_file(plan: export::Plan, out: PathBuf) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let folder = out
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(std::path::Path::new("."));
-        let temp = tempfile::NamedTempFile::new_in(folder)?;
+        let temp =
+            tempfile::NamedTempFile::new_in(folder).with_context(|| format!("cannot write in {}", folder.display()))?;
         let writer = std::io::BufWriter::with_capacity(1 << 20, temp.reopen()?);
         export::write_zip(&plan, writer)?.flush()?;
         temp.persist(&out)?;
         Ok(())
     })
-    .await??;
-    println!("Wrote {} ({images} images)", args.out.display());
-    pool.close().await;
-    Ok(())
+    .await?
 }
 
 /// Validates and registers an ONNX model, printing what was found in it.

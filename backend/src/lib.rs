@@ -8,6 +8,8 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod db;
+#[cfg(feature = "student")]
+pub mod distill;
 pub mod error;
 pub mod evaluation;
 pub mod events;

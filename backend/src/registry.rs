@@ -151,11 +151,7 @@ pub async fn add_model(
     .fetch_one(&mut *tx)
     .await?;
     if role == ModelRole::Student {
-        sqlx::query("UPDATE projects SET active_student_id = ? WHERE id = ?")
-            .bind(id)
-            .bind(project_id)
-            .execute(&mut *tx)
-            .await?;
+        point_active_student(&mut tx, project_id, id).await?;
     }
     let model = load_model(&mut tx, id).await?;
     tx.commit().await?;
@@ -191,14 +187,20 @@ async fn set_active_student(
             ),
         ));
     }
-    sqlx::query("UPDATE projects SET active_student_id = ? WHERE id = ?")
-        .bind(model.id)
-        .bind(project_id)
-        .execute(&mut *conn)
-        .await?;
+    point_active_student(&mut conn, project_id, model.id).await?;
     let model = load_model(&mut conn, model.id).await?;
     state.events.student_changed(project_id);
     Ok(Json(model))
+}
+
+/// Makes `model_id` the project's active student (the caller announces it once committed).
+async fn point_active_student(conn: &mut SqliteConnection, project_id: i64, model_id: i64) -> Result<(), ApiError> {
+    sqlx::query("UPDATE projects SET active_student_id = ? WHERE id = ?")
+        .bind(model_id)
+        .bind(project_id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// A model the runtime refused: 422 with the runtime's reason.
@@ -241,20 +243,28 @@ async fn update(
     JsonBody(patch): JsonBody<ModelPatch>,
 ) -> Result<Json<RegisteredModel>, ApiError> {
     let mut conn = state.db.acquire().await?;
-    let model = load_model(&mut conn, model_id).await?;
-    if patch.class_map.len() != model.class_names.len() {
+    Ok(Json(set_class_map(&mut conn, model_id, &patch.class_map).await?))
+}
+
+/// Maps a model's classes (by index) onto project class ids, `None` for a class left out.
+pub async fn set_class_map(
+    conn: &mut SqliteConnection,
+    model_id: i64,
+    class_map: &[Option<u32>],
+) -> Result<RegisteredModel, ApiError> {
+    let model = load_model(conn, model_id).await?;
+    if class_map.len() != model.class_names.len() {
         return Err(ApiError::bad_request(
             "invalid_class_map",
             format!(
                 "The model has {} classes; the mapping names {}.",
                 model.class_names.len(),
-                patch.class_map.len()
+                class_map.len()
             ),
         ));
     }
-    let project = crate::projects::load_project(&mut conn, model.project_id).await?;
-    if let Some(unknown) = patch
-        .class_map
+    let project = crate::projects::load_project(conn, model.project_id).await?;
+    if let Some(unknown) = class_map
         .iter()
         .flatten()
         .find(|id| !project.classes.iter().any(|c| c.id == **id))
@@ -266,11 +276,11 @@ async fn update(
         ));
     }
     sqlx::query("UPDATE models SET class_map = ? WHERE id = ?")
-        .bind(to_json(&patch.class_map)?)
+        .bind(to_json(&class_map)?)
         .bind(model_id)
         .execute(&mut *conn)
         .await?;
-    Ok(Json(load_model(&mut conn, model_id).await?))
+    load_model(conn, model_id).await
 }
 
 async fn file_by_id(

@@ -106,6 +106,12 @@ impl Store {
             .join(format!("{sha256}.onnx"))
     }
 
+    /// The folder a training job keeps its checkpoints in (created by the trainer), until it
+    /// has published its student.
+    pub fn checkpoints_dir(&self, job_id: i64) -> PathBuf {
+        self.root.join("checkpoints").join(format!("job-{job_id}"))
+    }
+
     /// Moves staged ONNX bytes into the store (kept as they are when already there).
     pub fn commit_model(&self, staged: Staged) -> io::Result<PathBuf> {
         let path = self.model_path(&staged.sha256);

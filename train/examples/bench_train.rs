@@ -52,7 +52,7 @@ fn main() -> Result<(), String> {
     );
     let started = Instant::now();
     let (mut reached_50, mut reached_90) = (None, None);
-    let trained = train(&config, &data, None, &Device::flex(), |progress| {
+    let trained = train(&config, &data, None, &Device::flex(), None, |progress| {
         if let Progress::Epoch(e) = progress {
             println!(
                 "epoch {:>3}/{} box {:.3} cls {:.3} dfl {:.3} lr {:.2e} mAP50 {:.4} mAP50-95 {:.4} {:.2} img/s {:.0}s",

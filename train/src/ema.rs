@@ -32,6 +32,14 @@ impl Ema {
         }
     }
 
+    /// An average saved after `updates` updates (a checkpoint), with the defaults of `new`.
+    pub(crate) fn restore(model: Yolo, updates: u64) -> Self {
+        Self {
+            updates,
+            ..Self::new(&model)
+        }
+    }
+
     /// The weight the average keeps at the next update.
     pub fn next_decay(&self) -> f64 {
         self.decay * (1.0 - (-((self.updates + 1) as f64) / self.tau).exp())

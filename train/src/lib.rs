@@ -9,6 +9,8 @@
 pub mod assign;
 #[cfg(feature = "student")]
 pub mod augment;
+#[cfg(feature = "student")]
+pub mod checkpoint;
 pub mod confusion;
 #[cfg(feature = "student")]
 pub mod ema;
@@ -19,6 +21,8 @@ pub mod export;
 pub mod folder;
 #[cfg(feature = "student")]
 pub mod loss;
+#[cfg(feature = "student")]
+pub mod memory;
 pub mod quality;
 #[cfg(feature = "student")]
 pub mod trainer;

@@ -38,7 +38,7 @@ pub struct Loss {
 }
 
 /// The three parts after their gains, per image (Ultralytics' `loss_items`).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LossParts {
     pub box_loss: f32,
     pub class_loss: f32,

@@ -5,9 +5,11 @@
 //! last `close_mosaic` epochs; EMA weights validated after every epoch with yolo val's
 //! settings; the best epoch by Ultralytics' fitness (0.1 · mAP50 + 0.9 · mAP50-95) kept; early
 //! stopping after `patience` epochs without improvement. Batches are augmented on another
-//! thread while the network steps.
+//! thread while the network steps. With a checkpoint folder, every epoch is saved there
+//! (`checkpoint`) and a training that finds a checkpoint continues from it.
 
 use std::ops::ControlFlow;
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -19,6 +21,7 @@ use fastrand::Rng;
 
 use crate::assign::Target;
 use crate::augment::{AugmentConfig, Sample, augment, fit_long_side};
+use crate::checkpoint::{self, CheckpointError, Saved};
 use crate::ema::Ema;
 use crate::evaluate::{GroundTruth, Prediction};
 use crate::loss::{LossConfig, LossParts, detection_loss};
@@ -101,7 +104,7 @@ pub enum Progress<'a> {
 }
 
 /// One finished epoch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochReport {
     /// From 1.
     pub epoch: usize,
@@ -138,6 +141,8 @@ pub struct Trained {
     pub epochs: Vec<EpochReport>,
     /// Whether early stopping ended it before the last epoch.
     pub stopped_early: bool,
+    /// The epochs a checkpoint held when this run started (0: it started afresh).
+    pub resumed_after: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -158,17 +163,21 @@ pub enum TrainError {
         batch: usize,
         parts: LossParts,
     },
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
     #[error("cancelled")]
     Cancelled,
 }
 
 /// Trains from `start` (fine-tuning) or from scratch, reporting to `progress`, which stops the
-/// training by returning `Break`.
+/// training by returning `Break`. With `checkpoints`, each finished epoch is saved in that
+/// folder, and a checkpoint already there is continued (`start` is then ignored).
 pub fn train(
     config: &TrainConfig,
     data: &TrainingData,
     start: Option<Yolo>,
     device: &Device,
+    checkpoints: Option<&Path>,
     mut progress: impl FnMut(Progress<'_>) -> ControlFlow<()>,
 ) -> Result<Trained, TrainError> {
     let classes = data.class_names.len();
@@ -178,12 +187,6 @@ pub fn train(
     let calibration = calibration_batches(config, &pool);
 
     let training_device = device.clone().autodiff();
-    let mut model = start
-        .unwrap_or_else(|| Yolo::new(classes, device))
-        .to_device(&training_device)
-        .train();
-    let mut ema = Ema::new(&model);
-
     let batches = pool.len().div_ceil(config.batch);
     let full_accumulation = (config.nbs as f64 / config.batch as f64).round().max(1.0);
     let weight_decay = config.weight_decay * config.batch as f64 * full_accumulation / config.nbs as f64;
@@ -195,11 +198,42 @@ pub fn train(
             .with_weight_decay(decay as f32)
     };
     // Ultralytics decays convolution weights only, not biases or batch-norm scales and shifts.
-    let mut optimizer = adam(weight_decay).init().with_group(
+    let optimizer = adam(weight_decay).init().with_group(
         ParamGroup::from_any_predicates(vec!["bias", "gamma", "beta"]),
         adam(0.0).build(),
         None,
     );
+    let saved = match checkpoints {
+        Some(dir) => checkpoint::load(dir, config, classes, optimizer.clone(), device)?,
+        None => None,
+    };
+    let resumed_after = saved.as_ref().map_or(0, |s| s.epochs_done);
+    let (mut model, mut ema, mut optimizer, mut reports, mut best, elapsed_before) = match saved {
+        Some(saved) => {
+            // The best epoch's figures are measured again: the weights are its own, so they are too.
+            let evaluation = validation.run(&saved.best, classes);
+            let score = fitness(evaluation.map50, evaluation.map50_95);
+            let best = Some((score, saved.best_epoch, saved.best, evaluation));
+            let model = saved.model.to_device(&training_device).train();
+            (
+                model,
+                saved.ema,
+                saved.optimizer,
+                saved.reports,
+                best,
+                saved.elapsed_seconds,
+            )
+        }
+        None => {
+            let model = start
+                .unwrap_or_else(|| Yolo::new(classes, device))
+                .to_device(&training_device)
+                .train();
+            let ema = Ema::new(&model);
+            (model, ema, optimizer, Vec::new(), None, 0.0)
+        }
+    };
+    // Gradients are accumulated within a run; a resumed one starts with none pending.
     let mut accumulator = GradientsAccumulator::new();
     let mut accumulated = 0usize;
 
@@ -213,11 +247,10 @@ pub fn train(
         0
     };
     let started = Instant::now();
-    let mut reports: Vec<EpochReport> = Vec::new();
-    let mut best: Option<(f64, usize, Yolo, Evaluation)> = None;
+    let elapsed = || elapsed_before + started.elapsed().as_secs_f64();
     let mut stopped_early = false;
 
-    for epoch in 0..config.epochs {
+    for epoch in resumed_after..config.epochs {
         let epoch_started = Instant::now();
         let mosaic = epoch + config.close_mosaic < config.epochs;
         let decayed = lr0 * cosine(epoch, config.epochs, config.lrf);
@@ -294,7 +327,7 @@ pub fn train(
         if is_best {
             best = Some((score, epoch + 1, candidate, evaluation.clone()));
         }
-        let elapsed = started.elapsed().as_secs_f64();
+        let elapsed = elapsed();
         let per_epoch = elapsed / (epoch + 1) as f64;
         let mean = |v: f32| if seen == 0 { 0.0 } else { v / seen as f32 };
         let report = EpochReport {
@@ -315,9 +348,21 @@ pub fn train(
             elapsed_seconds: elapsed,
             eta_seconds: per_epoch * (config.epochs - epoch - 1) as f64,
         };
-        let stop = progress(Progress::Epoch(&report));
-        reports.push(report);
-        if stop.is_break() {
+        reports.push(report.clone());
+        if let (Some(dir), Some((_, best_epoch, best_model, _))) = (checkpoints, &best) {
+            let saved = Saved {
+                epochs_done: epoch + 1,
+                model: model.valid(),
+                ema: ema.clone(),
+                optimizer: optimizer.clone(),
+                best_epoch: *best_epoch,
+                best: best_model.clone(),
+                elapsed_seconds: elapsed,
+                reports: reports.clone(),
+            };
+            checkpoint::save(dir, config, &saved)?;
+        }
+        if progress(Progress::Epoch(&report)).is_break() {
             return Err(TrainError::Cancelled);
         }
         let best_epoch = best.as_ref().map_or(0, |b| b.1);
@@ -334,6 +379,7 @@ pub fn train(
         evaluation,
         epochs: reports,
         stopped_early,
+        resumed_after,
     })
 }
 
@@ -568,7 +614,7 @@ mod tests {
         let device = Device::flex();
         let empty = TrainingData::default();
         let refuse = |data: &TrainingData, config: &TrainConfig| {
-            train(config, data, None, &device, |_| ControlFlow::Continue(())).err()
+            train(config, data, None, &device, None, |_| ControlFlow::Continue(())).err()
         };
         assert_eq!(refuse(&empty, &config), Some(TrainError::NoTrainingImages));
         let image = image::RgbImage::new(64, 64);

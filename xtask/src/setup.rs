@@ -50,7 +50,7 @@ pub fn build_tools(root: &Path) -> anyhow::Result<BuildTools> {
 
     if !probe("trunk").is_some_and(|v| v.contains(TRUNK_VERSION)) {
         step(
-            &format!("install Trunk {TRUNK_VERSION} from crates.io (about 10 minutes, once)"),
+            &format!("install Trunk {TRUNK_VERSION} from crates.io (a few minutes, once)"),
             cargo_install().args(["trunk", "--locked", "--version", TRUNK_VERSION]),
         )?;
     }
@@ -59,7 +59,7 @@ pub fn build_tools(root: &Path) -> anyhow::Result<BuildTools> {
     if !probe("wasm-bindgen").is_some_and(|v| v.split_whitespace().any(|w| w == bindgen_version)) {
         // Not --locked: one of its locked dependency versions is missing from the registry mirror.
         step(
-            &format!("install wasm-bindgen-cli {bindgen_version} from crates.io (about 5 minutes, once)"),
+            &format!("install wasm-bindgen-cli {bindgen_version} from crates.io (a few minutes, once)"),
             cargo_install().args(["wasm-bindgen-cli", "--force", "--version", &bindgen_version]),
         )?;
     }

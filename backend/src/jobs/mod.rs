@@ -297,6 +297,7 @@ pub fn router() -> Router<AppState> {
         .route("/jobs/{jid}/events", get(events))
         .route("/jobs/{jid}/epochs", get(epochs))
         .route("/jobs/{jid}/cancel", post(cancel))
+        .route("/jobs/{jid}/resume", post(resume))
 }
 
 async fn create(
@@ -536,6 +537,35 @@ async fn cancel(State(state): State<AppState>, PathParams(job_id): PathParams<i6
     Ok(Json(job))
 }
 
+/// `POST /api/jobs/{jid}/resume`: queues a cancelled or failed job again. Jobs continue what
+/// they had done (scoring skips what is scored, a training continues from its checkpoint).
+async fn resume(State(state): State<AppState>, PathParams(job_id): PathParams<i64>) -> Result<Json<Job>, ApiError> {
+    let mut tx = crate::db::write_transaction(&state.db).await?;
+    let job = load_job(&mut tx, job_id).await?;
+    let refusal = match job.state {
+        JobState::Cancelled | JobState::Failed => None,
+        JobState::Succeeded => Some(format!("Job {job_id} has succeeded: there is nothing to resume.")),
+        other => Some(format!(
+            "Job {job_id} is still {}: only a cancelled or failed job can be resumed.",
+            other.as_str()
+        )),
+    };
+    if let Some(message) = refusal {
+        return Err(ApiError::conflict("job_not_stopped", message));
+    }
+    sqlx::query(
+        "UPDATE jobs SET state = 'queued', cancel_requested = 0, finished_at = NULL, message = 'Resumed.' WHERE id = ?",
+    )
+    .bind(job_id)
+    .execute(&mut *tx)
+    .await?;
+    let job = load_job(&mut tx, job_id).await?;
+    tx.commit().await?;
+    state.jobs.wake.notify_one();
+    state.jobs.announce(job_id);
+    Ok(Json(job))
+}
+
 /// `GET /api/jobs/{jid}/events`: the job as Server-Sent Events (`event: job`, the job's JSON) —
 /// as it is now, then after every change of state, progress or message, ending with its final
 /// state. This is how the page shows progress without polling.
@@ -597,7 +627,7 @@ impl JobFeed {
 const SELECT_JOB: &str =
     "SELECT id, project_id, kind, state, model_id, done, total, message, created_at, finished_at FROM jobs";
 
-async fn load_job(conn: &mut SqliteConnection, job_id: i64) -> Result<Job, ApiError> {
+pub(crate) async fn load_job(conn: &mut SqliteConnection, job_id: i64) -> Result<Job, ApiError> {
     let row: Option<JobRow> = sqlx::query_as(crate::db::constant_sql(format!("{SELECT_JOB} WHERE id = ?")))
         .bind(job_id)
         .fetch_optional(&mut *conn)

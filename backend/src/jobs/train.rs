@@ -5,6 +5,10 @@
 //! split after every epoch. The best epoch's averaged weights are exported to ONNX and
 //! registered as the project's newest student, which makes it the active one; a failed or
 //! cancelled training registers nothing, so the previous student stays active.
+//!
+//! Every finished epoch is checkpointed in the store (`Store::checkpoints_dir`), so running the
+//! job again — after a server restart, or `POST /api/jobs/{jid}/resume` once it was cancelled
+//! or failed — continues from its last epoch; the checkpoints go once the student is published.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -80,9 +84,19 @@ pub(super) async fn run(
 ) -> Result<Finished, String> {
     let params: TrainParams = super::job_params(db, job.id).await?;
     let config = params.config()?;
-    // A resumed job starts over: its epochs so far are charted again from the start.
-    sqlx::query("DELETE FROM training_epochs WHERE job_id = ?")
+    fits_in_memory(&config)?;
+    let checkpoints = store.checkpoints_dir(job.id);
+    let saved = {
+        let dir = checkpoints.clone();
+        tokio::task::spawn_blocking(move || train::checkpoint::saved_epoch(&dir))
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or(0)
+    };
+    // Epochs charted after the checkpoint will run again (all of them without one).
+    sqlx::query("DELETE FROM training_epochs WHERE job_id = ? AND epoch > ?")
         .bind(job.id)
+        .bind(saved as i64)
         .execute(db)
         .await
         .map_err(|e| e.to_string())?;
@@ -109,17 +123,26 @@ pub(super) async fn run(
         data.val.len(),
         data.train.iter().map(|s| s.targets.len()).sum::<usize>()
     );
+    let continuing = if saved > 0 {
+        format!(" Continuing after epoch {saved}, from its checkpoint.")
+    } else {
+        String::new()
+    };
     progress
-        .report(0, config.epochs as u64, &format!("Training on {summary}."))
+        .report(
+            saved as u64,
+            config.epochs as u64,
+            &format!("Training on {summary}.{continuing}"),
+        )
         .await?;
 
     let cancel = Arc::new(AtomicBool::new(false));
     let (updates, mut received) = mpsc::unbounded_channel::<Update>();
     let training = {
-        let (cancel, config) = (cancel.clone(), config.clone());
+        let (cancel, config, checkpoints) = (cancel.clone(), config.clone(), checkpoints.clone());
         tokio::task::spawn_blocking(move || {
             let device = train::trainer::Device::flex();
-            train::trainer::train(&config, &data, start, &device, |update| {
+            train::trainer::train(&config, &data, start, &device, Some(&checkpoints), |update| {
                 let message = match update {
                     TrainProgress::Batch {
                         epoch, batch, batches, ..
@@ -138,7 +161,7 @@ pub(super) async fn run(
 
     let mut last = String::new();
     let mut reported_at = Instant::now();
-    let mut epochs_done = 0u64;
+    let mut epochs_done = saved as u64;
     loop {
         let update = tokio::time::timeout(Duration::from_secs(1), received.recv()).await;
         match update {
@@ -162,10 +185,27 @@ pub(super) async fn run(
             cancel.store(true, Ordering::Relaxed);
         }
     }
-    let trained = match training.await.map_err(|e| e.to_string())? {
+    let outcome = match training.await {
+        Ok(outcome) => outcome.map_err(|e| match e {
+            TrainError::Cancelled => None,
+            error => Some(error.to_string()),
+        }),
+        // A panic inside the framework (a kernel's assertion, a device error) ends the training,
+        // not the server.
+        Err(crashed) => Err(Some(format!("it stopped on an internal error ({crashed})"))),
+    };
+    let trained = match outcome {
         Ok(trained) => trained,
-        Err(TrainError::Cancelled) => return Ok(Finished::Cancelled),
-        Err(error) => return Err(format!("Training failed: {error}. The previous student stays active.")),
+        Err(None) => return Ok(Finished::Cancelled),
+        Err(Some(reason)) => {
+            let kept = match train::checkpoint::saved_epoch(&checkpoints) {
+                Some(epoch) => format!(" Resuming continues after epoch {epoch}, from its checkpoint."),
+                None => String::new(),
+            };
+            return Err(format!(
+                "Training failed: {reason}. The previous student stays active.{kept}"
+            ));
+        }
     };
 
     let onnx = train::export::export_onnx(&trained.model, config.imgsz, &class_names)?;
@@ -192,13 +232,40 @@ pub(super) async fn run(
     let model = crate::registry::add_model(db, store, &jobs.events, new, staged)
         .await
         .map_err(|e| format!("cannot register the new student: {}", e.message))?;
+    // Published: the checkpoints have served their purpose (the student's ONNX file is kept).
+    let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&checkpoints)).await;
+    if let Ok(Err(error)) = removed {
+        tracing::warn!(%error, job = job.id, "cannot remove the training's checkpoints");
+    }
     let early = if trained.stopped_early { ", stopped early" } else { "" };
+    let resumed = if trained.resumed_after > 0 {
+        format!(", continued after epoch {}", trained.resumed_after)
+    } else {
+        String::new()
+    };
     Ok(Finished::Done(format!(
-        "{}: best of {} epochs at epoch {}{early}; {summary}.",
+        "{}: best of {} epochs at epoch {}{early}{resumed}; {summary}.",
         api::student_change_message(&model, previous.as_ref()),
         trained.epochs.len(),
         trained.best_epoch,
     )))
+}
+
+/// Refuses a training whose steps would not fit in the memory left (the process would be killed
+/// halfway otherwise), saying what it needs.
+fn fits_in_memory(config: &TrainConfig) -> Result<(), String> {
+    let needed = train::memory::training_bytes(config.batch, config.imgsz);
+    match train::memory::available_bytes() {
+        Some(free) if needed > free => Err(format!(
+            "Training at batch {} and {} px needs about {:.1} GB of memory, and {:.1} GB is free: lower the \
+             batch or the image size. The previous student stays active.",
+            config.batch,
+            config.imgsz,
+            needed as f64 / 1e9,
+            free as f64 / 1e9
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The chosen images decoded upright, boxes as training targets, by split; test images are

@@ -7,6 +7,7 @@ mod architecture_lists_every_crate;
 mod auto_label_with_teacher;
 mod check_quality_in_browser;
 mod create_project_in_browser;
+mod distill_a_folder;
 mod edit_boxes_and_review;
 mod edit_ontology_in_browser;
 mod edit_while_server_is_down;
