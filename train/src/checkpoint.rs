@@ -179,7 +179,8 @@ pub(crate) fn load(
         ema: Ema::restore(read("ema.bpk")?, state.ema_updates),
         optimizer,
         best_epoch: state.best_epoch,
-        best: read("best.bpk")?,
+        // Loading restores tensors, not modes: the best weights are validated and exported.
+        best: read("best.bpk")?.valid(),
         elapsed_seconds: state.elapsed_seconds,
         reports: state.reports,
     }))
