@@ -11,6 +11,8 @@ pub mod assign;
 pub mod augment;
 #[cfg(feature = "student")]
 pub mod checkpoint;
+#[cfg(feature = "student")]
+pub mod clip;
 pub mod confusion;
 #[cfg(feature = "student")]
 pub mod ema;

@@ -1,12 +1,15 @@
 //! The training loop, Ultralytics' `DetectionTrainer` with its defaults: AdamW (what
-//! `optimizer=auto` picks for short trainings) at `0.002 · 5 / (4 + classes)`, a warm-up of
-//! three epochs (at least 100 steps, or a quarter of a shorter training) ramping the rate and the gradient accumulation towards a
-//! nominal batch of 64, then a cosine decay to 1 % of the rate; mosaic augmentation until the
-//! last `close_mosaic` epochs; EMA weights validated after every epoch with yolo val's
-//! settings; the best epoch by Ultralytics' fitness (0.1 · mAP50 + 0.9 · mAP50-95) kept; early
-//! stopping after `patience` epochs without improvement. Batches are augmented on another
-//! thread while the network steps. With a checkpoint folder, every epoch is saved there
-//! (`checkpoint`) and a training that finds a checkpoint continues from it.
+//! `optimizer=auto` picks for short trainings) at `0.002 · 5 / (4 + classes)`, a warm-up of three
+//! epochs (at least 100 steps, or a quarter of a shorter training) ramping the rate and the
+//! gradient accumulation towards a nominal batch of 64, then a cosine decay to 1 % of the rate;
+//! mosaic augmentation until the last `close_mosaic` epochs; EMA weights validated after every
+//! epoch with yolo val's settings; the best epoch by Ultralytics' fitness (0.1 · mAP50 + 0.9 ·
+//! mAP50-95) kept; early stopping after `patience` epochs without improvement; gradients clipped to
+//! a global norm of 10 before each step. Ultralytics' momentum and bias-rate warm-ups do not apply
+//! here: with `optimizer=auto` it sets `warmup_bias_lr` to 0 for AdamW, and its momentum warm-up
+//! only touches optimizers with a `momentum` setting (SGD), so neither is reproduced. Batches are
+//! augmented on another thread while the network steps. With a checkpoint folder, every epoch is
+//! saved there (`checkpoint`) and a training that finds a checkpoint continues from it.
 
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -22,6 +25,7 @@ use fastrand::Rng;
 use crate::assign::Target;
 use crate::augment::{AugmentConfig, Sample, augment, fit_long_side};
 use crate::checkpoint::{self, CheckpointError, Saved};
+use crate::clip::{MAX_GRADIENT_NORM, clip_global_norm};
 use crate::ema::Ema;
 use crate::evaluate::{GroundTruth, Prediction};
 use crate::loss::{LossConfig, LossParts, detection_loss};
@@ -272,6 +276,9 @@ pub fn train(
                     }
                 }
             });
+            // Owned here, so a stop (cancel, NaN) drops it and unblocks the augmenting thread,
+            // which the scope waits for before it returns.
+            let receiver = receiver;
             for (i, batch) in receiver.iter().enumerate() {
                 let step = i + batches * epoch;
                 let accumulate = if step <= warmup_steps && warmup_steps > 0 {
@@ -296,7 +303,8 @@ pub fn train(
                 accumulator.accumulate(&model, grads);
                 accumulated += 1;
                 if accumulated >= accumulate {
-                    model = optimizer.step(learning_rate, model.clone(), accumulator.grads());
+                    let (grads, _) = clip_global_norm(&model, accumulator.grads(), MAX_GRADIENT_NORM);
+                    model = optimizer.step(learning_rate, model.clone(), grads);
                     accumulated = 0;
                     ema.update(&model);
                 }

@@ -167,3 +167,30 @@ fn a_checkpoint_of_other_settings_is_refused() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Stopping at the first batch of an epoch returns at once, while the augmenting thread still
+/// has batches to hand over (it once waited for a receiver that was never dropped).
+#[test]
+fn a_stop_in_the_middle_of_an_epoch_returns() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let data = TrainingData {
+            train: (0..16).map(sample).collect(),
+            ..data()
+        };
+        let stopped = train(
+            &config(),
+            &data,
+            None,
+            &Device::flex(),
+            None,
+            |progress| match progress {
+                Progress::Batch { .. } => ControlFlow::Break(()),
+                Progress::Epoch(_) => ControlFlow::Continue(()),
+            },
+        );
+        let _ = done.send(matches!(stopped, Err(TrainError::Cancelled)));
+    });
+    let cancelled = finished.recv_timeout(std::time::Duration::from_secs(120));
+    assert_eq!(cancelled, Ok(true), "the training did not return after the stop");
+}
