@@ -276,10 +276,9 @@ pub fn train(
                     }
                 }
             });
-            // Owned here, so a stop (cancel, NaN) drops it and unblocks the augmenting thread,
-            // which the scope waits for before it returns.
-            let receiver = receiver;
-            for (i, batch) in receiver.iter().enumerate() {
+            // `into_iter` moves the receiver in here, so a stop (cancel, NaN) drops it and
+            // unblocks the augmenting thread, which the scope waits for before it returns.
+            for (i, batch) in receiver.into_iter().enumerate() {
                 let step = i + batches * epoch;
                 let accumulate = if step <= warmup_steps && warmup_steps > 0 {
                     let t = step as f64 / warmup_steps as f64;
