@@ -296,6 +296,18 @@ pub async fn follow_project(project_id: i64, on_event: impl Fn(api::ProjectEvent
     }
 }
 
+/// `follow_project` for as long as the calling component is mounted: the stream closes when it
+/// is cleaned up.
+pub fn follow_project_while_mounted(project_id: i64, on_event: impl Fn(api::ProjectEvent) + 'static) {
+    let (closed, on_close) = futures_channel::oneshot::channel::<()>();
+    leptos::task::spawn_local(async move {
+        futures_util::future::select(Box::pin(follow_project(project_id, on_event)), on_close).await;
+    });
+    leptos::prelude::on_cleanup(move || {
+        let _ = closed.send(());
+    });
+}
+
 /// `PUT /api/projects/{pid}/active-student`: the student browsers run from now on.
 pub async fn set_active_student(project_id: i64, model_id: i64) -> ApiResult<api::RegisteredModel> {
     let request = Request::put(&format!("/api/projects/{project_id}/active-student"))
@@ -318,6 +330,17 @@ pub async fn training_epochs(job_id: i64) -> ApiResult<Vec<api::TrainingEpoch>> 
 pub async fn cancel_job(job_id: i64) -> ApiResult<api::Job> {
     decode(
         Request::post(&format!("/api/jobs/{job_id}/cancel"))
+            .send()
+            .await
+            .map_err(network)?,
+    )
+    .await
+}
+
+/// Queues a cancelled or failed job again; a training continues from its last checkpoint.
+pub async fn resume_job(job_id: i64) -> ApiResult<api::Job> {
+    decode(
+        Request::post(&format!("/api/jobs/{job_id}/resume"))
             .send()
             .await
             .map_err(network)?,

@@ -42,6 +42,7 @@ pub(super) struct StudentView {
 }
 
 /// One image's view of the project's student, kept current for as long as the editor is open.
+#[derive(Clone, Copy)]
 pub(super) struct StudentOnImage {
     pub project_id: i64,
     pub image_id: i64,
@@ -60,47 +61,39 @@ impl StudentOnImage {
             state: RwSignal::new(PrelabelState::NoModel),
             swapped: RwSignal::new(None),
         };
-        let this = Arc::new(self);
         // The background loop of the student now shown; replaced on a swap.
         let background = StoredValue::new(Arc::new(AtomicBool::new(false)));
         let swap = {
-            let this = this.clone();
             // `try_`: an event may still arrive in the tick the editor closes.
             move |model: Option<RegisteredModel>| {
                 background.try_with_value(|stop| stop.store(true, Ordering::Relaxed));
                 view.student.try_set(model.clone());
                 view.state.try_set(PrelabelState::NoModel);
-                this.proposals
+                self.proposals
                     .try_update(|list| list.retain(|p| p.source != api::BoxSource::Student));
                 if let Some(model) = model {
                     let stop = Arc::new(AtomicBool::new(false));
                     background.try_set_value(stop.clone());
-                    this.run(model, view, stop);
+                    self.run(model, view, stop);
                 }
             }
         };
         swap(initial);
 
-        let (closed, on_close) = futures_channel::oneshot::channel::<()>();
-        let project_id = this.project_id;
-        spawn_local(async move {
-            let follow = api_client::follow_project(project_id, move |event| match event {
-                ProjectEvent::ActiveStudent { model } => {
-                    let Some(shown) = view.student.try_get_untracked() else {
-                        return; // the editor has closed
-                    };
-                    if shown.as_ref().map(|m| m.id) == model.as_ref().map(|m| m.id) {
-                        return; // the reconnection's "as it is now", or our own rollback seen twice
-                    }
-                    view.swapped
-                        .try_set(model.as_ref().map(|m| api::student_change_message(m, shown.as_ref())));
-                    swap(model);
+        api_client::follow_project_while_mounted(self.project_id, move |event| match event {
+            ProjectEvent::ActiveStudent { model } => {
+                let Some(shown) = view.student.try_get_untracked() else {
+                    return; // the editor has closed
+                };
+                if shown.as_ref().map(|m| m.id) == model.as_ref().map(|m| m.id) {
+                    return; // the reconnection's "as it is now", or our own rollback seen twice
                 }
-            });
-            futures_util::future::select(Box::pin(follow), on_close).await;
+                view.swapped
+                    .try_set(model.as_ref().map(|m| api::student_change_message(m, shown.as_ref())));
+                swap(model);
+            }
         });
         on_cleanup(move || {
-            let _ = closed.send(());
             background.try_with_value(|stop| stop.store(true, Ordering::Relaxed));
         });
         view
@@ -108,13 +101,12 @@ impl StudentOnImage {
 
     /// Runs `model` on the image on screen, then pre-labels the rest of the project in the
     /// background until `stop` is set.
-    fn run(self: &Arc<Self>, model: RegisteredModel, view: StudentView, stop: Arc<AtomicBool>) {
+    fn run(self, model: RegisteredModel, view: StudentView, stop: Arc<AtomicBool>) {
         view.state.try_set(PrelabelState::Running);
-        let this = self.clone();
         let on_screen = model.clone();
         spawn_local(async move {
             let model = on_screen;
-            let found = prelabel::prelabel(this.project_id, &model, this.image_id, true).await;
+            let found = prelabel::prelabel(self.project_id, &model, self.image_id, true).await;
             // Swapped again while it ran: the newer student's answer is the one to show.
             if view.student.try_with_untracked(|s| s.as_ref().map(|m| m.id)) != Some(Some(model.id)) {
                 return;
@@ -126,7 +118,7 @@ impl StudentOnImage {
                         .iter()
                         .filter_map(|p| {
                             let class_id = model.class_map.get(p.class_index as usize).copied().flatten()?;
-                            let rect = api::normalize_box(p.bbox.map(f64::from), this.width, this.height).ok()?;
+                            let rect = api::normalize_box(p.bbox.map(f64::from), self.width, self.height).ok()?;
                             Some(ProposalBox {
                                 class_id,
                                 score: p.score,
@@ -137,7 +129,7 @@ impl StudentOnImage {
                         })
                         .collect();
                     let unmapped = found.proposals.len() - mapped.len();
-                    this.proposals.try_update(|list| list.extend(mapped));
+                    self.proposals.try_update(|list| list.extend(mapped));
                     view.state.try_set(PrelabelState::Ready {
                         model_id: model.id,
                         ms: found.inference_ms,

@@ -28,6 +28,20 @@ pub fn ModelsPage() -> impl IntoView {
         }
     });
     let outcome = RwSignal::new(None::<Result<String, String>>);
+    // Someone else's rollback, upload or training: the cards follow the project's active student.
+    if let Some(project_id) = project_id() {
+        api_client::follow_project_while_mounted(project_id, move |event| match event {
+            api::ProjectEvent::ActiveStudent { model } => {
+                let shown = data.try_with_untracked(|d| match d {
+                    Some(Ok((_, models))) => Some(models.iter().find(|m| m.active).map(|m| m.id)),
+                    _ => None,
+                });
+                if shown.flatten() != Some(model.map(|m| m.id)) {
+                    version.try_update(|v| *v += 1);
+                }
+            }
+        });
+    }
     view! {
         {move || match data.get() {
             None => view! { <Loading /> }.into_any(),

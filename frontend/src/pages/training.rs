@@ -1,5 +1,6 @@
 //! The Models page's training panel: start a training job with its settings (from scratch or
-//! fine-tuning a student), cancel it, and watch it — the server pushes the job's progress, and
+//! fine-tuning a student), cancel it, resume a cancelled or failed one (from its last epoch's
+//! checkpoint), and watch it — the server pushes the job's progress, and
 //! after every epoch the panel redraws the loss, mAP and learning-rate curves from
 //! `/api/jobs/{jid}/epochs`. The project's latest training is shown when the page opens, so a
 //! training started elsewhere (another tab, `distillery distill`) can be followed too.
@@ -17,7 +18,7 @@ use crate::charts::{EpochChart, Series};
 pub fn TrainStudent(
     project_id: i64,
     students: Vec<RegisteredModel>,
-    on_published: impl Fn() + Copy + 'static,
+    on_published: impl Fn() + Copy + Send + Sync + 'static,
 ) -> impl IntoView {
     let epochs_setting = RwSignal::new("30".to_string());
     let batch = RwSignal::new("16".to_string());
@@ -28,6 +29,14 @@ pub fn TrainStudent(
     let epochs = RwSignal::new(Vec::<TrainingEpoch>::new());
     let failure = RwSignal::new(None::<String>);
     let running = move || job.with(|j| j.as_ref().is_some_and(|j| !j.state.is_final()));
+    // A stopped training and the epochs it had finished (each one checkpointed).
+    let resumable = move || {
+        job.with(|j| {
+            j.as_ref()
+                .filter(|j| matches!(j.state, JobState::Cancelled | JobState::Failed))
+                .map(|j| j.done)
+        })
+    };
 
     // Follows a job until it ends, refreshing the curves whenever an epoch has finished.
     let follow = move |followed: Job| {
@@ -109,6 +118,18 @@ pub fn TrainStudent(
         }
     };
 
+    let resume = move |_| {
+        failure.set(None);
+        if let Some(id) = job.with_untracked(|j| j.as_ref().map(|j| j.id)) {
+            spawn_local(async move {
+                match api_client::resume_job(id).await {
+                    Ok(queued) => follow(queued),
+                    Err(error) => failure.set(Some(error.message)),
+                }
+            });
+        }
+    };
+
     view! {
         <section class="card training" aria-labelledby="train-title">
             <h2 id="train-title">"Train a student"</h2>
@@ -135,6 +156,10 @@ pub fn TrainStudent(
                 <p>
                     <button id="start-training" type="submit" disabled=running>"Start training"</button>
                     {move || running().then(|| view! { <button id="cancel-training" type="button" class="secondary" on:click=cancel>"Cancel"</button> })}
+                    {move || resumable().map(|done| {
+                        let label = if done > 0 { format!("Resume after epoch {done}") } else { "Run it again".to_owned() };
+                        view! { <button id="resume-training" type="button" class="secondary" on:click=resume>{label}</button> }
+                    })}
                 </p>
             </form>
             {move || failure.get().map(|m| view! { <p class="form-error small" role="alert">{m}</p> })}

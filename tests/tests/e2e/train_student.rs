@@ -6,7 +6,10 @@
 //! photos against the data set's own labels, well above what a broken pipeline can reach.
 //! An editor left open in headless Chromium through it all swaps to the new student when it is
 //! published — and back to the earlier one when it is made active again on the Models page in
-//! another tab — each time showing that student's proposals, without a reload.
+//! another tab — each time showing that student's proposals, without a reload. The training is
+//! cancelled after its first epochs and resumed from the Models page: it continues after the
+//! last finished epoch, its earlier figures kept; that Models tab, left open, follows the
+//! rollback made in another tab.
 
 use std::time::Duration;
 
@@ -171,6 +174,21 @@ async fn run(studio: &Studio, browser: &Browser) -> anyhow::Result<()> {
         "{status} {body}"
     );
 
+    // A training that cannot fit in memory fails with the figures instead of taking the server
+    // down (1024 images of 2048² would need terabytes).
+    let (status, body) = studio
+        .post_job(pid, json!({"kind": "train", "train": {"batch": 1024, "imgsz": 2048}}))
+        .await?;
+    ensure!(status == 201, "{body}");
+    let too_big = studio
+        .until_job_final(body["id"].as_i64().context("job id")?, Duration::from_secs(60))
+        .await?;
+    let message = too_big.message.clone().unwrap_or_default();
+    ensure!(
+        too_big.state == JobState::Failed && message.contains("needs about") && message.contains("lower the batch"),
+        "{too_big:?}"
+    );
+
     // The trained shapes detector is student v1 for now; an editor is open on a photo, showing
     // its proposals, while the training runs.
     let v1 = studio.register_reference_model(pid, "student", TEACHER).await?;
@@ -205,18 +223,65 @@ async fn run(studio: &Studio, browser: &Browser) -> anyhow::Result<()> {
     .await?;
     ensure!(status == 201, "{body}");
     let job_id = body["id"].as_i64().context("job id")?;
+    let epochs_so_far = || async {
+        let epochs: Vec<TrainingEpoch> = reqwest::get(studio.api(&format!("/api/jobs/{job_id}/epochs")))
+            .await?
+            .json()
+            .await?;
+        anyhow::Ok(epochs)
+    };
+
+    // Stopped after its first epochs, then resumed from the Models page (in another tab).
+    let started = std::time::Instant::now();
+    while epochs_so_far().await?.len() < 2 {
+        ensure!(started.elapsed() < Duration::from_secs(10 * 60), "no epoch finished");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let cancel = reqwest::Client::new()
+        .post(studio.api(&format!("/api/jobs/{job_id}/cancel")))
+        .send()
+        .await?;
+    ensure!(cancel.status() == 200, "{}", cancel.text().await?);
+    let cancelled = studio.until_job_final(job_id, Duration::from_secs(5 * 60)).await?;
+    ensure!(cancelled.state == JobState::Cancelled, "{cancelled:?}");
+    let before_resume = epochs_so_far().await?;
+    let kept = before_resume.len();
+    ensure!(
+        kept >= 2 && cancelled.done == kept as u64,
+        "{cancelled:?} {before_resume:?}"
+    );
+    let training_tab = client.new_window(true).await?;
+    client.switch_to_window(training_tab.handle).await?;
+    client.goto(&format!("{}/projects/{pid}/models", studio.url)).await?;
+    let resume = browser.find("#resume-training").await?;
+    ensure!(
+        resume.text().await? == format!("Resume after epoch {kept}"),
+        "{}",
+        resume.text().await?
+    );
+    resume.click().await?;
+    browser
+        .find(".training-status[data-job-state=running], .training-status[data-job-state=queued]")
+        .await?;
+    client.execute("window.notReloaded = true", vec![]).await?;
+    // This tab stays open on the Models page, to see it follow a rollback made in another.
+    let training_tab = client.window().await?;
+    client.switch_to_window(editor_tab.clone()).await?;
+
     let job = studio.until_job_final(job_id, Duration::from_secs(25 * 60)).await?;
     let message = job.message.clone().unwrap_or_default();
     ensure!(job.state == JobState::Succeeded, "{job:?}\n{}", studio.log());
     ensure!(message.starts_with("Student v2 (mAP50 "), "{message}");
     ensure!(message.contains("is now pre-labeling"), "{message}");
+    ensure!(message.contains(&format!("continued after epoch {kept}")), "{message}");
 
     // Every epoch charted, with finite figures; the loss went down.
-    let epochs: Vec<TrainingEpoch> = reqwest::get(studio.api(&format!("/api/jobs/{job_id}/epochs")))
-        .await?
-        .json()
-        .await?;
+    let epochs = epochs_so_far().await?;
     ensure!(epochs.len() == EPOCHS as usize, "{epochs:?}");
+    ensure!(
+        epochs[..kept] == before_resume[..],
+        "the epochs before the stop were charted again"
+    );
     ensure!(
         epochs
             .iter()
@@ -306,6 +371,16 @@ async fn run(studio: &Studio, browser: &Browser) -> anyhow::Result<()> {
     browser
         .find(&format!(".model-card[data-model-id=\"{}\"][data-active=true]", v1.id))
         .await?;
+    client.close_window().await?;
+    client.switch_to_window(training_tab).await?;
+    browser
+        .find(&format!(".model-card[data-model-id=\"{}\"][data-active=true]", v1.id))
+        .await
+        .context("the other Models tab did not follow the rollback")?;
+    ensure!(
+        client.execute("return window.notReloaded === true", vec![]).await? == json!(true),
+        "the Models tab reloaded"
+    );
     client.close_window().await?;
     client.switch_to_window(editor_tab).await?;
     let shown = editor_shows(browser, &v1).await?;
