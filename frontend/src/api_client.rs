@@ -328,24 +328,19 @@ pub async fn training_epochs(job_id: i64) -> ApiResult<Vec<api::TrainingEpoch>> 
 
 /// `POST /api/jobs/{jid}/cancel`.
 pub async fn cancel_job(job_id: i64) -> ApiResult<api::Job> {
-    decode(
-        Request::post(&format!("/api/jobs/{job_id}/cancel"))
-            .send()
-            .await
-            .map_err(network)?,
-    )
-    .await
+    job_action(job_id, "cancel").await
 }
 
-/// Queues a cancelled or failed job again; a training continues from its last checkpoint.
+/// `POST /api/jobs/{jid}/resume`: queues a cancelled or failed job again; a training continues
+/// from its last checkpoint.
 pub async fn resume_job(job_id: i64) -> ApiResult<api::Job> {
-    decode(
-        Request::post(&format!("/api/jobs/{job_id}/resume"))
-            .send()
-            .await
-            .map_err(network)?,
-    )
-    .await
+    job_action(job_id, "resume").await
+}
+
+/// `POST /api/jobs/{jid}/{action}` with no body: the job as it is afterwards.
+async fn job_action(job_id: i64, action: &str) -> ApiResult<api::Job> {
+    let request = Request::post(&format!("/api/jobs/{job_id}/{action}"));
+    decode(request.send().await.map_err(network)?).await
 }
 
 impl ApiFailure {

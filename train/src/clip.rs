@@ -3,7 +3,7 @@
 //! `GradientClipping::Norm` clips each tensor by its own norm, which changes the direction of
 //! the step; scaling every gradient by one factor keeps it.
 
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 
@@ -53,13 +53,9 @@ struct Scale<'a> {
 
 impl ModuleVisitor for Scale<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        rescale::<D>(self.grads, param.id, self.factor);
-    }
-}
-
-fn rescale<const D: usize>(grads: &mut GradientsParams, id: ParamId, factor: f32) {
-    if let Some(grad) = grads.remove::<D>(id) {
-        grads.register(id, grad.mul_scalar(factor));
+        if let Some(grad) = self.grads.remove::<D>(param.id) {
+            self.grads.register(param.id, grad.mul_scalar(self.factor));
+        }
     }
 }
 
