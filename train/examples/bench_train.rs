@@ -1,13 +1,16 @@
 //! `cargo run --release -p train --example bench_train -- [DATA_DIR] [EPOCHS] [BATCH] [IMGSZ] [TRAIN_IMAGES]`
 //! (what `cargo xtask bench-train` runs): trains the student from scratch on a YOLO data set's
-//! train split (the shapes set beside the workspace when DATA_DIR is empty), validates on its
+//! train split (the shapes set of the reference models when DATA_DIR is empty), validates on its
 //! val split every epoch, then scores the exported best epoch on the test split with tract.
-//! Prints one line per epoch, a `RESULT` line with images/s and the seconds at which val mAP50
-//! first reached 0.5 and 0.9, and for the shapes set Ultralytics' run of the same recipe beside
-//! it. `NBS=` overrides the nominal batch.
+//! Prints one line per epoch and a `RESULT` line with images/s and the seconds at which val mAP50
+//! first reached 0.5 and 0.9. Then the anchor: when `ULTRALYTICS_PYTHON` names a Python with the
+//! `ultralytics` wheel, Ultralytics trains YOLOv8n on the same images with the same settings in
+//! this run (`ultralytics_train.py`) and both are printed side by side; otherwise, for the shapes
+//! set, Ultralytics' recorded run. `NBS=` overrides the nominal batch.
 
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Instant;
 
 use burn::prelude::*;
@@ -15,10 +18,10 @@ use train::trainer::{Progress, TrainConfig, TrainingData, train};
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let root = PathBuf::from(
-        args.first()
-            .ok_or("usage: bench_train DATA_DIR [EPOCHS] [BATCH] [IMGSZ] [TRAIN_IMAGES]")?,
-    );
+    let root = match args.first().map(String::as_str) {
+        None | Some("") => models::conformance::reference_models_dir().join("shapes"),
+        Some(dir) => PathBuf::from(dir),
+    };
     let number = |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     let (epochs, batch, imgsz, limit) = (
         number(1, 30),
@@ -93,10 +96,118 @@ fn main() -> Result<(), String> {
         show(reached_90),
         onnx.len()
     );
-    if root.ends_with("shapes") {
-        anchor(&root, seconds, epochs, data.train.len(), test_map50);
+    let ours = Figures {
+        images_per_second,
+        seconds,
+        test_map50,
+        to_map50_50: reached_50,
+        to_map50_90: reached_90,
+    };
+    match std::env::var_os("ULTRALYTICS_PYTHON") {
+        Some(python) => {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let theirs = ultralytics(Path::new(&python), &root, &config, data.train.len(), threads)?;
+            side_by_side(&ours, &theirs, epochs);
+        }
+        None if root.ends_with("shapes") => anchor(&root, seconds, epochs, data.train.len(), test_map50),
+        None => {}
     }
     Ok(())
+}
+
+/// One trainer's figures from one run.
+struct Figures {
+    /// Training only (augmentation, forward, backward, step), as both trainers count it.
+    images_per_second: f64,
+    /// Wall clock of the whole training, validation included.
+    seconds: f64,
+    test_map50: f64,
+    to_map50_50: Option<f64>,
+    to_map50_90: Option<f64>,
+}
+
+/// Ultralytics' run of the same recipe (`ultralytics_train.py`), its `EPOCH` lines passed through.
+fn ultralytics(
+    python: &Path,
+    root: &Path,
+    config: &TrainConfig,
+    train_images: usize,
+    threads: usize,
+) -> Result<Figures, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ultralytics_train.py");
+    println!("ultralytics: same images, epochs, batch and size, {threads} torch threads");
+    let output = Command::new(python)
+        .arg(&script)
+        .arg(root)
+        .args(
+            [
+                config.epochs,
+                config.batch,
+                config.imgsz as usize,
+                train_images,
+                threads,
+            ]
+            .map(|n| n.to_string()),
+        )
+        .env("OMP_NUM_THREADS", threads.to_string())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot start {}: {e}", python.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for line in stdout.lines().filter(|l| l.starts_with("EPOCH")) {
+        println!("ultralytics {line}");
+    }
+    if !output.status.success() {
+        return Err(format!("ultralytics_train.py failed ({})", output.status));
+    }
+    let result = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .ok_or("ultralytics_train.py printed no RESULT line")?;
+    let field = |name: &str| {
+        result
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .ok_or(format!("no {name} in {result}"))
+    };
+    let number = |name: &str| field(name)?.parse::<f64>().map_err(|e| format!("{name}: {e}"));
+    let optional = |name: &str| field(name).map(|v| v.parse::<f64>().ok());
+    Ok(Figures {
+        images_per_second: number("images_per_second")?,
+        seconds: number("seconds")?,
+        test_map50: number("test_map50")?,
+        to_map50_50: optional("to_map50_0.5")?,
+        to_map50_90: optional("to_map50_0.9")?,
+    })
+}
+
+fn side_by_side(ours: &Figures, theirs: &Figures, epochs: usize) {
+    let time = |t: Option<f64>| t.map_or("never".to_string(), |s| format!("{s:.0} s"));
+    println!("\n| after {epochs} epochs | distillery (burn, flex) | ultralytics (torch, CPU) | speed, ours ÷ theirs |");
+    println!("|---|---|---|---|");
+    println!(
+        "| training images/s | {:.2} | {:.2} | {:.2}× |",
+        ours.images_per_second,
+        theirs.images_per_second,
+        ours.images_per_second / theirs.images_per_second.max(1e-9)
+    );
+    println!(
+        "| whole training | {:.0} s | {:.0} s | {:.2}× |",
+        ours.seconds,
+        theirs.seconds,
+        theirs.seconds / ours.seconds.max(1e-9)
+    );
+    println!("| test mAP50 | {:.4} | {:.4} | |", ours.test_map50, theirs.test_map50);
+    println!(
+        "| to val mAP50 0.5 | {} | {} | |",
+        time(ours.to_map50_50),
+        time(theirs.to_map50_50)
+    );
+    println!(
+        "| to val mAP50 0.9 | {} | {} | |",
+        time(ours.to_map50_90),
+        time(theirs.to_map50_90)
+    );
 }
 
 /// Ultralytics 8.4's training of YOLOv8n on the same set, recorded with the reference models
@@ -106,7 +217,7 @@ const ULTRALYTICS_EPOCHS: f64 = 30.0;
 const ULTRALYTICS_TRAIN_IMAGES: f64 = 400.0;
 const ULTRALYTICS_SECONDS: f64 = 0.70 * 3600.0;
 
-fn anchor(root: &std::path::Path, seconds: f64, epochs: usize, images: usize, test_map50: f64) {
+fn anchor(root: &Path, seconds: f64, epochs: usize, images: usize, test_map50: f64) {
     let metrics = std::fs::read_to_string(root.with_file_name("shapes-metrics.json")).unwrap_or_default();
     let their_map50 = metrics
         .split("\"test_map50\":")
@@ -150,7 +261,7 @@ fn test_map50(detector: &models::Detector, test: &[train::augment::Sample], clas
 }
 
 /// `names:` of the data set's `data.yaml` (`  0: circle` lines).
-fn class_names(root: &std::path::Path) -> Result<Vec<String>, String> {
+fn class_names(root: &Path) -> Result<Vec<String>, String> {
     let yaml = std::fs::read_to_string(root.join("data.yaml")).map_err(|e| format!("data.yaml: {e}"))?;
     let names: Vec<String> = yaml
         .lines()

@@ -1,5 +1,8 @@
 //! `cargo xtask fuzz [SECONDS]`: runs every cargo-fuzz target (in `fuzz/`) for SECONDS each
-//! (default 300); `cargo xtask test` runs them briefly as a smoke test.
+//! (default 300). `cargo xtask test` does not build them (a release build of the server's
+//! dependencies on nightly, minutes of CI for seconds of fuzzing); it replays each target's
+//! property on its seeds and their deterministic mutations on stable instead
+//! (`backend/tests/parsers_survive_mutations.rs`, sharing `fuzz/checks.rs`).
 //!
 //! Fuzzing needs a nightly toolchain (present on the development image; not downloaded here) and
 //! cargo-fuzz, installed from crates.io on first use. Targets run without a sanitizer: the code

@@ -126,30 +126,47 @@ const ORT_PYTHON_VERSION: &str = "1.32.0";
 /// A Python virtual environment with onnxruntime, Pillow and numpy (created once); returns its
 /// `python`.
 pub fn onnxruntime_python() -> anyhow::Result<PathBuf> {
-    let venv = cache_dir().join(format!("onnxruntime-python-{ORT_PYTHON_VERSION}"));
+    python_environment(
+        &format!("onnxruntime-python-{ORT_PYTHON_VERSION}"),
+        "onnxruntime, PIL, numpy",
+        &[&format!("onnxruntime=={ORT_PYTHON_VERSION}"), "pillow", "numpy"],
+    )
+}
+
+/// The Ultralytics (PyPI) release `cargo xtask bench-train` trains beside ours.
+const ULTRALYTICS_VERSION: &str = "8.4.190";
+
+/// A Python virtual environment with Ultralytics and its torch (created once; PyPI's torch wheel
+/// brings its CUDA libraries, about 6 GB); returns its `python`.
+pub fn ultralytics_python() -> anyhow::Result<PathBuf> {
+    python_environment(
+        &format!("ultralytics-python-{ULTRALYTICS_VERSION}"),
+        "ultralytics, torch",
+        &[&format!("ultralytics=={ULTRALYTICS_VERSION}")],
+    )
+}
+
+/// The virtual environment `name` in the cache, created and given `packages` from PyPI unless
+/// `modules` already import there; returns its `python`.
+fn python_environment(name: &str, modules: &str, packages: &[&str]) -> anyhow::Result<PathBuf> {
+    let venv = cache_dir().join(name);
     let python = venv.join("bin").join("python");
     if !python.is_file() {
         step(
-            "create a Python virtual environment for onnxruntime",
+            &format!("create the Python virtual environment {name}"),
             Command::new("python3").args(["-m", "venv"]).arg(&venv),
         )?;
     }
     let ready = Command::new(&python)
-        .args(["-c", "import onnxruntime, PIL, numpy"])
+        .args(["-c", &format!("import {modules}")])
         .output()
         .is_ok_and(|o| o.status.success());
     if !ready {
         step(
-            &format!("install onnxruntime=={ORT_PYTHON_VERSION}, Pillow and numpy (PyPI)"),
-            Command::new(&python).args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                &format!("onnxruntime=={ORT_PYTHON_VERSION}"),
-                "pillow",
-                "numpy",
-            ]),
+            &format!("install {} (PyPI, once)", packages.join(", ")),
+            Command::new(&python)
+                .args(["-m", "pip", "install", "--quiet"])
+                .args(packages),
         )?;
     }
     Ok(python)
