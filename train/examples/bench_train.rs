@@ -84,8 +84,15 @@ fn main() -> Result<(), String> {
     let onnx = train::export::export_onnx(&trained.model, imgsz, &data.class_names)?;
     let detector = models::Detector::load(&onnx).map_err(|e| e.to_string())?;
     let test_map50 = test_map50(&detector, &test, data.class_names.len())?;
-    let images_per_second =
-        trained.epochs.iter().map(|e| e.images_per_second).sum::<f64>() / trained.epochs.len().max(1) as f64;
+    // All images over all training time (the harmonic mean of the epochs' rates), as
+    // `ultralytics_train.py` counts it.
+    let images_per_second = trained.epochs.len() as f64
+        / trained
+            .epochs
+            .iter()
+            .map(|e| 1.0 / e.images_per_second.max(1e-9))
+            .sum::<f64>()
+            .max(1e-9);
     let show = |t: Option<f64>| t.map_or("never".to_string(), |s| format!("{s:.0}"));
     println!(
         "RESULT images_per_second={images_per_second:.2} seconds={seconds:.0} best_epoch={} val_map50={:.4} val_map50_95={:.4} test_map50={test_map50:.4} to_map50_0.5={} to_map50_0.9={} onnx_bytes={}",
