@@ -44,7 +44,8 @@ pub struct ServeConfig {
     pub inference: InferenceConfig,
 }
 
-/// How the server runs detectors (teacher, evaluation and scoring jobs).
+/// How the server runs its heavy work: detectors (teacher, evaluation and scoring jobs) and
+/// trainings.
 #[derive(Debug, Clone, Args)]
 pub struct InferenceConfig {
     /// Images a job runs at once, one thread each (default: every core); with onnxruntime, the
@@ -58,6 +59,10 @@ pub struct InferenceConfig {
     /// `cpu`, or `gpu` (onnxruntime's CUDA provider; needs `--onnxruntime` with a GPU build).
     #[arg(long = "device", env = "DISTILLERY_DEVICE", default_value = "cpu", value_parser = ["cpu", "gpu"])]
     pub device: String,
+    /// Where training jobs run: `cpu` (burn's pure-Rust backend), or `gpu` (a CUDA GPU through
+    /// libtorch; needs a distillery built with the `libtorch` feature).
+    #[arg(long = "train-device", env = "DISTILLERY_TRAIN_DEVICE", default_value = "cpu", value_parser = ["cpu", "gpu"])]
+    pub train_device: String,
 }
 
 /// Limits on what clients may send; exceeding one is a 4xx, never an outage.

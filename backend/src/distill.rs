@@ -162,6 +162,8 @@ pub async fn distill(args: DistillArgs) -> anyhow::Result<()> {
         None => folder_name(&args.images)?,
     };
 
+    // First, so a device or engine that cannot run fails before anything is created.
+    let jobs = Jobs::new(&args.inference, crate::events::ProjectEvents::default())?;
     let (pool, store) = crate::commands::open(&args.data).await?;
     if crate::projects::find_by_name(&pool, &name).await?.is_some() {
         bail!(
@@ -170,7 +172,7 @@ pub async fn distill(args: DistillArgs) -> anyhow::Result<()> {
         );
     }
     let project_id = crate::projects::create_empty(&pool, &name).await?;
-    let result = run(&args, &ontology, &pool, &store, project_id, &name, started).await;
+    let result = run(&args, &ontology, &jobs, &pool, &store, project_id, &name, started).await;
     pool.close().await;
     result.with_context(|| {
         format!(
@@ -182,9 +184,11 @@ pub async fn distill(args: DistillArgs) -> anyhow::Result<()> {
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     args: &DistillArgs,
     ontology: &Ontology,
+    jobs: &Jobs,
     pool: &SqlitePool,
     store: &Store,
     project_id: i64,
@@ -233,7 +237,6 @@ async fn run(
     let mut conn = pool.acquire().await?;
     crate::registry::set_class_map(&mut conn, teacher.id, &class_map).await?;
     drop(conn);
-    let jobs = Jobs::new(&args.inference, crate::events::ProjectEvents::default())?;
     let step = Instant::now();
     let teacher_job = NewJob {
         kind: JobKind::Teacher,
@@ -242,7 +245,7 @@ async fn run(
         min_conf: None,
         train: None,
     };
-    run_job(&jobs, pool, store, max_pixels, project_id, &teacher_job, "Teacher").await?;
+    run_job(jobs, pool, store, max_pixels, project_id, &teacher_job, "Teacher").await?;
     let teacher_time = step.elapsed();
 
     // 3. The student learns from what the teacher found.
@@ -259,7 +262,7 @@ async fn run(
             ..TrainSettings::default()
         }),
     };
-    run_job(&jobs, pool, store, max_pixels, project_id, &train_job, "Training").await?;
+    run_job(jobs, pool, store, max_pixels, project_id, &train_job, "Training").await?;
     let training_time = step.elapsed();
 
     // 4. The dataset and the student, as files.

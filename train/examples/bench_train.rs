@@ -6,14 +6,16 @@
 //! first reached 0.5 and 0.9. Then the anchor: when `ULTRALYTICS_PYTHON` names a Python with the
 //! `ultralytics` wheel, Ultralytics trains YOLOv8n on the same images with the same settings in
 //! this run (`ultralytics_train.py`) and both are printed side by side; otherwise, for the shapes
-//! set, Ultralytics' recorded run. `NBS=` overrides the nominal batch.
+//! set, Ultralytics' recorded run. `NBS=` overrides the nominal batch; `DEVICE=gpu` trains both on
+//! the CUDA GPU (ours through the `libtorch` feature, Ultralytics on device 0); `DEVICE=flex`
+//! trains ours on burn's CPU backend where the `libtorch` feature made libtorch the CPU's.
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use burn::prelude::*;
+use train::device::{self, Accelerator};
 use train::trainer::{Progress, TrainConfig, TrainingData, train};
 
 fn main() -> Result<(), String> {
@@ -38,6 +40,20 @@ fn main() -> Result<(), String> {
         class_names: class_names(&root)?,
     };
     let test = train::folder::load_split(&root, "test")?;
+    let name = std::env::var("DEVICE").unwrap_or_else(|_| "cpu".into());
+    let (accelerator, device) = match name.as_str() {
+        // burn's own CPU backend where `cpu` means libtorch's (the `libtorch` feature).
+        "flex" => (Accelerator::Cpu, device::Device::flex()),
+        _ => {
+            let accelerator = Accelerator::parse(&name).ok_or(format!("DEVICE is cpu or gpu, not {name:?}"))?;
+            (accelerator, device::select(accelerator).map_err(|e| e.to_string())?)
+        }
+    };
+    let runs_on = if name == "flex" {
+        "CPU (burn flex)"
+    } else {
+        device::describe(accelerator)
+    };
     let config = TrainConfig {
         epochs,
         batch,
@@ -47,15 +63,16 @@ fn main() -> Result<(), String> {
         ..TrainConfig::default()
     };
     println!(
-        "training {} images ({} val, {} classes) for {epochs} epochs, batch {batch}, {imgsz}², {} threads",
+        "training {} images ({} val, {} classes) for {epochs} epochs, batch {batch}, {imgsz}², {} threads, on {}",
         data.train.len(),
         data.val.len(),
         data.class_names.len(),
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        runs_on
     );
     let started = Instant::now();
     let (mut reached_50, mut reached_90) = (None, None);
-    let trained = train(&config, &data, None, &Device::flex(), None, |progress| {
+    let trained = train(&config, &data, None, &device, None, |progress| {
         if let Progress::Epoch(e) = progress {
             println!(
                 "epoch {:>3}/{} box {:.3} cls {:.3} dfl {:.3} lr {:.2e} mAP50 {:.4} mAP50-95 {:.4} {:.2} img/s {:.0}s",
@@ -113,8 +130,15 @@ fn main() -> Result<(), String> {
     match std::env::var_os("ULTRALYTICS_PYTHON") {
         Some(python) => {
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let theirs = ultralytics(Path::new(&python), &root, &config, data.train.len(), threads)?;
-            side_by_side(&ours, &theirs, epochs);
+            let theirs = ultralytics(
+                Path::new(&python),
+                &root,
+                &config,
+                data.train.len(),
+                threads,
+                accelerator,
+            )?;
+            side_by_side(&ours, &theirs, epochs, runs_on, accelerator);
         }
         None if root.ends_with("shapes") => anchor(&root, seconds, epochs, data.train.len(), test_map50),
         None => {}
@@ -140,9 +164,14 @@ fn ultralytics(
     config: &TrainConfig,
     train_images: usize,
     threads: usize,
+    accelerator: Accelerator,
 ) -> Result<Figures, String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ultralytics_train.py");
-    println!("ultralytics: same images, epochs, batch and size, {threads} torch threads");
+    // Beside this source, or where `ULTRALYTICS_SCRIPT` says (a binary run on another machine).
+    let script = std::env::var_os("ULTRALYTICS_SCRIPT").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ultralytics_train.py"),
+        PathBuf::from,
+    );
+    println!("ultralytics: same images, epochs, batch and size, {threads} torch threads, on {accelerator}");
     let output = Command::new(python)
         .arg(&script)
         .arg(root)
@@ -156,6 +185,10 @@ fn ultralytics(
             ]
             .map(|n| n.to_string()),
         )
+        .arg(match accelerator {
+            Accelerator::Cpu => "cpu",
+            Accelerator::Gpu => "0",
+        })
         .env("OMP_NUM_THREADS", threads.to_string())
         .stderr(std::process::Stdio::inherit())
         .output()
@@ -188,9 +221,13 @@ fn ultralytics(
     })
 }
 
-fn side_by_side(ours: &Figures, theirs: &Figures, epochs: usize) {
+fn side_by_side(ours: &Figures, theirs: &Figures, epochs: usize, runs_on: &str, accelerator: Accelerator) {
     let time = |t: Option<f64>| t.map_or("never".to_string(), |s| format!("{s:.0} s"));
-    println!("\n| after {epochs} epochs | distillery (burn, flex) | ultralytics (torch, CPU) | speed, ours ÷ theirs |");
+    let them = match accelerator {
+        Accelerator::Cpu => "torch, CPU",
+        Accelerator::Gpu => "torch, CUDA",
+    };
+    println!("\n| after {epochs} epochs | distillery, {runs_on} | ultralytics ({them}) | speed, ours ÷ theirs |");
     println!("|---|---|---|---|");
     println!(
         "| training images/s | {:.2} | {:.2} | {:.2}× |",

@@ -2,10 +2,11 @@
 prints beside its own figures (run by `bench_train` when ULTRALYTICS_PYTHON names a Python with
 the `ultralytics` wheel, which `cargo xtask bench-train` installs; the studio never needs Python).
 
-usage: ultralytics_train.py DATA_DIR EPOCHS BATCH IMGSZ TRAIN_IMAGES THREADS
+usage: ultralytics_train.py DATA_DIR EPOCHS BATCH IMGSZ TRAIN_IMAGES THREADS [DEVICE]
 
 Same images (the first TRAIN_IMAGES of the train split in name order, the whole val and test
-splits), same epochs, batch, size, `close_mosaic` and thread count, on the CPU. Prints one
+splits), same epochs, batch, size, `close_mosaic` and thread count, on DEVICE (`cpu`, the
+default, or a CUDA index such as `0`; full precision either way, as ours trains). Prints one
 `EPOCH` line per epoch and a `RESULT` line in bench_train's format: training images/s (training
 only, as ours counts them), seconds to val mAP50 0.5 and 0.9 (wall clock from the start,
 validation included, as ours), and the best weights' test mAP50.
@@ -42,11 +43,12 @@ def subset(root: Path, limit: int, into: Path) -> Path:
 
 def main() -> None:
     root, epochs, batch, imgsz, limit, threads = sys.argv[1:7]
+    device = sys.argv[7] if len(sys.argv) > 7 else "cpu"
     epochs, batch, imgsz, limit, threads = int(epochs), int(batch), int(imgsz), int(limit), int(threads)
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
-        data = subset(Path(root), limit, work / "data")
+        data = subset(Path(root).resolve(), limit, work / "data")
         images = len(list((work / "data" / "images" / "train").iterdir()))
         started = time.perf_counter()
         train_seconds = [0.0]
@@ -79,7 +81,7 @@ def main() -> None:
             batch=batch,
             imgsz=imgsz,
             close_mosaic=min(10, epochs // 3),
-            device="cpu",
+            device=device,
             workers=threads,
             seed=0,
             amp=False,
@@ -90,7 +92,7 @@ def main() -> None:
         )
         seconds = time.perf_counter() - started
         best = YOLO(str(model.trainer.best))
-        test = best.val(data=str(data), split="test", imgsz=imgsz, batch=batch, device="cpu", plots=False, verbose=False)
+        test = best.val(data=str(data), split="test", imgsz=imgsz, batch=batch, device=device, plots=False, verbose=False)
         show = lambda t: "never" if t is None else f"{t:.0f}"  # noqa: E731
         print(
             f"RESULT images_per_second={epochs * images / max(train_seconds[0], 1e-9):.2f} "

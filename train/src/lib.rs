@@ -15,6 +15,8 @@ pub mod checkpoint;
 pub mod clip;
 pub mod confusion;
 #[cfg(feature = "student")]
+pub mod device;
+#[cfg(feature = "student")]
 pub mod ema;
 pub mod evaluate;
 #[cfg(feature = "student")]

@@ -21,6 +21,7 @@ use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
 pub use burn::prelude::Device;
 use burn::prelude::*;
 use fastrand::Rng;
+use rayon::prelude::*;
 
 use crate::assign::Target;
 use crate::augment::{AugmentConfig, Sample, augment, fit_long_side};
@@ -481,19 +482,31 @@ struct Batch {
 
 impl Batch {
     fn augmented(config: &TrainConfig, pool: &[Sample], indices: &[usize], mosaic: bool, rng: &mut Rng) -> Self {
+        // Each image draws from its own stream, seeded from the batch's: the images are augmented
+        // in parallel and the batch is still the same for the same seed.
+        let seeded: Vec<(usize, u64)> = indices.iter().map(|&index| (index, rng.u64(..))).collect();
+        let samples: Vec<Sample> = seeded
+            .into_par_iter()
+            .map(|(index, seed)| {
+                let mut rng = Rng::with_seed(seed);
+                augment(&config.augment, pool, index, config.imgsz, mosaic, &mut rng)
+            })
+            .collect();
         let side = config.imgsz as usize;
         let plane = side * side;
         let mut pixels = vec![0.0f32; indices.len() * 3 * plane];
-        let mut targets = Vec::with_capacity(indices.len());
-        for (b, &index) in indices.iter().enumerate() {
-            let sample = augment(&config.augment, pool, index, config.imgsz, mosaic, rng);
-            for (i, pixel) in sample.image.pixels().enumerate() {
-                for c in 0..3 {
-                    pixels[(b * 3 + c) * plane + i] = pixel[c] as f32 / 255.0;
+        // Interleaved RGB bytes to planar 0..1 floats, one image per task.
+        pixels
+            .par_chunks_mut(3 * plane)
+            .zip(&samples)
+            .for_each(|(planes, sample)| {
+                for (i, pixel) in sample.image.pixels().enumerate() {
+                    for c in 0..3 {
+                        planes[c * plane + i] = pixel[c] as f32 / 255.0;
+                    }
                 }
-            }
-            targets.push(sample.targets);
-        }
+            });
+        let targets = samples.into_iter().map(|s| s.targets).collect();
         Self { pixels, targets }
     }
 
@@ -592,6 +605,30 @@ fn model_device(model: &Yolo) -> Device {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_augmented_in_parallel_is_the_same_for_the_same_seed() {
+        // Distinct images (a gradient each), so a swapped image or stream would show.
+        let pool: Vec<Sample> = (0..6u8)
+            .map(|k| Sample {
+                image: image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([k * 40, x as u8 * 6, y as u8 * 8])),
+                targets: vec![Target {
+                    class: usize::from(k % 2),
+                    xyxy: [4.0 + f32::from(k), 5.0, 30.0, 25.0],
+                }],
+            })
+            .collect();
+        let config = TrainConfig {
+            imgsz: 32,
+            ..TrainConfig::default()
+        };
+        let batch = |seed: u64| Batch::augmented(&config, &pool, &[0, 3, 5, 1], true, &mut Rng::with_seed(seed));
+        let (a, b, other) = (batch(7), batch(7), batch(8));
+        assert_eq!(a.pixels, b.pixels);
+        assert_eq!(a.targets, b.targets);
+        assert_eq!(a.pixels.len(), 4 * 3 * 32 * 32);
+        assert_ne!(a.pixels, other.pixels);
+    }
 
     #[test]
     fn batch_norms_average_the_first_batches_then_follow_at_3_percent() {

@@ -260,25 +260,41 @@ fn bench_teacher(root: &Path, images: &str) -> anyhow::Result<()> {
 /// `cargo xtask bench-train`: the student trained from scratch on the shapes set (release,
 /// every core), its images/s and time to mAP50 0.5 / 0.9 beside Ultralytics trained the same way
 /// in the same run.
+///
+/// With `DEVICE=gpu`, both train on the CUDA GPU: ours through the `libtorch` feature, built
+/// against the PyTorch of Ultralytics' environment.
 fn bench_train(epochs: &str, imgsz: &str, train_images: &str) -> anyhow::Result<()> {
     let python = setup::ultralytics_python()?;
+    let mut command = Command::new(cargo());
+    command.env("ULTRALYTICS_PYTHON", &python).args([
+        "run",
+        "--release",
+        "--locked",
+        "--package",
+        "train",
+        "--example",
+        "bench_train",
+    ]);
+    if std::env::var("DEVICE").is_ok_and(|d| d == "gpu") {
+        let torch_lib = setup::output(Command::new(&python).args([
+            "-c",
+            "import os, torch; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))",
+        ]))?;
+        let bin = python.parent().context("the environment's python has no folder")?;
+        let path = std::env::join_paths(
+            std::iter::once(bin.to_owned()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+        )?;
+        command
+            .args(["--features", "libtorch"])
+            .env("LIBTORCH_USE_PYTORCH", "1")
+            .env("LIBTORCH_BYPASS_VERSION_CHECK", "1")
+            .env("VIRTUAL_ENV", bin.parent().unwrap_or(bin))
+            .env("PATH", path)
+            .env("LD_LIBRARY_PATH", torch_lib.trim());
+    }
     step(
         "bench_train",
-        Command::new(cargo()).env("ULTRALYTICS_PYTHON", python).args([
-            "run",
-            "--release",
-            "--locked",
-            "--package",
-            "train",
-            "--example",
-            "bench_train",
-            "--",
-            "",
-            epochs,
-            "16",
-            imgsz,
-            train_images,
-        ]),
+        command.args(["--", "", epochs, "16", imgsz, train_images]),
     )
 }
 

@@ -135,14 +135,22 @@ pub fn onnxruntime_python() -> anyhow::Result<PathBuf> {
 
 /// The Ultralytics (PyPI) release `cargo xtask bench-train` trains beside ours.
 const ULTRALYTICS_VERSION: &str = "8.4.190";
+/// Its PyTorch, pinned: the student's `libtorch` feature compiles against this same install
+/// (tch 0.22's bindings were checked to build and run against 2.11).
+const TORCH_VERSION: &str = "2.11.0";
+const TORCHVISION_VERSION: &str = "0.26.0";
 
 /// A Python virtual environment with Ultralytics and its torch (created once; PyPI's torch wheel
 /// brings its CUDA libraries, about 6 GB); returns its `python`.
 pub fn ultralytics_python() -> anyhow::Result<PathBuf> {
     python_environment(
-        &format!("ultralytics-python-{ULTRALYTICS_VERSION}"),
+        &format!("ultralytics-python-{ULTRALYTICS_VERSION}-torch-{TORCH_VERSION}"),
         "ultralytics, torch",
-        &[&format!("ultralytics=={ULTRALYTICS_VERSION}")],
+        &[
+            &format!("ultralytics=={ULTRALYTICS_VERSION}"),
+            &format!("torch=={TORCH_VERSION}"),
+            &format!("torchvision=={TORCHVISION_VERSION}"),
+        ],
     )
 }
 
@@ -251,7 +259,7 @@ fn version_of(tool: &str, path: &OsString) -> Option<String> {
     output(Command::new(tool).arg("--version").env("PATH", path)).ok()
 }
 
-fn output(command: &mut Command) -> anyhow::Result<String> {
+pub(crate) fn output(command: &mut Command) -> anyhow::Result<String> {
     let out = command.output()?;
     if !out.status.success() {
         bail!("{command:?} failed");

@@ -47,6 +47,9 @@ pub struct Jobs {
     pub(crate) events: ProjectEvents,
     /// How many images a teacher job decodes and runs at once (one blocking thread each).
     inference_threads: usize,
+    /// Whether training jobs run on the CUDA GPU (`--train-device gpu`), checked at start.
+    #[cfg_attr(not(feature = "student"), allow(dead_code))]
+    train_on_gpu: bool,
 }
 
 impl Jobs {
@@ -57,13 +60,22 @@ impl Jobs {
         let threads = config.inference_threads.unwrap_or(cores).max(1);
         let runtime = runtime(config, threads)?;
         tracing::info!(engine = runtime.name(), threads, "detectors on the server");
+        let train_on_gpu = config.train_device == "gpu";
+        check_training_device(train_on_gpu)?;
         Ok(Self {
             wake: Arc::new(Notify::new()),
             changed: broadcast::channel(256).0,
             detectors: DetectorCache::new(runtime),
             events,
             inference_threads: threads,
+            train_on_gpu,
         })
+    }
+
+    /// Where training jobs run.
+    #[cfg(feature = "student")]
+    pub(crate) fn training_accelerator(&self) -> ::train::device::Accelerator {
+        accelerator(self.train_on_gpu)
     }
 
     /// Requeues jobs a previous server left running, then runs queued jobs in the background,
@@ -163,6 +175,34 @@ impl Jobs {
         }
         self.announce(job.id);
     }
+}
+
+/// Fails at start, with the reason, when trainings cannot run where `--train-device` asks.
+#[cfg(feature = "student")]
+fn check_training_device(gpu: bool) -> anyhow::Result<()> {
+    ::train::device::select(accelerator(gpu))?;
+    tracing::info!(
+        device = ::train::device::describe(accelerator(gpu)),
+        "trainings on the server"
+    );
+    Ok(())
+}
+
+#[cfg(feature = "student")]
+fn accelerator(gpu: bool) -> ::train::device::Accelerator {
+    if gpu {
+        ::train::device::Accelerator::Gpu
+    } else {
+        ::train::device::Accelerator::Cpu
+    }
+}
+
+#[cfg(not(feature = "student"))]
+fn check_training_device(gpu: bool) -> anyhow::Result<()> {
+    if gpu {
+        anyhow::bail!("this distillery was built without training (the `student` feature)");
+    }
+    Ok(())
 }
 
 /// The engine `config` asks for, loaded and ready.

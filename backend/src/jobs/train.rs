@@ -21,6 +21,7 @@ use sqlx::SqlitePool;
 use tokio::sync::mpsc;
 use train::assign::Target;
 use train::augment::Sample;
+use train::device::Accelerator;
 use train::trainer::{EpochReport, Progress as TrainProgress, TrainConfig, TrainError, TrainingData};
 
 use super::{Finished, Jobs, Progress};
@@ -84,7 +85,11 @@ pub(super) async fn run(
 ) -> Result<Finished, String> {
     let params: TrainParams = super::job_params(db, job.id).await?;
     let config = params.config()?;
-    fits_in_memory(&config)?;
+    let accelerator = jobs.training_accelerator();
+    if accelerator == Accelerator::Cpu {
+        // On a GPU the activations live in its memory; running out there fails the job instead.
+        fits_in_memory(&config)?;
+    }
     let checkpoints = store.checkpoints_dir(job.id);
     let saved = {
         let dir = checkpoints.clone();
@@ -132,16 +137,19 @@ pub(super) async fn run(
         .report(
             saved as u64,
             config.epochs as u64,
-            &format!("Training on {summary}.{continuing}"),
+            &format!(
+                "Training on {summary}, on the {}.{continuing}",
+                train::device::describe(accelerator)
+            ),
         )
         .await?;
 
     let cancel = Arc::new(AtomicBool::new(false));
     let (updates, mut received) = mpsc::unbounded_channel::<Update>();
+    let device = train::device::select(accelerator).map_err(|e| e.to_string())?;
     let training = {
         let (cancel, config, checkpoints) = (cancel.clone(), config.clone(), checkpoints.clone());
         tokio::task::spawn_blocking(move || {
-            let device = train::trainer::Device::flex();
             train::trainer::train(&config, &data, start, &device, Some(&checkpoints), |update| {
                 let message = match update {
                     TrainProgress::Batch {
