@@ -7,6 +7,7 @@
 // DESIGN's rule, enforced: every public item says what it is for.
 #![warn(missing_docs)]
 
+pub mod account;
 pub mod boxes;
 pub mod coco;
 pub mod error;
@@ -24,6 +25,10 @@ pub mod uncertainty;
 pub mod worker;
 pub mod yolo;
 
+pub use account::{
+    AccountError, ApiToken, CreatedToken, Credentials, Member, NewMember, NewToken, NewUser, PasswordChange, Role,
+    Session, SetupState, User, validate_password, validate_token_name, validate_username,
+};
 pub use boxes::{
     AppliedOp, BoundingBox, BoxError, BoxInput, BoxOp, BoxSource, ImageBoxes, OpKind, OpsRequest, OpsResponse,
     RefusedOp, ReplaceBoxes, clip_box, normalize_box,

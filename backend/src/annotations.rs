@@ -10,15 +10,16 @@ use std::collections::HashSet;
 
 use api::{
     AppliedOp, BoundingBox, BoxInput, BoxOp, BoxSource, ImageBoxes, ImageInfo, ImageStatus, OpKind, OpsRequest,
-    OpsResponse, RefusedOp, ReplaceBoxes, StatusChange,
+    OpsResponse, RefusedOp, ReplaceBoxes, Role, StatusChange,
 };
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use sqlx::{FromRow, SqliteConnection};
 
 use crate::AppState;
+use crate::access::{Caller, ProjectAccess};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams};
 use crate::images::{ImageRow, load_image};
@@ -46,6 +47,7 @@ async fn read_boxes(
 /// Replaces every human box (model proposals stay) — for scripts and imports.
 async fn replace_boxes(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     PathParams(image_id): PathParams<i64>,
     JsonBody(body): JsonBody<ReplaceBoxes>,
 ) -> Result<Json<ImageBoxes>, ApiError> {
@@ -85,6 +87,7 @@ async fn replace_boxes(
             negative: body.negative,
         },
         OnRefusal::Abort,
+        &caller.user.username,
     )
     .await?;
     let image = load_image(&mut tx, image_id).await?;
@@ -95,6 +98,7 @@ async fn replace_boxes(
 
 async fn apply_ops(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     PathParams(image_id): PathParams<i64>,
     JsonBody(request): JsonBody<OpsRequest>,
 ) -> Result<Json<OpsResponse>, ApiError> {
@@ -107,13 +111,14 @@ async fn apply_ops(
     }
     let mut tx = crate::db::write_transaction(&state.db).await?;
     let image = load_image(&mut tx, image_id).await?;
-    let response = apply(&mut tx, &image, &request, OnRefusal::Report).await?;
+    let response = apply(&mut tx, &image, &request, OnRefusal::Report, &caller.user.username).await?;
     tx.commit().await?;
     Ok(Json(response))
 }
 
 async fn change_status(
     State(state): State<AppState>,
+    Extension(access): Extension<ProjectAccess>,
     PathParams(image_id): PathParams<i64>,
     JsonBody(change): JsonBody<StatusChange>,
 ) -> Result<Json<ImageInfo>, ApiError> {
@@ -127,6 +132,16 @@ async fn change_status(
                 "An image that is {} cannot become {}.",
                 from.label().to_lowercase(),
                 change.status.label().to_lowercase()
+            ),
+        ));
+    }
+    if matches!(change.status, ImageStatus::Approved | ImageStatus::Rejected) && !access.role.allows(Role::Reviewer) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "Your role in this project ({}) cannot approve or reject images; it needs reviewer.",
+                access.role
             ),
         ));
     }
@@ -168,6 +183,7 @@ async fn apply(
     image: &ImageRow,
     request: &OpsRequest,
     on_refusal: OnRefusal,
+    author: &str,
 ) -> Result<OpsResponse, ApiError> {
     let class_ids: HashSet<u32> = sqlx::query_scalar("SELECT id FROM classes WHERE project_id = ?")
         .bind(image.project_id)
@@ -183,7 +199,7 @@ async fn apply(
         message: error.message,
     };
     for (index, op) in request.ops.iter().enumerate() {
-        match check(conn, image, &class_ids, op).await {
+        match check(conn, image, &class_ids, op, author).await {
             Ok(None) => {}
             Ok(Some(checked)) => applied.push(write(conn, image, checked).await?),
             Err(error) if error.status.is_client_error() => {
@@ -257,6 +273,7 @@ async fn check(
     image: &ImageRow,
     class_ids: &HashSet<u32>,
     op: &BoxOp,
+    author: &str,
 ) -> Result<Option<Checked>, ApiError> {
     let box_id = match (&op.bbox.id, op.op) {
         (Some(id), _) => parse_box_id(id)?,
@@ -306,8 +323,10 @@ async fn check(
         (Some(b), Some(base)) if base < b.revision => Some(b.author.clone().unwrap_or_else(|| "another editor".into())),
         _ => None,
     };
-    // A person editing a model's proposal makes it theirs.
-    let after = BoundingBox::human(box_id, op.bbox.class_id, [x0, y0, x1, y1], revision);
+    // A person editing a model's proposal makes it theirs; the author is the signed-in
+    // account, never what the client claims.
+    let mut after = BoundingBox::human(box_id, op.bbox.class_id, [x0, y0, x1, y1], revision);
+    after.author = Some(author.to_owned());
     Ok(Some(Checked::Upsert {
         before,
         after,

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+use crate::accounts::commands::{TokenCreateArgs, UserAddArgs};
 use crate::commands::{ExportArgs, ImportArgs, ModelAddArgs, TeacherArgs};
 use crate::config::ServeConfig;
 #[cfg(feature = "student")]
@@ -32,6 +33,12 @@ pub enum Command {
     Model(ModelCommand),
     /// Auto-label a project's images with its teacher model (a teacher job, run here).
     Teacher(TeacherArgs),
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens for scripts.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// A folder of images and a teacher in, a labeled YOLO zip and a trained student out.
     #[cfg(feature = "student")]
     Distill(DistillArgs),
@@ -42,6 +49,20 @@ pub enum Command {
 pub enum ModelCommand {
     /// Validate an ONNX detector and register it in a project.
     Add(ModelAddArgs),
+}
+
+/// `distillery user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account (`--admin` for the first one on a headless install).
+    Add(UserAddArgs),
+}
+
+/// `distillery token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for an account and print it (sent as `Authorization: Bearer …`).
+    Create(TokenCreateArgs),
 }
 
 /// Runs the parsed command; errors are printed once, here, with their causes.
@@ -67,6 +88,8 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Export(args) => crate::commands::export(args).await,
             Command::Model(ModelCommand::Add(args)) => crate::commands::model_add(args).await,
             Command::Teacher(args) => crate::commands::teacher(args).await,
+            Command::User(UserCommand::Add(args)) => crate::accounts::commands::user_add(args).await,
+            Command::Token(TokenCommand::Create(args)) => crate::accounts::commands::token_create(args).await,
             #[cfg(feature = "student")]
             Command::Distill(args) => crate::distill::distill(args).await,
         }

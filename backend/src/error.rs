@@ -66,6 +66,12 @@ impl From<api::ValidationError> for ApiError {
     }
 }
 
+impl From<api::AccountError> for ApiError {
+    fn from(error: api::AccountError) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, error.code(), error.to_string())
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         // Unique constraints are checked by the handlers with a precise message; one reaching

@@ -3,6 +3,8 @@
 //! Boundary: the only crate that knows SQL, HTTP and the filesystem layout of a studio's data
 //! folder. Model maths lives in `models`/`train`, wire types in `api`.
 
+pub mod access;
+pub mod accounts;
 pub mod annotations;
 pub mod cli;
 pub mod commands;
@@ -21,6 +23,7 @@ pub mod imaging;
 pub mod import;
 pub mod jobs;
 pub mod label_errors;
+pub mod members;
 pub mod predictions;
 pub mod projects;
 pub mod registry;
@@ -43,4 +46,6 @@ pub struct AppState {
     pub jobs: jobs::Jobs,
     /// What the projects' open pages are told as it happens.
     pub events: events::ProjectEvents,
+    /// Failed sign-ins per account and address.
+    pub login_throttle: std::sync::Arc<accounts::throttle::LoginThrottle>,
 }

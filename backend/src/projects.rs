@@ -6,10 +6,11 @@ use api::{BoundingBox, ClassRemoval, ClassSpec, NewProject, ObjectClass, OpKind,
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use sqlx::{FromRow, SqliteConnection};
 
 use crate::AppState;
+use crate::access::Caller;
 use crate::annotations::{BOX_COLUMNS, BoxRow, delete_box, record_box_event};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams};
@@ -21,9 +22,21 @@ pub fn router() -> Router<AppState> {
         .route("/projects/{pid}", get(read).patch(update))
 }
 
-async fn list(State(state): State<AppState>) -> Result<Json<Vec<Project>>, ApiError> {
+/// The projects the caller is a member of (an admin: all of them).
+async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Vec<Project>>, ApiError> {
     let mut conn = state.db.acquire().await?;
-    Ok(Json(load_projects(&mut conn, None).await?))
+    let mut projects = load_projects(&mut conn, None).await?;
+    if !caller.user.is_admin {
+        let mine: HashSet<i64> = crate::members::projects_of(&state.db, caller.user.id)
+            .await?
+            .into_iter()
+            .collect();
+        projects.retain(|project| mine.contains(&project.id));
+    }
+    Ok(Json(projects))
 }
 
 async fn read(
@@ -34,8 +47,10 @@ async fn read(
     Ok(Json(load_project(&mut conn, project_id).await?))
 }
 
+/// Creates a project owned by the caller.
 async fn create(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     JsonBody(body): JsonBody<NewProject>,
 ) -> Result<(StatusCode, Json<Project>), ApiError> {
     let body = body.validate()?;
@@ -46,9 +61,10 @@ async fn create(
         .fetch_one(&mut *tx)
         .await?;
     replace_classes(&mut tx, project_id, &body.classes).await?;
+    crate::members::set_role(&mut tx, project_id, caller.user.id, api::Role::Owner).await?;
     let project = load_project(&mut tx, project_id).await?;
     tx.commit().await?;
-    tracing::info!(project_id, name = %project.name, "project created");
+    tracing::info!(project_id, name = %project.name, owner = caller.user.id, "project created");
     Ok((StatusCode::CREATED, Json(project)))
 }
 

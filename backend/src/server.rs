@@ -16,8 +16,8 @@ use crate::error::{api_method_not_allowed, api_route_not_found};
 use crate::events::ProjectEvents;
 use crate::store::Store;
 use crate::{
-    AppState, annotations, db, evaluation, events, export, health, images, import, jobs, label_errors, predictions,
-    projects, registry, web,
+    AppState, access, accounts, annotations, db, evaluation, events, export, health, images, import, jobs,
+    label_errors, members, predictions, projects, registry, web,
 };
 
 /// The whole HTTP app: `/api/*` plus the web app, with tracing, compression and the
@@ -25,6 +25,8 @@ use crate::{
 pub fn app(state: AppState, web_dir: &Path) -> Router {
     let api = Router::new()
         .merge(health::router())
+        .merge(accounts::router())
+        .merge(members::router())
         .merge(projects::router())
         .merge(images::router())
         .merge(annotations::router())
@@ -37,7 +39,9 @@ pub fn app(state: AppState, web_dir: &Path) -> Router {
         .merge(evaluation::router())
         .merge(label_errors::router())
         .fallback(api_route_not_found)
-        .method_not_allowed_fallback(api_method_not_allowed);
+        .method_not_allowed_fallback(api_method_not_allowed)
+        // After the routes: it sees which one matched and its ids.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), access::authorize));
     // COOP + COEP make the page cross-origin isolated, which SharedArrayBuffer (and so
     // multi-threaded wasm inference) requires.
     let isolation = ServiceBuilder::new()
@@ -115,17 +119,22 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             limits: config.limits,
             jobs,
             events: events.clone(),
+            login_throttle: Default::default(),
         },
         &config.web_dir,
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            // Open pages' event streams never end by themselves.
-            events.close();
-        })
-        .await
-        .context("the server stopped with an error")?;
+    // Connection info gives login throttling the client's address.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        // Open pages' event streams never end by themselves.
+        events.close();
+    })
+    .await
+    .context("the server stopped with an error")?;
     db.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -2,7 +2,7 @@
 //! `{error:{message}}` when it sent one, otherwise what went wrong on the way.
 
 use api::{ErrorBody, NewProject, Project, ProjectPatch};
-use gloo_net::http::{Request, Response};
+use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 
 /// A failed call, ready to show to a person.
@@ -29,7 +29,23 @@ fn network(error: impl std::fmt::Display) -> ApiFailure {
     }
 }
 
+/// A write (POST, PUT, PATCH, DELETE) with the session's anti-forgery token, which the server
+/// requires on every cookie-authenticated change.
+fn writing(request: RequestBuilder) -> RequestBuilder {
+    match crate::session::csrf_token() {
+        Some(token) => request.header(CSRF_HEADER, &token),
+        None => request,
+    }
+}
+
+/// The header [`writing`] sets (the server's `access::CSRF_HEADER`).
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
 async fn decode<T: DeserializeOwned>(response: Response) -> ApiResult<T> {
+    if response.status() == 401 {
+        // The session ended: the sign-in form opens over the page, which keeps its state.
+        crate::session::ended();
+    }
     if response.ok() {
         return response.json::<T>().await.map_err(|e| ApiFailure {
             code: "bad_response".into(),
@@ -66,13 +82,13 @@ pub async fn get_project(project_id: i64) -> ApiResult<Project> {
 
 /// `POST /api/projects`.
 pub async fn create_project(body: &NewProject) -> ApiResult<Project> {
-    let request = Request::post("/api/projects").json(body).map_err(network)?;
+    let request = writing(Request::post("/api/projects")).json(body).map_err(network)?;
     decode(request.send().await.map_err(network)?).await
 }
 
 /// `PATCH /api/projects/{pid}`.
 pub async fn update_project(project_id: i64, patch: &ProjectPatch) -> ApiResult<Project> {
-    let request = Request::patch(&format!("/api/projects/{project_id}"))
+    let request = writing(Request::patch(&format!("/api/projects/{project_id}")))
         .json(patch)
         .map_err(network)?;
     decode(request.send().await.map_err(network)?).await
@@ -119,7 +135,7 @@ pub async fn get_boxes(image_id: i64) -> ApiResult<api::ImageBoxes> {
 
 /// `POST /api/images/{iid}/ops`.
 pub async fn apply_ops(image_id: i64, request: &api::OpsRequest) -> ApiResult<api::OpsResponse> {
-    let request = Request::post(&format!("/api/images/{image_id}/ops"))
+    let request = writing(Request::post(&format!("/api/images/{image_id}/ops")))
         .json(request)
         .map_err(network)?;
     decode(request.send().await.map_err(network)?).await
@@ -127,7 +143,7 @@ pub async fn apply_ops(image_id: i64, request: &api::OpsRequest) -> ApiResult<ap
 
 /// `POST /api/images/{iid}/status`.
 pub async fn change_status(image_id: i64, change: &api::StatusChange) -> ApiResult<api::ImageInfo> {
-    let request = Request::post(&format!("/api/images/{image_id}/status"))
+    let request = writing(Request::post(&format!("/api/images/{image_id}/status")))
         .json(change)
         .map_err(network)?;
     decode(request.send().await.map_err(network)?).await
@@ -144,7 +160,7 @@ pub async fn import_dataset(project_id: i64, file: &web_sys::File) -> ApiResult<
     let form = web_sys::FormData::new().map_err(|e| network(format!("{e:?}")))?;
     form.append_with_blob_and_filename("file", file, &file.name())
         .map_err(|e| network(format!("{e:?}")))?;
-    let request = Request::post(&format!("/api/projects/{project_id}/import"))
+    let request = writing(Request::post(&format!("/api/projects/{project_id}/import")))
         .body(form)
         .map_err(network)?;
     decode(request.send().await.map_err(network)?).await
@@ -166,7 +182,7 @@ pub async fn upload_model(
         .map_err(|e| network(format!("{e:?}")))?;
     form.append_with_blob_and_filename("file", file, &file.name())
         .map_err(|e| network(format!("{e:?}")))?;
-    let request = Request::post(&format!("/api/projects/{project_id}/models"))
+    let request = writing(Request::post(&format!("/api/projects/{project_id}/models")))
         .body(form)
         .map_err(network)?;
     decode(request.send().await.map_err(network)?).await
@@ -174,7 +190,7 @@ pub async fn upload_model(
 
 /// `PATCH /api/models/{mid}`.
 pub async fn update_model(model_id: i64, patch: &api::ModelPatch) -> ApiResult<api::RegisteredModel> {
-    let request = Request::patch(&format!("/api/models/{model_id}"))
+    let request = writing(Request::patch(&format!("/api/models/{model_id}")))
         .json(patch)
         .map_err(network)?;
     decode(request.send().await.map_err(network)?).await
@@ -199,7 +215,7 @@ pub async fn pending_predictions(project_id: i64, model_id: i64, limit: u32) -> 
 
 /// `POST /api/projects/{pid}/predictions`.
 pub async fn report_predictions(project_id: i64, report: &api::PredictionReport) -> ApiResult<()> {
-    let request = Request::post(&format!("/api/projects/{project_id}/predictions"))
+    let request = writing(Request::post(&format!("/api/projects/{project_id}/predictions")))
         .json(report)
         .map_err(network)?;
     let response = request.send().await.map_err(network)?;
@@ -223,7 +239,7 @@ pub async fn label_errors(image_id: i64) -> ApiResult<api::ImageLabelErrors> {
 
 /// `POST /api/images/{iid}/label-errors/confirm`.
 pub async fn confirm_label(image_id: i64, body: &api::ConfirmLabel) -> ApiResult<api::ImageLabelErrors> {
-    let request = Request::post(&format!("/api/images/{image_id}/label-errors/confirm"))
+    let request = writing(Request::post(&format!("/api/images/{image_id}/label-errors/confirm")))
         .json(body)
         .map_err(network)?;
     decode(request.send().await.map_err(network)?).await
@@ -231,7 +247,7 @@ pub async fn confirm_label(image_id: i64, body: &api::ConfirmLabel) -> ApiResult
 
 /// `POST /api/projects/{pid}/jobs`.
 pub async fn create_job(project_id: i64, job: &api::NewJob) -> ApiResult<api::Job> {
-    let request = Request::post(&format!("/api/projects/{project_id}/jobs"))
+    let request = writing(Request::post(&format!("/api/projects/{project_id}/jobs")))
         .json(job)
         .map_err(network)?;
     decode(request.send().await.map_err(network)?).await
@@ -310,7 +326,7 @@ pub fn follow_project_while_mounted(project_id: i64, on_event: impl Fn(api::Proj
 
 /// `PUT /api/projects/{pid}/active-student`: the student browsers run from now on.
 pub async fn set_active_student(project_id: i64, model_id: i64) -> ApiResult<api::RegisteredModel> {
-    let request = Request::put(&format!("/api/projects/{project_id}/active-student"))
+    let request = writing(Request::put(&format!("/api/projects/{project_id}/active-student")))
         .json(&api::ActiveStudent { model_id })
         .map_err(network)?;
     decode(request.send().await.map_err(network)?).await
@@ -339,14 +355,151 @@ pub async fn resume_job(job_id: i64) -> ApiResult<api::Job> {
 
 /// `POST /api/jobs/{jid}/{action}` with no body: the job as it is afterwards.
 async fn job_action(job_id: i64, action: &str) -> ApiResult<api::Job> {
-    let request = Request::post(&format!("/api/jobs/{job_id}/{action}"));
+    let request = writing(Request::post(&format!("/api/jobs/{job_id}/{action}")));
     decode(request.send().await.map_err(network)?).await
 }
 
 impl ApiFailure {
+    /// True when the server no longer knows the caller (the session ended): the request is
+    /// worth sending again once the person has signed in.
+    pub fn is_signed_out(&self) -> bool {
+        self.code == "unauthenticated"
+    }
+
+    /// True when the anti-forgery token was refused (a stale one from before a new sign-in).
+    pub fn is_stale_token(&self) -> bool {
+        self.code == "csrf_failed"
+    }
+
     /// True when the request never got an answer (offline, server down) or the server failed:
     /// worth retrying. A 4xx answer is final.
     pub fn is_retryable(&self) -> bool {
         self.code == "network" || self.code == "internal" || self.code.starts_with("http_5")
     }
+}
+
+/// `GET /api/session`: who is signed in (401 when nobody).
+pub async fn current_session() -> ApiResult<api::Session> {
+    // Not through `decode`'s 401 handling: nobody being signed in at start is not an ending.
+    let response = Request::get("/api/session").send().await.map_err(network)?;
+    if response.status() == 401 {
+        return Err(ApiFailure {
+            code: "unauthenticated".into(),
+            message: "Nobody is signed in.".into(),
+        });
+    }
+    decode(response).await
+}
+
+/// `GET /api/setup`: whether the studio still needs its first admin.
+pub async fn setup_state() -> ApiResult<api::SetupState> {
+    get_json("/api/setup").await
+}
+
+/// `POST /api/setup`: creates the first admin and signs them in.
+pub async fn setup(credentials: &api::Credentials) -> ApiResult<api::Session> {
+    let request = Request::post("/api/setup").json(credentials).map_err(network)?;
+    sign_in_answer(request.send().await.map_err(network)?).await
+}
+
+/// `POST /api/login`.
+pub async fn login(credentials: &api::Credentials) -> ApiResult<api::Session> {
+    let request = Request::post("/api/login").json(credentials).map_err(network)?;
+    sign_in_answer(request.send().await.map_err(network)?).await
+}
+
+/// A sign-in's answer: a wrong password is a 401 too, which ends nothing.
+async fn sign_in_answer(response: Response) -> ApiResult<api::Session> {
+    if response.ok() {
+        return decode(response).await;
+    }
+    let status = response.status();
+    match response.json::<ErrorBody>().await {
+        Ok(body) => Err(ApiFailure {
+            code: body.error.code,
+            message: body.error.message,
+        }),
+        Err(_) => Err(ApiFailure {
+            code: format!("http_{status}"),
+            message: format!("The server answered {status}."),
+        }),
+    }
+}
+
+/// `POST /api/logout`.
+pub async fn logout() -> ApiResult<()> {
+    let response = writing(Request::post("/api/logout")).send().await.map_err(network)?;
+    no_content(response).await
+}
+
+/// An answer without a body (204), or the failure.
+async fn no_content(response: Response) -> ApiResult<()> {
+    if response.ok() {
+        return Ok(());
+    }
+    decode::<serde_json::Value>(response).await.map(drop)
+}
+
+/// `POST /api/me/password`.
+pub async fn change_password(change: &api::PasswordChange) -> ApiResult<()> {
+    let request = writing(Request::post("/api/me/password"))
+        .json(change)
+        .map_err(network)?;
+    no_content(request.send().await.map_err(network)?).await
+}
+
+/// `GET /api/tokens`: the caller's API tokens.
+pub async fn list_tokens() -> ApiResult<Vec<api::ApiToken>> {
+    get_json("/api/tokens").await
+}
+
+/// `POST /api/tokens`: a new token, its secret shown this once.
+pub async fn create_token(name: &str) -> ApiResult<api::CreatedToken> {
+    let body = api::NewToken { name: name.to_owned() };
+    let request = writing(Request::post("/api/tokens")).json(&body).map_err(network)?;
+    decode(request.send().await.map_err(network)?).await
+}
+
+/// `DELETE /api/tokens/{tid}`.
+pub async fn revoke_token(token_id: i64) -> ApiResult<()> {
+    let response = writing(Request::delete(&format!("/api/tokens/{token_id}")))
+        .send()
+        .await
+        .map_err(network)?;
+    no_content(response).await
+}
+
+/// `GET /api/users` (admin).
+pub async fn list_users() -> ApiResult<Vec<api::User>> {
+    get_json("/api/users").await
+}
+
+/// `POST /api/users` (admin).
+pub async fn add_user(user: &api::NewUser) -> ApiResult<api::User> {
+    let request = writing(Request::post("/api/users")).json(user).map_err(network)?;
+    decode(request.send().await.map_err(network)?).await
+}
+
+/// `GET /api/projects/{pid}/members`.
+pub async fn list_members(project_id: i64) -> ApiResult<Vec<api::Member>> {
+    get_json(&format!("/api/projects/{project_id}/members")).await
+}
+
+/// `POST /api/projects/{pid}/members` (owner): adds someone or changes their role.
+pub async fn put_member(project_id: i64, member: &api::NewMember) -> ApiResult<Vec<api::Member>> {
+    let request = writing(Request::post(&format!("/api/projects/{project_id}/members")))
+        .json(member)
+        .map_err(network)?;
+    decode(request.send().await.map_err(network)?).await
+}
+
+/// `DELETE /api/projects/{pid}/members/{uid}` (owner).
+pub async fn remove_member(project_id: i64, user_id: i64) -> ApiResult<Vec<api::Member>> {
+    let response = writing(Request::delete(&format!(
+        "/api/projects/{project_id}/members/{user_id}"
+    )))
+    .send()
+    .await
+    .map_err(network)?;
+    decode(response).await
 }

@@ -1,18 +1,21 @@
-//! The app shell: top bar and client-side routes (DESIGN's "App routes").
+//! The app shell: top bar, the sign-in gate and client-side routes (DESIGN's "App routes").
 
 use leptos::prelude::*;
 use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::path;
 
 use crate::editor::{EditorSession, LabelingView};
-use crate::pages::{ModelsPage, NotFound, ProjectList, ProjectPage, QualityPage};
+use crate::pages::{AccountPage, Loading, ModelsPage, NotFound, ProjectList, ProjectPage, QualityPage, UsersPage};
+use crate::session::{AccountMenu, Auth, SignIn, SignInForm};
 use crate::sync::SyncQueue;
 
 /// Root component.
 #[component]
 pub fn App() -> impl IntoView {
+    let auth = Auth::start();
+    provide_context(auth);
     // One save queue for the whole tab: edits keep flowing to the server while the person moves
-    // between images.
+    // between images (and wait, kept, while nobody is signed in).
     provide_context(SyncQueue::new());
     provide_context(EditorSession::new());
     view! {
@@ -22,15 +25,29 @@ pub fn App() -> impl IntoView {
                     <img src="/favicon.svg" alt="" width="22" height="22" />
                     <span>"Distillery"</span>
                 </A>
+                <AccountMenu />
             </header>
             <main class="content">
-                <Routes fallback=NotFound>
-                    <Route path=path!("/") view=ProjectList />
-                    <Route path=path!("/projects/:pid") view=ProjectPage />
-                    <Route path=path!("/projects/:pid/images/:iid") view=LabelingView />
-                    <Route path=path!("/projects/:pid/models") view=ModelsPage />
-                    <Route path=path!("/projects/:pid/quality") view=QualityPage />
-                </Routes>
+                // Mounted from the first sign-in on, so a session that ends later loses nothing
+                // on screen: the sign-in form opens over it.
+                <Show when=move || auth.pages_mounted()>
+                    <Routes fallback=NotFound>
+                        <Route path=path!("/") view=ProjectList />
+                        <Route path=path!("/account") view=AccountPage />
+                        <Route path=path!("/admin/users") view=UsersPage />
+                        <Route path=path!("/projects/:pid") view=ProjectPage />
+                        <Route path=path!("/projects/:pid/images/:iid") view=LabelingView />
+                        <Route path=path!("/projects/:pid/models") view=ModelsPage />
+                        <Route path=path!("/projects/:pid/quality") view=QualityPage />
+                    </Routes>
+                </Show>
+                {move || match auth.state() {
+                    SignIn::Checking => view! { <Loading /> }.into_any(),
+                    SignIn::Needed { setup } => {
+                        view! { <SignInForm setup over_page=auth.pages_mounted() /> }.into_any()
+                    }
+                    SignIn::Active(_) => ().into_any(),
+                }}
             </main>
         </Router>
     }

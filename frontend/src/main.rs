@@ -10,6 +10,7 @@ mod editor;
 mod inference;
 mod pages;
 mod prelabel;
+mod session;
 mod sync;
 mod upload;
 

@@ -4,6 +4,8 @@
 //! - the queue is mirrored to `localStorage`, so edits made offline survive a reload;
 //! - network failures and 5xx answers are retried with backoff, and the indicator says
 //!   "Offline — N edits waiting";
+//! - when the session ends (401), the edits wait, kept, until the person signs in again in the
+//!   form that opens over the page, then go out;
 //! - the server refuses edits one by one (the others in the batch apply): a refused edit leaves
 //!   the queue for the list of refused edits, kept (in `localStorage` too) and shown with its
 //!   reason until the person dismisses it, and the editor reloads the image's boxes from the
@@ -78,6 +80,8 @@ pub enum SyncState {
     Offline,
     /// The server refused edits (the list is in [`SyncQueue::refused_edits`]).
     Refused,
+    /// The session ended; the edits wait for the person to sign in again.
+    SignedOut,
 }
 
 /// The queue; cheap to copy (all signals).
@@ -251,6 +255,19 @@ impl SyncQueue {
                     self.applied.set(Some((self.next_answer(), image_id, response)));
                     backoff_ms = 1_000;
                 }
+                // Kept, not refused: they go out once the person has signed in again.
+                Err(failure) if failure.is_signed_out() => {
+                    self.state.set(SyncState::SignedOut);
+                    while !crate::session::is_signed_in() {
+                        gloo_timers::future::TimeoutFuture::new(500).await;
+                    }
+                }
+                // A token from before the last sign-in: ask for the current one and resend.
+                Err(failure) if failure.is_stale_token() => {
+                    crate::session::refresh().await;
+                    gloo_timers::future::TimeoutFuture::new(backoff_ms).await;
+                    backoff_ms = (backoff_ms * 2).min(15_000);
+                }
                 Err(failure) if failure.is_retryable() => {
                     self.state.set(SyncState::Offline);
                     gloo_timers::future::TimeoutFuture::new(backoff_ms).await;
@@ -341,12 +358,14 @@ pub fn SyncIndicator() -> impl IntoView {
                 SyncState::Saving => "saving",
                 SyncState::Offline => "offline",
                 SyncState::Refused => "refused",
+                SyncState::SignedOut => "signed-out",
             }>
             {move || match queue.state() {
                 SyncState::Saved => "✓ Saved".to_owned(),
                 SyncState::Saving => "Saving…".to_owned(),
                 SyncState::Offline => format!("Offline — {} waiting, retrying", edits(queue.pending_count())),
                 SyncState::Refused => format!("{} not saved", edits(queue.refused_edits.with(Vec::len))),
+                SyncState::SignedOut => format!("Signed out — {} waiting; sign in to send them", edits(queue.pending_count())),
             }}
         </span>
     }

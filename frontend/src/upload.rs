@@ -65,6 +65,11 @@ fn start(
     request
         .open("POST", &format!("/api/projects/{project_id}/images"))
         .map_err(js)?;
+    if let Some(token) = crate::session::csrf_token() {
+        request
+            .set_request_header(crate::api_client::CSRF_HEADER, &token)
+            .map_err(js)?;
+    }
     let form = FormData::new().map_err(js)?;
     form.append_with_blob_and_filename("file", file, &file.name())
         .map_err(js)?;
@@ -85,6 +90,9 @@ fn start(
     let on_done = Closure::<dyn FnMut()>::new(move || {
         let status = finished.status().unwrap_or(0);
         let body = finished.response_text().ok().flatten().unwrap_or_default();
+        if status == 401 {
+            crate::session::ended();
+        }
         let outcome = if status == 0 {
             UploadState::Failed("The server could not be reached.".into())
         } else if (200..300).contains(&status) {

@@ -92,6 +92,32 @@ impl Browser {
         })
     }
 
+    /// Signs this browser in as the studio's admin (the sign-in form itself is exercised by
+    /// `sign_in_in_browser`).
+    pub async fn sign_in(&self, studio: &crate::Studio) -> anyhow::Result<()> {
+        self.sign_in_as(studio, crate::accounts::ADMIN, crate::accounts::ADMIN_PASSWORD)
+            .await
+    }
+
+    /// Signs this browser in: `POST /api/login` from a page of the studio's origin, so the
+    /// browser keeps the session cookie as it would after the form (WebDriver cannot set an
+    /// HttpOnly cookie on an IP address).
+    pub async fn sign_in_as(&self, studio: &crate::Studio, username: &str, password: &str) -> anyhow::Result<()> {
+        self.client.goto(&studio.api("/api/health")).await?;
+        let status = self
+            .client
+            .execute_async(
+                "const [username, password, done] = arguments;
+                 fetch('/api/login', {method: 'POST', headers: {'content-type': 'application/json'},
+                                      body: JSON.stringify({username, password})})
+                   .then(r => done(r.status), e => done(String(e)));",
+                vec![username.into(), password.into()],
+            )
+            .await?;
+        anyhow::ensure!(status == 200, "signing in as {username} in the browser: {status}");
+        Ok(())
+    }
+
     /// Waits for the first element matching `css`.
     pub async fn find(&self, css: &str) -> anyhow::Result<fantoccini::elements::Element> {
         self.client

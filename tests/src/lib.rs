@@ -4,9 +4,11 @@
 //! `cargo xtask test` builds the binary and the web app first and passes their paths in
 //! `DISTILLERY_BIN` / `DISTILLERY_WEB_DIR`; without them the default build locations are used.
 
+pub mod accounts;
 pub mod browser;
 pub mod files;
 pub mod fixtures;
+pub mod routes;
 pub mod studio;
 
 pub use browser::Browser;

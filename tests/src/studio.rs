@@ -9,10 +9,16 @@ use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// The server under test. Killed when dropped; [`Studio::stop`] shuts it down gracefully.
+use crate::accounts::SignedIn;
+
+/// The server under test, with its admin signed in. Killed when dropped; [`Studio::stop`] shuts
+/// it down gracefully.
 pub struct Studio {
     /// Base URL, e.g. `http://127.0.0.1:41234`.
     pub url: String,
+    /// The admin's browser session (what [`crate::Browser::sign_in`] gives a browser).
+    pub admin: SignedIn,
+    http: reqwest::Client,
     child: Child,
     data_dir: PathBuf,
     log_path: PathBuf,
@@ -113,13 +119,62 @@ impl Studio {
         .context("the server did not print its URL within 30 s")??;
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        // Every route but health and login needs an account: the first start creates the admin,
+        // a restart on the same data signs in again.
+        let admin = crate::accounts::sign_in_admin(&url).await?;
+        let token = admin.create_token(&url, "tests").await?;
+        let http = crate::accounts::bearer_client(&token.token)?;
         Ok(Studio {
             url,
+            admin,
+            http,
             child,
             data_dir: data_dir.to_owned(),
             log_path,
             _temp: None,
         })
+    }
+
+    /// A client signed in as the admin (an API token), for every API call a test makes.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// `GET` an API path as the admin.
+    pub async fn get(&self, path: &str) -> reqwest::Result<reqwest::Response> {
+        self.http.get(self.api(path)).send().await
+    }
+
+    /// Creates an account (as the admin) and signs it in.
+    pub async fn add_user(&self, username: &str, password: &str) -> anyhow::Result<SignedIn> {
+        let response = self
+            .http
+            .post(self.api("/api/users"))
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status() == 201,
+            "add user {username}: {}",
+            response.text().await?
+        );
+        crate::accounts::sign_in(&self.url, username, password).await
+    }
+
+    /// Makes `username` a member of the project with `role` (as the admin).
+    pub async fn add_member(&self, project_id: i64, username: &str, role: api::Role) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .post(self.api(&format!("/api/projects/{project_id}/members")))
+            .json(&serde_json::json!({"username": username, "role": role}))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status() == 200,
+            "add member {username}: {}",
+            response.text().await?
+        );
+        Ok(())
     }
 
     /// Absolute URL of an API path such as `/api/projects`.
@@ -133,7 +188,8 @@ impl Studio {
         project_id: i64,
         body: serde_json::Value,
     ) -> anyhow::Result<(reqwest::StatusCode, serde_json::Value)> {
-        let response = reqwest::Client::new()
+        let response = self
+            .http
             .post(self.api(&format!("/api/projects/{project_id}/jobs")))
             .json(&body)
             .send()
@@ -145,10 +201,7 @@ impl Studio {
     pub async fn until_job_final(&self, job_id: i64, limit: Duration) -> anyhow::Result<api::Job> {
         let started = std::time::Instant::now();
         while started.elapsed() < limit {
-            let job: api::Job = reqwest::get(self.api(&format!("/api/jobs/{job_id}")))
-                .await?
-                .json()
-                .await?;
+            let job: api::Job = self.get(&format!("/api/jobs/{job_id}")).await?.json().await?;
             if job.state.is_final() {
                 return Ok(job);
             }
@@ -160,7 +213,8 @@ impl Studio {
     /// Creates a project through the API and returns it.
     pub async fn create_project(&self, name: &str, classes: &[&str]) -> anyhow::Result<api::Project> {
         let classes: Vec<serde_json::Value> = classes.iter().map(|c| serde_json::json!({"name": c})).collect();
-        let response = reqwest::Client::new()
+        let response = self
+            .http
             .post(self.api("/api/projects"))
             .json(&serde_json::json!({"name": name, "classes": classes}))
             .send()
@@ -186,7 +240,8 @@ impl Studio {
                 reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.to_string()),
             );
         }
-        let response = reqwest::Client::new()
+        let response = self
+            .http
             .post(self.api(&format!("/api/projects/{project_id}/images")))
             .multipart(form)
             .send()
@@ -207,7 +262,8 @@ impl Studio {
             "file",
             reqwest::multipart::Part::bytes(crate::reference_model_file(name)?).file_name(name.to_owned()),
         );
-        let response = reqwest::Client::new()
+        let response = self
+            .http
             .post(self.api(&format!("/api/projects/{project_id}/models")))
             .multipart(form)
             .send()

@@ -1,5 +1,7 @@
 //! One module per app route.
 
+mod account;
+mod members;
 mod models;
 mod not_found;
 mod ontology;
@@ -8,12 +10,15 @@ mod projects;
 mod quality;
 pub mod queue;
 mod training;
+mod users;
 
+pub use account::AccountPage;
 pub use models::ModelsPage;
 pub use not_found::NotFound;
 pub use project::ProjectPage;
 pub use projects::ProjectList;
 pub use quality::QualityPage;
+pub use users::UsersPage;
 
 use leptos::prelude::*;
 

@@ -65,6 +65,7 @@ fn ProjectDetail(
                     <h2 id="split-title">"Dataset split"</h2>
                     <SplitEditor project=project.clone() />
                 </section>
+                <super::members::MembersPanel project_id=project.id />
                 <section class="card" aria-labelledby="settings-title">
                     <h2 id="settings-title">"Project"</h2>
                     <RenameProject project=project.clone() on_saved=on_change />

@@ -27,6 +27,7 @@ async fn main() -> anyhow::Result<()> {
     let files = FileServer::start(&[("ort", ort_dir), ("models", models_dir.clone())]).await?;
     let project = studio.create_project("Bench", &["thing"]).await?;
     let browser = Browser::start().await?;
+    browser.sign_in(&studio).await?;
     let outcome = bench(&browser, &studio, &files, project.id, &models_dir).await;
     browser.quit().await?;
     outcome
@@ -57,7 +58,9 @@ async fn bench(
             reqwest::multipart::Part::bytes(std::fs::read(models_dir.join(format!("{name}.onnx")))?)
                 .file_name(format!("{name}.onnx")),
         );
-        let model: api::RegisteredModel = reqwest::Client::new()
+        let model: api::RegisteredModel = studio
+            .http()
+            .clone()
             .post(studio.api(&format!("/api/projects/{project_id}/models")))
             .multipart(form)
             .send()

@@ -51,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let chunks: Vec<Vec<(String, Vec<u8>)>> = files.chunks(BATCH).map(<[_]>::to_vec).collect();
     let url = studio.api(&format!("/api/projects/{}/images", project.id));
-    let http = reqwest::Client::new();
+    let http = studio.http().clone();
     let mut uploads = futures_util::stream::iter(chunks.into_iter().map(|chunk| {
         let (http, url) = (http.clone(), url.clone());
         async move {

@@ -13,6 +13,7 @@ use e2e::{Browser, Studio};
 async fn accept_teacher_proposals() -> anyhow::Result<()> {
     let studio = Studio::start().await?;
     let browser = Browser::start().await?;
+    browser.sign_in(&studio).await?;
     let outcome = run(&browser, &studio).await;
     if outcome.is_err()
         && let Some(path) = browser.screenshot("accept_teacher_proposals").await
@@ -24,7 +25,10 @@ async fn accept_teacher_proposals() -> anyhow::Result<()> {
 }
 
 async fn server_boxes(studio: &Studio, image: i64) -> anyhow::Result<Vec<api::BoundingBox>> {
-    let boxes: api::ImageBoxes = reqwest::get(studio.api(&format!("/api/images/{image}/boxes")))
+    let boxes: api::ImageBoxes = studio
+        .http()
+        .get(studio.api(&format!("/api/images/{image}/boxes")))
+        .send()
         .await?
         .json()
         .await?;
@@ -43,7 +47,9 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
         "file",
         reqwest::multipart::Part::bytes(e2e::reference_model_file("shapes-yolov8n-320.onnx")?).file_name("shapes.onnx"),
     );
-    let response = reqwest::Client::new()
+    let response = studio
+        .http()
+        .clone()
         .post(studio.api(&format!("/api/projects/{}/models", project.id)))
         .multipart(form)
         .send()

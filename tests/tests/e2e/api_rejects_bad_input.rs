@@ -34,7 +34,7 @@ const fn case(
 #[tokio::test]
 async fn api_rejects_bad_input() -> anyhow::Result<()> {
     let studio = Studio::start().await?;
-    let http = reqwest::Client::new();
+    let http = studio.http().clone();
 
     let created = http
         .post(studio.api("/api/projects"))

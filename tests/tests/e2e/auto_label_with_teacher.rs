@@ -22,7 +22,10 @@ async fn register_teacher(studio: &Studio, project_id: i64) -> anyhow::Result<Re
 }
 
 async fn boxes_of(studio: &Studio, image_id: i64) -> anyhow::Result<Vec<BoundingBox>> {
-    let boxes: api::ImageBoxes = reqwest::get(studio.api(&format!("/api/images/{image_id}/boxes")))
+    let boxes: api::ImageBoxes = studio
+        .http()
+        .get(studio.api(&format!("/api/images/{image_id}/boxes")))
+        .send()
         .await?
         .json()
         .await?;
@@ -57,7 +60,7 @@ async fn auto_label_with_teacher() -> anyhow::Result<()> {
     let temp = tempfile::tempdir()?;
     let data_dir = temp.path().join("studio");
     let studio = Studio::start_in(&data_dir).await?;
-    let http = reqwest::Client::new();
+    let http = studio.http().clone();
     let project = studio.create_project("Teachers", &PROJECT_CLASSES).await?;
     let pid = project.id;
 
@@ -172,7 +175,10 @@ async fn auto_label_with_teacher() -> anyhow::Result<()> {
         "{message} (expected {expected_unmapped} unmapped)"
     );
     // Images the teacher labeled are pre-labeled; the person's image is still theirs.
-    let page: api::ImagePage = reqwest::get(studio.api(&format!("/api/projects/{pid}/images?limit=20")))
+    let page: api::ImagePage = studio
+        .http()
+        .get(studio.api(&format!("/api/projects/{pid}/images?limit=20")))
+        .send()
         .await?
         .json()
         .await?;
@@ -293,7 +299,10 @@ async fn teacher_job_resumes_and_cancels() -> anyhow::Result<()> {
     let job: Job = serde_json::from_value(body)?;
     let mut running = job.clone();
     for _ in 0..600 {
-        running = reqwest::get(studio.api(&format!("/api/jobs/{}", job.id)))
+        running = studio
+            .http()
+            .get(studio.api(&format!("/api/jobs/{}", job.id)))
+            .send()
             .await?
             .json()
             .await?;
@@ -315,7 +324,10 @@ async fn teacher_job_resumes_and_cancels() -> anyhow::Result<()> {
         "{job:?}"
     );
     // Each image labeled once: its teacher boxes are one run's, all of this version.
-    let page: api::ImagePage = reqwest::get(studio.api(&format!("/api/projects/{}/images?limit=100", project.id)))
+    let page: api::ImagePage = studio
+        .http()
+        .get(studio.api(&format!("/api/projects/{}/images?limit=100", project.id)))
+        .send()
         .await?
         .json()
         .await?;
@@ -346,7 +358,7 @@ async fn teacher_job_resumes_and_cancels() -> anyhow::Result<()> {
         .post_job(project.id, json!({"kind": "teacher", "model_id": teacher.id}))
         .await?;
     let queued: Job = serde_json::from_value(body)?;
-    let http = reqwest::Client::new();
+    let http = studio.http().clone();
     for job in [&queued, &long] {
         let cancelled = http
             .post(studio.api(&format!("/api/jobs/{}/cancel", job.id)))

@@ -16,6 +16,7 @@ use crate::evaluate_models::{Surest, approved_shapes_test_set, register, settled
 async fn check_quality_in_browser() -> anyhow::Result<()> {
     let studio = Studio::start().await?;
     let browser = Browser::start().await?;
+    browser.sign_in(&studio).await?;
     let outcome = run(&browser, &studio).await;
     if outcome.is_err()
         && let Some(path) = browser.screenshot("check_quality_in_browser").await
@@ -36,7 +37,7 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
     let [wrong, missed, ..] = surest.as_slice() else {
         anyhow::bail!("two images with a confident detection: {}", surest.len());
     };
-    let http = reqwest::Client::new();
+    let http = studio.http().clone();
     // A wrong class on one image, a deleted box on another.
     let wrong_class = (wrong.class_id + 1) % classes.len() as u32;
     let [x0, y0, x1, y1] = wrong.corners;
@@ -101,7 +102,10 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
     browser.wait_for_count(entry, 0).await?;
     let mut fixed = false;
     for _ in 0..100 {
-        let boxes: api::ImageBoxes = reqwest::get(studio.api(&format!("/api/images/{}/boxes", wrong.image_id)))
+        let boxes: api::ImageBoxes = studio
+            .http()
+            .get(studio.api(&format!("/api/images/{}/boxes", wrong.image_id)))
+            .send()
             .await?
             .json()
             .await?;
@@ -133,7 +137,10 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
         .context("a missed suspicion")?;
     browser.find(&format!("{entry} .confirm-label")).await?.click().await?;
     browser.wait_for_count(entry, 0).await?;
-    let after: ImageLabelErrors = reqwest::get(studio.api(&format!("/api/images/{missed_image}/label-errors")))
+    let after: ImageLabelErrors = studio
+        .http()
+        .get(studio.api(&format!("/api/images/{missed_image}/label-errors")))
+        .send()
         .await?
         .json()
         .await?;

@@ -8,6 +8,7 @@ use fantoccini::Locator;
 async fn create_project_in_browser() -> anyhow::Result<()> {
     let studio = Studio::start().await?;
     let browser = Browser::start().await?;
+    browser.sign_in(&studio).await?;
     let outcome = create_reload_and_open(&browser, &studio).await;
     browser.quit().await?;
     outcome.map_err(|error| error.context(format!("server log:\n{}", studio.log())))

@@ -160,8 +160,10 @@ fn distill_a_folder_into_a_dataset_and_a_student() -> anyhow::Result<()> {
     // Relative to each value: a two-epoch network's outputs reach hundreds of pixels (its
     // activations are far from settled), where two engines' float sums part in the fourth
     // digit — onnxruntime and ONNX's own reference evaluator differ by 1e-5 of the value on
-    // such a file, tract (rational approximations of exp and sigmoid) by up to 1e-3. A wrong
-    // graph (an axis, a padding, a folded batch norm misread) is off by far more.
+    // such a file, tract (rational approximations of exp and sigmoid) by up to 2.0e-3 (seen
+    // 1.0e-3 and 2.008e-3 on two trainings of the same photos, whose students differ a little
+    // from run to run). A wrong graph (an axis, a padding, a folded batch norm misread) is off
+    // by far more: tenths of the value and up.
     ensure!(
         by_tract.len() == by_ort.len(),
         "{} vs {} values",
@@ -174,7 +176,7 @@ fn distill_a_folder_into_a_dataset_and_a_student() -> anyhow::Result<()> {
         .map(|(a, b)| (a - b).abs() / a.abs().max(1.0))
         .fold(0.0f32, |w, d| if d.is_nan() { f32::INFINITY } else { w.max(d) });
     ensure!(
-        worst < 2e-3,
+        worst < 5e-3,
         "onnxruntime differs from tract by up to {worst} of the value"
     );
 

@@ -22,7 +22,7 @@ async fn edit_boxes_and_review() -> anyhow::Result<()> {
         .upload(project.id, &[("one.png", fixtures::png(100, 50, 1))])
         .await?;
     let image = uploaded[0]["id"].as_i64().unwrap_or_default();
-    let http = reqwest::Client::new();
+    let http = studio.http().clone();
     let ops = studio.api(&format!("/api/images/{image}/ops"));
 
     // Two creates in one request: sequence numbers in order, status moves to in_progress.

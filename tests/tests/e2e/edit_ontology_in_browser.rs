@@ -16,12 +16,15 @@ async fn edit_ontology_in_browser() -> anyhow::Result<()> {
         .upload(project.id, &[("street.png", fixtures::png(100, 80, 1))])
         .await?;
     let image = uploaded[0]["id"].as_i64().unwrap_or_default();
-    reqwest::Client::new()
+    studio
+        .http()
+        .clone()
         .put(studio.api(&format!("/api/images/{image}/boxes")))
         .json(&json!({"boxes": [{"class_id": 1, "x0": 10, "y0": 10, "x1": 40, "y1": 60}]}))
         .send()
         .await?;
     let browser = Browser::start().await?;
+    browser.sign_in(&studio).await?;
     let outcome = edit(&browser, &studio, project.id, image).await;
     if outcome.is_err()
         && let Some(path) = browser.screenshot("edit_ontology_in_browser").await
@@ -50,13 +53,19 @@ async fn edit(browser: &Browser, studio: &Studio, project_id: i64, image: i64) -
     fate.select_by_value("2").await?;
     browser.find("#save-classes").await?.click().await?;
     browser.wait_for_text(".form-actions .ok", "Saved").await?;
-    let project: api::Project = reqwest::get(studio.api(&format!("/api/projects/{project_id}")))
+    let project: api::Project = studio
+        .http()
+        .get(studio.api(&format!("/api/projects/{project_id}")))
+        .send()
         .await?
         .json()
         .await?;
     let classes: Vec<(u32, &str)> = project.classes.iter().map(|c| (c.id, c.name.as_str())).collect();
     anyhow::ensure!(classes == [(0, "automobile"), (2, "bus")], "classes {classes:?}");
-    let boxes: api::ImageBoxes = reqwest::get(studio.api(&format!("/api/images/{image}/boxes")))
+    let boxes: api::ImageBoxes = studio
+        .http()
+        .get(studio.api(&format!("/api/images/{image}/boxes")))
+        .send()
         .await?
         .json()
         .await?;
@@ -75,7 +84,10 @@ async fn edit(browser: &Browser, studio: &Studio, project_id: i64, image: i64) -
     }
     client.find(Locator::Css(".split-form button")).await?.click().await?;
     browser.wait_for_text(".split-form + p + p.ok", "Saved").await?;
-    let project: api::Project = reqwest::get(studio.api(&format!("/api/projects/{project_id}")))
+    let project: api::Project = studio
+        .http()
+        .get(studio.api(&format!("/api/projects/{project_id}")))
+        .send()
         .await?
         .json()
         .await?;

@@ -22,6 +22,7 @@ async fn edit_while_server_is_down() -> anyhow::Result<()> {
     let second = uploaded[0]["id"].as_i64().unwrap_or_default();
 
     let browser = Browser::start().await?;
+    browser.sign_in(&studio).await?;
     let outcome = async {
         browser.client.goto(&format!("{}/projects/{}/images/{image}", studio.url, project.id)).await?;
         browser.wait_for_count(".overlay", 1).await?;
@@ -40,7 +41,7 @@ async fn edit_while_server_is_down() -> anyhow::Result<()> {
 
         let studio = Studio::start_at(&data_dir, &addr).await?;
         browser.wait_for_count(".sync[data-sync=saved]", 1).await?;
-        let boxes: api::ImageBoxes = reqwest::get(studio.api(&format!("/api/images/{image}/boxes"))).await?.json().await?;
+        let boxes: api::ImageBoxes = studio.http().get(studio.api(&format!("/api/images/{image}/boxes"))).send().await?.json().await?;
         anyhow::ensure!(boxes.boxes.len() == 2, "both boxes reached the server: {boxes:?}");
 
         // On the second image, offline: "no objects" (N), then a box after all. Both go in one
@@ -62,7 +63,7 @@ async fn edit_while_server_is_down() -> anyhow::Result<()> {
         browser.client.goto(&format!("{}/projects/{}/images/{next}", studio.url, project.id)).await?;
         browser.wait_for_count(".overlay rect.box[data-box-id]", 1).await?;
         browser.wait_for_count(".sync[data-sync=saved]", 1).await?;
-        let boxes: api::ImageBoxes = reqwest::get(studio.api(&format!("/api/images/{next}/boxes"))).await?.json().await?;
+        let boxes: api::ImageBoxes = studio.http().get(studio.api(&format!("/api/images/{next}/boxes"))).send().await?.json().await?;
         anyhow::ensure!(
             boxes.boxes.len() == 1 && !boxes.negative,
             "the box drawn after N reached the server, and the image has objects: {boxes:?}"

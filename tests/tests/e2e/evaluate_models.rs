@@ -29,7 +29,7 @@ pub(crate) async fn register(studio: &Studio, project_id: i64, role: &str) -> an
 pub(crate) async fn settled_evaluation(studio: &Studio, project_id: i64) -> anyhow::Result<ProjectEvaluation> {
     let url = studio.api(&format!("/api/projects/{project_id}/evaluation"));
     for _ in 0..1200 {
-        let evaluation: ProjectEvaluation = reqwest::get(&url).await?.json().await?;
+        let evaluation: ProjectEvaluation = studio.http().get(&url).send().await?.json().await?;
         match &evaluation.job {
             None => return Ok(evaluation),
             Some(Job { state, .. }) if state.is_final() => {
@@ -74,7 +74,7 @@ pub(crate) async fn approved_shapes_test_set(
         "file",
         reqwest::multipart::Part::bytes(zip_of(&refs)).file_name("shapes.zip"),
     );
-    let http = reqwest::Client::new();
+    let http = studio.http().clone();
     let report: Value = http
         .post(studio.api(&format!("/api/projects/{project_id}/import")))
         .multipart(form)
@@ -86,7 +86,10 @@ pub(crate) async fn approved_shapes_test_set(
         report["images_added"] == names.len() && names.len() == count,
         "{report}"
     );
-    let page: api::ImagePage = reqwest::get(studio.api(&format!("/api/projects/{project_id}/images?limit=100")))
+    let page: api::ImagePage = studio
+        .http()
+        .get(studio.api(&format!("/api/projects/{project_id}/images?limit=100")))
+        .send()
         .await?
         .json()
         .await?;
@@ -118,12 +121,18 @@ pub(crate) async fn surest_agreeing_boxes(studio: &Studio, images: &[i64]) -> an
     let detector = models::Detector::load(&e2e::reference_model_file(DETECTOR)?)?;
     let mut found = Vec::new();
     for &image_id in images {
-        let bytes = reqwest::get(studio.api(&format!("/api/images/{image_id}/file")))
+        let bytes = studio
+            .http()
+            .get(studio.api(&format!("/api/images/{image_id}/file")))
+            .send()
             .await?
             .bytes()
             .await?;
         let detections = e2e::detect_in(&detector, &bytes, 0.5, 0.7)?.detections;
-        let boxes: api::ImageBoxes = reqwest::get(studio.api(&format!("/api/images/{image_id}/boxes")))
+        let boxes: api::ImageBoxes = studio
+            .http()
+            .get(studio.api(&format!("/api/images/{image_id}/boxes")))
+            .send()
             .await?
             .json()
             .await?;
@@ -168,7 +177,10 @@ async fn quality_matches_ultralytics_and_label_errors_find_a_planted_mistake() -
 
     // A model arrives: the page's request queues the evaluation job, whose figures follow.
     let teacher = register(&studio, pid, "teacher").await?;
-    let first: ProjectEvaluation = reqwest::get(studio.api(&format!("/api/projects/{pid}/evaluation")))
+    let first: ProjectEvaluation = studio
+        .http()
+        .get(studio.api(&format!("/api/projects/{pid}/evaluation")))
+        .send()
         .await?
         .json()
         .await?;
@@ -223,7 +235,7 @@ async fn quality_matches_ultralytics_and_label_errors_find_a_planted_mistake() -
         corners: [x0, y0, x1, y1],
     } = surest.into_iter().next().context("a confident detection")?;
     let wrong_class = (true_class + 1) % CLASSES.len() as u32;
-    let http = reqwest::Client::new();
+    let http = studio.http().clone();
     let relabel = |class_id: u32| {
         json!({"ops": [{"op": "update", "box": {"id": planted_box, "class_id": class_id,
             "x0": x0, "y0": y0, "x1": x1, "y1": y1}}]})
@@ -235,7 +247,10 @@ async fn quality_matches_ultralytics_and_label_errors_find_a_planted_mistake() -
         .await?;
     ensure!(changed.status() == 200, "{}", changed.text().await?);
 
-    let queue: Queue = reqwest::get(studio.api(&format!("/api/projects/{pid}/queue?strategy=label_errors")))
+    let queue: Queue = studio
+        .http()
+        .get(studio.api(&format!("/api/projects/{pid}/queue?strategy=label_errors")))
+        .send()
         .await?
         .json()
         .await?;
@@ -248,7 +263,10 @@ async fn quality_matches_ultralytics_and_label_errors_find_a_planted_mistake() -
         "the planted label ranks first: {:?} (planted on {planted_image}, model {score})",
         queue.entries.iter().take(5).collect::<Vec<_>>()
     );
-    let errors: ImageLabelErrors = reqwest::get(studio.api(&format!("/api/images/{planted_image}/label-errors")))
+    let errors: ImageLabelErrors = studio
+        .http()
+        .get(studio.api(&format!("/api/images/{planted_image}/label-errors")))
+        .send()
         .await?
         .json()
         .await?;
@@ -355,7 +373,7 @@ async fn hand_made_ground_truth_scores_the_hand_computed_map() -> anyhow::Result
         (ids[*circle_image], vec![boxes(best_circle.bbox, 0)]),
         (ids[1 - *circle_image], vec![boxes(corner, 0), boxes(far, 1)]),
     ];
-    let http = reqwest::Client::new();
+    let http = studio.http().clone();
     for (image_id, labels) in &truths {
         let put = http
             .put(studio.api(&format!("/api/images/{image_id}/boxes")))

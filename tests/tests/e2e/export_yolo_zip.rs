@@ -74,7 +74,7 @@ async fn export_yolo_zip() -> anyhow::Result<()> {
     let studio = Studio::start().await?;
     let class_names = ["car", "person", "traffic light"];
     let project = studio.create_project("Streets", &class_names).await?;
-    let http = reqwest::Client::new();
+    let http = studio.http().clone();
 
     let empty = http
         .get(studio.api(&format!("/api/projects/{}/export", project.id)))

@@ -15,7 +15,9 @@ use zip::write::SimpleFileOptions;
 async fn import_zip(studio: &Studio, project_id: i64, zip: Vec<u8>) -> anyhow::Result<(StatusCode, Value)> {
     let form =
         reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(zip).file_name("dataset.zip"));
-    let response = reqwest::Client::new()
+    let response = studio
+        .http()
+        .clone()
         .post(studio.api(&format!("/api/projects/{project_id}/import")))
         .multipart(form)
         .send()
@@ -25,7 +27,7 @@ async fn import_zip(studio: &Studio, project_id: i64, zip: Vec<u8>) -> anyhow::R
 
 /// Every box of a project as (image file name, class name, normalised cx, cy, w, h).
 async fn normalised_boxes(studio: &Studio, project: &Project) -> anyhow::Result<Vec<(String, String, [f64; 4])>> {
-    let http = reqwest::Client::new();
+    let http = studio.http().clone();
     let page: api::ImagePage = http
         .get(studio.api(&format!("/api/projects/{}/images?limit=500", project.id)))
         .send()
@@ -64,7 +66,7 @@ async fn normalised_boxes(studio: &Studio, project: &Project) -> anyhow::Result<
 #[tokio::test]
 async fn import_datasets() -> anyhow::Result<()> {
     let studio = Studio::start_with(&["--max-import-entries", "20"]).await?;
-    let http = reqwest::Client::new();
+    let http = studio.http().clone();
 
     // 1. Round trip: export a labelled project, import the zip into a new one.
     let source = studio.create_project("Source", &["car", "person"]).await?;
@@ -366,7 +368,10 @@ async fn import_datasets() -> anyhow::Result<()> {
 }
 
 async fn page_first_id(studio: &Studio, project_id: i64) -> anyhow::Result<i64> {
-    let page: api::ImagePage = reqwest::get(studio.api(&format!("/api/projects/{project_id}/images")))
+    let page: api::ImagePage = studio
+        .http()
+        .get(studio.api(&format!("/api/projects/{project_id}/images")))
+        .send()
         .await?
         .json()
         .await?;
@@ -383,7 +388,7 @@ async fn page_first_id(studio: &Studio, project_id: i64) -> anyhow::Result<i64> 
 async fn import_five_thousand_images() -> anyhow::Result<()> {
     const IMAGES: u32 = 5_000;
     let studio = Studio::start_with_open_files_limit(1024, &[]).await?;
-    let http = reqwest::Client::new();
+    let http = studio.http().clone();
     // Someone labeling in another project meanwhile.
     let other = studio.create_project("Elsewhere", &["thing"]).await?;
     let (_, uploaded) = studio
@@ -403,10 +408,11 @@ async fn import_five_thousand_images() -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let import = tokio::spawn({
         let url = studio.api(&format!("/api/projects/{}/import", target.id));
+        let http = studio.http().clone();
         async move {
             let form =
                 reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(zip).file_name("big.zip"));
-            let response = reqwest::Client::new().post(url).multipart(form).send().await?;
+            let response = http.post(url).multipart(form).send().await?;
             anyhow::Ok((response.status(), response.json::<Value>().await.unwrap_or(Value::Null)))
         }
     });

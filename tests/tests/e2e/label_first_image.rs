@@ -14,6 +14,7 @@ async fn label_first_image() -> anyhow::Result<()> {
     let studio = Studio::start().await?;
     let project = studio.create_project("Harbour", &["boat", "buoy"]).await?;
     let browser = Browser::start().await?;
+    browser.sign_in(&studio).await?;
     let outcome = label(&browser, &studio, &project).await;
     if outcome.is_err()
         && let Some(path) = browser.screenshot("label_first_image").await
@@ -98,7 +99,10 @@ async fn label(browser: &Browser, studio: &Studio, project: &api::Project) -> an
     browser.wait_for_count(".sync[data-sync=saved]", 1).await?;
 
     // Stored on the server, in upright pixels.
-    let boxes: api::ImageBoxes = reqwest::get(studio.api(&format!("/api/images/{rotated}/boxes")))
+    let boxes: api::ImageBoxes = studio
+        .http()
+        .get(studio.api(&format!("/api/images/{rotated}/boxes")))
+        .send()
         .await?
         .json()
         .await?;

@@ -4,6 +4,8 @@
 mod accept_teacher_proposals;
 mod api_rejects_bad_input;
 mod architecture_lists_every_crate;
+mod attacks_from_advisories;
+mod authorization_matrix;
 mod auto_label_with_teacher;
 mod check_quality_in_browser;
 mod create_project_in_browser;
@@ -22,5 +24,6 @@ mod rank_images_by_uncertainty;
 mod refused_edit_stays_visible;
 mod restart_keeps_projects;
 mod serve_web_app;
+mod sign_in_in_browser;
 mod train_student;
 mod upload_images;

@@ -21,8 +21,8 @@ async fn many_annotators_at_once() -> anyhow::Result<()> {
     let mut annotators = Vec::new();
     for id in ids.clone() {
         let url = studio.api(&format!("/api/images/{id}/ops"));
+        let http = studio.http().clone();
         annotators.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
             let mut failures = Vec::new();
             for step in 0..25 {
                 let body = json!({"ops": [{"op": "create", "box": {"class_id": 0, "x0": step, "y0": 1, "x1": step + 10, "y1": 20}}]});
@@ -46,7 +46,10 @@ async fn many_annotators_at_once() -> anyhow::Result<()> {
         studio.log()
     );
     for id in ids {
-        let boxes: api::ImageBoxes = reqwest::get(studio.api(&format!("/api/images/{id}/boxes")))
+        let boxes: api::ImageBoxes = studio
+            .http()
+            .get(studio.api(&format!("/api/images/{id}/boxes")))
+            .send()
             .await?
             .json()
             .await?;

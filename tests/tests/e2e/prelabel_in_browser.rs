@@ -30,6 +30,7 @@ const BROWSER_MATMUL_KERNEL: &str = "distillery_wasm_f32_4x8";
 async fn prelabel_in_browser() -> anyhow::Result<()> {
     let studio = Studio::start().await?;
     let browser = Browser::start().await?;
+    browser.sign_in(&studio).await?;
     let outcome = run(&browser, &studio).await;
     if outcome.is_err()
         && let Some(path) = browser.screenshot("prelabel_in_browser").await
@@ -49,7 +50,9 @@ async fn register(studio: &Studio, project_id: i64, file: &str) -> anyhow::Resul
         "file",
         reqwest::multipart::Part::bytes(shared(file)?).file_name(file.to_owned()),
     );
-    let response = reqwest::Client::new()
+    let response = studio
+        .http()
+        .clone()
         .post(studio.api(&format!("/api/projects/{project_id}/models")))
         .multipart(form)
         .send()
@@ -64,7 +67,7 @@ async fn count(browser: &Browser, css: &str) -> anyhow::Result<usize> {
 
 async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
     let client = &browser.client;
-    let http = reqwest::Client::new();
+    let http = studio.http().clone();
     // The trained shapes detector's classes, so its class map fills in by name.
     let project = studio
         .create_project("Pre-labels", &["circle", "square", "triangle", "star"])

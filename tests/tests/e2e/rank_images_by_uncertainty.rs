@@ -25,7 +25,9 @@ async fn add_model(
         "file",
         reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()),
     );
-    let response = reqwest::Client::new()
+    let response = studio
+        .http()
+        .clone()
         .post(studio.api(&format!("/api/projects/{project_id}/models")))
         .multipart(form)
         .send()
@@ -34,7 +36,7 @@ async fn add_model(
 }
 
 async fn get<T: serde::de::DeserializeOwned>(studio: &Studio, path: &str) -> anyhow::Result<T> {
-    let response = reqwest::get(studio.api(path)).await?;
+    let response = studio.http().get(studio.api(path)).send().await?;
     ensure!(response.status().is_success(), "GET {path}: {}", response.text().await?);
     Ok(response.json().await?)
 }
@@ -54,7 +56,11 @@ async fn wait_for_job(studio: &Studio, job_id: i64, until: impl Fn(&Job) -> bool
 /// server pushed, in order.
 async fn job_events(studio: &Studio, job_id: i64) -> anyhow::Result<Vec<Job>> {
     use futures_util::StreamExt;
-    let response = reqwest::get(studio.api(&format!("/api/jobs/{job_id}/events"))).await?;
+    let response = studio
+        .http()
+        .get(studio.api(&format!("/api/jobs/{job_id}/events")))
+        .send()
+        .await?;
     ensure!(response.status() == 200, "events: {}", response.text().await?);
     let content_type = response
         .headers()
@@ -84,7 +90,9 @@ async fn job_events(studio: &Studio, job_id: i64) -> anyhow::Result<Vec<Job>> {
 }
 
 async fn start_scoring(studio: &Studio, project_id: i64) -> anyhow::Result<Job> {
-    let response = reqwest::Client::new()
+    let response = studio
+        .http()
+        .clone()
         .post(studio.api(&format!("/api/projects/{project_id}/jobs")))
         .json(&json!({"kind": "score"}))
         .send()
@@ -98,7 +106,7 @@ async fn rank_images_by_uncertainty() -> anyhow::Result<()> {
     let temp = tempfile::tempdir()?;
     let data_dir = temp.path().join("studio");
     let studio = Studio::start_in(&data_dir).await?;
-    let http = reqwest::Client::new();
+    let http = studio.http().clone();
     // The reference exports name their classes "0".."79"; "1" maps by name.
     let project = studio.create_project("Ranked", &["cat", "1"]).await?;
     let pid = project.id;
@@ -201,7 +209,7 @@ async fn rank_images_by_uncertainty() -> anyhow::Result<()> {
     ensure!(job == get::<Job>(&studio, &format!("/api/jobs/{}", job.id)).await?);
     // A finished job's stream says so at once and ends; an unknown job's is a 404.
     ensure!(job_events(&studio, job.id).await? == vec![job.clone()]);
-    let response = reqwest::get(studio.api("/api/jobs/999999/events")).await?;
+    let response = studio.http().get(studio.api("/api/jobs/999999/events")).send().await?;
     ensure!(response.status() == 404, "{}", response.status());
 
     for strategy in ["least_confidence", "margin", "ratio", "entropy"] {
@@ -433,7 +441,11 @@ async fn rank_real_detections_by_uncertainty() -> anyhow::Result<()> {
         scores.dedup_by(|a, b| (*a - *b).abs() < 1e-6);
         ensure!(scores.len() >= 8, "{strategy}: {queue:?}");
     }
-    let response = reqwest::get(studio.api("/api/images/999999/prediction")).await?;
+    let response = studio
+        .http()
+        .get(studio.api("/api/images/999999/prediction"))
+        .send()
+        .await?;
     ensure!(response.status() == 404);
     Ok(())
 }

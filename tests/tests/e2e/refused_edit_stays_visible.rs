@@ -18,6 +18,7 @@ async fn refused_edit_stays_visible() -> anyhow::Result<()> {
     let editor = format!("{}/projects/{}/images/{image}", studio.url, project.id);
 
     let browser = Browser::start().await?;
+    browser.sign_in(&studio).await?;
     let outcome = async {
         browser.client.goto(&editor).await?;
         browser.wait_for_count(".sync[data-sync=saved]", 1).await?;
@@ -48,7 +49,10 @@ async fn refused_edit_stays_visible() -> anyhow::Result<()> {
             .wait_for_text(".sync[data-sync=refused]", "1 edit not saved")
             .await?;
         browser.wait_for_count(".overlay rect.box[data-box-id]", 2).await?;
-        let boxes: api::ImageBoxes = reqwest::get(studio.api(&format!("/api/images/{image}/boxes")))
+        let boxes: api::ImageBoxes = studio
+            .http()
+            .get(studio.api(&format!("/api/images/{image}/boxes")))
+            .send()
             .await?
             .json()
             .await?;

@@ -8,10 +8,9 @@ use serde_json::json;
 async fn restart_keeps_projects() -> anyhow::Result<()> {
     let temp = tempfile::tempdir()?;
     let data_dir = temp.path().join("studio");
-    let http = reqwest::Client::new();
-
     let studio = Studio::start_in(&data_dir).await?;
-    let created: api::Project = http
+    let created: api::Project = studio
+        .http()
         .post(studio.api("/api/projects"))
         .json(&json!({"name": "Kept", "classes": [{"name": "cat"}, {"name": "dog", "color": "#00FF00"}]}))
         .send()
@@ -22,7 +21,8 @@ async fn restart_keeps_projects() -> anyhow::Result<()> {
         .upload(created.id, &[("kept.png", fixtures::png(120, 80, 3))])
         .await?;
     let image = uploaded[0]["id"].as_i64().unwrap_or_default();
-    let put = http
+    let put = studio
+        .http()
         .put(studio.api(&format!("/api/images/{image}/boxes")))
         .json(&json!({"boxes": [{"class_id": 1, "x0": 10.5, "y0": 20, "x1": 60, "y1": 70.25}]}))
         .send()
@@ -37,7 +37,13 @@ async fn restart_keeps_projects() -> anyhow::Result<()> {
     );
 
     let studio = Studio::start_in(&data_dir).await?;
-    let listed: Vec<api::Project> = http.get(studio.api("/api/projects")).send().await?.json().await?;
+    let listed: Vec<api::Project> = studio
+        .http()
+        .get(studio.api("/api/projects"))
+        .send()
+        .await?
+        .json()
+        .await?;
     // What was sent before the restart, not what the server answered then.
     assert_eq!(listed.len(), 1);
     assert_eq!((listed[0].id, listed[0].name.as_str()), (created.id, "Kept"));
@@ -49,7 +55,8 @@ async fn restart_keeps_projects() -> anyhow::Result<()> {
     assert_eq!(classes.len(), 2, "{classes:?}");
     assert_eq!((classes[0].0, classes[0].1), (0, "cat"));
     assert_eq!(classes[1], (1, "dog", "#00ff00"));
-    let images: api::ImagePage = http
+    let images: api::ImagePage = studio
+        .http()
         .get(studio.api(&format!("/api/projects/{}/images", created.id)))
         .send()
         .await?
@@ -61,7 +68,8 @@ async fn restart_keeps_projects() -> anyhow::Result<()> {
         (kept[0].file_name.as_str(), kept[0].width, kept[0].height),
         ("kept.png", 120, 80)
     );
-    let file = http
+    let file = studio
+        .http()
         .get(studio.api(&format!("/api/images/{image}/file")))
         .send()
         .await?
@@ -72,7 +80,8 @@ async fn restart_keeps_projects() -> anyhow::Result<()> {
         fixtures::png(120, 80, 3).as_slice(),
         "the original bytes"
     );
-    let boxes: api::ImageBoxes = http
+    let boxes: api::ImageBoxes = studio
+        .http()
         .get(studio.api(&format!("/api/images/{image}/boxes")))
         .send()
         .await?
@@ -85,7 +94,8 @@ async fn restart_keeps_projects() -> anyhow::Result<()> {
         .collect();
     assert_eq!(kept_boxes, [(1, [10.5, 20.0, 60.0, 70.25])]);
     // Ids keep counting after a restart: the next class gets a fresh id.
-    let patched: api::Project = http
+    let patched: api::Project = studio
+        .http()
         .patch(studio.api(&format!("/api/projects/{}", created.id)))
         .json(&json!({"classes": [{"id": 0, "name": "cat"}, {"id": 1, "name": "dog"}, {"name": "bird"}]}))
         .send()

@@ -17,7 +17,7 @@ fn header(response: &reqwest::Response, name: impl reqwest::header::AsHeaderName
 #[tokio::test]
 async fn serve_web_app() -> anyhow::Result<()> {
     let studio = Studio::start().await?;
-    let http = reqwest::Client::new();
+    let http = studio.http().clone();
 
     let index = http.get(&studio.url).send().await?;
     assert_eq!(index.status(), StatusCode::OK);
@@ -76,7 +76,7 @@ async fn serve_web_app() -> anyhow::Result<()> {
 #[tokio::test]
 async fn gzip_only_what_shrinks() -> anyhow::Result<()> {
     let studio = Studio::start().await?;
-    let http = reqwest::Client::new();
+    let http = studio.http().clone();
     let project = studio
         .create_project("Gzip", &["circle", "square", "triangle", "star"])
         .await?;

@@ -107,6 +107,7 @@ async fn editor_shows(browser: &Browser, model: &RegisteredModel) -> anyhow::Res
 async fn train_student_from_teacher_labels() -> anyhow::Result<()> {
     let studio = Studio::start().await?;
     let browser = Browser::start().await?;
+    browser.sign_in(&studio).await?;
     let outcome = run(&studio, &browser).await;
     if outcome.is_err()
         && let Some(path) = browser.screenshot("train_student").await
@@ -224,7 +225,10 @@ async fn run(studio: &Studio, browser: &Browser) -> anyhow::Result<()> {
     ensure!(status == 201, "{body}");
     let job_id = body["id"].as_i64().context("job id")?;
     let epochs_so_far = || async {
-        let epochs: Vec<TrainingEpoch> = reqwest::get(studio.api(&format!("/api/jobs/{job_id}/epochs")))
+        let epochs: Vec<TrainingEpoch> = studio
+            .http()
+            .get(studio.api(&format!("/api/jobs/{job_id}/epochs")))
+            .send()
             .await?
             .json()
             .await?;
@@ -237,7 +241,9 @@ async fn run(studio: &Studio, browser: &Browser) -> anyhow::Result<()> {
         ensure!(started.elapsed() < Duration::from_secs(10 * 60), "no epoch finished");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let cancel = reqwest::Client::new()
+    let cancel = studio
+        .http()
+        .clone()
         .post(studio.api(&format!("/api/jobs/{job_id}/cancel")))
         .send()
         .await?;
@@ -297,7 +303,10 @@ async fn run(studio: &Studio, browser: &Browser) -> anyhow::Result<()> {
     );
 
     // Published: the newest student, active, with its job and validation figures.
-    let registered: Vec<RegisteredModel> = reqwest::get(studio.api(&format!("/api/projects/{pid}/models")))
+    let registered: Vec<RegisteredModel> = studio
+        .http()
+        .get(studio.api(&format!("/api/projects/{pid}/models")))
+        .send()
         .await?
         .json()
         .await?;
@@ -319,7 +328,13 @@ async fn run(studio: &Studio, browser: &Browser) -> anyhow::Result<()> {
         "{trained:?} vs {best:?}"
     );
 
-    let onnx = reqwest::get(studio.api(&student.url)).await?.bytes().await?;
+    let onnx = studio
+        .http()
+        .get(studio.api(&student.url))
+        .send()
+        .await?
+        .bytes()
+        .await?;
     let map50 = test_map50(&onnx)?;
     println!(
         "student test mAP50 {map50:.3} (floor {FLOOR}); val mAP50 {:?}",
@@ -341,13 +356,16 @@ async fn run(studio: &Studio, browser: &Browser) -> anyhow::Result<()> {
         "the editor reloaded"
     );
     let pending = || async {
-        let answer: api::PendingImages = reqwest::get(studio.api(&format!(
-            "/api/projects/{pid}/predictions/pending?model_id={}&limit={POOL}",
-            student.id
-        )))
-        .await?
-        .json()
-        .await?;
+        let answer: api::PendingImages = studio
+            .http()
+            .get(studio.api(&format!(
+                "/api/projects/{pid}/predictions/pending?model_id={}&limit={POOL}",
+                student.id
+            )))
+            .send()
+            .await?
+            .json()
+            .await?;
         anyhow::Ok(answer.image_ids.len())
     };
     let started = std::time::Instant::now();

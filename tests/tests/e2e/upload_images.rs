@@ -9,7 +9,7 @@ use serde_json::Value;
 async fn upload_images() -> anyhow::Result<()> {
     let studio = Studio::start_with(&["--max-upload-mb", "1", "--max-megapixels", "20"]).await?;
     let project = studio.create_project("Uploads", &["thing"]).await?;
-    let http = reqwest::Client::new();
+    let http = studio.http().clone();
 
     let rotated = fixtures::jpeg(64, 32, 6, 1);
     let (status, body) = studio
