@@ -30,6 +30,10 @@ pub struct Project {
     pub split_seed: u32,
     /// Creation time, RFC 3339 UTC.
     pub created_at: String,
+    /// What the caller may do here (admins: owner), in answers to a signed-in caller; the page
+    /// offers only what the role allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<crate::Role>,
 }
 
 /// One object class of a project's ontology.

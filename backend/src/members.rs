@@ -34,14 +34,16 @@ pub async fn set_role(conn: &mut SqliteConnection, project_id: i64, user_id: i64
     Ok(())
 }
 
-/// The ids of the projects `user_id` is a member of.
-pub async fn projects_of(db: &sqlx::SqlitePool, user_id: i64) -> Result<Vec<i64>, ApiError> {
-    Ok(
-        sqlx::query_scalar("SELECT project_id FROM project_members WHERE user_id = ?")
-            .bind(user_id)
-            .fetch_all(db)
-            .await?,
-    )
+/// The projects `user_id` is a member of, with their role in each.
+pub async fn projects_of(db: &sqlx::SqlitePool, user_id: i64) -> Result<Vec<(i64, Role)>, ApiError> {
+    let rows: Vec<(i64, String)> = sqlx::query_as("SELECT project_id, role FROM project_members WHERE user_id = ?")
+        .bind(user_id)
+        .fetch_all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(project_id, role)| Some((project_id, Role::parse(&role)?)))
+        .collect())
 }
 
 async fn list(

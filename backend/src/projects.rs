@@ -1,6 +1,6 @@
 //! Projects and their ontology: `/api/projects`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use api::{BoundingBox, ClassRemoval, ClassSpec, NewProject, ObjectClass, OpKind, Project, ProjectPatch, SplitRatios};
 use axum::extract::State;
@@ -10,10 +10,10 @@ use axum::{Extension, Json, Router};
 use sqlx::{FromRow, SqliteConnection};
 
 use crate::AppState;
-use crate::access::Caller;
+use crate::access::{Caller, ProjectAccess};
 use crate::annotations::{BOX_COLUMNS, BoxRow, delete_box, record_box_event};
 use crate::error::ApiError;
-use crate::extract::{JsonBody, PathParams};
+use crate::extract::JsonBody;
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -29,22 +29,29 @@ async fn list(
 ) -> Result<Json<Vec<Project>>, ApiError> {
     let mut conn = state.db.acquire().await?;
     let mut projects = load_projects(&mut conn, None).await?;
-    if !caller.user.is_admin {
-        let mine: HashSet<i64> = crate::members::projects_of(&state.db, caller.user.id)
+    if caller.user.is_admin {
+        projects.iter_mut().for_each(|p| p.role = Some(api::Role::Owner));
+    } else {
+        let mine: HashMap<i64, api::Role> = crate::members::projects_of(&state.db, caller.user.id)
             .await?
             .into_iter()
             .collect();
-        projects.retain(|project| mine.contains(&project.id));
+        projects.retain_mut(|project| {
+            project.role = mine.get(&project.id).copied();
+            project.role.is_some()
+        });
     }
     Ok(Json(projects))
 }
 
 async fn read(
     State(state): State<AppState>,
-    PathParams(project_id): PathParams<i64>,
+    Extension(access): Extension<ProjectAccess>,
 ) -> Result<Json<Project>, ApiError> {
     let mut conn = state.db.acquire().await?;
-    Ok(Json(load_project(&mut conn, project_id).await?))
+    let mut project = load_project(&mut conn, access.project_id).await?;
+    project.role = Some(access.role);
+    Ok(Json(project))
 }
 
 /// Creates a project owned by the caller.
@@ -62,7 +69,8 @@ async fn create(
         .await?;
     replace_classes(&mut tx, project_id, &body.classes).await?;
     crate::members::set_role(&mut tx, project_id, caller.user.id, api::Role::Owner).await?;
-    let project = load_project(&mut tx, project_id).await?;
+    let mut project = load_project(&mut tx, project_id).await?;
+    project.role = Some(api::Role::Owner);
     tx.commit().await?;
     tracing::info!(project_id, name = %project.name, owner = caller.user.id, "project created");
     Ok((StatusCode::CREATED, Json(project)))
@@ -70,9 +78,10 @@ async fn create(
 
 async fn update(
     State(state): State<AppState>,
-    PathParams(project_id): PathParams<i64>,
+    Extension(access): Extension<ProjectAccess>,
     JsonBody(patch): JsonBody<ProjectPatch>,
 ) -> Result<Json<Project>, ApiError> {
+    let project_id = access.project_id;
     let mut tx = crate::db::write_transaction(&state.db).await?;
     load_project(&mut tx, project_id).await?;
     if let Some(name) = &patch.name {
@@ -106,7 +115,8 @@ async fn update(
         move_boxes_of_removed_classes(&mut tx, project_id, &classes, &patch.removed_class_boxes).await?;
         replace_classes(&mut tx, project_id, &classes).await?;
     }
-    let project = load_project(&mut tx, project_id).await?;
+    let mut project = load_project(&mut tx, project_id).await?;
+    project.role = Some(access.role);
     tx.commit().await?;
     Ok(Json(project))
 }
@@ -442,6 +452,7 @@ async fn load_projects(conn: &mut SqliteConnection, only: Option<i64>) -> Result
             },
             split_seed: row.split_seed,
             created_at: row.created_at,
+            role: None,
         })
         .collect())
 }

@@ -7,7 +7,7 @@ mod label_errors;
 mod model;
 mod student;
 
-use api::{ImageBoxes, ImageInfo, ImageStatus, OpKind, Project, StatusChange};
+use api::{ImageBoxes, ImageInfo, ImageStatus, OpKind, Project, Role, StatusChange};
 use leptos::ev;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -143,10 +143,24 @@ fn Editor(loaded: Loaded) -> impl IntoView {
     let viewport = NodeRef::<leptos::html::Div>::new();
     let notice = RwSignal::new(None::<String>);
     let reject_text = RwSignal::new(String::new());
+    // What this person may do here (the server checks it again): viewers look, reviewers also
+    // approve and reject.
+    let role = project.role.unwrap_or(Role::Owner);
+    let can_edit = role.allows(Role::Annotator);
+    let can_review = role.allows(Role::Reviewer);
+    let view_only = move || {
+        notice.set(Some(format!(
+            "View only: your role in this project is {role}, so changes are not saved."
+        )));
+    };
 
     // Apply an action on screen and queue it for the server.
     let commit = move |action: Action, record: bool| {
         if action.is_empty() {
+            return;
+        }
+        if !can_edit {
+            view_only();
             return;
         }
         for change in &action {
@@ -273,6 +287,10 @@ fn Editor(loaded: Loaded) -> impl IntoView {
     .start(student);
     // Accepts (or rejects) proposals by index: accepted ones become human boxes, one undo step.
     let decide = move |indices: Vec<usize>, accept: bool| {
+        if !can_edit {
+            view_only();
+            return;
+        }
         let chosen: Vec<ProposalBox> =
             proposals.with_untracked(|list| indices.iter().filter_map(|i| list.get(*i).cloned()).collect());
         proposals.update(|list| {
@@ -375,6 +393,10 @@ fn Editor(loaded: Loaded) -> impl IntoView {
     let go = StoredValue::new(go);
 
     let set_status = move |change: StatusChange, then_next: bool| {
+        if !can_edit {
+            view_only();
+            return;
+        }
         spawn_local(async move {
             match api_client::change_status(image_id, &change).await {
                 Ok(info) => {
@@ -390,6 +412,10 @@ fn Editor(loaded: Loaded) -> impl IntoView {
         });
     };
     let toggle_negative = move || {
+        if !can_edit {
+            view_only();
+            return;
+        }
         let wanted = !negative.get_untracked();
         if wanted && !boxes.with_untracked(Vec::is_empty) {
             notice.set(Some("Delete the boxes first: an image with boxes has objects.".into()));
@@ -593,7 +619,12 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                 <button class:active=move || negative.get() on:click=move |_| toggle_negative() title="No objects here (N)">
                     {move || if negative.get() { "✓ No objects" } else { "No objects" }}
                 </button>
+                {(!can_edit).then(|| view! { <span class="badge view-only" title="Your role in this project">{format!("View only ({role})")}</span> })}
                 {move || match status.get() {
+                    _ if !can_edit => ().into_any(),
+                    ImageStatus::Submitted if !can_review => view! {
+                        <span class="muted small">"Waiting for a reviewer"</span>
+                    }.into_any(),
                     ImageStatus::Submitted => view! {
                         <button class="primary" on:click=move |_| set_status(StatusChange { status: ImageStatus::Approved, comment: None }, true)>"Approve"</button>
                         <input type="text" class="reject-comment" placeholder="What needs fixing?" bind:value=reject_text />

@@ -1,7 +1,7 @@
 //! `/projects/{pid}/models`: the model registry — upload ONNX detectors (teacher or student), see
 //! what the server found in them, and map their classes onto the project's.
 
-use api::{ModelPatch, ModelRole, Project, RegisteredModel};
+use api::{ModelPatch, ModelRole, Project, RegisteredModel, Role};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
@@ -46,21 +46,31 @@ pub fn ModelsPage() -> impl IntoView {
         {move || match data.get() {
             None => view! { <Loading /> }.into_any(),
             Some(Err(failure)) => view! { <LoadError failure /> }.into_any(),
-            Some(Ok((project, models))) => view! {
+            Some(Ok((project, models))) => {
+                // Models and trainings are the owners' to change; the others see them.
+                let owner = project.role.is_none_or(|role| role.allows(Role::Owner));
+                view! {
                 <nav class="crumbs" aria-label="Breadcrumb">
                     <a href="/">"Projects"</a>" / "<a href=format!("/projects/{}", project.id)>{project.name.clone()}</a>" / "
                 </nav>
                 <section class="page-head"><h1>"Models"</h1>
                     <a class="small" href=format!("/projects/{}/quality", project.id)>"Quality of each model"</a></section>
-                <ModelUpload project_id=project.id outcome on_added=move || version.update(|v| *v += 1) />
-                <TrainStudent project_id=project.id
-                    students=models.iter().filter(|m| m.role == ModelRole::Student).cloned().collect()
-                    on_published=move || version.update(|v| *v += 1) />
+                {if owner {
+                    view! {
+                        <ModelUpload project_id=project.id outcome on_added=move || version.update(|v| *v += 1) />
+                        <TrainStudent project_id=project.id
+                            students=models.iter().filter(|m| m.role == ModelRole::Student).cloned().collect()
+                            on_published=move || version.update(|v| *v += 1) />
+                    }.into_any()
+                } else {
+                    view! { <p class="muted role-note">"Only the project's owners add models and start trainings."</p> }.into_any()
+                }}
                 {models.is_empty().then(|| view! { <p class="muted">"No models yet."</p> })}
                 {models.into_iter().map(|model| view! {
-                    <ModelCard model project=project.clone() on_activated=move || version.update(|v| *v += 1) />
+                    <ModelCard model project=project.clone() owner on_activated=move || version.update(|v| *v += 1) />
                 }).collect_view()}
-            }.into_any(),
+            }.into_any()
+            }
         }}
     }
 }
@@ -126,7 +136,13 @@ fn ModelUpload(
 /// One model: what it is, its class mapping (editable), and for an inactive student the way
 /// back to it (rolling back is one click).
 #[component]
-fn ModelCard(model: RegisteredModel, project: Project, on_activated: impl Fn() + Copy + 'static) -> impl IntoView {
+fn ModelCard(
+    model: RegisteredModel,
+    project: Project,
+    /// Whether the viewer may run, activate and remap it.
+    owner: bool,
+    on_activated: impl Fn() + Copy + 'static,
+) -> impl IntoView {
     let class_map = RwSignal::new(model.class_map.clone());
     let saved = RwSignal::new(None::<Result<(), String>>);
     let model_id = model.id;
@@ -165,8 +181,8 @@ fn ModelCard(model: RegisteredModel, project: Project, on_activated: impl Fn() +
                 <p class="small trained-by">{format!("Trained here (job {}): val mAP50 {}, mAP50-95 {}", t.job_id,
                     t.map50.map_or("—".into(), |m| format!("{m:.3}")), t.map50_95.map_or("—".into(), |m| format!("{m:.3}")))}</p>
             })}
-            {(model.role == ModelRole::Teacher).then(|| view! { <TeacherRun project_id=project.id model_id=model.id /> })}
-            {(model.role == ModelRole::Student && !model.active).then(|| view! {
+            {(owner && model.role == ModelRole::Teacher).then(|| view! { <TeacherRun project_id=project.id model_id=model.id /> })}
+            {(owner && model.role == ModelRole::Student && !model.active).then(|| view! {
                 <p class="small">
                     <button class="make-active" on:click=activate
                         title="Every open editor switches to this version at once">"Pre-label with this version"</button>
@@ -184,7 +200,7 @@ fn ModelCard(model: RegisteredModel, project: Project, on_activated: impl Fn() +
                                 <tr>
                                     <td>{name.clone()}</td>
                                     <td>
-                                        <select data-model-class=index.to_string() on:change=move |ev| {
+                                        <select data-model-class=index.to_string() disabled=!owner on:change=move |ev| {
                                             let value = event_target_value(&ev);
                                             class_map.update(|m| if let Some(slot) = m.get_mut(index) { *slot = value.parse().ok() });
                                             save();

@@ -1,6 +1,6 @@
 //! `/projects/{pid}`: a project's ontology and settings.
 
-use api::{ImageInfo, ImageStatus, Project};
+use api::{ImageInfo, ImageStatus, Project, Role};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
@@ -36,6 +36,8 @@ fn ProjectDetail(
     on_change: impl Fn() + Copy + 'static,
     import_outcome: RwSignal<Option<Result<api::ImportReport, String>>>,
 ) -> impl IntoView {
+    // Owners change the project; everyone else sees it (the server refuses the rest anyway).
+    let owner = project.role.is_none_or(|role| role.allows(Role::Owner));
     // Bumped after uploads and imports so the gallery reloads.
     let gallery_version = RwSignal::new(0u32);
     let refresh_gallery = move || gallery_version.update(|v| *v += 1);
@@ -50,26 +52,41 @@ fn ProjectDetail(
         </section>
         <div class="project-layout">
             <div class="project-main">
-                <UploadPanel project_id=project.id on_uploaded=refresh_gallery />
+                {owner.then(|| view! { <UploadPanel project_id=project.id on_uploaded=refresh_gallery /> })}
                 <Gallery project=project.clone() version=gallery_version />
                 <section class="card" aria-labelledby="classes-title">
                     <h2 id="classes-title">"Classes"</h2>
-                    <ClassEditor project=project.clone() />
+                    {if owner {
+                        view! { <ClassEditor project=project.clone() /> }.into_any()
+                    } else {
+                        view! {
+                            <div class="chips">
+                                {project.classes.iter().map(|c| view! { <super::ClassChip name=c.name.clone() color=c.color.clone() /> }).collect_view()}
+                            </div>
+                        }.into_any()
+                    }}
                 </section>
             </div>
             <div class="project-side">
+                {project.role.map(|role| view! {
+                    <p class="role-note muted small" data-role=role.as_str()>{format!("Your role here: {role}")}</p>
+                })}
                 <super::queue::QueuePanel project_id=project.id />
                 <ExportPanel project_id=project.id />
-                <ImportPanel project_id=project.id outcome=import_outcome on_imported=move || { refresh_gallery(); on_change(); } />
-                <section class="card" aria-labelledby="split-title">
-                    <h2 id="split-title">"Dataset split"</h2>
-                    <SplitEditor project=project.clone() />
-                </section>
+                {owner.then(|| view! {
+                    <ImportPanel project_id=project.id outcome=import_outcome on_imported=move || { refresh_gallery(); on_change(); } />
+                    <section class="card" aria-labelledby="split-title">
+                        <h2 id="split-title">"Dataset split"</h2>
+                        <SplitEditor project=project.clone() />
+                    </section>
+                })}
                 <super::members::MembersPanel project_id=project.id />
-                <section class="card" aria-labelledby="settings-title">
-                    <h2 id="settings-title">"Project"</h2>
-                    <RenameProject project=project.clone() on_saved=on_change />
-                </section>
+                {owner.then(|| view! {
+                    <section class="card" aria-labelledby="settings-title">
+                        <h2 id="settings-title">"Project"</h2>
+                        <RenameProject project=project.clone() on_saved=on_change />
+                    </section>
+                })}
             </div>
         </div>
     }

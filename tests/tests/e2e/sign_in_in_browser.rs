@@ -158,3 +158,77 @@ async fn current_csrf(studio: &Studio, secret: &str) -> anyhow::Result<String> {
         .await?;
     Ok(session.csrf_token)
 }
+
+/// A viewer sees a project without the controls that would change it: no upload, import or
+/// class editing on the project page, no owner tools on the Models page, and an editor that
+/// says it is view only and sends nothing when they draw.
+#[tokio::test]
+async fn a_viewer_sees_without_being_offered_changes() -> anyhow::Result<()> {
+    let studio = Studio::start().await?;
+    let browser = Browser::start().await?;
+    let outcome = view_only(&browser, &studio).await;
+    if outcome.is_err()
+        && let Some(path) = browser.screenshot("a_viewer_sees_without_being_offered_changes").await
+    {
+        eprintln!("screenshot: {}", path.display());
+    }
+    browser.quit().await?;
+    outcome.map_err(|error| error.context(format!("server log:\n{}", studio.log())))
+}
+
+async fn view_only(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
+    let project = studio.create_project("Gallery", &["cat"]).await?;
+    let (status, uploaded) = studio
+        .upload(project.id, &[("cat.jpg", fixtures::jpeg(320, 240, 1, 9))])
+        .await?;
+    ensure!(status.is_success(), "upload: {uploaded}");
+    let image_id = uploaded[0]["id"].as_i64().context("image id")?;
+    studio.add_user("vic", "vic's long password").await?;
+    studio.add_member(project.id, "vic", Role::Viewer).await?;
+    browser.sign_in_as(studio, "vic", "vic's long password").await?;
+
+    let client = &browser.client;
+    client.goto(&format!("{}/projects/{}", studio.url, project.id)).await?;
+    browser.wait_for_text(".role-note", "viewer").await?;
+    browser.wait_for_count(".thumb", 1).await?;
+    for owner_only in ["#upload-input", "#import-input", "#member-username"] {
+        let found = client.find_all(fantoccini::Locator::Css(owner_only)).await?;
+        ensure!(found.is_empty(), "a viewer is offered {owner_only}");
+    }
+    client
+        .goto(&format!("{}/projects/{}/models", studio.url, project.id))
+        .await?;
+    browser.wait_for_text(".role-note", "Only the project's owners").await?;
+    ensure!(
+        client
+            .find_all(fantoccini::Locator::Css("#start-training"))
+            .await?
+            .is_empty()
+    );
+
+    client
+        .goto(&format!("{}/projects/{}/images/{image_id}", studio.url, project.id))
+        .await?;
+    browser.wait_for_text(".view-only", "View only (viewer)").await?;
+    let area = browser
+        .numbers("const r = document.querySelector('.overlay').getBoundingClientRect(); return [r.left, r.top, r.width, r.height];")
+        .await?;
+    let at = |fx: f64, fy: f64| (area[0] + area[2] * fx, area[1] + area[3] * fy);
+    browser.drag(at(0.2, 0.2), at(0.6, 0.7)).await?;
+    browser.wait_for_text(".notice", "changes are not saved").await?;
+    ensure!(
+        client
+            .find_all(fantoccini::Locator::Css(".overlay rect.box[data-box-id]"))
+            .await?
+            .is_empty(),
+        "the drawn box stays off the page"
+    );
+    browser.wait_for_text(".sync", "Saved").await?;
+    let stored: api::ImageBoxes = studio
+        .get(&format!("/api/images/{image_id}/boxes"))
+        .await?
+        .json()
+        .await?;
+    ensure!(stored.boxes.is_empty(), "{stored:?}");
+    Ok(())
+}
