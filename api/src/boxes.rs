@@ -125,6 +125,10 @@ pub struct ImageBoxes {
     pub status: ImageStatus,
     /// Every box of the image.
     pub boxes: Vec<BoundingBox>,
+    /// The project's sequence number these boxes are as of: the live channel's `since` that
+    /// brings every later change.
+    #[serde(default)]
+    pub seq: i64,
 }
 
 /// Kind of a box operation.

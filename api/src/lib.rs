@@ -17,6 +17,7 @@ pub mod health;
 pub mod image;
 pub mod job;
 pub mod label_errors;
+pub mod live;
 pub mod model;
 pub mod project;
 pub mod queue;
@@ -40,6 +41,7 @@ pub use health::Health;
 pub use image::{ExportCounts, ImageInfo, ImagePage, ImageStatus, ImportReport, Split, StatusChange, UploadedFile};
 pub use job::{ImageSelection, Job, JobKind, JobState, NamedSelection, NewJob, TrainSettings, TrainingEpoch};
 pub use label_errors::{ConfirmLabel, ImageLabelErrors, Suspicion, SuspicionKind};
+pub use live::{LiveEvent, LiveRequest, Presence};
 pub use model::{
     ActiveStudent, ModelPatch, ModelRole, RegisteredModel, TrainedBy, map_classes_by_name, student_change_message,
 };

@@ -89,6 +89,7 @@ pub fn requirement(method: &Method, path: &str) -> Requirement {
             | "/projects/{pid}/models"
             | "/projects/{pid}/jobs"
             | "/projects/{pid}/events"
+            | "/projects/{pid}/live"
             | "/projects/{pid}/export"
             | "/projects/{pid}/queue"
             | "/projects/{pid}/predictions/pending"

@@ -39,9 +39,12 @@ async fn read_boxes(
     State(state): State<AppState>,
     PathParams(image_id): PathParams<i64>,
 ) -> Result<Json<ImageBoxes>, ApiError> {
-    let mut conn = state.db.acquire().await?;
-    let image = load_image(&mut conn, image_id).await?;
-    Ok(Json(image_boxes(&mut conn, &image).await?))
+    // One read transaction: the boxes and the sequence number they are as of agree.
+    let mut tx = state.db.begin().await?;
+    let image = load_image(&mut tx, image_id).await?;
+    let boxes = image_boxes(&mut tx, &image).await?;
+    tx.commit().await?;
+    Ok(Json(boxes))
 }
 
 /// Replaces every human box (model proposals stay) — for scripts and imports.
@@ -93,6 +96,7 @@ async fn replace_boxes(
     let image = load_image(&mut tx, image_id).await?;
     let boxes = image_boxes(&mut tx, &image).await?;
     tx.commit().await?;
+    state.events.live.changed(image.project_id);
     Ok(Json(boxes))
 }
 
@@ -113,12 +117,15 @@ async fn apply_ops(
     let image = load_image(&mut tx, image_id).await?;
     let response = apply(&mut tx, &image, &request, OnRefusal::Report, &caller.user.username).await?;
     tx.commit().await?;
+    // Open editors hear of it now, not at the channel's next poll.
+    state.events.live.changed(image.project_id);
     Ok(Json(response))
 }
 
 async fn change_status(
     State(state): State<AppState>,
     Extension(access): Extension<ProjectAccess>,
+    Extension(caller): Extension<Caller>,
     PathParams(image_id): PathParams<i64>,
     JsonBody(change): JsonBody<StatusChange>,
 ) -> Result<Json<ImageInfo>, ApiError> {
@@ -162,8 +169,21 @@ async fn change_status(
         .bind(image_id)
         .execute(&mut *tx)
         .await?;
+    let seq = next_seq(&mut tx, image.project_id).await?;
+    sqlx::query(
+        "INSERT INTO review_events (project_id, seq, image_id, status, comment, author) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(image.project_id)
+    .bind(seq)
+    .bind(image_id)
+    .bind(change.status.as_str())
+    .bind(comment)
+    .bind(&caller.user.username)
+    .execute(&mut *tx)
+    .await?;
     let image = load_image(&mut tx, image_id).await?;
     tx.commit().await?;
+    state.events.live.changed(image.project_id);
     Ok(Json(image.into_info()))
 }
 
@@ -201,7 +221,7 @@ async fn apply(
     for (index, op) in request.ops.iter().enumerate() {
         match check(conn, image, &class_ids, op, author).await {
             Ok(None) => {}
-            Ok(Some(checked)) => applied.push(write(conn, image, checked).await?),
+            Ok(Some(checked)) => applied.push(write(conn, image, checked, author).await?),
             Err(error) if error.status.is_client_error() => {
                 let error = error.with_prefix(&format!("operation {}", index + 1));
                 match on_refusal {
@@ -335,10 +355,15 @@ async fn check(
 }
 
 /// Writes a checked operation and records it in `box_events`.
-async fn write(conn: &mut SqliteConnection, image: &ImageRow, checked: Checked) -> Result<AppliedOp, ApiError> {
+async fn write(
+    conn: &mut SqliteConnection,
+    image: &ImageRow,
+    checked: Checked,
+    author: &str,
+) -> Result<AppliedOp, ApiError> {
     match checked {
         Checked::Delete { box_id, before } => {
-            let seq = delete_box(conn, image.project_id, image.id, &before).await?;
+            let seq = delete_box(conn, image.project_id, image.id, &before, Some(author)).await?;
             Ok(AppliedOp {
                 seq,
                 op: OpKind::Delete,
@@ -379,10 +404,10 @@ async fn write(conn: &mut SqliteConnection, image: &ImageRow, checked: Checked) 
                 conn,
                 image.project_id,
                 image.id,
-                &after.id,
                 kind,
                 before.as_ref(),
                 Some(&after),
+                Some(author),
             )
             .await?;
             Ok(AppliedOp {
@@ -402,21 +427,13 @@ pub async fn delete_box(
     project_id: i64,
     image_id: i64,
     before: &BoundingBox,
+    author: Option<&str>,
 ) -> Result<i64, ApiError> {
     sqlx::query("DELETE FROM boxes WHERE id = ?")
         .bind(&before.id)
         .execute(&mut *conn)
         .await?;
-    record_box_event(
-        conn,
-        project_id,
-        image_id,
-        &before.id,
-        OpKind::Delete,
-        Some(before),
-        None,
-    )
-    .await
+    record_box_event(conn, project_id, image_id, OpKind::Delete, Some(before), None, author).await
 }
 
 /// Numbers a box change with the project's next sequence number and logs it in `box_events`
@@ -426,15 +443,13 @@ pub async fn record_box_event(
     conn: &mut SqliteConnection,
     project_id: i64,
     image_id: i64,
-    box_id: &str,
     op: OpKind,
     before: Option<&BoundingBox>,
     after: Option<&BoundingBox>,
+    author: Option<&str>,
 ) -> Result<i64, ApiError> {
-    let seq: i64 = sqlx::query_scalar("UPDATE projects SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq")
-        .bind(project_id)
-        .fetch_one(&mut *conn)
-        .await?;
+    let seq = next_seq(conn, project_id).await?;
+    let box_id = after.or(before).map(|b| b.id.as_str()).unwrap_or_default();
     let json = |b: Option<&BoundingBox>| b.and_then(|b| serde_json::to_string(b).ok());
     let op_name = match op {
         OpKind::Create => "create",
@@ -442,7 +457,8 @@ pub async fn record_box_event(
         OpKind::Delete => "delete",
     };
     sqlx::query(
-        "INSERT INTO box_events (project_id, seq, image_id, box_id, op, before, after) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO box_events (project_id, seq, image_id, box_id, op, before, after, author)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(project_id)
     .bind(seq)
@@ -451,12 +467,24 @@ pub async fn record_box_event(
     .bind(op_name)
     .bind(json(before))
     .bind(json(after))
+    .bind(author)
     .execute(&mut *conn)
     .await?;
     Ok(seq)
 }
 
 /// The image's boxes, oldest first.
+/// The project's next sequence number, taken inside the caller's write transaction (writers are
+/// serialised, so the numbers are committed in order and without gaps).
+async fn next_seq(conn: &mut SqliteConnection, project_id: i64) -> Result<i64, ApiError> {
+    Ok(
+        sqlx::query_scalar("UPDATE projects SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq")
+            .bind(project_id)
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
 pub async fn image_boxes(conn: &mut SqliteConnection, image: &ImageRow) -> Result<ImageBoxes, ApiError> {
     let rows: Vec<BoxRow> = sqlx::query_as(crate::db::constant_sql(format!(
         "SELECT {BOX_COLUMNS} FROM boxes WHERE image_id = ? ORDER BY rowid"
@@ -464,11 +492,16 @@ pub async fn image_boxes(conn: &mut SqliteConnection, image: &ImageRow) -> Resul
     .bind(image.id)
     .fetch_all(&mut *conn)
     .await?;
+    let seq: i64 = sqlx::query_scalar("SELECT last_seq FROM projects WHERE id = ?")
+        .bind(image.project_id)
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(ImageBoxes {
         image_id: image.id,
         negative: image.negative,
         status: image.status(),
         boxes: rows.into_iter().map(BoxRow::into_box).collect(),
+        seq,
     })
 }
 

@@ -31,6 +31,8 @@ pub struct ProjectEvents {
     /// Set when the server shuts down: open streams end, so graceful shutdown does not wait on
     /// tabs that would stay open forever.
     closing: watch::Sender<bool>,
+    /// The projects' live channels (box changes, review decisions, presence).
+    pub live: crate::live::Live,
 }
 
 impl Default for ProjectEvents {
@@ -38,6 +40,7 @@ impl Default for ProjectEvents {
         Self {
             student_changed: broadcast::channel(64).0,
             closing: watch::channel(false).0,
+            live: crate::live::Live::default(),
         }
     }
 }
@@ -51,6 +54,11 @@ impl ProjectEvents {
     /// Ends every open stream (the server is stopping).
     pub fn close(&self) {
         self.closing.send_replace(true);
+    }
+
+    /// Becomes true when the server stops: what long-lived connections watch to end.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 }
 

@@ -359,10 +359,10 @@ pub async fn apply(db: &SqlitePool, store: &Store, project_id: i64, plan: Plan) 
                         &mut tx,
                         project_id,
                         image_id,
-                        &created.id,
                         OpKind::Create,
                         None,
                         Some(&created),
+                        None,
                     )
                     .await?;
                     report.boxes_added += 1;

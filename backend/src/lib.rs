@@ -23,6 +23,7 @@ pub mod imaging;
 pub mod import;
 pub mod jobs;
 pub mod label_errors;
+pub mod live;
 pub mod members;
 pub mod predictions;
 pub mod projects;

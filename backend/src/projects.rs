@@ -310,15 +310,15 @@ async fn move_boxes_of_removed_classes(
                         conn,
                         project_id,
                         image_id,
-                        &after.id,
                         OpKind::Update,
                         Some(&before),
                         Some(&after),
+                        None,
                     )
                     .await?;
                 }
                 None => {
-                    delete_box(conn, project_id, image_id, &before).await?;
+                    delete_box(conn, project_id, image_id, &before, None).await?;
                 }
             }
         }

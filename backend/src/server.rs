@@ -17,7 +17,7 @@ use crate::events::ProjectEvents;
 use crate::store::Store;
 use crate::{
     AppState, access, accounts, annotations, db, evaluation, events, export, health, images, import, jobs,
-    label_errors, members, predictions, projects, registry, web,
+    label_errors, live, members, predictions, projects, registry, web,
 };
 
 /// The whole HTTP app: `/api/*` plus the web app, with tracing, compression and the
@@ -38,6 +38,7 @@ pub fn app(state: AppState, web_dir: &Path) -> Router {
         .merge(events::router())
         .merge(evaluation::router())
         .merge(label_errors::router())
+        .merge(live::router())
         .fallback(api_route_not_found)
         .method_not_allowed_fallback(api_method_not_allowed)
         // After the routes: it sees which one matched and its ids.

@@ -503,3 +503,67 @@ pub async fn remove_member(project_id: i64, user_id: i64) -> ApiResult<Vec<api::
     .map_err(network)?;
     decode(response).await
 }
+
+/// Follows the project's live channel (`GET /api/projects/{pid}/live`, a WebSocket) from
+/// `since`, saying that `image_id` is on screen, for as long as the returned future is polled:
+/// `on_event` sees every change in sequence order, each once. A dropped connection — the
+/// network, a server restart, or the server closing a client that fell behind — is opened
+/// again from the last sequence number seen, so nothing is missed.
+pub async fn follow_live(project_id: i64, image_id: i64, since: i64, on_event: impl Fn(api::LiveEvent)) {
+    use futures_util::StreamExt;
+    use gloo_net::websocket::Message;
+    use gloo_net::websocket::futures::WebSocket;
+    let mut last = since;
+    let mut pause_ms = 500u32;
+    loop {
+        let url = live_url(project_id, image_id, last);
+        if let Some(Ok(mut socket)) = url.map(|url| WebSocket::open(&url)) {
+            while let Some(Ok(message)) = socket.next().await {
+                let Message::Text(text) = message else { continue };
+                let Ok(event) = serde_json::from_str::<api::LiveEvent>(&text) else {
+                    continue;
+                };
+                if let Some(seq) = event.seq() {
+                    if seq <= last {
+                        continue;
+                    }
+                    last = seq;
+                }
+                pause_ms = 500;
+                on_event(event);
+            }
+        }
+        gloo_timers::future::TimeoutFuture::new(pause_ms).await;
+        pause_ms = (pause_ms * 2).min(10_000);
+    }
+}
+
+/// `ws://` or `wss://` (as the page came) to the live channel.
+fn live_url(project_id: i64, image_id: i64, since: i64) -> Option<String> {
+    let location = web_sys::window()?.location();
+    let scheme = if location.protocol().ok()? == "https:" {
+        "wss"
+    } else {
+        "ws"
+    };
+    let host = location.host().ok()?;
+    Some(format!(
+        "{scheme}://{host}/api/projects/{project_id}/live?since={since}&image_id={image_id}"
+    ))
+}
+
+/// [`follow_live`] for as long as the calling component is mounted.
+pub fn follow_live_while_mounted(
+    project_id: i64,
+    image_id: i64,
+    since: i64,
+    on_event: impl Fn(api::LiveEvent) + 'static,
+) {
+    let (closed, on_close) = futures_channel::oneshot::channel::<()>();
+    leptos::task::spawn_local(async move {
+        futures_util::future::select(Box::pin(follow_live(project_id, image_id, since, on_event)), on_close).await;
+    });
+    leptos::prelude::on_cleanup(move || {
+        let _ = closed.send(());
+    });
+}

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod browser;
 pub mod files;
 pub mod fixtures;
+pub mod live;
 pub mod routes;
 pub mod studio;
 

@@ -245,7 +245,7 @@ async fn store_proposals(
     .map_err(|e| e.to_string())?;
     for row in older {
         let before = row.into_box();
-        delete_box(&mut tx, project_id, image_id, &before)
+        delete_box(&mut tx, project_id, image_id, &before, None)
             .await
             .map_err(failed)?;
     }
@@ -276,10 +276,10 @@ async fn store_proposals(
             &mut tx,
             project_id,
             image_id,
-            &proposal.id,
             OpKind::Create,
             None,
             Some(&proposal),
+            None,
         )
         .await
         .map_err(failed)?;

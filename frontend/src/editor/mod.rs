@@ -114,6 +114,15 @@ fn Editor(loaded: Loaded) -> impl IntoView {
     // What the server has, plus this browser's edits it has not confirmed yet; the teacher's
     // boxes are proposals until someone accepts them.
     let pending = sync.pending_for(image_id);
+    let live_since = server.seq;
+    // Who last wrote each box: a live change to a box this person drew is pointed out.
+    let authors = StoredValue::new(
+        server
+            .boxes
+            .iter()
+            .map(|b| (b.id.clone(), b.author.clone()))
+            .collect::<std::collections::HashMap<_, _>>(),
+    );
     let (mut initial, teacher_proposals) = split_teacher_boxes(server.boxes, &pending);
     let mut initial_negative = server.negative;
     for pending in pending {
@@ -145,6 +154,8 @@ fn Editor(loaded: Loaded) -> impl IntoView {
     let reject_text = RwSignal::new(String::new());
     // What this person may do here (the server checks it again): viewers look, reviewers also
     // approve and reject.
+    let me = expect_context::<crate::session::Auth>().user().map(|u| u.username);
+    let myself = StoredValue::new(me.clone());
     let role = project.role.unwrap_or(Role::Owner);
     let can_edit = role.allows(Role::Annotator);
     let can_review = role.allows(Role::Reviewer);
@@ -176,6 +187,9 @@ fn Editor(loaded: Loaded) -> impl IntoView {
             if let Some(op) = model::to_op(change, known) {
                 sync.push(image_id, op);
             }
+            authors.update_value(|a| {
+                a.insert(id.clone(), myself.get_value());
+            });
         }
         boxes.update(|list| action.iter().for_each(|change| model::apply(list, change)));
         if action.iter().any(|c| c.after.is_some()) {
@@ -226,6 +240,73 @@ fn Editor(loaded: Loaded) -> impl IntoView {
             });
         }
     });
+
+    // Live: other people's edits of this image and review decisions appear as they happen; who
+    // else has it open is shown in the bar.
+    let others_here = RwSignal::new(Vec::<String>::new());
+    {
+        let me = me.clone();
+        api_client::follow_live_while_mounted(project_id, image_id, live_since, move |event| match event {
+            api::LiveEvent::Box {
+                image_id: on,
+                op,
+                box_id,
+                bbox,
+                author,
+                ..
+            } if on == image_id => {
+                // A newer edit of this person's own is on its way: theirs wins on arrival.
+                let mine_pending = sync.pending_for(image_id).iter().any(|p| {
+                    p.op.as_ref()
+                        .is_some_and(|o| o.bbox.id.as_deref() == Some(box_id.as_str()))
+                });
+                if mine_pending {
+                    return;
+                }
+                let drawn_by = authors.with_value(|a| a.get(&box_id).cloned().flatten());
+                if drawn_by.is_some() && drawn_by == me && author != me {
+                    let who = author.clone().unwrap_or_else(|| "someone".into());
+                    let what = if op == OpKind::Delete { "deleted" } else { "changed" };
+                    notice.set(Some(format!("{who} {what} a box you drew.")));
+                }
+                authors.update_value(|a| {
+                    a.insert(box_id.clone(), author.clone());
+                });
+                apply_live_box(boxes, proposals, &box_id, bbox);
+                if op == OpKind::Delete && selected.get_untracked().as_deref() == Some(box_id.as_str()) {
+                    selected.set(None);
+                }
+            }
+            api::LiveEvent::Status {
+                image_id: on,
+                status: now,
+                comment,
+                author,
+                ..
+            } if on == image_id => {
+                status.set(now);
+                if now == ImageStatus::Rejected {
+                    review_comment.set(comment);
+                } else if now == ImageStatus::Approved {
+                    review_comment.set(None);
+                }
+                if author != me {
+                    let who = author.unwrap_or_else(|| "someone".into());
+                    notice.set(Some(format!("{who} marked this image {}.", now.label().to_lowercase())));
+                }
+            }
+            api::LiveEvent::Presence { people } => {
+                let mut names: Vec<String> = people
+                    .into_iter()
+                    .filter(|p| p.image_id == Some(image_id) && Some(&p.username) != me.as_ref())
+                    .map(|p| p.username)
+                    .collect();
+                names.dedup();
+                others_here.set(names);
+            }
+            _ => {}
+        });
+    }
 
     // "Keep previous image's boxes" for video-like sequences.
     if session.keep_previous.get_untracked() && boxes.with_untracked(Vec::is_empty) && !initial_negative {
@@ -612,6 +693,14 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                     {move || status.get().label()}
                 </span>
                 <SyncIndicator />
+                {move || {
+                    let names = others_here.get();
+                    (!names.is_empty()).then(|| view! {
+                        <span class="presence small" data-people=names.join(",") title="Also on this image">
+                            {format!("Also here: {}", names.join(", "))}
+                        </span>
+                    })
+                }}
                 <span class="spacer"></span>
                 <button on:click=move |_| go.with_value(|go| go(Direction::Previous)) title="Previous image (A)">"‹ Prev"</button>
                 <button on:click=move |_| go.with_value(|go| go(Direction::Next)) title=move || if has_student() { "Most uncertain unlabeled image (D)" } else { "Next image (D)" }>"Next ›"</button>
@@ -782,6 +871,46 @@ fn split_teacher_boxes(
         })
         .collect();
     (people.into_iter().map(EditBox::from).collect(), proposals)
+}
+
+/// Someone else's change of a box, as the live channel tells it: a person's box is set or
+/// removed, a teacher's proposal likewise among the proposals. A box this screen already has at
+/// that revision or later is left alone.
+fn apply_live_box(
+    boxes: RwSignal<Vec<EditBox>>,
+    proposals: RwSignal<Vec<ProposalBox>>,
+    box_id: &str,
+    bbox: Option<api::BoundingBox>,
+) {
+    let Some(bbox) = bbox else {
+        boxes.update(|list| list.retain(|b| b.id != box_id));
+        proposals.update(|list| list.retain(|p| p.box_id.as_deref() != Some(box_id)));
+        return;
+    };
+    if bbox.source == api::BoxSource::Teacher {
+        proposals.update(|list| {
+            list.retain(|p| p.box_id.as_deref() != Some(box_id));
+            list.push(ProposalBox {
+                class_id: bbox.class_id,
+                score: bbox.confidence.unwrap_or(0.0),
+                rect: [bbox.x0, bbox.y0, bbox.x1, bbox.y1],
+                source: api::BoxSource::Teacher,
+                box_id: Some(bbox.id.clone()),
+            });
+        });
+        return;
+    }
+    // A proposal someone accepted is a person's box now.
+    proposals.update(|list| list.retain(|p| p.box_id.as_deref() != Some(box_id)));
+    let known = boxes.with_untracked(|list| list.iter().find(|b| b.id == box_id).map(|b| b.revision));
+    if known.is_some_and(|revision| revision >= bbox.revision) {
+        return;
+    }
+    let fresh = EditBox::from(bbox);
+    boxes.update(|list| match list.iter_mut().find(|b| b.id == box_id) {
+        Some(existing) => *existing = fresh,
+        None => list.push(fresh),
+    });
 }
 
 /// Replays a queued operation onto boxes loaded from the server.

@@ -38,6 +38,7 @@ fn needs(method: &Method, path: &str) -> Option<Needs> {
         "/projects/{pid}/models",
         "/projects/{pid}/jobs",
         "/projects/{pid}/events",
+        "/projects/{pid}/live",
         "/projects/{pid}/export",
         "/projects/{pid}/queue",
         "/projects/{pid}/predictions/pending",

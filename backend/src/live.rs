@@ -1,0 +1,398 @@
+//! The project's live channel (`GET /api/projects/{pid}/live?since=SEQ&image_id=IID`, a
+//! WebSocket): box changes and review decisions in the project's sequence order, and who has
+//! which image open (DESIGN, "Collaboration semantics").
+//!
+//! The database is the source of truth: every change is numbered inside its write transaction
+//! (writers are serialised, so what is committed is always a gap-free prefix of the sequence).
+//! One publisher per project with open sockets reads what is new — when a writer says so
+//! ([`Live::changed`]), or at the latest every [`POLL`] for writers that do not (imports, jobs) —
+//! and broadcasts it. A socket first replays what its client missed (`seq > since`) from the
+//! database, then forwards the broadcast. A client too slow for the broadcast's buffer is closed
+//! with [`api::live::CLOSE_FELL_BEHIND`] and reconnects with its last `seq`: nothing is lost,
+//! and nobody waits for it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use api::live::CLOSE_FELL_BEHIND;
+use api::{BoundingBox, ImageStatus, LiveEvent, LiveRequest, OpKind, Presence};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Extension, Router};
+use serde::Deserialize;
+use sqlx::SqlitePool;
+use tokio::sync::{Notify, broadcast, watch};
+
+use crate::AppState;
+use crate::access::{Caller, ProjectAccess};
+use crate::error::ApiError;
+
+/// The longest a change made without [`Live::changed`] waits before open sockets get it.
+const POLL: Duration = Duration::from_millis(250);
+/// Events a socket may fall behind the broadcast before it is closed (and resumes).
+const BUFFER: usize = 4096;
+/// Events replayed per database read.
+const PAGE: i64 = 1000;
+/// How often an idle socket is pinged, so dead peers are noticed.
+const PING: Duration = Duration::from_secs(20);
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/projects/{pid}/live", get(connect))
+}
+
+/// Every project's channel; cheap to clone.
+#[derive(Clone, Default)]
+pub struct Live {
+    projects: Arc<Mutex<HashMap<i64, Arc<Channel>>>>,
+    next_connection: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// An encoded event and its sequence number (presence has none).
+type Broadcast = (Option<i64>, Arc<str>);
+
+/// One project's channel.
+struct Channel {
+    /// Encoded events, with their sequence number when they have one.
+    events: broadcast::Sender<Broadcast>,
+    /// A writer committed something.
+    wake: Notify,
+    /// Open connections: who, and which image they have on screen.
+    presence: Mutex<HashMap<u64, Presence>>,
+}
+
+impl Live {
+    /// A writer committed changes to `project_id`: its open sockets get them now.
+    pub fn changed(&self, project_id: i64) {
+        if let Some(channel) = self.lock().get(&project_id) {
+            channel.wake.notify_one();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<Channel>>> {
+        self.projects.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The project's channel and a subscription to it, taken under the map's lock so its
+    /// publisher cannot leave in between; the publisher is started when the channel is new.
+    fn join(
+        &self,
+        db: &SqlitePool,
+        project_id: i64,
+        closing: watch::Receiver<bool>,
+    ) -> (Arc<Channel>, broadcast::Receiver<Broadcast>) {
+        let mut projects = self.lock();
+        if let Some(channel) = projects.get(&project_id) {
+            return (channel.clone(), channel.events.subscribe());
+        }
+        let channel = Arc::new(Channel {
+            events: broadcast::channel(BUFFER).0,
+            wake: Notify::new(),
+            presence: Mutex::new(HashMap::new()),
+        });
+        let feed = channel.events.subscribe();
+        projects.insert(project_id, channel.clone());
+        tokio::spawn(publish(self.clone(), db.clone(), project_id, channel.clone(), closing));
+        (channel, feed)
+    }
+}
+
+impl Channel {
+    fn presence(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Presence>> {
+        self.presence.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Tells everyone who is here now.
+    fn announce_presence(&self) {
+        let mut people: Vec<Presence> = self.presence().values().cloned().collect();
+        people.sort_by(|a, b| (&a.username, a.image_id).cmp(&(&b.username, b.image_id)));
+        let _ = self.events.send((None, encode(&LiveEvent::Presence { people })));
+    }
+}
+
+/// A project's publisher: broadcasts each committed change once, in order, while anyone listens.
+async fn publish(
+    live: Live,
+    db: SqlitePool,
+    project_id: i64,
+    channel: Arc<Channel>,
+    mut closing: watch::Receiver<bool>,
+) {
+    let mut published = last_seq(&db, project_id).await.unwrap_or(0);
+    loop {
+        tokio::select! {
+            _ = channel.wake.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+            _ = closing.changed() => break,
+        }
+        {
+            // Leave when the last socket has gone (under the map's lock, so a joining socket
+            // either finds this channel still registered with a publisher or starts a new one).
+            let mut projects = live.lock();
+            if channel.events.receiver_count() == 0 {
+                projects.remove(&project_id);
+                return;
+            }
+        }
+        loop {
+            match events_after(&db, project_id, published).await {
+                Ok(events) => {
+                    let full = events.len() as i64 == PAGE;
+                    for event in events {
+                        published = event.seq().unwrap_or(published);
+                        let _ = channel.events.send((event.seq(), encode(&event)));
+                    }
+                    if !full {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, project_id, "cannot read the live channel's changes");
+                    break;
+                }
+            }
+        }
+    }
+    live.lock().remove(&project_id);
+}
+
+fn encode(event: &LiveEvent) -> Arc<str> {
+    serde_json::to_string(event).unwrap_or_default().into()
+}
+
+async fn last_seq(db: &SqlitePool, project_id: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT last_seq FROM projects WHERE id = ?")
+        .bind(project_id)
+        .fetch_one(db)
+        .await
+}
+
+/// Up to [`PAGE`] changes after `seq`, in order: box events and review decisions.
+async fn events_after(db: &SqlitePool, project_id: i64, seq: i64) -> Result<Vec<LiveEvent>, sqlx::Error> {
+    let rows: Vec<EventRow> = sqlx::query_as(
+        "SELECT seq, image_id, op, box_id, after, author, NULL AS status, NULL AS comment
+           FROM box_events WHERE project_id = ?1 AND seq > ?2
+         UNION ALL
+         SELECT seq, image_id, NULL, NULL, NULL, author, status, comment
+           FROM review_events WHERE project_id = ?1 AND seq > ?2
+         ORDER BY seq LIMIT ?3",
+    )
+    .bind(project_id)
+    .bind(seq)
+    .bind(PAGE)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().filter_map(EventRow::into_event).collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    seq: i64,
+    image_id: i64,
+    op: Option<String>,
+    box_id: Option<String>,
+    after: Option<String>,
+    author: Option<String>,
+    status: Option<String>,
+    comment: Option<String>,
+}
+
+impl EventRow {
+    fn into_event(self) -> Option<LiveEvent> {
+        if let Some(status) = self.status {
+            return Some(LiveEvent::Status {
+                seq: self.seq,
+                image_id: self.image_id,
+                status: ImageStatus::parse(&status)?,
+                comment: self.comment,
+                author: self.author,
+            });
+        }
+        let op = match self.op.as_deref()? {
+            "create" => OpKind::Create,
+            "update" => OpKind::Update,
+            _ => OpKind::Delete,
+        };
+        let bbox: Option<BoundingBox> = self.after.as_deref().and_then(|json| serde_json::from_str(json).ok());
+        Some(LiveEvent::Box {
+            seq: self.seq,
+            image_id: self.image_id,
+            op,
+            box_id: self.box_id?,
+            author: self.author.or_else(|| bbox.as_ref().and_then(|b| b.author.clone())),
+            bbox,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct LiveQuery {
+    /// The last sequence number the client has seen (0: everything).
+    #[serde(default)]
+    since: i64,
+    /// The image the client has on screen.
+    image_id: Option<i64>,
+}
+
+async fn connect(
+    State(state): State<AppState>,
+    Extension(access): Extension<ProjectAccess>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    query: Result<Query<LiveQuery>, axum::extract::rejection::QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    // Another site's page may open a socket here with the person's cookie (SameSite=Lax does
+    // not cover WebSockets in every browser): only the studio's own pages may.
+    if !same_origin(&headers) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+            "The live channel only answers the studio's own pages.",
+        ));
+    }
+    let upgrade = upgrade.map_err(|rejection| {
+        ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "websocket_required",
+            format!("This is a WebSocket: {}", rejection.body_text()),
+        )
+    })?;
+    let project_id = access.project_id;
+    let live = state.events.live.clone();
+    let (channel, feed) = live.join(&state.db, project_id, state.events.closing());
+    let presence = Presence {
+        user_id: caller.user.id,
+        username: caller.user.username,
+        image_id: query.image_id,
+    };
+    let connection = live.next_connection.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let socket = Socket {
+        db: state.db.clone(),
+        project_id,
+        channel,
+        connection,
+        closing: state.events.closing(),
+    };
+    Ok(upgrade.on_upgrade(move |ws| socket.run(ws, feed, query.since, presence)))
+}
+
+/// Whether the request's `Origin` (when a browser sent one) is this server's own.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true; // not a browser: a script with a token
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    origin.split_once("://").is_some_and(|(_, rest)| rest == host)
+}
+
+/// One open socket.
+struct Socket {
+    db: SqlitePool,
+    project_id: i64,
+    channel: Arc<Channel>,
+    connection: u64,
+    closing: watch::Receiver<bool>,
+}
+
+impl Socket {
+    /// `feed` was subscribed before the replay reads the database: whatever is published
+    /// meanwhile is in one or the other.
+    async fn run(
+        mut self,
+        mut ws: WebSocket,
+        mut feed: broadcast::Receiver<Broadcast>,
+        since: i64,
+        presence: Presence,
+    ) {
+        self.channel.presence().insert(self.connection, presence);
+        self.channel.announce_presence();
+        let outcome = self.serve(&mut ws, &mut feed, since).await;
+        self.channel.presence().remove(&self.connection);
+        self.channel.announce_presence();
+        if let Err(close) = outcome {
+            let _ = ws.send(Message::Close(close)).await;
+        }
+    }
+
+    /// Replays, then forwards, until the client leaves; `Err` with the frame to close with.
+    async fn serve(
+        &mut self,
+        ws: &mut WebSocket,
+        feed: &mut broadcast::Receiver<Broadcast>,
+        since: i64,
+    ) -> Result<(), Option<CloseFrame>> {
+        let mut sent = since.max(0);
+        loop {
+            let page = events_after(&self.db, self.project_id, sent).await.map_err(|error| {
+                tracing::warn!(%error, "cannot replay the live channel");
+                None
+            })?;
+            let full = page.len() as i64 == PAGE;
+            for event in page {
+                sent = event.seq().unwrap_or(sent);
+                send(ws, &encode(&event)).await?;
+            }
+            if !full {
+                break;
+            }
+        }
+        send(ws, &encode(&LiveEvent::CaughtUp { seq: sent })).await?;
+        let mut ping = tokio::time::interval(PING);
+        ping.reset();
+        loop {
+            tokio::select! {
+                received = feed.recv() => match received {
+                    Ok((seq, json)) => {
+                        // Replayed already, or from before this socket's `since`.
+                        if let Some(seq) = seq {
+                            if seq <= sent {
+                                continue;
+                            }
+                            sent = seq;
+                        }
+                        send(ws, &json).await?;
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        return Err(Some(CloseFrame {
+                            code: CLOSE_FELL_BEHIND,
+                            reason: "fell behind; reconnect with the last seq".into(),
+                        }));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                },
+                message = ws.recv() => match message {
+                    Some(Ok(Message::Text(text))) => {
+                        if let Ok(LiveRequest::Viewing { image_id }) = serde_json::from_str(text.as_str()) {
+                            if let Some(me) = self.channel.presence().get_mut(&self.connection) {
+                                me.image_id = image_id;
+                            }
+                            self.channel.announce_presence();
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(()),
+                    Some(Ok(_)) => {}
+                },
+                _ = ping.tick() => send_message(ws, Message::Ping(Vec::new().into())).await?,
+                _ = self.closing.changed() => return Err(None),
+            }
+        }
+    }
+}
+
+async fn send(ws: &mut WebSocket, json: &str) -> Result<(), Option<CloseFrame>> {
+    send_message(ws, Message::Text(json.into())).await
+}
+
+async fn send_message(ws: &mut WebSocket, message: Message) -> Result<(), Option<CloseFrame>> {
+    // The client has gone: nothing to close.
+    ws.send(message).await.map_err(|_| None)
+}

@@ -1,0 +1,163 @@
+//! Two people label one image at once in two real browsers, as two accounts (CVAT cannot put
+//! two people on one job at all, its #3909). Each sees who else is on the image; a box Ada draws
+//! appears on Bob's screen within a second without a reload; boxes both draw at the same time
+//! both survive; when Bob changes Ada's box she is told who did; a reviewer's rejection and its
+//! comment reach her screen as they happen.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use api::Role;
+use e2e::{Browser, Studio, fixtures};
+
+#[tokio::test]
+async fn two_annotators_see_each_other_live() -> anyhow::Result<()> {
+    let studio = Studio::start().await?;
+    let ada = Browser::start().await?;
+    let bob = Browser::start().await?;
+    let outcome = collaborate(&studio, &ada, &bob).await;
+    if outcome.is_err() {
+        for (browser, name) in [(&ada, "live_ada"), (&bob, "live_bob")] {
+            if let Some(path) = browser.screenshot(name).await {
+                eprintln!("screenshot: {}", path.display());
+            }
+        }
+    }
+    ada.quit().await?;
+    bob.quit().await?;
+    outcome.map_err(|error| error.context(format!("server log:\n{}", studio.log())))
+}
+
+const BOX: &str = ".overlay rect.box[data-box-id]";
+
+async fn collaborate(studio: &Studio, ada: &Browser, bob: &Browser) -> anyhow::Result<()> {
+    let project = studio.create_project("Together", &["car", "bike"]).await?;
+    let (status, uploaded) = studio
+        .upload(project.id, &[("street.jpg", fixtures::jpeg(480, 320, 1, 11))])
+        .await?;
+    ensure!(status.is_success(), "upload: {uploaded}");
+    let image_id = uploaded[0]["id"].as_i64().context("image id")?;
+    for name in ["ada", "bob"] {
+        studio.add_user(name, &format!("{name}'s long password")).await?;
+        studio.add_member(project.id, name, Role::Annotator).await?;
+    }
+    let reviewer = studio.add_user("rev", "rev's long password").await?;
+    studio.add_member(project.id, "rev", Role::Reviewer).await?;
+
+    let editor = format!("{}/projects/{}/images/{image_id}", studio.url, project.id);
+    for (browser, name) in [(ada, "ada"), (bob, "bob")] {
+        browser
+            .sign_in_as(studio, name, &format!("{name}'s long password"))
+            .await?;
+        browser.client.goto(&editor).await?;
+        browser.wait_for_count(".overlay", 1).await?;
+        browser.client.execute("window.notReloaded = true", vec![]).await?;
+    }
+    // Each sees the other on the image.
+    ada.wait_for_text(".presence", "bob").await?;
+    bob.wait_for_text(".presence", "ada").await?;
+
+    // Ada draws; once her edit is saved, Bob has it within a second.
+    draw(ada, (0.1, 0.1), (0.4, 0.5)).await?;
+    ada.wait_for_count(BOX, 1).await?;
+    ada.wait_for_text(".sync", "Saved").await?;
+    let saved = Instant::now();
+    until(bob, Duration::from_secs(1), |n| n == 1)
+        .await
+        .context("Bob does not see Ada's box within a second")?;
+    eprintln!(
+        "Ada's box on Bob's screen {} ms after it was saved",
+        saved.elapsed().as_millis()
+    );
+
+    // Both draw at the same time, different boxes: both survive, everywhere.
+    let (a, b) = tokio::join!(draw(ada, (0.55, 0.1), (0.9, 0.4)), draw(bob, (0.5, 0.6), (0.8, 0.9)));
+    a?;
+    b?;
+    for browser in [ada, bob] {
+        until(browser, Duration::from_secs(5), |n| n == 3)
+            .await
+            .context("both new boxes on both screens")?;
+    }
+    let stored: api::ImageBoxes = studio
+        .get(&format!("/api/images/{image_id}/boxes"))
+        .await?
+        .json()
+        .await?;
+    ensure!(stored.boxes.len() == 3, "the server keeps all three: {stored:?}");
+    let authors: Vec<Option<String>> = stored.boxes.iter().map(|b| b.author.clone()).collect();
+    ensure!(
+        authors.iter().filter(|a| a.as_deref() == Some("ada")).count() == 2
+            && authors.iter().filter(|a| a.as_deref() == Some("bob")).count() == 1,
+        "{authors:?}"
+    );
+
+    // Bob deletes Ada's first box: she is told who did.
+    let first = stored
+        .boxes
+        .iter()
+        .find(|b| b.author.as_deref() == Some("ada"))
+        .context("a box of Ada's")?;
+    bob.find(&format!(".overlay rect.box[data-box-id='{}']", first.id))
+        .await?
+        .click()
+        .await?;
+    bob.press(&[], '\u{E017}').await?; // Delete
+    until(ada, Duration::from_secs(5), |n| n == 2)
+        .await
+        .context("the deletion reaches Ada")?;
+    ada.wait_for_text(".notice", "bob deleted a box you drew").await?;
+
+    // Bob submits the image; the reviewer rejects it with a comment: Ada, still on it, sees
+    // both as they happen.
+    bob.find(".editor-bar button.primary").await?.click().await?;
+    ada.wait_for_text(".badge[data-status]", "Submitted").await?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let info: api::ImageInfo = studio.get(&format!("/api/images/{image_id}")).await?.json().await?;
+        if info.status == api::ImageStatus::Submitted {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "Ada's submission did not arrive: {:?}",
+            info.status
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let response = reviewer
+        .cookie_client()?
+        .post(studio.api(&format!("/api/images/{image_id}/status")))
+        .json(&serde_json::json!({"status": "rejected", "comment": "the bike is missing"}))
+        .send()
+        .await?;
+    ensure!(response.status().is_success(), "reject: {}", response.text().await?);
+    ada.wait_for_text(".review-comment", "the bike is missing").await?;
+    ada.wait_for_text(".badge[data-status]", "Rejected").await?;
+    ada.wait_for_text(".notice", "rev marked this image rejected").await?;
+    let kept = ada.client.execute("return window.notReloaded === true", vec![]).await?;
+    ensure!(kept == serde_json::json!(true), "Ada's page reloaded");
+    Ok(())
+}
+
+/// Drags a new box between two fractions of the image.
+async fn draw(browser: &Browser, from: (f64, f64), to: (f64, f64)) -> anyhow::Result<()> {
+    let area = browser
+        .numbers("const r = document.querySelector('.overlay').getBoundingClientRect(); return [r.left, r.top, r.width, r.height];")
+        .await?;
+    let at = |(fx, fy): (f64, f64)| (area[0] + area[2] * fx, area[1] + area[3] * fy);
+    browser.drag(at(from), at(to)).await
+}
+
+/// Waits until the number of boxes on `browser`'s screen satisfies `wanted`.
+async fn until(browser: &Browser, limit: Duration, wanted: impl Fn(usize) -> bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let count = browser.client.find_all(fantoccini::Locator::Css(BOX)).await?.len();
+        if wanted(count) {
+            return Ok(());
+        }
+        ensure!(started.elapsed() < limit, "{count} boxes after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
