@@ -289,6 +289,14 @@ impl Studio {
         line.split_whitespace().nth(1)?.parse().ok()
     }
 
+    /// Kills the server at once (SIGKILL: no shutdown, no flushing — a power cut, as far as the
+    /// process can tell) and waits for it to be gone.
+    pub async fn kill(mut self) -> anyhow::Result<()> {
+        self.child.start_kill().context("cannot kill the server")?;
+        self.child.wait().await?;
+        Ok(())
+    }
+
     /// Sends SIGTERM and waits for the server to finish on its own.
     pub async fn stop(mut self) -> anyhow::Result<ExitStatus> {
         let pid = self.child.id().context("the server already exited")?;

@@ -9,6 +9,7 @@ mod authorization_matrix;
 mod auto_label_with_teacher;
 mod check_quality_in_browser;
 mod collaborate_live_in_two_browsers;
+mod crash_keeps_acknowledged_edits;
 mod create_project_in_browser;
 mod distill_a_folder;
 mod edit_boxes_and_review;
