@@ -39,6 +39,8 @@ const BUFFER: usize = 4096;
 const PAGE: i64 = 1000;
 /// How often an idle socket is pinged, so dead peers are noticed.
 const PING: Duration = Duration::from_secs(20);
+/// The shortest time between two presence messages of a project.
+const PRESENCE_EVERY: Duration = Duration::from_millis(200);
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -63,6 +65,9 @@ struct Channel {
     wake: Notify,
     /// Open connections: who, and which image they have on screen.
     presence: Mutex<HashMap<u64, Presence>>,
+    /// Presence changed since it was last sent: the publisher sends it, at most every
+    /// [`PRESENCE_EVERY`] (a hundred people joining at once is one message each, not a hundred).
+    presence_changed: std::sync::atomic::AtomicBool,
 }
 
 impl Live {
@@ -93,6 +98,7 @@ impl Live {
             events: broadcast::channel(BUFFER).0,
             wake: Notify::new(),
             presence: Mutex::new(HashMap::new()),
+            presence_changed: std::sync::atomic::AtomicBool::new(false),
         });
         let feed = channel.events.subscribe();
         projects.insert(project_id, channel.clone());
@@ -106,8 +112,17 @@ impl Channel {
         self.presence.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Tells everyone who is here now.
-    fn announce_presence(&self) {
+    /// Someone came, left or moved to another image: the publisher tells everyone soon.
+    fn presence_changed(&self) {
+        self.presence_changed.store(true, std::sync::atomic::Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Tells everyone who is here now, if that changed.
+    fn send_presence(&self) {
+        if !self.presence_changed.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
         let mut people: Vec<Presence> = self.presence().values().cloned().collect();
         people.sort_by(|a, b| (&a.username, a.image_id).cmp(&(&b.username, b.image_id)));
         let _ = self.events.send((None, encode(&LiveEvent::Presence { people })));
@@ -123,11 +138,16 @@ async fn publish(
     mut closing: watch::Receiver<bool>,
 ) {
     let mut published = last_seq(&db, project_id).await.unwrap_or(0);
+    let mut presence_sent = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = channel.wake.notified() => {}
             _ = tokio::time::sleep(POLL) => {}
             _ = closing.changed() => break,
+        }
+        if presence_sent.elapsed() >= PRESENCE_EVERY {
+            channel.send_presence();
+            presence_sent = tokio::time::Instant::now();
         }
         {
             // Leave when the last socket has gone (under the map's lock, so a joining socket
@@ -314,10 +334,10 @@ impl Socket {
         presence: Presence,
     ) {
         self.channel.presence().insert(self.connection, presence);
-        self.channel.announce_presence();
+        self.channel.presence_changed();
         let outcome = self.serve(&mut ws, &mut feed, since).await;
         self.channel.presence().remove(&self.connection);
-        self.channel.announce_presence();
+        self.channel.presence_changed();
         if let Err(close) = outcome {
             let _ = ws.send(Message::Close(close)).await;
         }
@@ -375,7 +395,7 @@ impl Socket {
                             if let Some(me) = self.channel.presence().get_mut(&self.connection) {
                                 me.image_id = image_id;
                             }
-                            self.channel.announce_presence();
+                            self.channel.presence_changed();
                         }
                     }
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(()),

@@ -289,6 +289,11 @@ impl Studio {
         line.split_whitespace().nth(1)?.parse().ok()
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Kills the server at once (SIGKILL: no shutdown, no flushing — a power cut, as far as the
     /// process can tell) and waits for it to be gone.
     pub async fn kill(mut self) -> anyhow::Result<()> {

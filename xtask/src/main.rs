@@ -23,6 +23,8 @@ tasks:
   bench [IMAGES]           upload/label/export throughput of a release server, beside `zip -0 -r` (default 10000)
   bench-browser            in-browser detector latency of our worker beside onnxruntime-web (yolov8n 320/640)
   bench-teacher [IMAGES]   teacher job images/s (1 and all threads) beside onnxruntime in Python (default 500)
+  bench-live [ANNOTATORS] [SECONDS] [REVIEWERS]
+                           people on one project at once over the live channel: latency, ops/s, RSS, CPU, lost events (default 200, 60, 10)
   bench-train [EPOCHS] [IMGSZ] [TRAIN_IMAGES]
                            student training on ../shared/models/shapes beside Ultralytics trained alike (default 30, 320, all 400)
 ";
@@ -49,6 +51,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         Some("bench") => bench(&root, args.get(1).map(String::as_str).unwrap_or("10000")),
         Some("bench-browser") => bench_browser(&root),
         Some("bench-teacher") => bench_teacher(&root, args.get(1).map(String::as_str).unwrap_or("500")),
+        Some("bench-live") => bench_live(&root, &args[1..]),
         Some("bench-train") => bench_train(
             args.get(1).map(String::as_str).unwrap_or("30"),
             args.get(2).map(String::as_str).unwrap_or("320"),
@@ -193,6 +196,33 @@ fn bench(root: &Path, images: &str) -> anyhow::Result<()> {
                 "--",
                 images,
             ])
+            .env("DISTILLERY_BIN", bin)
+            .env("DISTILLERY_WEB_DIR", root.join("dist")),
+    )
+}
+
+/// `cargo xtask bench-live`: simulated annotators and reviewers on one project, against a
+/// release server on loopback.
+fn bench_live(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    step(
+        "build the release server",
+        Command::new(cargo()).args(["build", "--release", "--locked", "--package", "backend"]),
+    )?;
+    let bin = target_dir(root)?.join("release").join("distillery");
+    step(
+        "bench_live",
+        Command::new(cargo())
+            .args([
+                "run",
+                "--release",
+                "--locked",
+                "--package",
+                "e2e",
+                "--bin",
+                "bench_live",
+                "--",
+            ])
+            .args(args)
             .env("DISTILLERY_BIN", bin)
             .env("DISTILLERY_WEB_DIR", root.join("dist")),
     )
