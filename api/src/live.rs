@@ -48,10 +48,16 @@ pub enum LiveEvent {
         /// The project's last sequence number when the replay ended.
         seq: i64,
     },
-    /// Who has the project open now, and which image each has on screen.
+    /// Who has the project open now, which image each has on screen, and who holds each
+    /// image's lease.
     Presence {
         /// One entry per open connection.
         people: Vec<Presence>,
+    },
+    /// The first message of every connection: its number, as presence lists it.
+    Hello {
+        /// This connection.
+        connection: u64,
     },
 }
 
@@ -60,7 +66,7 @@ impl LiveEvent {
     pub fn seq(&self) -> Option<i64> {
         match self {
             LiveEvent::Box { seq, .. } | LiveEvent::Status { seq, .. } => Some(*seq),
-            LiveEvent::CaughtUp { .. } | LiveEvent::Presence { .. } => None,
+            LiveEvent::CaughtUp { .. } | LiveEvent::Presence { .. } | LiveEvent::Hello { .. } => None,
         }
     }
 }
@@ -68,6 +74,8 @@ impl LiveEvent {
 /// One open connection to the live channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Presence {
+    /// The connection (one per open editor tab).
+    pub connection: u64,
     /// The account.
     pub user_id: i64,
     /// Its name.
@@ -75,6 +83,11 @@ pub struct Presence {
     /// The image it has open, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_id: Option<i64>,
+    /// Whether it holds a lease of that image: the first editor to open a free image takes
+    /// it, and keeps it while its connection lives; the others see the image read-only until
+    /// they take over (and then edit alongside the holder).
+    #[serde(default)]
+    pub editing: bool,
 }
 
 /// What a client may send.
@@ -87,7 +100,13 @@ pub enum LiveRequest {
         #[serde(default)]
         image_id: Option<i64>,
     },
+    /// Take a lease of the image on screen although someone holds one: edit alongside them.
+    TakeOver,
 }
+
+/// How long a connection that stops answering keeps its lease: the server pings every 20 s and
+/// closes a connection silent for this long, which releases what it held.
+pub const LEASE_SILENCE_SECS: u64 = 60;
 
 /// The WebSocket close code the server uses for a client that fell too far behind: reconnect
 /// with the last `seq` seen (nothing is lost, it was just not waited for).

@@ -54,6 +54,13 @@ pub struct Live {
     next_connection: Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// One open connection, as presence lists it, and whether its role may edit (viewers never
+/// hold a lease).
+struct Here {
+    presence: Presence,
+    may_edit: bool,
+}
+
 /// An encoded event and its sequence number (presence has none).
 type Broadcast = (Option<i64>, Arc<str>);
 
@@ -63,8 +70,8 @@ struct Channel {
     events: broadcast::Sender<Broadcast>,
     /// A writer committed something.
     wake: Notify,
-    /// Open connections: who, and which image they have on screen.
-    presence: Mutex<HashMap<u64, Presence>>,
+    /// Open connections: who, which image they have on screen, whether they hold its lease.
+    presence: Mutex<HashMap<u64, Here>>,
     /// Presence changed since it was last sent: the publisher sends it, at most every
     /// [`PRESENCE_EVERY`] (a hundred people joining at once is one message each, not a hundred).
     presence_changed: std::sync::atomic::AtomicBool,
@@ -108,8 +115,59 @@ impl Live {
 }
 
 impl Channel {
-    fn presence(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Presence>> {
+    fn presence(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Here>> {
         self.presence.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `connection` arrives on an image (or leaves one: `None`): it takes the new image's lease
+    /// when nobody holds it (and it may edit), and what it held passes to the longest-waiting
+    /// editor still on that image.
+    fn move_to(&self, connection: u64, image_id: Option<i64>) {
+        let mut people = self.presence();
+        let Some(me) = people.get_mut(&connection) else { return };
+        let left = me.presence.editing.then_some(me.presence.image_id).flatten();
+        me.presence.image_id = image_id;
+        me.presence.editing = false;
+        if let Some(image) = left {
+            hand_on(&mut people, image);
+        }
+        if let Some(image) = image_id
+            && !people
+                .values()
+                .any(|h| h.presence.image_id == Some(image) && h.presence.editing)
+            && let Some(me) = people.get_mut(&connection).filter(|h| h.may_edit)
+        {
+            me.presence.editing = true;
+        }
+        drop(people);
+        self.presence_changed();
+    }
+
+    /// `connection` takes a lease of the image it is on too (when its role may edit): it edits
+    /// alongside whoever held it, who keeps editing — two people on one image by choice, never
+    /// by accident. Their edits merge box by box (DESIGN: different boxes never conflict).
+    fn take_over(&self, connection: u64) {
+        let mut people = self.presence();
+        if let Some(me) = people
+            .get_mut(&connection)
+            .filter(|h| h.may_edit && h.presence.image_id.is_some())
+        {
+            me.presence.editing = true;
+        }
+        drop(people);
+        self.presence_changed();
+    }
+
+    /// `connection` has gone: what it held passes on.
+    fn leave(&self, connection: u64) {
+        let mut people = self.presence();
+        if let Some(gone) = people.remove(&connection)
+            && let (true, Some(image)) = (gone.presence.editing, gone.presence.image_id)
+        {
+            hand_on(&mut people, image);
+        }
+        drop(people);
+        self.presence_changed();
     }
 
     /// Someone came, left or moved to another image: the publisher tells everyone soon.
@@ -123,9 +181,21 @@ impl Channel {
         if !self.presence_changed.swap(false, std::sync::atomic::Ordering::AcqRel) {
             return;
         }
-        let mut people: Vec<Presence> = self.presence().values().cloned().collect();
+        let mut people: Vec<Presence> = self.presence().values().map(|h| h.presence.clone()).collect();
         people.sort_by(|a, b| (&a.username, a.image_id).cmp(&(&b.username, b.image_id)));
         let _ = self.events.send((None, encode(&LiveEvent::Presence { people })));
+    }
+}
+
+/// Gives `image`'s free lease to the connection that has waited on it longest (the lowest
+/// number) among those that may edit.
+fn hand_on(people: &mut HashMap<u64, Here>, image: i64) {
+    if let Some(next) = people
+        .values_mut()
+        .filter(|h| h.presence.image_id == Some(image) && h.may_edit)
+        .min_by_key(|h| h.presence.connection)
+    {
+        next.presence.editing = true;
     }
 }
 
@@ -286,12 +356,17 @@ async fn connect(
     let project_id = access.project_id;
     let live = state.events.live.clone();
     let (channel, feed) = live.join(&state.db, project_id, state.events.closing());
-    let presence = Presence {
-        user_id: caller.user.id,
-        username: caller.user.username,
-        image_id: query.image_id,
-    };
     let connection = live.next_connection.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let here = Here {
+        presence: Presence {
+            connection,
+            user_id: caller.user.id,
+            username: caller.user.username,
+            image_id: None,
+            editing: false,
+        },
+        may_edit: access.role.allows(api::Role::Annotator),
+    };
     let socket = Socket {
         db: state.db.clone(),
         project_id,
@@ -299,7 +374,7 @@ async fn connect(
         connection,
         closing: state.events.closing(),
     };
-    Ok(upgrade.on_upgrade(move |ws| socket.run(ws, feed, query.since, presence)))
+    Ok(upgrade.on_upgrade(move |ws| socket.run(ws, feed, query.since, here, query.image_id)))
 }
 
 /// Whether the request's `Origin` (when a browser sent one) is this server's own.
@@ -331,13 +406,13 @@ impl Socket {
         mut ws: WebSocket,
         mut feed: broadcast::Receiver<Broadcast>,
         since: i64,
-        presence: Presence,
+        here: Here,
+        image_id: Option<i64>,
     ) {
-        self.channel.presence().insert(self.connection, presence);
-        self.channel.presence_changed();
+        self.channel.presence().insert(self.connection, here);
+        self.channel.move_to(self.connection, image_id);
         let outcome = self.serve(&mut ws, &mut feed, since).await;
-        self.channel.presence().remove(&self.connection);
-        self.channel.presence_changed();
+        self.channel.leave(self.connection);
         if let Err(close) = outcome {
             let _ = ws.send(Message::Close(close)).await;
         }
@@ -350,6 +425,13 @@ impl Socket {
         feed: &mut broadcast::Receiver<Broadcast>,
         since: i64,
     ) -> Result<(), Option<CloseFrame>> {
+        send(
+            ws,
+            &encode(&LiveEvent::Hello {
+                connection: self.connection,
+            }),
+        )
+        .await?;
         let mut sent = since.max(0);
         loop {
             let page = events_after(&self.db, self.project_id, sent).await.map_err(|error| {
@@ -368,6 +450,9 @@ impl Socket {
         send(ws, &encode(&LiveEvent::CaughtUp { seq: sent })).await?;
         let mut ping = tokio::time::interval(PING);
         ping.reset();
+        // A connection silent this long (no pong, no message) is gone: its lease passes on.
+        let silence = Duration::from_secs(api::live::LEASE_SILENCE_SECS);
+        let mut heard = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 received = feed.recv() => match received {
@@ -389,19 +474,24 @@ impl Socket {
                     }
                     Err(broadcast::error::RecvError::Closed) => return Ok(()),
                 },
-                message = ws.recv() => match message {
-                    Some(Ok(Message::Text(text))) => {
-                        if let Ok(LiveRequest::Viewing { image_id }) = serde_json::from_str(text.as_str()) {
-                            if let Some(me) = self.channel.presence().get_mut(&self.connection) {
-                                me.image_id = image_id;
-                            }
-                            self.channel.presence_changed();
-                        }
+                message = ws.recv() => {
+                    heard = tokio::time::Instant::now();
+                    match message {
+                        Some(Ok(Message::Text(text))) => match serde_json::from_str(text.as_str()) {
+                            Ok(LiveRequest::Viewing { image_id }) => self.channel.move_to(self.connection, image_id),
+                            Ok(LiveRequest::TakeOver) => self.channel.take_over(self.connection),
+                            Err(_) => {}
+                        },
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(()),
+                        Some(Ok(_)) => {}
                     }
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(()),
-                    Some(Ok(_)) => {}
                 },
-                _ = ping.tick() => send_message(ws, Message::Ping(Vec::new().into())).await?,
+                _ = ping.tick() => {
+                    if heard.elapsed() > silence {
+                        return Err(None);
+                    }
+                    send_message(ws, Message::Ping(Vec::new().into())).await?;
+                }
                 _ = self.closing.changed() => return Err(None),
             }
         }

@@ -506,31 +506,51 @@ pub async fn remove_member(project_id: i64, user_id: i64) -> ApiResult<Vec<api::
 
 /// Follows the project's live channel (`GET /api/projects/{pid}/live`, a WebSocket) from
 /// `since`, saying that `image_id` is on screen, for as long as the returned future is polled:
-/// `on_event` sees every change in sequence order, each once. A dropped connection — the
-/// network, a server restart, or the server closing a client that fell behind — is opened
-/// again from the last sequence number seen, so nothing is missed.
-pub async fn follow_live(project_id: i64, image_id: i64, since: i64, on_event: impl Fn(api::LiveEvent)) {
-    use futures_util::StreamExt;
+/// `on_event` sees every change in sequence order, each once; what arrives on `requests` is sent.
+/// A dropped connection — the network, a server restart, or the server closing a client that
+/// fell behind — is opened again from the last sequence number seen, so nothing is missed.
+pub async fn follow_live(
+    project_id: i64,
+    image_id: i64,
+    since: i64,
+    mut requests: futures_channel::mpsc::UnboundedReceiver<api::LiveRequest>,
+    on_event: impl Fn(api::LiveEvent),
+) {
+    use futures_util::{SinkExt, StreamExt};
     use gloo_net::websocket::Message;
     use gloo_net::websocket::futures::WebSocket;
     let mut last = since;
     let mut pause_ms = 500u32;
     loop {
         let url = live_url(project_id, image_id, last);
-        if let Some(Ok(mut socket)) = url.map(|url| WebSocket::open(&url)) {
-            while let Some(Ok(message)) = socket.next().await {
-                let Message::Text(text) = message else { continue };
-                let Ok(event) = serde_json::from_str::<api::LiveEvent>(&text) else {
-                    continue;
-                };
-                if let Some(seq) = event.seq() {
-                    if seq <= last {
-                        continue;
+        if let Some(Ok(socket)) = url.map(|url| WebSocket::open(&url)) {
+            let (mut out, mut incoming) = socket.split();
+            loop {
+                let next = futures_util::future::select(incoming.next(), requests.next()).await;
+                match next {
+                    futures_util::future::Either::Left((Some(Ok(Message::Text(text))), _)) => {
+                        let Ok(event) = serde_json::from_str::<api::LiveEvent>(&text) else {
+                            continue;
+                        };
+                        if let Some(seq) = event.seq() {
+                            if seq <= last {
+                                continue;
+                            }
+                            last = seq;
+                        }
+                        pause_ms = 500;
+                        on_event(event);
                     }
-                    last = seq;
+                    futures_util::future::Either::Left((Some(Ok(_)), _)) => {}
+                    futures_util::future::Either::Left((None | Some(Err(_)), _)) => break,
+                    futures_util::future::Either::Right((Some(request), _)) => {
+                        if let Ok(text) = serde_json::to_string(&request) {
+                            let _ = out.send(Message::Text(text)).await;
+                        }
+                    }
+                    // Nobody can send any more: the editor is gone.
+                    futures_util::future::Either::Right((None, _)) => return,
                 }
-                pause_ms = 500;
-                on_event(event);
             }
         }
         gloo_timers::future::TimeoutFuture::new(pause_ms).await;
@@ -552,18 +572,25 @@ fn live_url(project_id: i64, image_id: i64, since: i64) -> Option<String> {
     ))
 }
 
-/// [`follow_live`] for as long as the calling component is mounted.
+/// [`follow_live`] for as long as the calling component is mounted; returns where to send
+/// requests.
 pub fn follow_live_while_mounted(
     project_id: i64,
     image_id: i64,
     since: i64,
     on_event: impl Fn(api::LiveEvent) + 'static,
-) {
+) -> futures_channel::mpsc::UnboundedSender<api::LiveRequest> {
+    let (requests, incoming) = futures_channel::mpsc::unbounded();
     let (closed, on_close) = futures_channel::oneshot::channel::<()>();
     leptos::task::spawn_local(async move {
-        futures_util::future::select(Box::pin(follow_live(project_id, image_id, since, on_event)), on_close).await;
+        futures_util::future::select(
+            Box::pin(follow_live(project_id, image_id, since, incoming, on_event)),
+            on_close,
+        )
+        .await;
     });
     leptos::prelude::on_cleanup(move || {
         let _ = closed.send(());
     });
+    requests
 }

@@ -85,6 +85,13 @@ impl LiveClient {
         Ok(())
     }
 
+    /// Takes a lease of the image on screen too.
+    pub async fn take_over(&mut self) -> anyhow::Result<()> {
+        let request = serde_json::to_string(&api::LiveRequest::TakeOver)?;
+        self.socket.send(Message::Text(request.into())).await?;
+        Ok(())
+    }
+
     /// Closes the connection.
     pub async fn close(mut self) -> anyhow::Result<()> {
         self.socket.close(None).await?;

@@ -164,6 +164,19 @@ fn Editor(loaded: Loaded) -> impl IntoView {
             "View only: your role in this project is {role}, so changes are not saved."
         )));
     };
+    // Who else holds this image's lease (DESIGN: opening an image to edit takes a lease): this
+    // screen is read-only until the person takes over and edits alongside them. `None` while
+    // this screen may edit.
+    let held_by = RwSignal::new(None::<String>);
+    let leased_elsewhere = move || {
+        let holder = held_by.get_untracked();
+        if let Some(holder) = &holder {
+            notice.set(Some(format!(
+                "{holder} is editing this image: take over to edit it too."
+            )));
+        }
+        holder.is_some()
+    };
 
     // Apply an action on screen and queue it for the server.
     let commit = move |action: Action, record: bool| {
@@ -172,6 +185,9 @@ fn Editor(loaded: Loaded) -> impl IntoView {
         }
         if !can_edit {
             view_only();
+            return;
+        }
+        if leased_elsewhere() {
             return;
         }
         for change in &action {
@@ -244,9 +260,11 @@ fn Editor(loaded: Loaded) -> impl IntoView {
     // Live: other people's edits of this image and review decisions appear as they happen; who
     // else has it open is shown in the bar.
     let others_here = RwSignal::new(Vec::<String>::new());
-    {
+    let my_connection = StoredValue::new(None::<u64>);
+    let live_requests = {
         let me = me.clone();
         api_client::follow_live_while_mounted(project_id, image_id, live_since, move |event| match event {
+            api::LiveEvent::Hello { connection } => my_connection.set_value(Some(connection)),
             api::LiveEvent::Box {
                 image_id: on,
                 op,
@@ -296,17 +314,37 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                 }
             }
             api::LiveEvent::Presence { people } => {
-                let mut names: Vec<String> = people
-                    .into_iter()
-                    .filter(|p| p.image_id == Some(image_id) && Some(&p.username) != me.as_ref())
-                    .map(|p| p.username)
+                let mine = my_connection.get_value();
+                let on_this: Vec<&api::Presence> = people.iter().filter(|p| p.image_id == Some(image_id)).collect();
+                let mut names: Vec<String> = on_this
+                    .iter()
+                    .filter(|p| Some(&p.username) != me.as_ref())
+                    .map(|p| p.username.clone())
                     .collect();
                 names.dedup();
                 others_here.set(names);
+                let i_edit = on_this.iter().any(|p| p.editing && Some(p.connection) == mine);
+                let holder = on_this.iter().find(|p| p.editing && Some(p.connection) != mine);
+                held_by.set(holder.filter(|_| !i_edit).map(|p| {
+                    if Some(&p.username) == me.as_ref() {
+                        "Another tab of yours".to_owned()
+                    } else {
+                        p.username.clone()
+                    }
+                }));
             }
             _ => {}
+        })
+    };
+    let live_requests = StoredValue::new(live_requests);
+    let take_over = move || {
+        live_requests.with_value(|requests| {
+            let _ = requests.unbounded_send(api::LiveRequest::TakeOver);
         });
-    }
+        // Editable at once: the server's answer confirms it a moment later.
+        held_by.set(None);
+        notice.set(None);
+    };
 
     // "Keep previous image's boxes" for video-like sequences.
     if session.keep_previous.get_untracked() && boxes.with_untracked(Vec::is_empty) && !initial_negative {
@@ -370,6 +408,9 @@ fn Editor(loaded: Loaded) -> impl IntoView {
     let decide = move |indices: Vec<usize>, accept: bool| {
         if !can_edit {
             view_only();
+            return;
+        }
+        if leased_elsewhere() {
             return;
         }
         let chosen: Vec<ProposalBox> =
@@ -495,6 +536,9 @@ fn Editor(loaded: Loaded) -> impl IntoView {
     let toggle_negative = move || {
         if !can_edit {
             view_only();
+            return;
+        }
+        if leased_elsewhere() {
             return;
         }
         let wanted = !negative.get_untracked();
@@ -709,6 +753,12 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                     {move || if negative.get() { "✓ No objects" } else { "No objects" }}
                 </button>
                 {(!can_edit).then(|| view! { <span class="badge view-only" title="Your role in this project">{format!("View only ({role})")}</span> })}
+                {move || (can_edit).then(|| held_by.get()).flatten().map(|holder| view! {
+                    <span class="lease small" data-holder=holder.clone()>
+                        {format!("{holder} is editing — view only ")}
+                        <button class="small take-over" on:click=move |_| take_over()>"Take over"</button>
+                    </span>
+                })}
                 {move || match status.get() {
                     _ if !can_edit => ().into_any(),
                     ImageStatus::Submitted if !can_review => view! {

@@ -1,8 +1,9 @@
 //! Two people label one image at once in two real browsers, as two accounts (CVAT cannot put
-//! two people on one job at all, its #3909). Each sees who else is on the image; a box Ada draws
-//! appears on Bob's screen within a second without a reload; boxes both draw at the same time
-//! both survive; when Bob changes Ada's box she is told who did; a reviewer's rejection and its
-//! comment reach her screen as they happen.
+//! two people on one job at all, its #3909). Each sees who else is on the image; Ada opened it
+//! first and holds its lease, so Bob's screen is read-only until he takes over; a box Ada draws
+//! appears on Bob's screen within a second without a reload; after the take-over, boxes both
+//! draw at the same time both survive; when Bob changes Ada's box she is told who did; a
+//! reviewer's rejection and its comment reach her screen as they happen.
 
 use std::time::{Duration, Instant};
 
@@ -52,10 +53,28 @@ async fn collaborate(studio: &Studio, ada: &Browser, bob: &Browser) -> anyhow::R
         browser.client.goto(&editor).await?;
         browser.wait_for_count(".overlay", 1).await?;
         browser.client.execute("window.notReloaded = true", vec![]).await?;
+        if name == "ada" {
+            // She opened it first: she holds its lease.
+            tokio::time::sleep(Duration::from_millis(600)).await;
+        }
     }
-    // Each sees the other on the image.
+    // Each sees the other on the image; Bob sees that Ada holds it, and cannot draw.
     ada.wait_for_text(".presence", "bob").await?;
     bob.wait_for_text(".presence", "ada").await?;
+    bob.wait_for_text(".lease", "ada is editing").await?;
+    ensure!(
+        ada.client
+            .find_all(fantoccini::Locator::Css(".lease"))
+            .await?
+            .is_empty(),
+        "Ada holds the lease: nothing stops her"
+    );
+    draw(bob, (0.6, 0.6), (0.9, 0.9)).await?;
+    bob.wait_for_text(".notice", "ada is editing this image").await?;
+    ensure!(
+        bob.client.find_all(fantoccini::Locator::Css(BOX)).await?.is_empty(),
+        "Bob's box was kept off"
+    );
 
     // Ada draws; once her edit is saved, Bob has it within a second.
     draw(ada, (0.1, 0.1), (0.4, 0.5)).await?;
@@ -70,7 +89,16 @@ async fn collaborate(studio: &Studio, ada: &Browser, bob: &Browser) -> anyhow::R
         saved.elapsed().as_millis()
     );
 
-    // Both draw at the same time, different boxes: both survive, everywhere.
+    // Bob takes over explicitly: from then on both edit it, at the same time, different boxes,
+    // and both survive, everywhere.
+    bob.find(".take-over").await?.click().await?;
+    ensure!(
+        bob.client
+            .find_all(fantoccini::Locator::Css(".lease"))
+            .await?
+            .is_empty(),
+        "Bob may edit now"
+    );
     let (a, b) = tokio::join!(draw(ada, (0.55, 0.1), (0.9, 0.4)), draw(bob, (0.5, 0.6), (0.8, 0.9)));
     a?;
     b?;

@@ -113,30 +113,67 @@ async fn a_reconnecting_client_gets_what_it_missed_and_converges() -> anyhow::Re
 }
 
 #[tokio::test]
-async fn presence_follows_who_has_which_image_open() -> anyhow::Result<()> {
+async fn presence_and_leases_follow_who_has_which_image_open() -> anyhow::Result<()> {
     let studio = Studio::start().await?;
     let project = studio.create_project("Presence", &["car"]).await?;
     let mut tokens = Vec::new();
-    for name in ["ann", "ben"] {
+    for (name, role) in [
+        ("ann", Role::Annotator),
+        ("ben", Role::Annotator),
+        ("val", Role::Viewer),
+    ] {
         let session = studio.add_user(name, "long enough password").await?;
-        studio.add_member(project.id, name, Role::Annotator).await?;
+        studio.add_member(project.id, name, role).await?;
         tokens.push(session.create_token(&studio.url, "live").await?.token);
     }
-    let mut ann = LiveClient::connect(&studio.url, &tokens[0], project.id, 0, Some(7), None).await?;
-    let mut ben = LiveClient::connect(&studio.url, &tokens[1], project.id, 0, None, None).await?;
-    let here = |event: &LiveEvent, who: &str, image: Option<i64>| match event {
-        LiveEvent::Presence { people } => people.iter().any(|p| p.username == who && p.image_id == image),
+    // Whether `who` is on `image`, holding a lease or not.
+    let state = |event: &LiveEvent, who: &str, image: Option<i64>, editing: bool| match event {
+        LiveEvent::Presence { people } => people
+            .iter()
+            .any(|p| p.username == who && p.image_id == image && p.editing == editing),
         _ => false,
     };
-    ann.until(WAIT, |e| here(e, "ben", None)).await?;
+    // Ann opens image 7 first: she holds its lease.
+    let mut ann = LiveClient::connect(&studio.url, &tokens[0], project.id, 0, Some(7), None).await?;
+    ann.until(WAIT, |e| state(e, "ann", Some(7), true)).await?;
+    let mut ben = LiveClient::connect(&studio.url, &tokens[1], project.id, 0, None, None).await?;
+    let mut val = LiveClient::connect(&studio.url, &tokens[2], project.id, 0, Some(7), None).await?;
+    ann.until(WAIT, |e| state(e, "ben", None, false)).await?;
+    // Ben comes to it: read-only, Ann keeps it; he takes over and both hold one.
     ben.viewing(Some(7)).await?;
-    ann.until(WAIT, |e| here(e, "ben", Some(7))).await?;
+    ann.until(WAIT, |e| {
+        state(e, "ben", Some(7), false) && state(e, "ann", Some(7), true)
+    })
+    .await?;
+    ben.take_over().await?;
+    ann.until(WAIT, |e| {
+        state(e, "ben", Some(7), true) && state(e, "ann", Some(7), true)
+    })
+    .await?;
+    // Ben leaves; Ann's lease passes to nobody else (the viewer never holds one) when she goes.
     ben.close().await?;
-    ann.until(
+    val.until(
         WAIT,
         |e| matches!(e, LiveEvent::Presence { people } if people.iter().all(|p| p.username != "ben")),
     )
     .await?;
+    ann.close().await?;
+    val.until(WAIT, |e| {
+        matches!(e, LiveEvent::Presence { people } if people.iter().all(|p| p.username != "ann"))
+            && state(e, "val", Some(7), false)
+    })
+    .await?;
+    // A lease passes to the one who waited longest when its holder leaves.
+    let mut first = LiveClient::connect(&studio.url, &tokens[0], project.id, 0, Some(9), None).await?;
+    let mut second = LiveClient::connect(&studio.url, &tokens[1], project.id, 0, Some(9), None).await?;
+    second
+        .until(WAIT, |e| {
+            state(e, "ann", Some(9), true) && state(e, "ben", Some(9), false)
+        })
+        .await?;
+    first.viewing(None).await?;
+    second.until(WAIT, |e| state(e, "ben", Some(9), true)).await?;
+    first.close().await?;
     Ok(())
 }
 
