@@ -56,9 +56,47 @@ pub fn constant_sql(text: String) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(text)
 }
 
-/// Starts a transaction that will write. `BEGIN IMMEDIATE` takes SQLite's write lock up front,
-/// so concurrent writers queue on the busy timeout; a plain (deferred) `BEGIN` that reads first
-/// fails with "database is locked" when another writer commits before it upgrades.
-pub async fn write_transaction(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-    pool.begin_with("BEGIN IMMEDIATE").await
+/// Starts a transaction that will write, after the writers before it (first come, first served).
+///
+/// The server's writers queue on one async lock before they take a connection: SQLite admits
+/// one writer at a time anyway, and its own busy handler makes the others sleep and retry with
+/// growing pauses (up to 100 ms each), which is what a burst of editors waited on — the lock
+/// hands the turn on the moment the last writer commits. `BEGIN IMMEDIATE` then takes SQLite's
+/// write lock up front, so a write from another process (the CLI) waits on the busy timeout
+/// instead of failing with "database is locked" when it commits first.
+pub async fn write_transaction(pool: &SqlitePool) -> Result<WriteTransaction, sqlx::Error> {
+    static WRITERS: std::sync::OnceLock<std::sync::Arc<tokio::sync::Mutex<()>>> = std::sync::OnceLock::new();
+    let turn = WRITERS.get_or_init(Default::default).clone().lock_owned().await;
+    Ok(WriteTransaction {
+        transaction: pool.begin_with("BEGIN IMMEDIATE").await?,
+        _turn: turn,
+    })
+}
+
+/// A write transaction holding this process's writer turn until it commits or is dropped
+/// (which rolls it back). Used like the connection it wraps: `&mut *tx`.
+pub struct WriteTransaction {
+    transaction: sqlx::Transaction<'static, sqlx::Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTransaction {
+    /// Commits, then hands the turn to the next writer.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.transaction.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTransaction {
+    type Target = sqlx::SqliteConnection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.transaction
+    }
+}
+
+impl std::ops::DerefMut for WriteTransaction {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.transaction
+    }
 }

@@ -17,12 +17,15 @@ use std::time::Duration;
 
 use api::live::CLOSE_FELL_BEHIND;
 use api::{BoundingBox, ImageStatus, LiveEvent, LiveRequest, OpKind, Presence};
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::ws::{
+    CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
+use futures_util::SinkExt;
 use serde::Deserialize;
 use sqlx::SqlitePool;
 use tokio::sync::{Notify, broadcast, watch};
@@ -61,8 +64,9 @@ struct Here {
     may_edit: bool,
 }
 
-/// An encoded event and its sequence number (presence has none).
-type Broadcast = (Option<i64>, Arc<str>);
+/// An encoded event and its sequence number (presence has none); every socket sends the same
+/// bytes (a cheap clone).
+type Broadcast = (Option<i64>, Utf8Bytes);
 
 /// One project's channel.
 struct Channel {
@@ -250,7 +254,7 @@ async fn publish(
     live.lock().remove(&project_id);
 }
 
-fn encode(event: &LiveEvent) -> Arc<str> {
+fn encode(event: &LiveEvent) -> Utf8Bytes {
     serde_json::to_string(event).unwrap_or_default().into()
 }
 
@@ -427,7 +431,7 @@ impl Socket {
     ) -> Result<(), Option<CloseFrame>> {
         send(
             ws,
-            &encode(&LiveEvent::Hello {
+            encode(&LiveEvent::Hello {
                 connection: self.connection,
             }),
         )
@@ -441,13 +445,13 @@ impl Socket {
             let full = page.len() as i64 == PAGE;
             for event in page {
                 sent = event.seq().unwrap_or(sent);
-                send(ws, &encode(&event)).await?;
+                send(ws, encode(&event)).await?;
             }
             if !full {
                 break;
             }
         }
-        send(ws, &encode(&LiveEvent::CaughtUp { seq: sent })).await?;
+        send(ws, encode(&LiveEvent::CaughtUp { seq: sent })).await?;
         let mut ping = tokio::time::interval(PING);
         ping.reset();
         // A connection silent this long (no pong, no message) is gone: its lease passes on.
@@ -456,15 +460,19 @@ impl Socket {
         loop {
             tokio::select! {
                 received = feed.recv() => match received {
-                    Ok((seq, json)) => {
-                        // Replayed already, or from before this socket's `since`.
-                        if let Some(seq) = seq {
-                            if seq <= sent {
-                                continue;
+                    Ok(first) => {
+                        // What else is already waiting goes out with it, in one flush.
+                        let mut next = Some(first);
+                        while let Some((seq, json)) = next.take() {
+                            // Replayed already, or from before this socket's `since`.
+                            let fresh = seq.is_none_or(|seq| seq > sent);
+                            if fresh {
+                                sent = seq.unwrap_or(sent);
+                                ws.feed(Message::Text(json)).await.map_err(|_| None)?;
                             }
-                            sent = seq;
+                            next = feed.try_recv().ok();
                         }
-                        send(ws, &json).await?;
+                        ws.flush().await.map_err(|_| None)?;
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         return Err(Some(CloseFrame {
@@ -498,8 +506,8 @@ impl Socket {
     }
 }
 
-async fn send(ws: &mut WebSocket, json: &str) -> Result<(), Option<CloseFrame>> {
-    send_message(ws, Message::Text(json.into())).await
+async fn send(ws: &mut WebSocket, json: Utf8Bytes) -> Result<(), Option<CloseFrame>> {
+    send_message(ws, Message::Text(json)).await
 }
 
 async fn send_message(ws: &mut WebSocket, message: Message) -> Result<(), Option<CloseFrame>> {

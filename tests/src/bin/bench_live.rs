@@ -92,13 +92,25 @@ async fn main() -> anyhow::Result<()> {
                 write(http, url, image, car, sent, until, n).await
             }));
         } else {
-            writers.push(tokio::spawn(async move { review(http, url, project_id, until).await }));
+            writers.push(tokio::spawn(async move {
+                review(http, url, project_id, until).await.map(|n| (n, Vec::new()))
+            }));
         }
     }
     let mut ops = 0usize;
+    let mut round_trips = Vec::new();
     for writer in writers {
-        ops += writer.await??;
+        let (applied, times) = writer.await??;
+        ops += applied;
+        round_trips.extend(times);
     }
+    round_trips.sort_by(f64::total_cmp);
+    let trip = |q: f64| {
+        round_trips
+            .get(((round_trips.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid)? - cpu_before;
 
@@ -147,6 +159,11 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "| events delivered | {} | every op to every listener |",
         latencies.len()
+    );
+    println!(
+        "| op request round trip p50 / p99 (send → applied answer) | {:.1} / {:.1} ms | |",
+        trip(0.5),
+        trip(0.99)
     );
     println!("| op → broadcast latency p50 | {:.1} ms | |", at(0.5));
     println!(
@@ -226,11 +243,12 @@ async fn write(
     sent: Sent,
     until: Instant,
     n: usize,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<(usize, Vec<f64>)> {
     // Spread the writers over the second.
     tokio::time::sleep(Duration::from_millis((n as u64 * 997) % 1000)).await;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let (mut applied, mut box_number, mut revision) = (0usize, 0u32, 0u32);
+    let mut round_trips = Vec::new();
     let mut id = String::new();
     while Instant::now() < until {
         tick.tick().await;
@@ -245,8 +263,9 @@ async fn write(
             json!({"op": "update", "base_rev": revision - 1,
                    "box": {"id": id, "class_id": class_id, "x0": x, "y0": 3, "x1": x + 12.0, "y1": 22}})
         };
+        let at = Instant::now();
         if let Ok(mut s) = sent.lock() {
-            s.insert((id.clone(), revision), Instant::now());
+            s.insert((id.clone(), revision), at);
         }
         let response = http
             .post(format!("{url}/api/images/{image}/ops"))
@@ -254,9 +273,11 @@ async fn write(
             .send()
             .await?;
         ensure!(response.status().is_success(), "ops: {}", response.text().await?);
+        response.bytes().await?;
+        round_trips.push(at.elapsed().as_secs_f64() * 1000.0);
         applied += 1;
     }
-    Ok(applied)
+    Ok((applied, round_trips))
 }
 
 /// A reviewer's reads: the submitted images, every few seconds.
