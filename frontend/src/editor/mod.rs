@@ -588,16 +588,30 @@ fn Editor(loaded: Loaded) -> impl IntoView {
             true,
         );
     };
-    let undo = move || {
-        if let Some(action) = history.try_update_value(History::undo).flatten() {
-            selected.set(None);
-            commit(action, false);
+    // Undo and redo replay this person's own steps; a box someone else changed since is left
+    // as they made it, and the person is told by whom.
+    let replay = move |replay: Option<model::Replay>| {
+        let Some(model::Replay { action, left_alone }) = replay else {
+            return;
+        };
+        if let Some(id) = left_alone.first() {
+            let who = authors
+                .with_value(|a| a.get(id).cloned().flatten())
+                .filter(|who| Some(who) != myself.get_value().as_ref())
+                .unwrap_or_else(|| "someone else".into());
+            let boxes = if left_alone.len() == 1 { "a box" } else { "boxes" };
+            notice.set(Some(format!("Left {boxes} as {who} changed it after you.")));
         }
+        selected.set(None);
+        commit(action, false);
+    };
+    let undo = move || {
+        let now = boxes.get_untracked();
+        replay(history.try_update_value(|h| h.undo(&now)).flatten());
     };
     let redo = move || {
-        if let Some(action) = history.try_update_value(History::redo).flatten() {
-            commit(action, false);
-        }
+        let now = boxes.get_untracked();
+        replay(history.try_update_value(|h| h.redo(&now)).flatten());
     };
 
     let keydown = window_event_listener(ev::keydown, move |event: KeyboardEvent| {

@@ -109,11 +109,22 @@ pub fn inverse(action: &Action) -> Action {
         .collect()
 }
 
-/// Undo and redo stacks of one person's actions on one image.
+/// Undo and redo stacks of one person's actions on one image. Undo is per person (DESIGN.md):
+/// a box someone else changed since is left as they made it, so my undo never reverts their
+/// later work — nor removes a box they took over.
 #[derive(Debug, Default, Clone)]
 pub struct History {
     undo: Vec<Action>,
     redo: Vec<Action>,
+}
+
+/// What an undo or redo does now.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Replay {
+    /// The changes to apply (empty when every box of the step was changed by someone since).
+    pub action: Action,
+    /// Boxes of the step left alone because they no longer are as this person left them.
+    pub left_alone: Vec<String>,
 }
 
 impl History {
@@ -125,20 +136,61 @@ impl History {
         }
     }
 
-    /// The action that undoes the last one, if any.
-    pub fn undo(&mut self) -> Option<Action> {
+    /// Undoes the last action on the boxes as they are `now`, if there is one.
+    pub fn undo(&mut self, now: &[EditBox]) -> Option<Replay> {
         let action = self.undo.pop()?;
-        let inverse = inverse(&action);
-        self.redo.push(action);
-        Some(inverse)
+        let (still_mine, left_alone) = split_untouched(action, now, |change| &change.after);
+        let replay = Replay {
+            action: inverse(&still_mine),
+            left_alone,
+        };
+        if !still_mine.is_empty() {
+            self.redo.push(still_mine);
+        }
+        Some(replay)
     }
 
-    /// The action that redoes the last undone one, if any.
-    pub fn redo(&mut self) -> Option<Action> {
+    /// Redoes the last undone action on the boxes as they are `now`, if there is one.
+    pub fn redo(&mut self, now: &[EditBox]) -> Option<Replay> {
         let action = self.redo.pop()?;
-        self.undo.push(action.clone());
-        Some(action)
+        let (still_mine, left_alone) = split_untouched(action, now, |change| &change.before);
+        if !still_mine.is_empty() {
+            self.undo.push(still_mine.clone());
+        }
+        Some(Replay {
+            action: still_mine,
+            left_alone,
+        })
     }
+}
+
+/// Splits an action into the changes whose box is `now` as `expected` says (nobody changed it
+/// since) and the ids of the other boxes.
+fn split_untouched(
+    action: Action,
+    now: &[EditBox],
+    expected: impl Fn(&Change) -> &Option<EditBox>,
+) -> (Action, Vec<String>) {
+    let mut left_alone = Vec::new();
+    let untouched = action
+        .into_iter()
+        .filter(|change| {
+            let Some(id) = change.after.as_ref().or(change.before.as_ref()).map(|b| b.id.as_str()) else {
+                return false;
+            };
+            let current = now.iter().find(|b| b.id == id);
+            let same = match (current, expected(change)) {
+                (None, None) => true,
+                (Some(current), Some(wanted)) => current.class_id == wanted.class_id && current.rect == wanted.rect,
+                _ => false,
+            };
+            if !same {
+                left_alone.push(id.to_owned());
+            }
+            same
+        })
+        .collect();
+    (untouched, left_alone)
 }
 
 /// A random (version 4) UUID, from the browser's `crypto.getRandomValues` (the `uuid` crate's

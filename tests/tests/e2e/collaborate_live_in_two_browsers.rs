@@ -2,13 +2,15 @@
 //! two people on one job at all, its #3909). Each sees who else is on the image; Ada opened it
 //! first and holds its lease, so Bob's screen is read-only until he takes over; a box Ada draws
 //! appears on Bob's screen within a second without a reload; after the take-over, boxes both
-//! draw at the same time both survive; when Bob changes Ada's box she is told who did; a
+//! draw at the same time both survive; Ada's undo leaves a box Bob changed since as he made it,
+//! while his own undo works; when Bob changes Ada's box she is told who did; a
 //! reviewer's rejection and its comment reach her screen as they happen.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use api::Role;
+use e2e::browser::Modifier;
 use e2e::{Browser, Studio, fixtures};
 
 #[tokio::test]
@@ -118,6 +120,51 @@ async fn collaborate(studio: &Studio, ada: &Browser, bob: &Browser) -> anyhow::R
         authors.iter().filter(|a| a.as_deref() == Some("ada")).count() == 2
             && authors.iter().filter(|a| a.as_deref() == Some("bob")).count() == 1,
         "{authors:?}"
+    );
+
+    // Bob relabels Ada's newer box. Undo is per person: her Ctrl+Z of drawing it leaves it as
+    // Bob made it (and says so); his own Ctrl+Z still takes back his change, on both screens.
+    let bike = project.classes[1].id;
+    let newer = stored
+        .boxes
+        .iter()
+        .filter(|b| b.author.as_deref() == Some("ada"))
+        .max_by(|a, b| a.x0.total_cmp(&b.x0))
+        .context("Ada's newer box")?;
+    let newer_rect = format!(".overlay rect.box[data-box-id='{}']", newer.id);
+    bob.find(&newer_rect).await?.click().await?;
+    bob.press(&[], '2').await?;
+    let relabelled = format!("{newer_rect}[data-class-id='{bike}']");
+    ada.wait_for_count(&relabelled, 1).await?;
+    ada.press(&[Modifier::Control], 'z').await?;
+    ada.wait_for_text(".notice", "as bob changed it after you").await?;
+    ada.wait_for_text(".sync", "Saved").await?;
+    ensure!(
+        ada.client.find_all(fantoccini::Locator::Css(&relabelled)).await?.len() == 1,
+        "Ada's undo left Bob's change"
+    );
+    let class_on_server = |boxes: &api::ImageBoxes| boxes.boxes.iter().find(|b| b.id == newer.id).map(|b| b.class_id);
+    let now: api::ImageBoxes = studio
+        .get(&format!("/api/images/{image_id}/boxes"))
+        .await?
+        .json()
+        .await?;
+    ensure!(
+        class_on_server(&now) == Some(bike),
+        "the server keeps Bob's class: {now:?}"
+    );
+    bob.press(&[Modifier::Control], 'z').await?;
+    let car = format!("{newer_rect}[data-class-id='{}']", project.classes[0].id);
+    ada.wait_for_count(&car, 1).await?;
+    bob.wait_for_text(".sync", "Saved").await?;
+    let now: api::ImageBoxes = studio
+        .get(&format!("/api/images/{image_id}/boxes"))
+        .await?
+        .json()
+        .await?;
+    ensure!(
+        class_on_server(&now) == Some(project.classes[0].id) && now.boxes.len() == 3,
+        "Bob's undo reached the server: {now:?}"
     );
 
     // Bob deletes Ada's first box: she is told who did.
