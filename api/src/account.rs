@@ -172,6 +172,25 @@ pub struct Member {
     pub role: Role,
 }
 
+/// One person's work in a project (`GET /api/projects/{pid}/contributions`): what they
+/// submitted and what became of it, and the review decisions they made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contribution {
+    /// Their login name.
+    pub username: String,
+    /// Their role, when they are still a member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// Images whose latest submission is theirs (waiting, approved or rejected).
+    pub labeled: u64,
+    /// Of those, approved.
+    pub approved: u64,
+    /// Of those, rejected (to fix).
+    pub rejected: u64,
+    /// Approvals and rejections they made as a reviewer.
+    pub reviewed: u64,
+}
+
 /// `POST /api/projects/{pid}/members` (owner): add someone, or change their role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewMember {

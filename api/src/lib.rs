@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod account;
+pub mod audit;
 pub mod boxes;
 pub mod coco;
 pub mod error;
@@ -27,9 +28,10 @@ pub mod worker;
 pub mod yolo;
 
 pub use account::{
-    AccountError, ApiToken, CreatedToken, Credentials, Member, NewMember, NewToken, NewUser, PasswordChange, Role,
-    Session, SetupState, User, validate_password, validate_token_name, validate_username,
+    AccountError, ApiToken, Contribution, CreatedToken, Credentials, Member, NewMember, NewToken, NewUser,
+    PasswordChange, Role, Session, SetupState, User, validate_password, validate_token_name, validate_username,
 };
+pub use audit::{AuditChange, AuditEntry, ImageHistory};
 pub use boxes::{
     AppliedOp, BoundingBox, BoxError, BoxInput, BoxOp, BoxSource, ImageBoxes, OpKind, OpsRequest, OpsResponse,
     RefusedOp, ReplaceBoxes, clip_box, normalize_box,
@@ -49,5 +51,5 @@ pub use project::{
     ClassRemoval, ClassSpec, NewProject, ObjectClass, Project, ProjectPatch, SplitRatios, ValidationError,
     default_class_color, parse_class_list, validate_classes, validate_project_name,
 };
-pub use queue::{ImagePrediction, PendingImages, PredictedBox, PredictionReport, Queue, QueueEntry};
+pub use queue::{ImagePrediction, NextImage, PendingImages, PredictedBox, PredictionReport, Queue, QueueEntry};
 pub use uncertainty::{Aggregation, Strategy};

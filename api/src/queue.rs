@@ -83,3 +83,19 @@ pub struct Queue {
     /// Unlabeled images this model version has not scored yet (not in `entries`).
     pub unscored: u64,
 }
+
+/// `GET /api/projects/{pid}/next?mode=label|review&strategy=…&after=IID`: the image to open next,
+/// for the person asking. Labeling: the top-ranked unlabeled image (by `strategy`, with the
+/// project's active student) that nobody else holds, in a random order of this person's own when
+/// there is no ranking. Reviewing: the oldest submitted image nobody else holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NextImage {
+    /// The image; absent when every candidate is done or held by someone else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<i64>,
+    /// The ranking that chose it; absent for the random order and the review queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
+    /// Candidates skipped because someone else holds them.
+    pub held_by_others: u32,
+}

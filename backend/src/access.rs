@@ -95,10 +95,12 @@ pub fn requirement(method: &Method, path: &str) -> Requirement {
             | "/projects/{pid}/predictions/pending"
             | "/projects/{pid}/evaluation"
             | "/projects/{pid}/members"
+            | "/projects/{pid}/contributions"
             | "/images/{iid}"
             | "/images/{iid}/file"
             | "/images/{iid}/thumb"
             | "/images/{iid}/boxes"
+            | "/images/{iid}/history"
             | "/images/{iid}/prediction"
             | "/images/{iid}/label-errors"
             | "/models/{mid}"
@@ -109,7 +111,9 @@ pub fn requirement(method: &Method, path: &str) -> Requirement {
             | "/jobs/{jid}/epochs",
         ) => Project(Viewer),
         // Approving and rejecting need a reviewer; the status handler checks which it is.
-        ("POST", "/images/{iid}/ops" | "/images/{iid}/status" | "/images/{iid}/label-errors/confirm")
+        // Reviewing through it needs a reviewer; the handler checks that.
+        ("GET", "/projects/{pid}/next")
+        | ("POST", "/images/{iid}/ops" | "/images/{iid}/status" | "/images/{iid}/label-errors/confirm")
         | ("PUT", "/images/{iid}/boxes")
         | ("POST", "/projects/{pid}/predictions") => Project(Annotator),
         ("PATCH", "/projects/{pid}" | "/models/{mid}")

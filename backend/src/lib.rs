@@ -6,9 +6,11 @@
 pub mod access;
 pub mod accounts;
 pub mod annotations;
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod contributions;
 pub mod db;
 #[cfg(feature = "student")]
 pub mod distill;
@@ -29,6 +31,7 @@ pub mod predictions;
 pub mod projects;
 pub mod registry;
 pub mod server;
+pub mod shared_queue;
 pub mod store;
 pub mod web;
 

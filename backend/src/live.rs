@@ -42,6 +42,8 @@ const BUFFER: usize = 4096;
 const PAGE: i64 = 1000;
 /// How often an idle socket is pinged, so dead peers are noticed.
 const PING: Duration = Duration::from_secs(20);
+/// How long an image "Next" handed to someone stays theirs before their editor takes its lease.
+const HANDED_OUT_FOR: Duration = Duration::from_secs(30);
 /// The shortest time between two presence messages of a project.
 const PRESENCE_EVERY: Duration = Duration::from_millis(200);
 
@@ -55,6 +57,9 @@ pub fn router() -> Router<AppState> {
 pub struct Live {
     projects: Arc<Mutex<HashMap<i64, Arc<Channel>>>>,
     next_connection: Arc<std::sync::atomic::AtomicU64>,
+    /// Images the shared "Next" just handed out, by image: to whom and when — so two people
+    /// pressing Next at the same moment get different images before either editor has opened.
+    handed_out: Arc<Mutex<HashMap<i64, (i64, std::time::Instant)>>>,
 }
 
 /// One open connection, as presence lists it, and whether its role may edit (viewers never
@@ -87,6 +92,63 @@ impl Live {
         if let Some(channel) = self.lock().get(&project_id) {
             channel.wake.notify_one();
         }
+    }
+
+    /// Hands `user_id` the first of `candidates` (but `skip`) that nobody else holds — an
+    /// editor's lease, or "Next" handed it to someone else in the last [`HANDED_OUT_FOR`] — and
+    /// keeps it theirs for that long (instead of the one they were handed before). Picking and marking happen under one lock, so two people
+    /// asking at the same moment get different images. Also says how many candidates others hold.
+    pub fn hand_out_first(
+        &self,
+        project_id: i64,
+        user_id: i64,
+        candidates: &[i64],
+        skip: Option<i64>,
+    ) -> (Option<i64>, u32) {
+        let mut handed_out = self
+            .handed_out
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        handed_out.retain(|_, (_, at)| at.elapsed() < HANDED_OUT_FOR);
+        let mut taken: std::collections::HashSet<i64> = handed_out
+            .iter()
+            .filter(|(_, (to, _))| *to != user_id)
+            .map(|(image, _)| *image)
+            .collect();
+        if let Some(channel) = self.lock().get(&project_id).cloned() {
+            taken.extend(
+                channel
+                    .presence()
+                    .values()
+                    .filter(|h| h.presence.editing && h.presence.user_id != user_id)
+                    .filter_map(|h| h.presence.image_id),
+            );
+        }
+        let held = candidates.iter().filter(|id| taken.contains(id)).count() as u32;
+        let chosen = candidates
+            .iter()
+            .copied()
+            .find(|id| !taken.contains(id) && Some(*id) != skip);
+        if let Some(image) = chosen {
+            // One image at a time: what they were handed before is free for others again.
+            handed_out.retain(|_, (to, _)| *to != user_id);
+            handed_out.insert(image, (user_id, std::time::Instant::now()));
+        }
+        (chosen, held)
+    }
+
+    /// How many of the project's images others hold now (an upper bound for how far down a
+    /// ranking "Next" may have to look).
+    pub fn held_count(&self, project_id: i64) -> usize {
+        let leased = self.lock().get(&project_id).cloned().map_or(0, |channel| {
+            channel.presence().values().filter(|h| h.presence.editing).count()
+        });
+        let handed_out = self
+            .handed_out
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len();
+        leased + handed_out
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<Channel>>> {

@@ -301,10 +301,46 @@ async fn queue(
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_LIMIT) as usize;
     crate::projects::ensure_exists(&state.db, project_id).await?;
     let mut conn = state.db.acquire().await?;
+    let ranking = Ranking {
+        strategy,
+        aggregation,
+        model_id: query.model_id,
+        seed: query.seed,
+    };
+    Ok(Json(rank(&state, &mut conn, project_id, ranking, limit).await?))
+}
+
+/// How to order a project's unlabeled images.
+#[derive(Debug, Clone, Copy)]
+pub struct Ranking {
+    /// By what.
+    pub strategy: Strategy,
+    /// How an image's detections combine into its score.
+    pub aggregation: Aggregation,
+    /// The model whose predictions rank them (the active student when absent).
+    pub model_id: Option<i64>,
+    /// The random order's seed (the project's split seed when absent).
+    pub seed: Option<u64>,
+}
+
+/// The first `limit` images in `ranking`'s order: the queue's answer, and where the shared
+/// "Next" starts.
+pub async fn rank(
+    state: &AppState,
+    conn: &mut SqliteConnection,
+    project_id: i64,
+    Ranking {
+        strategy,
+        aggregation,
+        model_id,
+        seed,
+    }: Ranking,
+    limit: usize,
+) -> Result<Queue, ApiError> {
     if strategy == Strategy::Random {
-        let project = crate::projects::load_project(&mut conn, project_id).await?;
-        let seed = query.seed.unwrap_or(u64::from(project.split_seed));
-        let mut entries: Vec<QueueEntry> = unlabeled(&mut conn, project_id)
+        let project = crate::projects::load_project(conn, project_id).await?;
+        let seed = seed.unwrap_or(u64::from(project.split_seed));
+        let mut entries: Vec<QueueEntry> = unlabeled(conn, project_id)
             .await?
             .into_iter()
             .map(|(image_id, file_name)| QueueEntry {
@@ -314,30 +350,29 @@ async fn queue(
             })
             .collect();
         sort_and_cut(&mut entries, limit);
-        return Ok(Json(Queue {
+        return Ok(Queue {
             strategy,
             aggregation,
             model_id: None,
             entries,
             unscored: 0,
-        }));
+        });
     }
     if strategy == Strategy::LabelErrors {
-        let (model, entries, unseen) =
-            crate::label_errors::ranked(&state, &mut conn, project_id, query.model_id, limit).await?;
-        return Ok(Json(Queue {
+        let (model, entries, unseen) = crate::label_errors::ranked(state, conn, project_id, model_id, limit).await?;
+        return Ok(Queue {
             strategy,
             aggregation,
             model_id: Some(model.id),
             entries,
             unscored: unseen,
-        }));
+        });
     }
-    let model = resolve_model(&mut conn, project_id, query.model_id).await?;
-    let unscored = count_unscored(&mut conn, project_id, model.id).await?;
+    let model = resolve_model(conn, project_id, model_id).await?;
+    let unscored = count_unscored(conn, project_id, model.id).await?;
     let entries = match strategy {
-        Strategy::Disagreement => by_disagreement(&mut conn, project_id, &model, limit).await?,
-        Strategy::Diversity => by_diversity(&mut conn, project_id, &model, limit).await?,
+        Strategy::Disagreement => by_disagreement(conn, project_id, &model, limit).await?,
+        Strategy::Diversity => by_diversity(conn, project_id, &model, limit).await?,
         _ => {
             let sql = format!(
                 "SELECT i.id, i.file_name, s.score FROM image_scores s JOIN images i ON i.id = s.image_id \
@@ -361,13 +396,13 @@ async fn queue(
                 .collect()
         }
     };
-    Ok(Json(Queue {
+    Ok(Queue {
         strategy,
         aggregation,
         model_id: Some(model.id),
         entries,
         unscored,
-    }))
+    })
 }
 
 async fn unlabeled(conn: &mut SqliteConnection, project_id: i64) -> Result<Vec<(i64, String)>, ApiError> {

@@ -16,8 +16,8 @@ use crate::error::{api_method_not_allowed, api_route_not_found};
 use crate::events::ProjectEvents;
 use crate::store::Store;
 use crate::{
-    AppState, access, accounts, annotations, db, evaluation, events, export, health, images, import, jobs,
-    label_errors, live, members, predictions, projects, registry, web,
+    AppState, access, accounts, annotations, audit, contributions, db, evaluation, events, export, health, images,
+    import, jobs, label_errors, live, members, predictions, projects, registry, shared_queue, web,
 };
 
 /// The whole HTTP app: `/api/*` plus the web app, with tracing, compression and the
@@ -27,13 +27,16 @@ pub fn app(state: AppState, web_dir: &Path) -> Router {
         .merge(health::router())
         .merge(accounts::router())
         .merge(members::router())
+        .merge(contributions::router())
         .merge(projects::router())
         .merge(images::router())
         .merge(annotations::router())
+        .merge(audit::router())
         .merge(export::router())
         .merge(import::router())
         .merge(registry::router())
         .merge(predictions::router())
+        .merge(shared_queue::router())
         .merge(jobs::router())
         .merge(events::router())
         .merge(evaluation::router())

@@ -133,6 +133,28 @@ pub async fn get_boxes(image_id: i64) -> ApiResult<api::ImageBoxes> {
     get_json(&format!("/api/images/{image_id}/boxes")).await
 }
 
+/// `GET /api/projects/{pid}/next?mode=…&strategy=…&after=…`: the next image for this person that
+/// nobody else holds.
+pub async fn next_image(
+    project_id: i64,
+    reviewing: bool,
+    strategy: api::Strategy,
+    after: i64,
+) -> ApiResult<api::NextImage> {
+    let mode = if reviewing { "review" } else { "label" };
+    get_json(&format!(
+        "/api/projects/{project_id}/next?mode={mode}&strategy={}&after={after}",
+        strategy.as_str()
+    ))
+    .await
+}
+
+/// `GET /api/images/{iid}/history?before=…`: the image's audit log, newest first.
+pub async fn image_history(image_id: i64, before: Option<i64>) -> ApiResult<api::ImageHistory> {
+    let before = before.map(|seq| format!("?before={seq}")).unwrap_or_default();
+    get_json(&format!("/api/images/{image_id}/history{before}")).await
+}
+
 /// `POST /api/images/{iid}/ops`.
 pub async fn apply_ops(image_id: i64, request: &api::OpsRequest) -> ApiResult<api::OpsResponse> {
     let request = writing(Request::post(&format!("/api/images/{image_id}/ops")))
@@ -478,6 +500,11 @@ pub async fn list_users() -> ApiResult<Vec<api::User>> {
 pub async fn add_user(user: &api::NewUser) -> ApiResult<api::User> {
     let request = writing(Request::post("/api/users")).json(user).map_err(network)?;
     decode(request.send().await.map_err(network)?).await
+}
+
+/// `GET /api/projects/{pid}/contributions`: each person's counts.
+pub async fn contributions(project_id: i64) -> ApiResult<Vec<api::Contribution>> {
+    get_json(&format!("/api/projects/{project_id}/contributions")).await
 }
 
 /// `GET /api/projects/{pid}/members`.

@@ -2,6 +2,7 @@
 //! queued to the server through [`SyncQueue`]; undo/redo replays edits as new operations, so the
 //! server (and anyone else on the image) sees them like any other edit.
 
+mod audit_log;
 mod canvas;
 mod label_errors;
 mod model;
@@ -15,6 +16,7 @@ use leptos_router::hooks::use_navigate;
 use wasm_bindgen::JsCast;
 use web_sys::KeyboardEvent;
 
+use self::audit_log::AuditLog;
 use self::canvas::{Canvas, CanvasState, Highlight, ProposalBox, ProposalSources, View};
 use self::label_errors::LabelErrorsPanel;
 use self::model::{Action, Change, EditBox, History, new_box_id};
@@ -93,7 +95,7 @@ pub fn LabelingView() -> impl IntoView {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Direction {
     Next,
     Previous,
@@ -260,6 +262,7 @@ fn Editor(loaded: Loaded) -> impl IntoView {
     // Live: other people's edits of this image and review decisions appear as they happen; who
     // else has it open is shown in the bar.
     let others_here = RwSignal::new(Vec::<String>::new());
+    let (changes, tick_changes) = signal(0u64);
     let my_connection = StoredValue::new(None::<u64>);
     let live_requests = {
         let me = me.clone();
@@ -273,6 +276,7 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                 author,
                 ..
             } if on == image_id => {
+                tick_changes.update(|n| *n += 1);
                 // A newer edit of this person's own is on its way: theirs wins on arrival.
                 let mine_pending = sync.pending_for(image_id).iter().any(|p| {
                     p.op.as_ref()
@@ -302,6 +306,7 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                 author,
                 ..
             } if on == image_id => {
+                tick_changes.update(|n| *n += 1);
                 status.set(now);
                 if now == ImageStatus::Rejected {
                     review_comment.set(comment);
@@ -477,37 +482,36 @@ fn Editor(loaded: Loaded) -> impl IntoView {
 
     let navigate = use_navigate();
     let has_student = move || student.with(Option::is_some);
+    // "Next" is the shared queue's: the next image nobody else holds — for a reviewer who
+    // opened a submitted image, the next submitted one; otherwise the top of the ranking picked
+    // in the "Label next" panel (a random order of this person's own without a student).
+    // "Previous" walks the gallery.
+    let reviewing = can_review && server.status == ImageStatus::Submitted;
     let go = move |direction: Direction| {
         let navigate = navigate.clone();
-        let ranked = student.with_untracked(Option::is_some) && matches!(direction, Direction::Next);
         spawn_local(async move {
-            // With a student, "next" is the top of the ranking picked in the "Label next" panel.
-            let strategy = crate::pages::queue::remembered_strategy(project_id);
-            if ranked
-                && let Ok(queue) = api_client::queue(project_id, strategy, 2).await
-                && let Some(top) = queue.entries.iter().find(|e| e.image_id != image_id)
-            {
-                navigate(
-                    &format!("/projects/{project_id}/images/{}", top.image_id),
-                    Default::default(),
-                );
+            let open = |id: i64| navigate(&format!("/projects/{project_id}/images/{id}"), Default::default());
+            if direction == Direction::Next {
+                let strategy = crate::pages::queue::remembered_strategy(project_id);
+                match api_client::next_image(project_id, reviewing, strategy, image_id).await {
+                    Ok(api::NextImage { image_id: Some(id), .. }) => open(id),
+                    Ok(api::NextImage { held_by_others, .. }) => notice.set(Some(match (reviewing, held_by_others) {
+                        (true, 0) => "Nothing else is waiting for review.".into(),
+                        (false, 0) => "Every other image is labeled.".into(),
+                        (_, held) => format!(
+                            "Nothing left that is free: {} open by someone else.",
+                            plural(u64::from(held), "image")
+                        ),
+                    })),
+                    Err(failure) => notice.set(Some(failure.message)),
+                }
                 return;
             }
-            let page = match direction {
-                Direction::Next => api_client::list_images(project_id, None, None, None, Some(image_id), None, 1).await,
-                Direction::Previous => {
-                    api_client::list_images(project_id, None, None, None, None, Some(image_id), 1).await
-                }
-            };
-            match page.map(|p| p.images.into_iter().next()) {
-                Ok(Some(other)) => navigate(
-                    &format!("/projects/{project_id}/images/{}", other.id),
-                    Default::default(),
-                ),
-                Ok(None) => notice.set(Some(match direction {
-                    Direction::Next => "This is the last image.".into(),
-                    Direction::Previous => "This is the first image.".into(),
-                })),
+            match api_client::list_images(project_id, None, None, None, None, Some(image_id), 1).await {
+                Ok(page) => match page.images.into_iter().next() {
+                    Some(other) => open(other.id),
+                    None => notice.set(Some("This is the first image.".into())),
+                },
                 Err(failure) => notice.set(Some(failure.message)),
             }
         });
@@ -761,7 +765,7 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                 }}
                 <span class="spacer"></span>
                 <button on:click=move |_| go.with_value(|go| go(Direction::Previous)) title="Previous image (A)">"‹ Prev"</button>
-                <button on:click=move |_| go.with_value(|go| go(Direction::Next)) title=move || if has_student() { "Most uncertain unlabeled image (D)" } else { "Next image (D)" }>"Next ›"</button>
+                <button on:click=move |_| go.with_value(|go| go(Direction::Next)) title=move || if reviewing { "Next image waiting for review (D)" } else if has_student() { "Most uncertain unlabeled image nobody else holds (D)" } else { "Next unlabeled image nobody else holds (D)" }>"Next ›"</button>
                 <button on:click=move |_| fit() title="Fit to screen (F)">"Fit"</button>
                 <button class:active=move || negative.get() on:click=move |_| toggle_negative() title="No objects here (N)">
                     {move || if negative.get() { "✓ No objects" } else { "No objects" }}
@@ -892,6 +896,7 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                             <p class="muted small">"Click a dashed box to accept it, right-click to dismiss it."</p>
                         </Show>
                     </section>
+                    <AuditLog image_id classes changes />
                     <LabelErrorsPanel image_id approved width=image.width height=image.height boxes classes
                         highlights on_fix=on_action />
                     <label class="toggle">

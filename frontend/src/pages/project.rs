@@ -71,6 +71,7 @@ fn ProjectDetail(
                 {project.role.map(|role| view! {
                     <p class="role-note muted small" data-role=role.as_str()>{format!("Your role here: {role}")}</p>
                 })}
+                <super::work::WorkPanel project_id=project.id role=project.role />
                 <super::queue::QueuePanel project_id=project.id />
                 <ExportPanel project_id=project.id />
                 {owner.then(|| view! {

@@ -44,10 +44,12 @@ fn needs(method: &Method, path: &str) -> Option<Needs> {
         "/projects/{pid}/predictions/pending",
         "/projects/{pid}/evaluation",
         "/projects/{pid}/members",
+        "/projects/{pid}/contributions",
         "/images/{iid}",
         "/images/{iid}/file",
         "/images/{iid}/thumb",
         "/images/{iid}/boxes",
+        "/images/{iid}/history",
         "/images/{iid}/prediction",
         "/images/{iid}/label-errors",
         "/models/{mid}",
@@ -63,7 +65,8 @@ fn needs(method: &Method, path: &str) -> Option<Needs> {
         ("GET" | "POST", "/tokens") | ("DELETE", "/tokens/{tid}") => SignedIn,
         ("GET" | "POST", "/users") => Admin,
         ("GET", p) if viewer_reads.contains(&p) => Project(Viewer),
-        ("POST", "/images/{iid}/ops" | "/images/{iid}/status" | "/images/{iid}/label-errors/confirm")
+        ("GET", "/projects/{pid}/next")
+        | ("POST", "/images/{iid}/ops" | "/images/{iid}/status" | "/images/{iid}/label-errors/confirm")
         | ("PUT", "/images/{iid}/boxes")
         | ("POST", "/projects/{pid}/predictions") => Project(Annotator),
         ("PATCH", "/projects/{pid}" | "/models/{mid}")

@@ -125,12 +125,30 @@ async fn label(browser: &Browser, studio: &Studio, project: &api::Project) -> an
         boxes.status
     );
 
-    // D opens the next image, A comes back: the boxes and status are the server's.
+    // D opens an unlabeled image (the shared queue's: one of the other two, in this person's
+    // random order — there is no student), A walks the gallery back: the boxes and status are
+    // the server's.
     browser.press(&[], 'd').await?;
-    browser
-        .wait_for_count(&format!(".editor[data-image-id='{}']", ids[1]), 1)
-        .await?;
-    browser.press(&[], 'a').await?;
+    let unlabeled = format!(
+        ".editor[data-image-id='{}'], .editor[data-image-id='{}']",
+        ids[1], ids[2]
+    );
+    browser.wait_for_count(&unlabeled, 1).await?;
+    for _ in 0..2 {
+        if !browser
+            .client
+            .find_all(fantoccini::Locator::Css(&format!(".editor[data-image-id='{rotated}']")))
+            .await?
+            .is_empty()
+        {
+            break;
+        }
+        let on = browser.attributes(".editor", "data-image-id").await?;
+        browser.press(&[], 'a').await?;
+        browser
+            .wait_for_count(&format!(".editor:not([data-image-id='{}'])", on.join("")), 1)
+            .await?;
+    }
     browser
         .wait_for_count(&format!(".editor[data-image-id='{rotated}']"), 1)
         .await?;

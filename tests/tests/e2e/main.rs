@@ -27,6 +27,7 @@ mod rank_images_by_uncertainty;
 mod refused_edit_stays_visible;
 mod restart_keeps_projects;
 mod serve_web_app;
+mod share_the_queue_and_review;
 mod sign_in_in_browser;
 mod train_student;
 mod upload_images;

@@ -1,0 +1,147 @@
+//! The shared queue: `GET /api/projects/{pid}/next` hands each person the next image to work on
+//! that nobody else holds (DESIGN: "the queue hands each annotator the top-ranked image that
+//! nobody else holds"). Labeling follows the picked uncertainty ranking of the active student,
+//! or a random order of the person's own when there is none (so two people starting together
+//! do not walk the same order); reviewing takes submitted images oldest first. The image handed
+//! out stays that person's for a short while, until their editor takes its lease.
+
+use api::{NextImage, Role, Strategy, uncertainty};
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use sqlx::SqliteConnection;
+
+use crate::AppState;
+use crate::access::{Caller, ProjectAccess};
+use crate::error::ApiError;
+use crate::extract::{PathParams, QueryParams};
+use crate::predictions::{Ranking, UNLABELED, rank};
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/projects/{pid}/next", get(next))
+}
+
+#[derive(Debug, Deserialize)]
+struct NextQuery {
+    /// `label` (the default) or `review`.
+    mode: Option<String>,
+    /// The labeling ranking (least confidence when absent); used when the project has an
+    /// active student.
+    strategy: Option<String>,
+    /// The image the person is on, which is never "next".
+    after: Option<i64>,
+}
+
+async fn next(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(access): Extension<ProjectAccess>,
+    PathParams(project_id): PathParams<i64>,
+    QueryParams(query): QueryParams<NextQuery>,
+) -> Result<Json<NextImage>, ApiError> {
+    let reviewing = match query.mode.as_deref() {
+        None | Some("label") => false,
+        Some("review") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "unknown_mode",
+                format!("Unknown mode {other:?}; use label or review."),
+            ));
+        }
+    };
+    if reviewing && !access.role.allows(Role::Reviewer) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "Your role in this project ({}) cannot review; it needs reviewer.",
+                access.role
+            ),
+        ));
+    }
+    let strategy = match query.strategy.as_deref() {
+        None => Strategy::LeastConfidence,
+        Some(name) => Strategy::parse(name)
+            .ok_or_else(|| ApiError::bad_request("unknown_strategy", format!("Unknown strategy {name:?}.")))?,
+    };
+    let user_id = caller.user.id;
+    let live = &state.events.live;
+    let mut conn = state.db.acquire().await?;
+    let (candidates, ranked_by) = if reviewing {
+        (submitted(&mut conn, project_id).await?, None)
+    } else {
+        labeling_order(
+            &state,
+            &mut conn,
+            project_id,
+            strategy,
+            user_id,
+            live.held_count(project_id),
+        )
+        .await?
+    };
+    let (image_id, held_by_others) = live.hand_out_first(project_id, user_id, &candidates, query.after);
+    Ok(Json(NextImage {
+        image_id,
+        strategy: image_id.and(ranked_by),
+        held_by_others,
+    }))
+}
+
+/// Unlabeled images in labeling order: the ranking when the project has an active student that
+/// has scored them, then the rest in the person's own random order.
+async fn labeling_order(
+    state: &AppState,
+    conn: &mut SqliteConnection,
+    project_id: i64,
+    strategy: Strategy,
+    user_id: i64,
+    taken: usize,
+) -> Result<(Vec<i64>, Option<Strategy>), ApiError> {
+    let ranking = Ranking {
+        strategy,
+        aggregation: api::Aggregation::Max,
+        model_id: None,
+        seed: None,
+    };
+    // Enough of the ranking to get past everything others hold, and the person's own image.
+    let ranked = if strategy == Strategy::Random {
+        Vec::new()
+    } else {
+        match rank(state, conn, project_id, ranking, taken + 2).await {
+            Ok(queue) => queue.entries.into_iter().map(|e| e.image_id).collect(),
+            // No student yet (or nothing it can rank): the random order below.
+            Err(error) if error.status.is_client_error() => Vec::new(),
+            Err(error) => return Err(error),
+        }
+    };
+    let sql = format!("SELECT id FROM images WHERE project_id = ? AND status IN {UNLABELED}");
+    let mut rest: Vec<i64> = sqlx::query_scalar(crate::db::constant_sql(sql))
+        .bind(project_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    let project = crate::projects::load_project(conn, project_id).await?;
+    let seed = u64::from(project.split_seed) ^ (user_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    rest.sort_by(|a, b| {
+        uncertainty::random_score(*b, seed)
+            .total_cmp(&uncertainty::random_score(*a, seed))
+            .then(a.cmp(b))
+    });
+    let ranked_by = (!ranked.is_empty()).then_some(strategy);
+    let mut order = ranked;
+    order.extend(rest);
+    Ok((order, ranked_by))
+}
+
+/// Submitted images, oldest submission first.
+async fn submitted(conn: &mut SqliteConnection, project_id: i64) -> Result<Vec<i64>, ApiError> {
+    Ok(sqlx::query_scalar(
+        "SELECT i.id FROM images i WHERE i.project_id = ?1 AND i.status = 'submitted'
+         ORDER BY (SELECT MAX(seq) FROM review_events r WHERE r.project_id = ?1 AND r.image_id = i.id), i.id",
+    )
+    .bind(project_id)
+    .fetch_all(&mut *conn)
+    .await?)
+}
