@@ -191,6 +191,78 @@ pub struct Contribution {
     pub reviewed: u64,
 }
 
+/// Longest an invite link may stay valid, in hours (30 days).
+pub const MAX_INVITE_HOURS: u32 = 30 * 24;
+
+/// `POST /api/projects/{pid}/invites` (owner): a link whoever opens it may join with, until it
+/// expires or is revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewInvite {
+    /// The role people joining through it get (never lowering one they already have).
+    pub role: Role,
+    /// How long it stays valid, 1 to [`MAX_INVITE_HOURS`].
+    pub hours: u32,
+}
+
+/// An invite link as its project's owners see it (the secret is shown once, on creation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invite {
+    /// Its id, for revoking it.
+    pub id: i64,
+    /// The role it gives.
+    pub role: Role,
+    /// Who made it.
+    pub created_by: String,
+    /// When it stops working, RFC 3339 UTC.
+    pub expires_at: String,
+    /// How many people joined through it.
+    pub joined: u32,
+}
+
+/// The answer to [`NewInvite`]: the invite, and the secret its link carries (`/invite/<secret>`),
+/// which is not stored and cannot be shown again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedInvite {
+    /// The invite.
+    pub invite: Invite,
+    /// The link's secret.
+    pub secret: String,
+}
+
+/// `GET /api/invites/{secret}` (anyone with the link): what it offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteOffer {
+    /// The project's name.
+    pub project_name: String,
+    /// The role it gives.
+    pub role: Role,
+    /// When it stops working, RFC 3339 UTC.
+    pub expires_at: String,
+}
+
+/// `POST /api/invites/{secret}/accept`: joins as the signed-in account, or — nobody signed in —
+/// creates `account` and signs it in. (No `Debug`: it may carry a password.) A body with
+/// anything else is refused, never read as "join as whoever is signed in".
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptInvite {
+    /// A new account's name and password, when nobody is signed in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<Credentials>,
+}
+
+/// The answer to [`AcceptInvite`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinedProject {
+    /// The project joined.
+    pub project_id: i64,
+    /// The role held there now.
+    pub role: Role,
+    /// The new account's session, when one was created (its cookie is set too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Session>,
+}
+
 /// `POST /api/projects/{pid}/members` (owner): add someone, or change their role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewMember {

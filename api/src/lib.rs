@@ -28,8 +28,9 @@ pub mod worker;
 pub mod yolo;
 
 pub use account::{
-    AccountError, ApiToken, Contribution, CreatedToken, Credentials, Member, NewMember, NewToken, NewUser,
-    PasswordChange, Role, Session, SetupState, User, validate_password, validate_token_name, validate_username,
+    AcceptInvite, AccountError, ApiToken, Contribution, CreatedInvite, CreatedToken, Credentials, Invite, InviteOffer,
+    JoinedProject, Member, NewInvite, NewMember, NewToken, NewUser, PasswordChange, Role, Session, SetupState, User,
+    validate_password, validate_token_name, validate_username,
 };
 pub use audit::{AuditChange, AuditEntry, ImageHistory};
 pub use boxes::{

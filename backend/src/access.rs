@@ -74,7 +74,10 @@ pub fn requirement(method: &Method, path: &str) -> Requirement {
     use Requirement::*;
     use Role::*;
     match (method.as_str(), path) {
-        ("GET", "/health") | ("GET" | "POST", "/setup") | ("POST", "/login") => Public,
+        // An invite link's secret is its own credential; accepting it checks who is signed in.
+        ("GET", "/health" | "/invites/{secret}")
+        | ("GET" | "POST", "/setup")
+        | ("POST", "/login" | "/invites/{secret}/accept") => Public,
         ("GET", "/session")
         | ("POST", "/logout")
         | ("POST", "/me/password")
@@ -118,7 +121,8 @@ pub fn requirement(method: &Method, path: &str) -> Requirement {
         | ("POST", "/projects/{pid}/predictions") => Project(Annotator),
         ("PATCH", "/projects/{pid}" | "/models/{mid}")
         | ("PUT", "/projects/{pid}/active-student")
-        | ("DELETE", "/projects/{pid}/members/{uid}")
+        | ("DELETE", "/projects/{pid}/members/{uid}" | "/projects/{pid}/invites/{vid}")
+        | ("GET", "/projects/{pid}/invites")
         | (
             "POST",
             "/projects/{pid}/images"
@@ -126,6 +130,7 @@ pub fn requirement(method: &Method, path: &str) -> Requirement {
             | "/projects/{pid}/models"
             | "/projects/{pid}/jobs"
             | "/projects/{pid}/members"
+            | "/projects/{pid}/invites"
             | "/jobs/{jid}/cancel"
             | "/jobs/{jid}/resume",
         ) => Project(Owner),

@@ -23,6 +23,7 @@ pub mod health;
 pub mod images;
 pub mod imaging;
 pub mod import;
+pub mod invites;
 pub mod jobs;
 pub mod label_errors;
 pub mod live;

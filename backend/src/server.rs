@@ -17,7 +17,7 @@ use crate::events::ProjectEvents;
 use crate::store::Store;
 use crate::{
     AppState, access, accounts, annotations, audit, contributions, db, evaluation, events, export, health, images,
-    import, jobs, label_errors, live, members, predictions, projects, registry, shared_queue, web,
+    import, invites, jobs, label_errors, live, members, predictions, projects, registry, shared_queue, web,
 };
 
 /// The whole HTTP app: `/api/*` plus the web app, with tracing, compression and the
@@ -27,6 +27,7 @@ pub fn app(state: AppState, web_dir: &Path) -> Router {
         .merge(health::router())
         .merge(accounts::router())
         .merge(members::router())
+        .merge(invites::router())
         .merge(contributions::router())
         .merge(projects::router())
         .merge(images::router())

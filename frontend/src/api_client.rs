@@ -520,6 +520,43 @@ pub async fn put_member(project_id: i64, member: &api::NewMember) -> ApiResult<V
     decode(request.send().await.map_err(network)?).await
 }
 
+/// `GET /api/projects/{pid}/invites` (owner): the links still valid.
+pub async fn list_invites(project_id: i64) -> ApiResult<Vec<api::Invite>> {
+    get_json(&format!("/api/projects/{project_id}/invites")).await
+}
+
+/// `POST /api/projects/{pid}/invites` (owner).
+pub async fn create_invite(project_id: i64, invite: &api::NewInvite) -> ApiResult<api::CreatedInvite> {
+    let request = writing(Request::post(&format!("/api/projects/{project_id}/invites")))
+        .json(invite)
+        .map_err(network)?;
+    decode(request.send().await.map_err(network)?).await
+}
+
+/// `DELETE /api/projects/{pid}/invites/{vid}` (owner).
+pub async fn revoke_invite(project_id: i64, invite_id: i64) -> ApiResult<()> {
+    let response = writing(Request::delete(&format!(
+        "/api/projects/{project_id}/invites/{invite_id}"
+    )))
+    .send()
+    .await
+    .map_err(network)?;
+    no_content(response).await
+}
+
+/// `GET /api/invites/{secret}`: what an invite link offers.
+pub async fn invite_offer(secret: &str) -> ApiResult<api::InviteOffer> {
+    get_json(&format!("/api/invites/{secret}")).await
+}
+
+/// `POST /api/invites/{secret}/accept`.
+pub async fn accept_invite(secret: &str, accept: &api::AcceptInvite) -> ApiResult<api::JoinedProject> {
+    let request = writing(Request::post(&format!("/api/invites/{secret}/accept")))
+        .json(accept)
+        .map_err(network)?;
+    decode(request.send().await.map_err(network)?).await
+}
+
 /// `DELETE /api/projects/{pid}/members/{uid}` (owner).
 pub async fn remove_member(project_id: i64, user_id: i64) -> ApiResult<Vec<api::Member>> {
     let response = writing(Request::delete(&format!(

@@ -5,6 +5,7 @@ use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::path;
 
 use crate::editor::{EditorSession, LabelingView};
+use crate::pages::invite::{InviteOfferView, InvitePage, invite_secret_in_address};
 use crate::pages::{AccountPage, Loading, ModelsPage, NotFound, ProjectList, ProjectPage, QualityPage, UsersPage};
 use crate::session::{AccountMenu, Auth, SignIn, SignInForm};
 use crate::sync::SyncQueue;
@@ -35,6 +36,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/") view=ProjectList />
                         <Route path=path!("/account") view=AccountPage />
                         <Route path=path!("/admin/users") view=UsersPage />
+                        <Route path=path!("/invite/:secret") view=InvitePage />
                         <Route path=path!("/projects/:pid") view=ProjectPage />
                         <Route path=path!("/projects/:pid/images/:iid") view=LabelingView />
                         <Route path=path!("/projects/:pid/models") view=ModelsPage />
@@ -44,7 +46,11 @@ pub fn App() -> impl IntoView {
                 {move || match auth.state() {
                     SignIn::Checking => view! { <Loading /> }.into_any(),
                     SignIn::Needed { setup } => {
-                        view! { <SignInForm setup over_page=auth.pages_mounted() /> }.into_any()
+                        // An invite link opens without an account: it offers to create one.
+                        match invite_secret_in_address().filter(|_| !setup && !auth.pages_mounted()) {
+                            Some(secret) => view! { <InviteOfferView secret /> }.into_any(),
+                            None => view! { <SignInForm setup over_page=auth.pages_mounted() /> }.into_any(),
+                        }
                     }
                     SignIn::Active(_) => ().into_any(),
                 }}

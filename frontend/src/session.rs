@@ -60,7 +60,8 @@ impl Auth {
         }
     }
 
-    fn signed_in(self, session: Session) {
+    /// Someone signed in (or an account was just created for them): the app's pages mount.
+    pub fn signed_in(self, session: Session) {
         self.was_signed_in.set(true);
         self.state.set(SignIn::Active(session));
     }

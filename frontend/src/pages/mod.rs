@@ -1,6 +1,7 @@
 //! One module per app route.
 
 mod account;
+pub mod invite;
 mod members;
 mod models;
 mod not_found;

@@ -60,7 +60,9 @@ fn needs(method: &Method, path: &str) -> Option<Needs> {
         "/jobs/{jid}/epochs",
     ];
     Some(match (method.as_str(), path) {
-        ("GET", "/health") | ("GET" | "POST", "/setup") | ("POST", "/login") => Public,
+        ("GET", "/health" | "/invites/{secret}")
+        | ("GET" | "POST", "/setup")
+        | ("POST", "/login" | "/invites/{secret}/accept") => Public,
         ("GET", "/session") | ("POST", "/logout" | "/me/password") | ("GET" | "POST", "/projects") => SignedIn,
         ("GET" | "POST", "/tokens") | ("DELETE", "/tokens/{tid}") => SignedIn,
         ("GET" | "POST", "/users") => Admin,
@@ -71,7 +73,8 @@ fn needs(method: &Method, path: &str) -> Option<Needs> {
         | ("POST", "/projects/{pid}/predictions") => Project(Annotator),
         ("PATCH", "/projects/{pid}" | "/models/{mid}")
         | ("PUT", "/projects/{pid}/active-student")
-        | ("DELETE", "/projects/{pid}/members/{uid}")
+        | ("DELETE", "/projects/{pid}/members/{uid}" | "/projects/{pid}/invites/{vid}")
+        | ("GET", "/projects/{pid}/invites")
         | (
             "POST",
             "/projects/{pid}/images"
@@ -79,6 +82,7 @@ fn needs(method: &Method, path: &str) -> Option<Needs> {
             | "/projects/{pid}/models"
             | "/projects/{pid}/jobs"
             | "/projects/{pid}/members"
+            | "/projects/{pid}/invites"
             | "/jobs/{jid}/cancel"
             | "/jobs/{jid}/resume",
         ) => Project(Owner),
@@ -130,6 +134,8 @@ struct Ids {
     uid: i64,
     /// A token of the owner's.
     tid: i64,
+    /// Another invite link's secret.
+    secret: String,
 }
 
 impl Ids {
@@ -141,6 +147,7 @@ impl Ids {
             .replace("{name}", &format!("{}.onnx", self.sha))
             .replace("{uid}", &self.uid.to_string())
             .replace("{tid}", &self.tid.to_string())
+            .replace("{secret}", &self.secret)
     }
 }
 
@@ -211,6 +218,7 @@ async fn every_route_answers_each_kind_of_caller_as_its_role_allows() -> anyhow:
         .context("bystander listed")?
         .user_id;
     let ids = Ids {
+        secret: invite(&studio, project.id).await?.secret,
         pid: project.id,
         iid,
         mid: model.id,
@@ -237,7 +245,12 @@ async fn every_route_answers_each_kind_of_caller_as_its_role_allows() -> anyhow:
                 continue;
             };
             let want = expected(*caller, needs);
-            let url = studio.api(&format!("/api{}", ids.fill(&route.path)));
+            let mut path = ids.fill(&route.path);
+            if route.path == "/projects/{pid}/invites/{vid}" {
+                // Revoked by whichever allowed caller came before: a fresh link each time.
+                path = path.replace("{vid}", &invite(&studio, project.id).await?.invite.id.to_string());
+            }
+            let url = studio.api(&format!("/api{path}"));
             let client = client.as_ref().unwrap_or(&anonymous);
             if route.path == "/projects/{pid}/members/{uid}" {
                 // Removed by whichever allowed caller came before.
@@ -278,6 +291,18 @@ async fn every_route_answers_each_kind_of_caller_as_its_role_allows() -> anyhow:
     );
     ensure!(checked >= callers.len() * 40, "only {checked} calls were made");
     Ok(())
+}
+
+/// A new invite link to the project (a viewer's, valid an hour).
+async fn invite(studio: &Studio, project_id: i64) -> anyhow::Result<api::CreatedInvite> {
+    let response = studio
+        .http()
+        .post(studio.api(&format!("/api/projects/{project_id}/invites")))
+        .json(&serde_json::json!({"role": "viewer", "hours": 1}))
+        .send()
+        .await?;
+    ensure!(response.status() == 201, "invite: {}", response.status());
+    Ok(response.json().await?)
 }
 
 /// Whether `status` is the outcome `want`. An access refusal says so in its code; a 404 of a

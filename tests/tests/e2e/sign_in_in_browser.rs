@@ -232,3 +232,101 @@ async fn view_only(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
     ensure!(stored.boxes.is_empty(), "{stored:?}");
     Ok(())
 }
+
+/// An owner makes an invite link in the Members panel; someone without an account opens it,
+/// creates one there and lands in the project with the link's role. Joining again through a
+/// viewer's link never lowers that role; a revoked link stops working and says so.
+#[tokio::test]
+async fn join_through_an_invite_link() -> anyhow::Result<()> {
+    let studio = Studio::start().await?;
+    let browser = Browser::start().await?;
+    let outcome = join_by_link(&browser, &studio).await;
+    if outcome.is_err()
+        && let Some(path) = browser.screenshot("join_through_an_invite_link").await
+    {
+        eprintln!("screenshot: {}", path.display());
+    }
+    browser.quit().await?;
+    outcome.map_err(|error| error.context(format!("server log:\n{}", studio.log())))
+}
+
+async fn join_by_link(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
+    let project = studio.create_project("Team", &["cat"]).await?;
+    browser.sign_in(studio).await?;
+    let client = &browser.client;
+    client.goto(&format!("{}/projects/{}", studio.url, project.id)).await?;
+    browser.find("#invite-role").await?.select_by_value("reviewer").await?;
+    browser.find(".invite-form button[type=submit]").await?.click().await?;
+    browser.wait_for_count(".invite-link", 1).await?;
+    browser.wait_for_count(".invite[data-role=reviewer]", 1).await?;
+    let link = client
+        .execute("return document.querySelector('.invite-link').value", vec![])
+        .await?
+        .as_str()
+        .context("the link")?
+        .to_owned();
+    ensure!(link.starts_with(&format!("{}/invite/", studio.url)), "{link}");
+
+    // Someone else, signed in nowhere, opens it and creates an account there.
+    client.delete_all_cookies().await?;
+    client.goto(&link).await?;
+    browser.wait_for_text(".invite h2", "Join Team as reviewer").await?;
+    browser.find("#invite-username").await?.send_keys("newbie").await?;
+    browser
+        .find("#invite-password")
+        .await?
+        .send_keys("newbie's long password")
+        .await?;
+    browser.find(".invite button[type=submit]").await?.click().await?;
+    browser.wait_for_text(".role-note", "reviewer").await?;
+    browser.wait_for_text(".account-name", "newbie").await?;
+    let members: Vec<api::Member> = studio
+        .get(&format!("/api/projects/{}/members", project.id))
+        .await?
+        .json()
+        .await?;
+    ensure!(
+        members
+            .iter()
+            .any(|m| m.username == "newbie" && m.role == Role::Reviewer),
+        "{members:?}"
+    );
+
+    // A viewer's link keeps the reviewer a reviewer; once revoked, it no longer opens.
+    let newbie = e2e::accounts::sign_in(&studio.url, "newbie", "newbie's long password").await?;
+    let created: api::CreatedInvite = studio
+        .http()
+        .post(studio.api(&format!("/api/projects/{}/invites", project.id)))
+        .json(&serde_json::json!({"role": "viewer", "hours": 2}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let accept = studio.api(&format!("/api/invites/{}/accept", created.secret));
+    let joined: api::JoinedProject = newbie
+        .cookie_client()?
+        .post(&accept)
+        .json(&serde_json::json!({}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    ensure!(joined.role == Role::Reviewer, "joining lowered the role: {joined:?}");
+    let response = studio
+        .http()
+        .delete(studio.api(&format!("/api/projects/{}/invites/{}", project.id, created.invite.id)))
+        .send()
+        .await?;
+    ensure!(response.status() == 204, "revoke: {}", response.status());
+    let response = reqwest::get(studio.api(&format!("/api/invites/{}", created.secret))).await?;
+    ensure!(
+        response.status() == 404,
+        "a revoked link still opens: {}",
+        response.status()
+    );
+    ensure!(
+        response.text().await?.contains("expired or was revoked"),
+        "the refusal says why"
+    );
+    Ok(())
+}
