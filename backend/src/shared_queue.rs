@@ -1,8 +1,9 @@
 //! The shared queue: `GET /api/projects/{pid}/next` hands each person the next image to work on
 //! that nobody else holds (DESIGN: "the queue hands each annotator the top-ranked image that
-//! nobody else holds"). Labeling follows the picked uncertainty ranking of the active student,
-//! or a random order of the person's own when there is none (so two people starting together
-//! do not walk the same order); reviewing takes submitted images oldest first. The image handed
+//! nobody else holds"). Labeling starts with the person's own images a reviewer sent back, then
+//! follows the picked uncertainty ranking of the active student, or a random order of the
+//! person's own when there is none (so two people starting together do not walk the same
+//! order); reviewing takes submitted images oldest first. The image handed
 //! out stays that person's for a short while, until their editor takes its lease.
 
 use api::{NextImage, Role, Strategy, uncertainty};
@@ -77,29 +78,46 @@ async fn next(
             &mut conn,
             project_id,
             strategy,
-            user_id,
+            &caller.user,
             live.held_count(project_id),
         )
         .await?
     };
     let (image_id, held_by_others) = live.hand_out_first(project_id, user_id, &candidates, query.after);
+    // The ranking that placed it, when one did.
+    let strategy = match (ranked_by, image_id) {
+        (Some((strategy, ranked)), Some(id)) if ranked.contains(&id) => Some(strategy),
+        _ => None,
+    };
     Ok(Json(NextImage {
         image_id,
-        strategy: image_id.and(ranked_by),
+        strategy,
         held_by_others,
     }))
 }
 
-/// Unlabeled images in labeling order: the ranking when the project has an active student that
-/// has scored them, then the rest in the person's own random order.
+/// What a person labels next, in order: their own images a reviewer sent back, then unlabeled
+/// images by the ranking when the project has an active student that has scored them, then the
+/// rest in the person's own random order. Also the ranking and the images it placed.
 async fn labeling_order(
     state: &AppState,
     conn: &mut SqliteConnection,
     project_id: i64,
     strategy: Strategy,
-    user_id: i64,
+    user: &api::User,
     taken: usize,
-) -> Result<(Vec<i64>, Option<Strategy>), ApiError> {
+) -> Result<(Vec<i64>, Option<(Strategy, Vec<i64>)>), ApiError> {
+    let user_id = user.id;
+    let to_fix: Vec<i64> = sqlx::query_scalar(
+        "SELECT i.id FROM images i WHERE i.project_id = ?1 AND i.status = 'rejected'
+            AND (SELECT author FROM review_events r WHERE r.project_id = ?1 AND r.image_id = i.id
+                  AND r.status = 'submitted' ORDER BY seq DESC LIMIT 1) = ?2
+          ORDER BY i.id",
+    )
+    .bind(project_id)
+    .bind(&user.username)
+    .fetch_all(&mut *conn)
+    .await?;
     let ranking = Ranking {
         strategy,
         aggregation: api::Aggregation::Max,
@@ -129,10 +147,10 @@ async fn labeling_order(
             .total_cmp(&uncertainty::random_score(*a, seed))
             .then(a.cmp(b))
     });
-    let ranked_by = (!ranked.is_empty()).then_some(strategy);
-    let mut order = ranked;
+    let mut order = to_fix;
+    order.extend(&ranked);
     order.extend(rest);
-    Ok((order, ranked_by))
+    Ok((order, (!ranked.is_empty()).then_some((strategy, ranked))))
 }
 
 /// Submitted images, oldest submission first.

@@ -3,7 +3,8 @@
 //! first and holds its lease, so Bob's screen is read-only until he takes over; a box Ada draws
 //! appears on Bob's screen within a second without a reload; after the take-over, boxes both
 //! draw at the same time both survive; Ada's undo leaves a box Bob changed since as he made it,
-//! while his own undo works; when Bob changes Ada's box she is told who did; a
+//! while his own undo works, and her History panel tells it as it happens; when Bob changes
+//! Ada's box she is told who did; the project page counts each person's work; a
 //! reviewer's rejection and its comment reach her screen as they happen.
 
 use std::time::{Duration, Instant};
@@ -153,10 +154,16 @@ async fn collaborate(studio: &Studio, ada: &Browser, bob: &Browser) -> anyhow::R
         class_on_server(&now) == Some(bike),
         "the server keeps Bob's class: {now:?}"
     );
+    // Ada's History panel tells the story, and follows what happens next without a reload.
+    ada.find(".audit-toggle").await?.click().await?;
+    ada.wait_for_text(".audit-entries", "bob changed a box from car to bike")
+        .await?;
     bob.press(&[Modifier::Control], 'z').await?;
     let car = format!("{newer_rect}[data-class-id='{}']", project.classes[0].id);
     ada.wait_for_count(&car, 1).await?;
     bob.wait_for_text(".sync", "Saved").await?;
+    ada.wait_for_text(".audit-entries li:first-child", "bob changed a box from bike to car")
+        .await?;
     let now: api::ImageBoxes = studio
         .get(&format!("/api/images/{image_id}/boxes"))
         .await?
@@ -212,6 +219,27 @@ async fn collaborate(studio: &Studio, ada: &Browser, bob: &Browser) -> anyhow::R
     ada.wait_for_text(".notice", "rev marked this image rejected").await?;
     let kept = ada.client.execute("return window.notReloaded === true", vec![]).await?;
     ensure!(kept == serde_json::json!(true), "Ada's page reloaded");
+
+    // The project page counts each person's work; with the only image judged, Label next says
+    // nothing is left.
+    ada.client
+        .goto(&format!("{}/projects/{}", studio.url, project.id))
+        .await?;
+    for (person, count, value) in [
+        ("bob", "labeled", "1"),
+        ("bob", "rejected", "1"),
+        ("rev", "reviewed", "1"),
+        ("ada", "labeled", "0"),
+    ] {
+        ada.wait_for_text(
+            &format!(".contributions tr[data-username={person}] td[data-count={count}]"),
+            value,
+        )
+        .await
+        .with_context(|| format!("{person}'s {count}"))?;
+    }
+    ada.find(".label-next").await?.click().await?;
+    ada.wait_for_text(".work-notice", "Every image is labeled").await?;
     Ok(())
 }
 

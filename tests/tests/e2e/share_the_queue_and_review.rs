@@ -1,6 +1,7 @@
 //! Several people working through one project: "Next" never hands two annotators the same image
 //! and skips an image someone has open (DESIGN: "the queue hands each annotator the top-ranked
-//! image that nobody else holds"); submitted images reach the reviewers' queue oldest first;
+//! image that nobody else holds"); submitted images reach the reviewers' queue oldest first, and
+//! a rejected one goes back to the top of its annotator's queue;
 //! approvals and rejections show up in each person's counts; the image's audit log says who
 //! changed what, when, with the box before and after.
 
@@ -146,6 +147,13 @@ async fn next_review_counts_and_history() -> anyhow::Result<()> {
         next(&rev, "mode=review").await?.image_id.is_none(),
         "nothing left to review"
     );
+    // A rejected image goes back to whoever submitted it, first in their queue — nobody else's.
+    ensure!(
+        next(&ben, "mode=label").await?.image_id == Some(b),
+        "Ben's image to fix"
+    );
+    let anns = next(&ann, &format!("mode=label&after={a}")).await?.image_id;
+    ensure!(anns != Some(b), "Ann got Ben's image to fix");
 
     // Each person's counts.
     let counts: Vec<Contribution> = rev
