@@ -1,11 +1,11 @@
 //! The project's live channel, `GET /api/projects/{pid}/live?since=SEQ&image_id=IID` (a
-//! WebSocket): every box change and review decision in the project's sequence order, and who is
-//! on which image. A client that reconnects with the last `seq` it saw receives everything it
-//! missed, then what happens next.
+//! WebSocket): every box change and review decision in the project's sequence order, who is on
+//! which image, the active student and the project's jobs as they change. A client that
+//! reconnects with the last `seq` it saw receives everything it missed, then what happens next.
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BoundingBox, ImageStatus, OpKind};
+use crate::{BoundingBox, ImageStatus, Job, OpKind, RegisteredModel};
 
 /// What the server sends, one JSON text message each.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +54,18 @@ pub enum LiveEvent {
         /// One entry per open connection.
         people: Vec<Presence>,
     },
+    /// The project's active student: sent after the replay of every (re)connection, then
+    /// whenever a training publishes one, someone uploads one or rolls back to an earlier one.
+    /// `None` while the project has no student.
+    Student {
+        /// The student browsers run now.
+        model: Option<RegisteredModel>,
+    },
+    /// A job of the project was queued, made progress, or ended.
+    Job {
+        /// The job as it is now.
+        job: Job,
+    },
     /// The first message of every connection: its number, as presence lists it.
     Hello {
         /// This connection.
@@ -66,7 +78,11 @@ impl LiveEvent {
     pub fn seq(&self) -> Option<i64> {
         match self {
             LiveEvent::Box { seq, .. } | LiveEvent::Status { seq, .. } => Some(*seq),
-            LiveEvent::CaughtUp { .. } | LiveEvent::Presence { .. } | LiveEvent::Hello { .. } => None,
+            LiveEvent::CaughtUp { .. }
+            | LiveEvent::Presence { .. }
+            | LiveEvent::Student { .. }
+            | LiveEvent::Job { .. }
+            | LiveEvent::Hello { .. } => None,
         }
     }
 }

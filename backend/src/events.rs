@@ -49,6 +49,7 @@ impl ProjectEvents {
     /// Tells the project's open pages that its active student changed. Nobody listening is fine.
     pub fn student_changed(&self, project_id: i64) {
         let _ = self.student_changed.send(project_id);
+        self.live.student_changed(project_id);
     }
 
     /// Ends every open stream (the server is stopping).

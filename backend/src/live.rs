@@ -84,12 +84,38 @@ struct Channel {
     /// Presence changed since it was last sent: the publisher sends it, at most every
     /// [`PRESENCE_EVERY`] (a hundred people joining at once is one message each, not a hundred).
     presence_changed: std::sync::atomic::AtomicBool,
+    /// Jobs whose row changed since the publisher last sent them (progress of one job coalesces).
+    jobs_changed: Mutex<std::collections::BTreeSet<i64>>,
+    /// The active student changed since the publisher last sent it.
+    student_changed: std::sync::atomic::AtomicBool,
 }
 
 impl Live {
     /// A writer committed changes to `project_id`: its open sockets get them now.
     pub fn changed(&self, project_id: i64) {
         if let Some(channel) = self.lock().get(&project_id) {
+            channel.wake.notify_one();
+        }
+    }
+
+    /// A job of `project_id` was queued, made progress or ended: its open sockets get it soon.
+    pub fn job_changed(&self, project_id: i64, job_id: i64) {
+        if let Some(channel) = self.lock().get(&project_id) {
+            channel
+                .jobs_changed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(job_id);
+            channel.wake.notify_one();
+        }
+    }
+
+    /// The project's active student changed: its open sockets get the new one soon.
+    pub fn student_changed(&self, project_id: i64) {
+        if let Some(channel) = self.lock().get(&project_id) {
+            channel
+                .student_changed
+                .store(true, std::sync::atomic::Ordering::Release);
             channel.wake.notify_one();
         }
     }
@@ -172,6 +198,8 @@ impl Live {
             wake: Notify::new(),
             presence: Mutex::new(HashMap::new()),
             presence_changed: std::sync::atomic::AtomicBool::new(false),
+            jobs_changed: Mutex::new(std::collections::BTreeSet::new()),
+            student_changed: std::sync::atomic::AtomicBool::new(false),
         });
         let feed = channel.events.subscribe();
         projects.insert(project_id, channel.clone());
@@ -242,6 +270,27 @@ impl Channel {
         self.wake.notify_one();
     }
 
+    /// Tells everyone about the jobs that changed and the new student, if any.
+    async fn send_news(&self, db: &SqlitePool, project_id: i64) {
+        let jobs = std::mem::take(
+            &mut *self
+                .jobs_changed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for job_id in jobs {
+            let Ok(mut conn) = db.acquire().await else { return };
+            if let Ok(job) = crate::jobs::load_job(&mut conn, job_id).await {
+                let _ = self.events.send((None, encode(&LiveEvent::Job { job })));
+            }
+        }
+        if self.student_changed.swap(false, std::sync::atomic::Ordering::AcqRel)
+            && let Some(student) = active_student(db, project_id).await
+        {
+            let _ = self.events.send((None, encode(&student)));
+        }
+    }
+
     /// Tells everyone who is here now, if that changed.
     fn send_presence(&self) {
         if !self.presence_changed.swap(false, std::sync::atomic::Ordering::AcqRel) {
@@ -285,6 +334,7 @@ async fn publish(
             channel.send_presence();
             presence_sent = tokio::time::Instant::now();
         }
+        channel.send_news(&db, project_id).await;
         {
             // Leave when the last socket has gone (under the map's lock, so a joining socket
             // either finds this channel still registered with a publisher or starts a new one).
@@ -318,6 +368,13 @@ async fn publish(
 
 fn encode(event: &LiveEvent) -> Utf8Bytes {
     serde_json::to_string(event).unwrap_or_default().into()
+}
+
+/// The project's active student, as the live channel says it (`None` when it cannot be read).
+async fn active_student(db: &SqlitePool, project_id: i64) -> Option<LiveEvent> {
+    let mut conn = db.acquire().await.ok()?;
+    let model = crate::registry::active_student(&mut conn, project_id).await.ok()?;
+    Some(LiveEvent::Student { model })
 }
 
 async fn last_seq(db: &SqlitePool, project_id: i64) -> Result<i64, sqlx::Error> {
@@ -514,6 +571,10 @@ impl Socket {
             }
         }
         send(ws, encode(&LiveEvent::CaughtUp { seq: sent })).await?;
+        // The student as it is now: a client that missed a publication while away catches up.
+        if let Some(student) = active_student(&self.db, self.project_id).await {
+            send(ws, encode(&student)).await?;
+        }
         let mut ping = tokio::time::interval(PING);
         ping.reset();
         // A connection silent this long (no pong, no message) is gone: its lease passes on.

@@ -66,7 +66,7 @@ pub(crate) async fn ensure_queued(jobs: &Jobs, db: &SqlitePool, project_id: i64)
     tx.commit().await?;
     if let Some(job) = &job {
         jobs.wake.notify_one();
-        jobs.announce(job.id);
+        jobs.announce(job.project_id, job.id);
     }
     Ok(job)
 }

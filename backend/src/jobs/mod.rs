@@ -124,9 +124,11 @@ impl Jobs {
         }
     }
 
-    /// Tells the open event streams that a job's row changed. Nobody listening is fine.
-    fn announce(&self, job_id: i64) {
+    /// Tells the open event streams and the project's live channel that a job's row changed.
+    /// Nobody listening is fine.
+    fn announce(&self, project_id: i64, job_id: i64) {
         let _ = self.changed.send(job_id);
+        self.events.live.job_changed(project_id, job_id);
     }
 
     async fn run(&self, db: &SqlitePool, store: &Store, max_pixels: u64, job: Job) {
@@ -141,9 +143,10 @@ impl Jobs {
             return; // cancelled in the meantime
         }
         tracing::info!(job = job.id, kind = job.kind.as_str(), "job started");
-        self.announce(job.id);
+        self.announce(job.project_id, job.id);
         let progress = Progress {
             db: db.clone(),
+            project_id: job.project_id,
             job_id: job.id,
             jobs: self.clone(),
         };
@@ -173,7 +176,7 @@ impl Jobs {
         if let Err(error) = finished {
             tracing::error!(%error, job = job.id, "cannot record the end of a job");
         }
-        self.announce(job.id);
+        self.announce(job.project_id, job.id);
     }
 }
 
@@ -302,6 +305,7 @@ enum Finished {
 /// A running job's line to its row: progress and the cancel flag.
 struct Progress {
     db: SqlitePool,
+    project_id: i64,
     job_id: i64,
     jobs: Jobs,
 }
@@ -316,7 +320,7 @@ impl Progress {
             .execute(&self.db)
             .await
             .map_err(|e| format!("cannot record progress: {e}"))?;
-        self.jobs.announce(self.job_id);
+        self.jobs.announce(self.project_id, self.job_id);
         Ok(())
     }
 
@@ -349,7 +353,7 @@ async fn create(
     let mut conn = state.db.acquire().await?;
     let job = queue_job(&mut conn, project_id, &new_job).await?;
     state.jobs.wake.notify_one();
-    state.jobs.announce(job.id);
+    state.jobs.announce(job.project_id, job.id);
     Ok((StatusCode::CREATED, Json(job)))
 }
 
@@ -573,7 +577,7 @@ async fn cancel(State(state): State<AppState>, PathParams(job_id): PathParams<i6
     }
     let job = load_job(&mut tx, job_id).await?;
     tx.commit().await?;
-    state.jobs.announce(job_id);
+    state.jobs.announce(job.project_id, job_id);
     Ok(Json(job))
 }
 
@@ -602,7 +606,7 @@ async fn resume(State(state): State<AppState>, PathParams(job_id): PathParams<i6
     let job = load_job(&mut tx, job_id).await?;
     tx.commit().await?;
     state.jobs.wake.notify_one();
-    state.jobs.announce(job_id);
+    state.jobs.announce(job.project_id, job_id);
     Ok(Json(job))
 }
 

@@ -263,6 +263,8 @@ fn Editor(loaded: Loaded) -> impl IntoView {
     // else has it open is shown in the bar.
     let others_here = RwSignal::new(Vec::<String>::new());
     let (changes, tick_changes) = signal(0u64);
+    // The live channel's word on the active student (`None` until it has spoken).
+    let (published_student, publish_student) = signal(None::<Option<api::RegisteredModel>>);
     let my_connection = StoredValue::new(None::<u64>);
     let live_requests = {
         let me = me.clone();
@@ -318,6 +320,7 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                     notice.set(Some(format!("{who} marked this image {}.", now.label().to_lowercase())));
                 }
             }
+            api::LiveEvent::Student { model } => publish_student.set(Some(model)),
             api::LiveEvent::Presence { people } => {
                 let mine = my_connection.get_value();
                 let on_this: Vec<&api::Presence> = people.iter().filter(|p| p.image_id == Some(image_id)).collect();
@@ -408,7 +411,7 @@ fn Editor(loaded: Loaded) -> impl IntoView {
         height: image.height,
         proposals,
     }
-    .start(student);
+    .start(student, published_student);
     // Accepts (or rejects) proposals by index: accepted ones become human boxes, one undo step.
     let decide = move |indices: Vec<usize>, accept: bool| {
         if !can_edit {

@@ -1,5 +1,5 @@
 //! The student in the editor: its proposals for the image on screen, background pre-labeling of
-//! the rest of the project, and the hot swap — when the project's event stream says another
+//! the rest of the project, and the hot swap — when the project's live channel says another
 //! student is active (a training published one, someone rolled back), the editor drops the old
 //! proposals, runs the new student on the image on screen and restarts background scoring for
 //! it, without a reload.
@@ -7,13 +7,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use api::RegisteredModel;
 use api::worker::ModelSource;
-use api::{ProjectEvent, RegisteredModel};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use super::canvas::ProposalBox;
-use crate::api_client;
 use crate::prelabel;
 
 /// Where the student's proposals for this image are.
@@ -53,9 +52,14 @@ pub(super) struct StudentOnImage {
 }
 
 impl StudentOnImage {
-    /// Runs `initial` (the student active when the editor opened), then follows the project's
-    /// event stream and swaps to each newly active student. Stops when the editor closes.
-    pub fn start(self, initial: Option<RegisteredModel>) -> StudentView {
+    /// Runs `initial` (the student active when the editor opened), then swaps to each student
+    /// `published` names (the live channel's word on the active student: after every
+    /// (re)connection and on every change). Stops when the editor closes.
+    pub fn start(
+        self,
+        initial: Option<RegisteredModel>,
+        published: ReadSignal<Option<Option<RegisteredModel>>>,
+    ) -> StudentView {
         let view = StudentView {
             student: RwSignal::new(None),
             state: RwSignal::new(PrelabelState::NoModel),
@@ -80,18 +84,19 @@ impl StudentOnImage {
         };
         swap(initial);
 
-        api_client::follow_project_while_mounted(self.project_id, move |event| match event {
-            ProjectEvent::ActiveStudent { model } => {
-                let Some(shown) = view.student.try_get_untracked() else {
-                    return; // the editor has closed
-                };
-                if shown.as_ref().map(|m| m.id) == model.as_ref().map(|m| m.id) {
-                    return; // the reconnection's "as it is now", or our own rollback seen twice
-                }
-                view.swapped
-                    .try_set(model.as_ref().map(|m| api::student_change_message(m, shown.as_ref())));
-                swap(model);
+        Effect::new(move |_| {
+            let Some(model) = published.get() else {
+                return; // nothing heard yet
+            };
+            let Some(shown) = view.student.try_get_untracked() else {
+                return; // the editor has closed
+            };
+            if shown.as_ref().map(|m| m.id) == model.as_ref().map(|m| m.id) {
+                return; // the reconnection's "as it is now", or our own rollback seen twice
             }
+            view.swapped
+                .try_set(model.as_ref().map(|m| api::student_change_message(m, shown.as_ref())));
+            swap(model);
         });
         on_cleanup(move || {
             background.try_with_value(|stop| stop.store(true, Ordering::Relaxed));

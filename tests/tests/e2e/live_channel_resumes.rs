@@ -1,7 +1,8 @@
 //! The live channel as a script sees it: changes arrive in the project's order, each once; a
 //! client that drops its connection while others edit, then reconnects with the last `seq` it
 //! saw, receives exactly what it missed and ends up with the server's state; presence follows
-//! who has which image open; another site's page cannot open the channel.
+//! who has which image open; another site's page cannot open the channel; the active student
+//! and the project's jobs arrive as they change.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -244,4 +245,65 @@ impl Replica {
         }
         Ok(())
     }
+}
+
+/// The live channel also carries the project's news: after the replay it says which student is
+/// active, and a new one as it is published; a job's progress arrives from queued to done.
+#[tokio::test]
+async fn the_live_channel_carries_students_and_jobs() -> anyhow::Result<()> {
+    let studio = Studio::start().await?;
+    let project = studio.create_project("News", &["circle", "triangle", "square"]).await?;
+    let (status, uploaded) = studio
+        .upload(project.id, &[("a.jpg", fixtures::jpeg(160, 120, 1, 8))])
+        .await?;
+    ensure!(status.is_success(), "upload: {uploaded}");
+    let script = studio.add_user("script", "script's long password").await?;
+    studio.add_member(project.id, "script", Role::Viewer).await?;
+    let token = script.create_token(&studio.url, "live").await?.token;
+    let mut live = LiveClient::connect(&studio.url, &token, project.id, 0, None, None).await?;
+    let first = live.until(WAIT, |e| matches!(e, LiveEvent::Student { .. })).await?;
+    ensure!(
+        matches!(first.last(), Some(LiveEvent::Student { model: None })),
+        "no student yet: {first:?}"
+    );
+    ensure!(
+        first.iter().any(|e| matches!(e, LiveEvent::CaughtUp { .. })),
+        "the student comes after the replay: {first:?}"
+    );
+
+    let model = studio
+        .register_reference_model(project.id, "student", "shapes-yolov8n-320.onnx")
+        .await?;
+    let published = live
+        .until(WAIT, |e| matches!(e, LiveEvent::Student { model: Some(_) }))
+        .await?;
+    ensure!(
+        matches!(published.last(), Some(LiveEvent::Student { model: Some(m) }) if m.id == model.id),
+        "{published:?}"
+    );
+
+    let (status, job) = studio
+        .post_job(project.id, json!({"kind": "score", "model_id": model.id}))
+        .await?;
+    ensure!(status == 201, "score job: {job}");
+    let job_id = job["id"].as_i64().context("job id")?;
+    let seen = live
+        .until(
+            Duration::from_secs(60),
+            |e| matches!(e, LiveEvent::Job { job } if job.id == job_id && job.state.is_final()),
+        )
+        .await?;
+    let states: Vec<api::JobState> = seen
+        .iter()
+        .filter_map(|e| match e {
+            LiveEvent::Job { job } if job.id == job_id => Some(job.state),
+            _ => None,
+        })
+        .collect();
+    ensure!(
+        states.last() == Some(&api::JobState::Succeeded) && states.len() >= 2,
+        "the job's life as the channel told it: {states:?}"
+    );
+    live.close().await?;
+    Ok(())
 }
