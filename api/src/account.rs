@@ -189,6 +189,9 @@ pub struct Contribution {
     pub rejected: u64,
     /// Approvals and rejections they made as a reviewer.
     pub reviewed: u64,
+    /// Unlabeled images assigned to them.
+    #[serde(default)]
+    pub to_do: u64,
 }
 
 /// Longest an invite link may stay valid, in hours (30 days).

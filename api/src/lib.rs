@@ -52,5 +52,8 @@ pub use project::{
     ClassRemoval, ClassSpec, NewProject, ObjectClass, Project, ProjectPatch, SplitRatios, ValidationError,
     default_class_color, parse_class_list, validate_classes, validate_project_name,
 };
-pub use queue::{ImagePrediction, NextImage, PendingImages, PredictedBox, PredictionReport, Queue, QueueEntry};
+pub use queue::{
+    Assignment, ImagePrediction, NewAssignment, NextImage, PendingImages, PredictedBox, PredictionReport, Queue,
+    QueueEntry,
+};
 pub use uncertainty::{Aggregation, Strategy};

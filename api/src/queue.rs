@@ -99,3 +99,26 @@ pub struct NextImage {
     /// Candidates skipped because someone else holds them.
     pub held_by_others: u32,
 }
+
+/// `POST /api/projects/{pid}/assignments` (owner): assigns `username` the next `count` unlabeled
+/// images nobody is assigned (in upload order), or — `count` 0 — takes back every image of
+/// theirs not labeled yet. "Next" hands a person their assigned images first, and nobody else
+/// those images.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewAssignment {
+    /// The member (annotator or above).
+    pub username: String,
+    /// How many more images to assign; 0 takes theirs back.
+    pub count: u32,
+}
+
+/// The answer to [`NewAssignment`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// The member.
+    pub username: String,
+    /// Images assigned by this request (0 when taking back).
+    pub added: u64,
+    /// Unlabeled images assigned to them now.
+    pub to_do: u64,
+}

@@ -131,6 +131,7 @@ pub fn requirement(method: &Method, path: &str) -> Requirement {
             | "/projects/{pid}/jobs"
             | "/projects/{pid}/members"
             | "/projects/{pid}/invites"
+            | "/projects/{pid}/assignments"
             | "/jobs/{jid}/cancel"
             | "/jobs/{jid}/resume",
         ) => Project(Owner),

@@ -1,7 +1,8 @@
 //! Per-person counts on the project page (`GET /api/projects/{pid}/contributions`): for each
 //! member, and anyone who worked here before leaving, the images whose latest submission is
-//! theirs and how review judged them, and the decisions they made as a reviewer — all read from
-//! the review log, so the figures follow every submit, approve, reject and reopen.
+//! theirs and how review judged them, and the decisions they made as a reviewer — read from the
+//! review log, so the figures follow every submit, approve, reject and reopen — and the unlabeled
+//! images assigned to them.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,7 @@ use axum::{Extension, Json, Router};
 use crate::AppState;
 use crate::access::ProjectAccess;
 use crate::error::ApiError;
+use crate::predictions::UNLABELED;
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -66,6 +68,17 @@ async fn contributions(
     for (username, count) in reviewed {
         person(&mut people, username).reviewed = count as u64;
     }
+    let sql = format!(
+        "SELECT u.username, COUNT(*) FROM images i JOIN users u ON u.id = i.assignee_id
+          WHERE i.project_id = ? AND i.status IN {UNLABELED} GROUP BY u.username"
+    );
+    let assigned: Vec<(String, i64)> = sqlx::query_as(crate::db::constant_sql(sql))
+        .bind(project_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    for (username, count) in assigned {
+        person(&mut people, username).to_do = count as u64;
+    }
     Ok(Json(people.into_values().collect()))
 }
 
@@ -78,5 +91,6 @@ fn person(people: &mut BTreeMap<String, Contribution>, username: String) -> &mut
         approved: 0,
         rejected: 0,
         reviewed: 0,
+        to_do: 0,
     })
 }

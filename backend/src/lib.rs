@@ -6,6 +6,7 @@
 pub mod access;
 pub mod accounts;
 pub mod annotations;
+pub mod assignments;
 pub mod audit;
 pub mod cli;
 pub mod commands;

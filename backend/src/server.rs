@@ -16,8 +16,8 @@ use crate::error::{api_method_not_allowed, api_route_not_found};
 use crate::events::ProjectEvents;
 use crate::store::Store;
 use crate::{
-    AppState, access, accounts, annotations, audit, contributions, db, evaluation, events, export, health, images,
-    import, invites, jobs, label_errors, live, members, predictions, projects, registry, shared_queue, web,
+    AppState, access, accounts, annotations, assignments, audit, contributions, db, evaluation, events, export, health,
+    images, import, invites, jobs, label_errors, live, members, predictions, projects, registry, shared_queue, web,
 };
 
 /// The whole HTTP app: `/api/*` plus the web app, with tracing, compression and the
@@ -38,6 +38,7 @@ pub fn app(state: AppState, web_dir: &Path) -> Router {
         .merge(registry::router())
         .merge(predictions::router())
         .merge(shared_queue::router())
+        .merge(assignments::router())
         .merge(jobs::router())
         .merge(events::router())
         .merge(evaluation::router())

@@ -1,10 +1,11 @@
 //! The shared queue: `GET /api/projects/{pid}/next` hands each person the next image to work on
 //! that nobody else holds (DESIGN: "the queue hands each annotator the top-ranked image that
-//! nobody else holds"). Labeling starts with the person's own images a reviewer sent back, then
-//! follows the picked uncertainty ranking of the active student, or a random order of the
-//! person's own when there is none (so two people starting together do not walk the same
-//! order); reviewing takes submitted images oldest first. The image handed
-//! out stays that person's for a short while, until their editor takes its lease.
+//! nobody else holds"). Labeling starts with the person's own images a reviewer sent back and
+//! those an owner assigned them (`assignments`; nobody else is offered those), then follows the
+//! picked uncertainty ranking of the active student, or a random order of the person's own when
+//! there is none (so two people starting together do not walk the same order); reviewing takes
+//! submitted images oldest first. The image handed out stays that person's for a short while,
+//! until their editor takes its lease.
 
 use api::{NextImage, Role, Strategy, uncertainty};
 use axum::extract::State;
@@ -96,9 +97,10 @@ async fn next(
     }))
 }
 
-/// What a person labels next, in order: their own images a reviewer sent back, then unlabeled
-/// images by the ranking when the project has an active student that has scored them, then the
-/// rest in the person's own random order. Also the ranking and the images it placed.
+/// What a person labels next, in order: their own images a reviewer sent back, the images an
+/// owner assigned them, then unlabeled images nobody else is assigned — by the ranking when the
+/// project has an active student that has scored them, then the rest in the person's own random
+/// order. Also the ranking and the images it placed.
 async fn labeling_order(
     state: &AppState,
     conn: &mut SqliteConnection,
@@ -118,6 +120,20 @@ async fn labeling_order(
     .bind(&user.username)
     .fetch_all(&mut *conn)
     .await?;
+    // Images an owner assigned: this person's come next, everyone else's are not offered.
+    let sql = format!(
+        "SELECT id, assignee_id FROM images WHERE project_id = ? AND status IN {UNLABELED} AND assignee_id IS NOT NULL ORDER BY id"
+    );
+    let assigned: Vec<(i64, i64)> = sqlx::query_as(crate::db::constant_sql(sql))
+        .bind(project_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mine = assigned.iter().filter(|(_, to)| *to == user_id).map(|(id, _)| *id);
+    let others: std::collections::HashSet<i64> = assigned
+        .iter()
+        .filter(|(_, to)| *to != user_id)
+        .map(|(id, _)| *id)
+        .collect();
     let ranking = Ranking {
         strategy,
         aggregation: api::Aggregation::Max,
@@ -128,8 +144,13 @@ async fn labeling_order(
     let ranked = if strategy == Strategy::Random {
         Vec::new()
     } else {
-        match rank(state, conn, project_id, ranking, taken + 2).await {
-            Ok(queue) => queue.entries.into_iter().map(|e| e.image_id).collect(),
+        match rank(state, conn, project_id, ranking, taken + others.len() + 2).await {
+            Ok(queue) => queue
+                .entries
+                .into_iter()
+                .map(|e| e.image_id)
+                .filter(|id| !others.contains(id))
+                .collect(),
             // No student yet (or nothing it can rank): the random order below.
             Err(error) if error.status.is_client_error() => Vec::new(),
             Err(error) => return Err(error),
@@ -147,7 +168,9 @@ async fn labeling_order(
             .total_cmp(&uncertainty::random_score(*a, seed))
             .then(a.cmp(b))
     });
+    rest.retain(|id| !others.contains(id));
     let mut order = to_fix;
+    order.extend(mine);
     order.extend(&ranked);
     order.extend(rest);
     Ok((order, (!ranked.is_empty()).then_some((strategy, ranked))))

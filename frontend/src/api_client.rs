@@ -507,6 +507,14 @@ pub async fn contributions(project_id: i64) -> ApiResult<Vec<api::Contribution>>
     get_json(&format!("/api/projects/{project_id}/contributions")).await
 }
 
+/// `POST /api/projects/{pid}/assignments` (owner): assigns images to a member, or takes theirs back.
+pub async fn assign_images(project_id: i64, assignment: &api::NewAssignment) -> ApiResult<api::Assignment> {
+    let request = writing(Request::post(&format!("/api/projects/{project_id}/assignments")))
+        .json(assignment)
+        .map_err(network)?;
+    decode(request.send().await.map_err(network)?).await
+}
+
 /// `GET /api/projects/{pid}/members`.
 pub async fn list_members(project_id: i64) -> ApiResult<Vec<api::Member>> {
     get_json(&format!("/api/projects/{project_id}/members")).await

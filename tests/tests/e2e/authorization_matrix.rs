@@ -83,6 +83,7 @@ fn needs(method: &Method, path: &str) -> Option<Needs> {
             | "/projects/{pid}/jobs"
             | "/projects/{pid}/members"
             | "/projects/{pid}/invites"
+            | "/projects/{pid}/assignments"
             | "/jobs/{jid}/cancel"
             | "/jobs/{jid}/resume",
         ) => Project(Owner),

@@ -1,7 +1,8 @@
 //! Several people working through one project: "Next" never hands two annotators the same image
 //! and skips an image someone has open (DESIGN: "the queue hands each annotator the top-ranked
 //! image that nobody else holds"); submitted images reach the reviewers' queue oldest first, and
-//! a rejected one goes back to the top of its annotator's queue;
+//! a rejected one goes back to the top of its annotator's queue; images an owner assigns go to
+//! their annotator first and to nobody else;
 //! approvals and rejections show up in each person's counts; the image's audit log says who
 //! changed what, when, with the box before and after.
 
@@ -211,4 +212,140 @@ async fn next_review_counts_and_history() -> anyhow::Result<()> {
     );
     cats_editor.close().await?;
     Ok(())
+}
+
+/// An owner assigns images to one annotator: "Next" gives them those first and never to anyone
+/// else; a viewer cannot be assigned any; taken back, they can go to someone else.
+#[tokio::test]
+async fn assigned_images_go_to_their_annotator() -> anyhow::Result<()> {
+    let studio = Studio::start().await?;
+    let project = studio.create_project("Assigned", &["car"]).await?;
+    let files: Vec<(String, Vec<u8>)> = (0..5u8)
+        .map(|i| (format!("{i}.jpg"), fixtures::jpeg(64, 48, 1, i)))
+        .collect();
+    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let (status, uploaded) = studio.upload(project.id, &refs).await?;
+    ensure!(status.is_success(), "upload: {uploaded}");
+    let mut images: Vec<i64> = uploaded
+        .as_array()
+        .context("uploaded")?
+        .iter()
+        .filter_map(|f| f["id"].as_i64())
+        .collect();
+    images.sort_unstable();
+    let mut clients = Vec::new();
+    for (name, role) in [
+        ("ann", Role::Annotator),
+        ("ben", Role::Annotator),
+        ("vic", Role::Viewer),
+    ] {
+        let session = studio.add_user(name, &format!("{name}'s long password")).await?;
+        studio.add_member(project.id, name, role).await?;
+        clients.push(session.cookie_client()?);
+    }
+    let assign = |username: &str, count: u32| {
+        let request = studio
+            .http()
+            .post(studio.api(&format!("/api/projects/{}/assignments", project.id)))
+            .json(&json!({"username": username, "count": count}));
+        async move { anyhow::Ok(request.send().await?) }
+    };
+    let next = |client: &reqwest::Client, after: Option<i64>| {
+        let after = after.map(|a| format!("&after={a}")).unwrap_or_default();
+        let request = client.get(studio.api(&format!("/api/projects/{}/next?mode=label{after}", project.id)));
+        async move { anyhow::Ok(request.send().await?.json::<NextImage>().await?.image_id) }
+    };
+
+    let response = assign("ann", 2).await?;
+    ensure!(response.status() == 200, "assign: {}", response.text().await?);
+    let done: api::Assignment = response.json().await?;
+    ensure!(done.added == 2 && done.to_do == 2, "{done:?}");
+    // Ann's first two are hers, in upload order.
+    ensure!(next(&clients[0], None).await? == Some(images[0]), "Ann's first");
+    ensure!(
+        next(&clients[0], Some(images[0])).await? == Some(images[1]),
+        "Ann's second"
+    );
+    // Ben is never offered Ann's.
+    let mut bens = HashSet::new();
+    let mut after = None;
+    for _ in 0..4 {
+        if let Some(id) = next(&clients[1], after).await? {
+            bens.insert(id);
+            after = Some(id);
+        }
+    }
+    ensure!(
+        !bens.contains(&images[0]) && !bens.contains(&images[1]),
+        "Ben got Ann's: {bens:?}"
+    );
+    let counts: Vec<Contribution> = clients[2]
+        .get(studio.api(&format!("/api/projects/{}/contributions", project.id)))
+        .send()
+        .await?
+        .json()
+        .await?;
+    ensure!(counts.iter().any(|c| c.username == "ann" && c.to_do == 2), "{counts:?}");
+
+    // A viewer cannot label, a stranger is no member: both refused, with the reason.
+    for (name, code) in [("vic", "cannot_label"), ("nobody", "not_a_member")] {
+        let response = assign(name, 1).await?;
+        ensure!(response.status() == 422, "{name}: {}", response.status());
+        ensure!(response.text().await?.contains(code), "{name}'s refusal says why");
+    }
+    // Taken back, they are free again: assigning Ben two gives him those very images.
+    let done: api::Assignment = assign("ann", 0).await?.json().await?;
+    ensure!(done.to_do == 0, "{done:?}");
+    let done: api::Assignment = assign("ben", 2).await?.json().await?;
+    ensure!(done.added == 2, "{done:?}");
+    ensure!(
+        next(&clients[1], None).await? == Some(images[0]),
+        "Ben's first assigned image"
+    );
+    Ok(())
+}
+
+/// The Work panel in a browser: the owner assigns images to an annotator and the table shows
+/// what they have to do.
+#[tokio::test]
+async fn assign_in_the_work_panel() -> anyhow::Result<()> {
+    let studio = Studio::start().await?;
+    let project = studio.create_project("Panel", &["car"]).await?;
+    let files: Vec<(String, Vec<u8>)> = (0..3u8)
+        .map(|i| (format!("{i}.jpg"), fixtures::jpeg(64, 48, 1, i)))
+        .collect();
+    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let (status, uploaded) = studio.upload(project.id, &refs).await?;
+    ensure!(status.is_success(), "upload: {uploaded}");
+    studio.add_user("ann", "ann's long password").await?;
+    studio.add_member(project.id, "ann", Role::Annotator).await?;
+    let browser = e2e::Browser::start().await?;
+    let outcome = async {
+        browser.sign_in(&studio).await?;
+        browser
+            .client
+            .goto(&format!("{}/projects/{}", studio.url, project.id))
+            .await?;
+        let count = browser.find("#assign-count").await?;
+        count.clear().await?;
+        count.send_keys("2").await?;
+        browser.find("#assign-user option[value=ann]").await?;
+        browser.find("#assign-user").await?.select_by_value("ann").await?;
+        browser.find(".assign-form button[type=submit]").await?.click().await?;
+        browser
+            .wait_for_text(".assign-outcome", "2 images assigned to ann (2 to do)")
+            .await?;
+        browser
+            .wait_for_text(".contributions tr[data-username=ann] td[data-count=to_do]", "2")
+            .await?;
+        anyhow::Ok(())
+    }
+    .await;
+    if outcome.is_err()
+        && let Some(path) = browser.screenshot("assign_in_the_work_panel").await
+    {
+        eprintln!("screenshot: {}", path.display());
+    }
+    browser.quit().await?;
+    outcome
 }

@@ -191,7 +191,13 @@ async fn view_only(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
     client.goto(&format!("{}/projects/{}", studio.url, project.id)).await?;
     browser.wait_for_text(".role-note", "viewer").await?;
     browser.wait_for_count(".thumb", 1).await?;
-    for owner_only in ["#upload-input", "#import-input", "#member-username"] {
+    for owner_only in [
+        "#upload-input",
+        "#import-input",
+        "#member-username",
+        "#assign-count",
+        "#invite-role",
+    ] {
         let found = client.find_all(fantoccini::Locator::Css(owner_only)).await?;
         ensure!(found.is_empty(), "a viewer is offered {owner_only}");
     }
