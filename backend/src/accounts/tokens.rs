@@ -60,10 +60,23 @@ pub async fn user_of(db: &SqlitePool, token: &str) -> Result<Option<User>, ApiEr
         return Ok(None);
     };
     if stale {
-        sqlx::query("UPDATE api_tokens SET last_used_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?")
-            .bind(token_id)
-            .execute(db)
-            .await?;
+        // A write like any other: it takes its turn among the server's writers, off this request's
+        // path (a write outside the turn would make the writer holding it wait in SQLite's busy
+        // handler).
+        let db = db.clone();
+        tokio::spawn(async move {
+            let used = async {
+                let mut tx = crate::db::write_transaction(&db).await?;
+                sqlx::query("UPDATE api_tokens SET last_used_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?")
+                    .bind(token_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await
+            };
+            if let Err(error) = used.await {
+                tracing::warn!(%error, token_id, "cannot record when a token was used");
+            }
+        });
     }
     Ok(Some(User { id, username, is_admin }))
 }

@@ -72,6 +72,13 @@ async fn main() -> anyhow::Result<()> {
         .json()
         .await?;
 
+    // Everyone connects first (as a class does before it starts): the clock measures people
+    // working, not 210 sockets joining — whose presence storm `live_channel_resumes` covers.
+    let mut sockets = Vec::new();
+    for (n, (_, token)) in cast.iter().enumerate() {
+        let image = images.get(n).copied();
+        sockets.push(LiveClient::connect(&studio.url, token, project.id, start_seq.seq, image, None).await?);
+    }
     let sent: Sent = Arc::default();
     let pid = studio_pid(&studio)?;
     let cpu_before = cpu_seconds(pid)?;
@@ -79,9 +86,8 @@ async fn main() -> anyhow::Result<()> {
     let until = started + Duration::from_secs(seconds as u64);
     let mut listeners = Vec::new();
     let mut writers = Vec::new();
-    for (n, (_, token)) in cast.iter().enumerate() {
+    for (n, ((_, token), live)) in cast.iter().zip(sockets).enumerate() {
         let image = images.get(n).copied();
-        let live = LiveClient::connect(&studio.url, token, project.id, start_seq.seq, image, None).await?;
         listeners.push(tokio::spawn(listen(live, sent.clone(), until)));
         let http = e2e::accounts::bearer_client(token)?;
         let url = studio.url.clone();
