@@ -37,13 +37,7 @@ pub fn AuditLog(image_id: i64, classes: StoredValue<Vec<ObjectClass>>, changes: 
             load(None);
         }
     });
-    let class_name = move |id: u32| {
-        classes.with_value(|list| {
-            list.iter()
-                .find(|c| c.id == id)
-                .map_or_else(|| format!("class {id}"), |c| c.name.clone())
-        })
-    };
+    let class_name = move |id: u32| super::class_name(classes, id);
     view! {
         <section class="audit-log" aria-label="History">
             <h2>

@@ -99,13 +99,7 @@ pub fn LabelErrorsPanel(
             }
         });
     };
-    let class_name = move |id: u32| {
-        classes.with_value(|list| {
-            list.iter()
-                .find(|c| c.id == id)
-                .map_or_else(|| format!("class {id}"), |c| c.name.clone())
-        })
-    };
+    let class_name = move |id: u32| super::class_name(classes, id);
     view! {
         {move || found.get().filter(|f| !f.suspicions.is_empty()).map(|f| view! {
             <section class="label-errors" aria-label="Possible label errors">

@@ -919,6 +919,15 @@ fn Editor(loaded: Loaded) -> impl IntoView {
     }
 }
 
+/// A class's name for the editor's panels ("class 7" for one deleted since).
+fn class_name(classes: StoredValue<Vec<api::ObjectClass>>, id: u32) -> String {
+    classes.with_value(|list| {
+        list.iter()
+            .find(|c| c.id == id)
+            .map_or_else(|| format!("class {id}"), |c| c.name.clone())
+    })
+}
+
 /// Splits the server's boxes into the person-made ones (edited in the editor) and the teacher's
 /// proposals; a teacher box that a queued edit already accepted or dismissed is no proposal.
 fn split_teacher_boxes(

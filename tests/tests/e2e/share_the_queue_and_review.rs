@@ -20,19 +20,7 @@ async fn next_review_counts_and_history() -> anyhow::Result<()> {
     let studio = Studio::start().await?;
     let project = studio.create_project("Shared", &["car", "bike"]).await?;
     let (car, bike) = (project.classes[0].id, project.classes[1].id);
-    let files: Vec<(String, Vec<u8>)> = (0..6u8)
-        .map(|i| (format!("{i}.jpg"), fixtures::jpeg(96, 64, 1, i)))
-        .collect();
-    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
-    let (status, uploaded) = studio.upload(project.id, &refs).await?;
-    ensure!(status.is_success(), "upload: {uploaded}");
-    let images: Vec<i64> = uploaded
-        .as_array()
-        .context("uploaded")?
-        .iter()
-        .filter_map(|f| f["id"].as_i64())
-        .collect();
-    ensure!(images.len() == 6, "{uploaded}");
+    let images = upload_images(&studio, project.id, 6).await?;
 
     let mut people = Vec::new();
     for (name, role) in [
@@ -220,19 +208,7 @@ async fn next_review_counts_and_history() -> anyhow::Result<()> {
 async fn assigned_images_go_to_their_annotator() -> anyhow::Result<()> {
     let studio = Studio::start().await?;
     let project = studio.create_project("Assigned", &["car"]).await?;
-    let files: Vec<(String, Vec<u8>)> = (0..5u8)
-        .map(|i| (format!("{i}.jpg"), fixtures::jpeg(64, 48, 1, i)))
-        .collect();
-    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
-    let (status, uploaded) = studio.upload(project.id, &refs).await?;
-    ensure!(status.is_success(), "upload: {uploaded}");
-    let mut images: Vec<i64> = uploaded
-        .as_array()
-        .context("uploaded")?
-        .iter()
-        .filter_map(|f| f["id"].as_i64())
-        .collect();
-    images.sort_unstable();
+    let images = upload_images(&studio, project.id, 5).await?;
     let mut clients = Vec::new();
     for (name, role) in [
         ("ann", Role::Annotator),
@@ -311,12 +287,7 @@ async fn assigned_images_go_to_their_annotator() -> anyhow::Result<()> {
 async fn assign_in_the_work_panel() -> anyhow::Result<()> {
     let studio = Studio::start().await?;
     let project = studio.create_project("Panel", &["car"]).await?;
-    let files: Vec<(String, Vec<u8>)> = (0..3u8)
-        .map(|i| (format!("{i}.jpg"), fixtures::jpeg(64, 48, 1, i)))
-        .collect();
-    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
-    let (status, uploaded) = studio.upload(project.id, &refs).await?;
-    ensure!(status.is_success(), "upload: {uploaded}");
+    upload_images(&studio, project.id, 3).await?;
     studio.add_user("ann", "ann's long password").await?;
     studio.add_member(project.id, "ann", Role::Annotator).await?;
     let browser = e2e::Browser::start().await?;
@@ -348,4 +319,23 @@ async fn assign_in_the_work_panel() -> anyhow::Result<()> {
     }
     browser.quit().await?;
     outcome
+}
+
+/// Uploads `count` small distinct photos; their ids in upload order.
+async fn upload_images(studio: &Studio, project_id: i64, count: u8) -> anyhow::Result<Vec<i64>> {
+    let files: Vec<(String, Vec<u8>)> = (0..count)
+        .map(|i| (format!("{i}.jpg"), fixtures::jpeg(96, 64, 1, i)))
+        .collect();
+    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let (status, uploaded) = studio.upload(project_id, &refs).await?;
+    ensure!(status.is_success(), "upload: {uploaded}");
+    let mut images: Vec<i64> = uploaded
+        .as_array()
+        .context("uploaded")?
+        .iter()
+        .filter_map(|f| f["id"].as_i64())
+        .collect();
+    ensure!(images.len() == usize::from(count), "{uploaded}");
+    images.sort_unstable();
+    Ok(images)
 }
