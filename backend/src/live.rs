@@ -44,6 +44,9 @@ const PAGE: i64 = 1000;
 const PING: Duration = Duration::from_secs(20);
 /// How long an image "Next" handed to someone stays theirs before their editor takes its lease.
 const HANDED_OUT_FOR: Duration = Duration::from_secs(30);
+/// The largest message a client may send (its requests are a few dozen bytes), and the read
+/// buffer's size.
+const CLIENT_MESSAGE_LIMIT: usize = 4096;
 /// The shortest time between two presence messages of a project.
 const PRESENCE_EVERY: Duration = Duration::from_millis(200);
 
@@ -497,7 +500,14 @@ async fn connect(
         connection,
         closing: state.events.closing(),
     };
-    Ok(upgrade.on_upgrade(move |ws| socket.run(ws, feed, query.since, here, query.image_id)))
+    Ok(upgrade
+        // Clients send a few small requests. tungstenite zero-fills its whole read buffer on every
+        // read attempt, and a socket attempts one each time it wakes to send an event: with the
+        // default 128 KiB that was 30 % of the server's CPU under bench-live.
+        .read_buffer_size(CLIENT_MESSAGE_LIMIT)
+        .max_message_size(CLIENT_MESSAGE_LIMIT)
+        .max_frame_size(CLIENT_MESSAGE_LIMIT)
+        .on_upgrade(move |ws| socket.run(ws, feed, query.since, here, query.image_id)))
 }
 
 /// Whether the request's `Origin` (when a browser sent one) is this server's own.

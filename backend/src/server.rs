@@ -5,6 +5,7 @@ use std::path::Path;
 use anyhow::Context;
 use axum::Router;
 use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
+use axum::serve::ListenerExt;
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{Predicate, SizeAbove};
@@ -112,6 +113,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;
     let addr = listener.local_addr().context("cannot read the bound address")?;
+    // Small writes (a live event, an ops answer) leave at once: with Nagle's algorithm a second
+    // event on a socket waited for the ACK of the first, which a delayed ACK holds up to 40 ms.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     println!(
         "Distillery is running at http://{addr}/ (data in {})",
         data_dir.display()

@@ -8,6 +8,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -42,7 +43,11 @@ impl LiveClient {
                 HeaderValue::from_str(origin).map_err(|e| WsError::HttpFormat(e.into()))?,
             );
         }
-        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
+        // tungstenite zero-fills its whole read buffer on every read: events are a few hundred
+        // bytes, so the default 128 KiB would cost more than reading them (bench-live runs 210 of
+        // these on the cores the server uses). Bigger messages still grow it as needed.
+        let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
+        let (socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
         Ok(Self { socket })
     }
 
