@@ -45,6 +45,16 @@ pub struct Credentials {
     pub password: String,
 }
 
+impl Credentials {
+    /// Checks a new account's name and password by the rules below; the name as stored
+    /// (trimmed).
+    pub fn validate(&self) -> Result<String, AccountError> {
+        let username = validate_username(&self.username)?;
+        validate_password(&self.password)?;
+        Ok(username)
+    }
+}
+
 impl fmt::Debug for Credentials {
     // A password never reaches a log line through `{:?}`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -244,9 +254,9 @@ pub struct InviteOffer {
 }
 
 /// `POST /api/invites/{secret}/accept`: joins as the signed-in account, or — nobody signed in —
-/// creates `account` and signs it in. (No `Debug`: it may carry a password.) A body with
-/// anything else is refused, never read as "join as whoever is signed in".
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// creates `account` and signs it in. A body with anything else is refused, never read as "join
+/// as whoever is signed in".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptInvite {
     /// A new account's name and password, when nobody is signed in.

@@ -143,6 +143,24 @@ pub enum OpKind {
     Delete,
 }
 
+impl OpKind {
+    /// The name stored and sent (`create`, `update`, `delete`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Delete => "delete",
+        }
+    }
+
+    /// The kind a stored name says, if it is one.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Create, Self::Update, Self::Delete]
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+    }
+}
+
 /// One operation of `POST /api/images/{iid}/ops`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BoxOp {

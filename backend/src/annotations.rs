@@ -451,11 +451,6 @@ pub async fn record_box_event(
     let seq = next_seq(conn, project_id).await?;
     let box_id = after.or(before).map(|b| b.id.as_str()).unwrap_or_default();
     let json = |b: Option<&BoundingBox>| b.and_then(|b| serde_json::to_string(b).ok());
-    let op_name = match op {
-        OpKind::Create => "create",
-        OpKind::Update => "update",
-        OpKind::Delete => "delete",
-    };
     sqlx::query(
         "INSERT INTO box_events (project_id, seq, image_id, box_id, op, before, after, author)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -464,7 +459,7 @@ pub async fn record_box_event(
     .bind(seq)
     .bind(image_id)
     .bind(box_id)
-    .bind(op_name)
+    .bind(op.as_str())
     .bind(json(before))
     .bind(json(after))
     .bind(author)

@@ -84,11 +84,7 @@ impl Row {
             None => {
                 let parse = |json: Option<String>| -> Option<Box<BoundingBox>> { serde_json::from_str(&json?).ok() };
                 AuditChange::Box {
-                    op: match self.op.as_deref()? {
-                        "create" => OpKind::Create,
-                        "update" => OpKind::Update,
-                        _ => OpKind::Delete,
-                    },
+                    op: OpKind::parse(self.op.as_deref()?)?,
                     box_id: self.box_id?,
                     before: parse(self.before),
                     after: parse(self.after),

@@ -428,11 +428,7 @@ impl EventRow {
                 author: self.author,
             });
         }
-        let op = match self.op.as_deref()? {
-            "create" => OpKind::Create,
-            "update" => OpKind::Update,
-            _ => OpKind::Delete,
-        };
+        let op = OpKind::parse(self.op.as_deref()?)?;
         let bbox: Option<BoundingBox> = self.after.as_deref().and_then(|json| serde_json::from_str(json).ok());
         Some(LiveEvent::Box {
             seq: self.seq,

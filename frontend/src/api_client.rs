@@ -38,6 +38,17 @@ fn writing(request: RequestBuilder) -> RequestBuilder {
     }
 }
 
+/// A write with a JSON body, answered with JSON.
+async fn send_json<B: serde::Serialize, T: DeserializeOwned>(request: RequestBuilder, body: &B) -> ApiResult<T> {
+    let request = writing(request).json(body).map_err(network)?;
+    decode(request.send().await.map_err(network)?).await
+}
+
+/// A write without a body (a deletion, an action).
+async fn send_empty(request: RequestBuilder) -> ApiResult<Response> {
+    writing(request).send().await.map_err(network)
+}
+
 /// The header [`writing`] sets (the server's `access::CSRF_HEADER`).
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -82,16 +93,12 @@ pub async fn get_project(project_id: i64) -> ApiResult<Project> {
 
 /// `POST /api/projects`.
 pub async fn create_project(body: &NewProject) -> ApiResult<Project> {
-    let request = writing(Request::post("/api/projects")).json(body).map_err(network)?;
-    decode(request.send().await.map_err(network)?).await
+    send_json(Request::post("/api/projects"), body).await
 }
 
 /// `PATCH /api/projects/{pid}`.
 pub async fn update_project(project_id: i64, patch: &ProjectPatch) -> ApiResult<Project> {
-    let request = writing(Request::patch(&format!("/api/projects/{project_id}")))
-        .json(patch)
-        .map_err(network)?;
-    decode(request.send().await.map_err(network)?).await
+    send_json(Request::patch(&format!("/api/projects/{project_id}")), patch).await
 }
 
 /// `GET /api/projects/{pid}/images` with the gallery's filters; `before` pages backwards.
@@ -139,11 +146,12 @@ pub async fn next_image(
     project_id: i64,
     reviewing: bool,
     strategy: api::Strategy,
-    after: i64,
+    after: Option<i64>,
 ) -> ApiResult<api::NextImage> {
     let mode = if reviewing { "review" } else { "label" };
+    let after = after.map(|id| format!("&after={id}")).unwrap_or_default();
     get_json(&format!(
-        "/api/projects/{project_id}/next?mode={mode}&strategy={}&after={after}",
+        "/api/projects/{project_id}/next?mode={mode}&strategy={}{after}",
         strategy.as_str()
     ))
     .await
@@ -157,18 +165,12 @@ pub async fn image_history(image_id: i64, before: Option<i64>) -> ApiResult<api:
 
 /// `POST /api/images/{iid}/ops`.
 pub async fn apply_ops(image_id: i64, request: &api::OpsRequest) -> ApiResult<api::OpsResponse> {
-    let request = writing(Request::post(&format!("/api/images/{image_id}/ops")))
-        .json(request)
-        .map_err(network)?;
-    decode(request.send().await.map_err(network)?).await
+    send_json(Request::post(&format!("/api/images/{image_id}/ops")), request).await
 }
 
 /// `POST /api/images/{iid}/status`.
 pub async fn change_status(image_id: i64, change: &api::StatusChange) -> ApiResult<api::ImageInfo> {
-    let request = writing(Request::post(&format!("/api/images/{image_id}/status")))
-        .json(change)
-        .map_err(network)?;
-    decode(request.send().await.map_err(network)?).await
+    send_json(Request::post(&format!("/api/images/{image_id}/status")), change).await
 }
 
 /// `GET /api/projects/{pid}/export?…&dry_run=true`.
@@ -212,10 +214,7 @@ pub async fn upload_model(
 
 /// `PATCH /api/models/{mid}`.
 pub async fn update_model(model_id: i64, patch: &api::ModelPatch) -> ApiResult<api::RegisteredModel> {
-    let request = writing(Request::patch(&format!("/api/models/{model_id}")))
-        .json(patch)
-        .map_err(network)?;
-    decode(request.send().await.map_err(network)?).await
+    send_json(Request::patch(&format!("/api/models/{model_id}")), patch).await
 }
 
 /// `GET /api/projects/{pid}/queue?strategy=…&limit=…`.
@@ -261,18 +260,16 @@ pub async fn label_errors(image_id: i64) -> ApiResult<api::ImageLabelErrors> {
 
 /// `POST /api/images/{iid}/label-errors/confirm`.
 pub async fn confirm_label(image_id: i64, body: &api::ConfirmLabel) -> ApiResult<api::ImageLabelErrors> {
-    let request = writing(Request::post(&format!("/api/images/{image_id}/label-errors/confirm")))
-        .json(body)
-        .map_err(network)?;
-    decode(request.send().await.map_err(network)?).await
+    send_json(
+        Request::post(&format!("/api/images/{image_id}/label-errors/confirm")),
+        body,
+    )
+    .await
 }
 
 /// `POST /api/projects/{pid}/jobs`.
 pub async fn create_job(project_id: i64, job: &api::NewJob) -> ApiResult<api::Job> {
-    let request = writing(Request::post(&format!("/api/projects/{project_id}/jobs")))
-        .json(job)
-        .map_err(network)?;
-    decode(request.send().await.map_err(network)?).await
+    send_json(Request::post(&format!("/api/projects/{project_id}/jobs")), job).await
 }
 
 /// Follows a job through `GET /api/jobs/{jid}/events` (Server-Sent Events) until it ends:
@@ -348,10 +345,11 @@ pub fn follow_project_while_mounted(project_id: i64, on_event: impl Fn(api::Proj
 
 /// `PUT /api/projects/{pid}/active-student`: the student browsers run from now on.
 pub async fn set_active_student(project_id: i64, model_id: i64) -> ApiResult<api::RegisteredModel> {
-    let request = writing(Request::put(&format!("/api/projects/{project_id}/active-student")))
-        .json(&api::ActiveStudent { model_id })
-        .map_err(network)?;
-    decode(request.send().await.map_err(network)?).await
+    send_json(
+        Request::put(&format!("/api/projects/{project_id}/active-student")),
+        &api::ActiveStudent { model_id },
+    )
+    .await
 }
 
 /// `GET /api/projects/{pid}/jobs`: the project's latest jobs, newest first.
@@ -377,8 +375,7 @@ pub async fn resume_job(job_id: i64) -> ApiResult<api::Job> {
 
 /// `POST /api/jobs/{jid}/{action}` with no body: the job as it is afterwards.
 async fn job_action(job_id: i64, action: &str) -> ApiResult<api::Job> {
-    let request = writing(Request::post(&format!("/api/jobs/{job_id}/{action}")));
-    decode(request.send().await.map_err(network)?).await
+    decode(send_empty(Request::post(&format!("/api/jobs/{job_id}/{action}"))).await?).await
 }
 
 impl ApiFailure {
@@ -450,8 +447,7 @@ async fn sign_in_answer(response: Response) -> ApiResult<api::Session> {
 
 /// `POST /api/logout`.
 pub async fn logout() -> ApiResult<()> {
-    let response = writing(Request::post("/api/logout")).send().await.map_err(network)?;
-    no_content(response).await
+    no_content(send_empty(Request::post("/api/logout")).await?).await
 }
 
 /// An answer without a body (204), or the failure.
@@ -478,16 +474,12 @@ pub async fn list_tokens() -> ApiResult<Vec<api::ApiToken>> {
 /// `POST /api/tokens`: a new token, its secret shown this once.
 pub async fn create_token(name: &str) -> ApiResult<api::CreatedToken> {
     let body = api::NewToken { name: name.to_owned() };
-    let request = writing(Request::post("/api/tokens")).json(&body).map_err(network)?;
-    decode(request.send().await.map_err(network)?).await
+    send_json(Request::post("/api/tokens"), &body).await
 }
 
 /// `DELETE /api/tokens/{tid}`.
 pub async fn revoke_token(token_id: i64) -> ApiResult<()> {
-    let response = writing(Request::delete(&format!("/api/tokens/{token_id}")))
-        .send()
-        .await
-        .map_err(network)?;
+    let response = send_empty(Request::delete(&format!("/api/tokens/{token_id}"))).await?;
     no_content(response).await
 }
 
@@ -498,8 +490,7 @@ pub async fn list_users() -> ApiResult<Vec<api::User>> {
 
 /// `POST /api/users` (admin).
 pub async fn add_user(user: &api::NewUser) -> ApiResult<api::User> {
-    let request = writing(Request::post("/api/users")).json(user).map_err(network)?;
-    decode(request.send().await.map_err(network)?).await
+    send_json(Request::post("/api/users"), user).await
 }
 
 /// `GET /api/projects/{pid}/contributions`: each person's counts.
@@ -509,10 +500,11 @@ pub async fn contributions(project_id: i64) -> ApiResult<Vec<api::Contribution>>
 
 /// `POST /api/projects/{pid}/assignments` (owner): assigns images to a member, or takes theirs back.
 pub async fn assign_images(project_id: i64, assignment: &api::NewAssignment) -> ApiResult<api::Assignment> {
-    let request = writing(Request::post(&format!("/api/projects/{project_id}/assignments")))
-        .json(assignment)
-        .map_err(network)?;
-    decode(request.send().await.map_err(network)?).await
+    send_json(
+        Request::post(&format!("/api/projects/{project_id}/assignments")),
+        assignment,
+    )
+    .await
 }
 
 /// `GET /api/projects/{pid}/members`.
@@ -522,10 +514,7 @@ pub async fn list_members(project_id: i64) -> ApiResult<Vec<api::Member>> {
 
 /// `POST /api/projects/{pid}/members` (owner): adds someone or changes their role.
 pub async fn put_member(project_id: i64, member: &api::NewMember) -> ApiResult<Vec<api::Member>> {
-    let request = writing(Request::post(&format!("/api/projects/{project_id}/members")))
-        .json(member)
-        .map_err(network)?;
-    decode(request.send().await.map_err(network)?).await
+    send_json(Request::post(&format!("/api/projects/{project_id}/members")), member).await
 }
 
 /// `GET /api/projects/{pid}/invites` (owner): the links still valid.
@@ -535,20 +524,15 @@ pub async fn list_invites(project_id: i64) -> ApiResult<Vec<api::Invite>> {
 
 /// `POST /api/projects/{pid}/invites` (owner).
 pub async fn create_invite(project_id: i64, invite: &api::NewInvite) -> ApiResult<api::CreatedInvite> {
-    let request = writing(Request::post(&format!("/api/projects/{project_id}/invites")))
-        .json(invite)
-        .map_err(network)?;
-    decode(request.send().await.map_err(network)?).await
+    send_json(Request::post(&format!("/api/projects/{project_id}/invites")), invite).await
 }
 
 /// `DELETE /api/projects/{pid}/invites/{vid}` (owner).
 pub async fn revoke_invite(project_id: i64, invite_id: i64) -> ApiResult<()> {
-    let response = writing(Request::delete(&format!(
+    let response = send_empty(Request::delete(&format!(
         "/api/projects/{project_id}/invites/{invite_id}"
     )))
-    .send()
-    .await
-    .map_err(network)?;
+    .await?;
     no_content(response).await
 }
 
@@ -559,20 +543,15 @@ pub async fn invite_offer(secret: &str) -> ApiResult<api::InviteOffer> {
 
 /// `POST /api/invites/{secret}/accept`.
 pub async fn accept_invite(secret: &str, accept: &api::AcceptInvite) -> ApiResult<api::JoinedProject> {
-    let request = writing(Request::post(&format!("/api/invites/{secret}/accept")))
-        .json(accept)
-        .map_err(network)?;
-    decode(request.send().await.map_err(network)?).await
+    send_json(Request::post(&format!("/api/invites/{secret}/accept")), accept).await
 }
 
 /// `DELETE /api/projects/{pid}/members/{uid}` (owner).
 pub async fn remove_member(project_id: i64, user_id: i64) -> ApiResult<Vec<api::Member>> {
-    let response = writing(Request::delete(&format!(
+    let response = send_empty(Request::delete(&format!(
         "/api/projects/{project_id}/members/{user_id}"
     )))
-    .send()
-    .await
-    .map_err(network)?;
+    .await?;
     decode(response).await
 }
 

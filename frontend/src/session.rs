@@ -152,11 +152,7 @@ pub fn SignInForm(setup: bool, over_page: bool) -> impl IntoView {
             password: password.get_untracked(),
         };
         // The first admin's name and password are checked here with the server's rules.
-        if setup
-            && let Err(problem) = api::validate_username(&credentials.username)
-                .map(drop)
-                .and_then(|()| api::validate_password(&credentials.password))
-        {
+        if setup && let Err(problem) = credentials.validate() {
             error.set(Some(problem.to_string()));
             return;
         }

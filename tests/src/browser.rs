@@ -255,6 +255,18 @@ impl Browser {
         Some(path)
     }
 
+    /// Ends a test in this browser: when `outcome` failed, a screenshot named `name` (its path
+    /// printed); the browser quits either way; `outcome` comes back (or quitting's failure).
+    pub async fn finish(self, name: &str, outcome: anyhow::Result<()>) -> anyhow::Result<()> {
+        if outcome.is_err()
+            && let Some(path) = self.screenshot(name).await
+        {
+            eprintln!("screenshot: {}", path.display());
+        }
+        self.quit().await?;
+        outcome
+    }
+
     /// Ends the WebDriver session (closing Chromium) and stops chromedriver.
     pub async fn quit(mut self) -> anyhow::Result<()> {
         let closed = self.client.clone().close().await;

@@ -282,6 +282,11 @@ impl Studio {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// `outcome`, with what the server logged joined to an error.
+    pub fn with_log<T>(&self, outcome: anyhow::Result<T>) -> anyhow::Result<T> {
+        outcome.map_err(|error| error.context(format!("server log:\n{}", self.log())))
+    }
+
     /// The server process's peak resident memory so far (Linux `VmHWM`), in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;

@@ -177,25 +177,10 @@ fn clippy_driver() -> PathBuf {
 
 /// `cargo xtask bench`: the dataset benchmark against a release server.
 fn bench(root: &Path, images: &str) -> anyhow::Result<()> {
-    step(
-        "build the release server",
-        Command::new(cargo()).args(["build", "--release", "--locked", "--package", "backend"]),
-    )?;
-    let bin = target_dir(root)?.join("release").join("distillery");
+    let bin = release_server(root)?;
     step(
         "bench_dataset",
-        Command::new(cargo())
-            .args([
-                "run",
-                "--release",
-                "--locked",
-                "--package",
-                "e2e",
-                "--bin",
-                "bench_dataset",
-                "--",
-                images,
-            ])
+        bench_binary("bench_dataset", &[images])
             .env("DISTILLERY_BIN", bin)
             .env("DISTILLERY_WEB_DIR", root.join("dist")),
     )
@@ -204,25 +189,10 @@ fn bench(root: &Path, images: &str) -> anyhow::Result<()> {
 /// `cargo xtask bench-live`: simulated annotators and reviewers on one project, against a
 /// release server on loopback.
 fn bench_live(root: &Path, args: &[String]) -> anyhow::Result<()> {
-    step(
-        "build the release server",
-        Command::new(cargo()).args(["build", "--release", "--locked", "--package", "backend"]),
-    )?;
-    let bin = target_dir(root)?.join("release").join("distillery");
+    let bin = release_server(root)?;
     step(
         "bench_live",
-        Command::new(cargo())
-            .args([
-                "run",
-                "--release",
-                "--locked",
-                "--package",
-                "e2e",
-                "--bin",
-                "bench_live",
-                "--",
-            ])
-            .args(args)
+        bench_binary("bench_live", args)
             .env("DISTILLERY_BIN", bin)
             .env("DISTILLERY_WEB_DIR", root.join("dist")),
     )
@@ -233,23 +203,10 @@ fn bench_browser(root: &Path) -> anyhow::Result<()> {
     let browser = setup::browser()?;
     let ort_web = setup::onnxruntime_web()?;
     let dist = web::build(root)?;
-    step(
-        "build the release server",
-        Command::new(cargo()).args(["build", "--release", "--locked", "--package", "backend"]),
-    )?;
-    let bin = target_dir(root)?.join("release").join("distillery");
+    let bin = release_server(root)?;
     step(
         "bench_browser",
-        Command::new(cargo())
-            .args([
-                "run",
-                "--release",
-                "--locked",
-                "--package",
-                "e2e",
-                "--bin",
-                "bench_browser",
-            ])
+        bench_binary("bench_browser", &[] as &[&str])
             .env("DISTILLERY_BIN", bin)
             .env("DISTILLERY_WEB_DIR", dist)
             .env("ORT_WEB_DIR", ort_web)
@@ -262,29 +219,32 @@ fn bench_browser(root: &Path) -> anyhow::Result<()> {
 fn bench_teacher(root: &Path, images: &str) -> anyhow::Result<()> {
     let python = setup::onnxruntime_python()?;
     let library = setup::onnxruntime_library()?;
-    step(
-        "build the release server",
-        Command::new(cargo()).args(["build", "--release", "--locked", "--package", "backend"]),
-    )?;
-    let bin = target_dir(root)?.join("release").join("distillery");
+    let bin = release_server(root)?;
     step(
         "bench_teacher",
-        Command::new(cargo())
-            .args([
-                "run",
-                "--release",
-                "--locked",
-                "--package",
-                "e2e",
-                "--bin",
-                "bench_teacher",
-                "--",
-                images,
-            ])
+        bench_binary("bench_teacher", &[images])
             .env("DISTILLERY_BIN", bin)
             .env("ORT_PYTHON", python)
             .env("ORT_LIBRARY", library),
     )
+}
+
+/// Builds the release `distillery` the benchmarks run against; its path.
+fn release_server(root: &Path) -> anyhow::Result<PathBuf> {
+    step(
+        "build the release server",
+        Command::new(cargo()).args(["build", "--release", "--locked", "--package", "backend"]),
+    )?;
+    Ok(target_dir(root)?.join("release").join("distillery"))
+}
+
+/// `cargo run --release` of one of the `e2e` crate's benchmark binaries, with its arguments.
+fn bench_binary(name: &str, args: &[impl AsRef<std::ffi::OsStr>]) -> Command {
+    let mut command = Command::new(cargo());
+    command
+        .args(["run", "--release", "--locked", "--package", "e2e", "--bin", name, "--"])
+        .args(args);
+    command
 }
 
 /// `cargo xtask bench-train`: the student trained from scratch on the shapes set (release,

@@ -36,8 +36,7 @@ pub fn router() -> Router<AppState> {
 
 /// Creates an account; 409 when the name is taken.
 pub async fn create_user(db: &SqlitePool, credentials: Credentials, is_admin: bool) -> Result<User, ApiError> {
-    let username = api::validate_username(&credentials.username)?;
-    api::validate_password(&credentials.password)?;
+    let username = credentials.validate()?;
     let hash = password::hash(credentials.password).await?;
     let mut tx = crate::db::write_transaction(db).await?;
     let user = insert_user(&mut tx, &username, &hash, is_admin).await?;
@@ -100,8 +99,7 @@ async fn setup(
     headers: HeaderMap,
     JsonBody(credentials): JsonBody<Credentials>,
 ) -> Result<Response, ApiError> {
-    let username = api::validate_username(&credentials.username)?;
-    api::validate_password(&credentials.password)?;
+    let username = credentials.validate()?;
     let hash = password::hash(credentials.password).await?;
     let mut tx = crate::db::write_transaction(&state.db).await?;
     let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")

@@ -495,18 +495,9 @@ fn Editor(loaded: Loaded) -> impl IntoView {
         spawn_local(async move {
             let open = |id: i64| navigate(&format!("/projects/{project_id}/images/{id}"), Default::default());
             if direction == Direction::Next {
-                let strategy = crate::pages::queue::remembered_strategy(project_id);
-                match api_client::next_image(project_id, reviewing, strategy, image_id).await {
-                    Ok(api::NextImage { image_id: Some(id), .. }) => open(id),
-                    Ok(api::NextImage { held_by_others, .. }) => notice.set(Some(match (reviewing, held_by_others) {
-                        (true, 0) => "Nothing else is waiting for review.".into(),
-                        (false, 0) => "Every other image is labeled.".into(),
-                        (_, held) => format!(
-                            "Nothing left that is free: {} open by someone else.",
-                            plural(u64::from(held), "image")
-                        ),
-                    })),
-                    Err(failure) => notice.set(Some(failure.message)),
+                match crate::pages::work::next_image_or_why(project_id, reviewing, Some(image_id)).await {
+                    Ok(id) => open(id),
+                    Err(why) => notice.set(Some(why)),
                 }
                 return;
             }

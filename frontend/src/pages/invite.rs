@@ -68,10 +68,7 @@ pub fn InviteOfferView(secret: String) -> impl IntoView {
             username: username.get_untracked(),
             password: password.get_untracked(),
         };
-        if let Err(problem) = api::validate_username(&credentials.username)
-            .map(drop)
-            .and_then(|()| api::validate_password(&credentials.password))
-        {
+        if let Err(problem) = credentials.validate() {
             error.set(Some(problem.to_string()));
             return;
         }

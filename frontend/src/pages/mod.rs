@@ -12,7 +12,7 @@ mod quality;
 pub mod queue;
 mod training;
 mod users;
-mod work;
+pub mod work;
 
 pub use account::AccountPage;
 pub use models::ModelsPage;

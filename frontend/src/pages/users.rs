@@ -63,10 +63,7 @@ fn NewUserForm(on_added: impl Fn() + Copy + 'static) -> impl IntoView {
             },
             is_admin: is_admin.get_untracked(),
         };
-        let checked = api::validate_username(&user.credentials.username)
-            .map(drop)
-            .and_then(|()| api::validate_password(&user.credentials.password));
-        if let Err(problem) = checked {
+        if let Err(problem) = user.credentials.validate() {
             error.set(Some(problem.to_string()));
             return;
         }

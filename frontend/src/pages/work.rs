@@ -21,20 +21,9 @@ pub fn WorkPanel(project_id: i64, role: Option<Role>) -> impl IntoView {
     let open_next = move |reviewing: bool| {
         let navigate = navigate.clone();
         spawn_local(async move {
-            let strategy = super::queue::remembered_strategy(project_id);
-            match api_client::next_image(project_id, reviewing, strategy, 0).await {
-                Ok(api::NextImage { image_id: Some(id), .. }) => {
-                    navigate(&format!("/projects/{project_id}/images/{id}"), Default::default());
-                }
-                Ok(next) => notice.set(Some(match (reviewing, next.held_by_others) {
-                    (true, 0) => "Nothing is waiting for review.".into(),
-                    (false, 0) => "Every image is labeled.".into(),
-                    (_, held) => format!(
-                        "Nothing free: {} open by someone else.",
-                        super::plural(u64::from(held), "image")
-                    ),
-                })),
-                Err(failure) => notice.set(Some(failure.message)),
+            match next_image_or_why(project_id, reviewing, None).await {
+                Ok(id) => navigate(&format!("/projects/{project_id}/images/{id}"), Default::default()),
+                Err(why) => notice.set(Some(why)),
             }
         });
     };
@@ -84,6 +73,28 @@ pub fn WorkPanel(project_id: i64, role: Option<Role>) -> impl IntoView {
             {role.allows(Role::Owner).then(|| view! { <AssignImages project_id on_done=move || people.refetch() /> })}
         </section>
     }
+}
+
+/// The shared queue's next image for this person — labeling or reviewing, by the ranking picked
+/// in the "Label next" panel, never `after` (the image on screen) — or why there is none, in
+/// words. The project page's buttons and the editor's Next both go through here.
+pub async fn next_image_or_why(project_id: i64, reviewing: bool, after: Option<i64>) -> Result<i64, String> {
+    let strategy = super::queue::remembered_strategy(project_id);
+    let next = api_client::next_image(project_id, reviewing, strategy, after)
+        .await
+        .map_err(|failure| failure.message)?;
+    if let Some(id) = next.image_id {
+        return Ok(id);
+    }
+    let other = if after.is_some() { " other" } else { "" };
+    Err(match (reviewing, next.held_by_others) {
+        (true, 0) => format!("No{other} image is waiting for review."),
+        (false, 0) => format!("Every{other} image is labeled."),
+        (_, held) => format!(
+            "Nothing left that is free: {} open by someone else.",
+            super::plural(u64::from(held), "image")
+        ),
+    })
 }
 
 /// Owners' form: give a member the next unlabeled images nobody is assigned, or take theirs back.

@@ -15,13 +15,7 @@ async fn accept_teacher_proposals() -> anyhow::Result<()> {
     let browser = Browser::start().await?;
     browser.sign_in(&studio).await?;
     let outcome = run(&browser, &studio).await;
-    if outcome.is_err()
-        && let Some(path) = browser.screenshot("accept_teacher_proposals").await
-    {
-        eprintln!("screenshot: {}", path.display());
-    }
-    browser.quit().await?;
-    outcome.map_err(|error| error.context(format!("server log:\n{}", studio.log())))
+    studio.with_log(browser.finish("accept_teacher_proposals", outcome).await)
 }
 
 async fn server_boxes(studio: &Studio, image: i64) -> anyhow::Result<Vec<api::BoundingBox>> {

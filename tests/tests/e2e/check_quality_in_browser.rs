@@ -18,13 +18,7 @@ async fn check_quality_in_browser() -> anyhow::Result<()> {
     let browser = Browser::start().await?;
     browser.sign_in(&studio).await?;
     let outcome = run(&browser, &studio).await;
-    if outcome.is_err()
-        && let Some(path) = browser.screenshot("check_quality_in_browser").await
-    {
-        eprintln!("screenshot: {}", path.display());
-    }
-    browser.quit().await?;
-    outcome.map_err(|error| error.context(format!("server log:\n{}", studio.log())))
+    studio.with_log(browser.finish("check_quality_in_browser", outcome).await)
 }
 
 async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {

@@ -20,16 +20,8 @@ async fn two_annotators_see_each_other_live() -> anyhow::Result<()> {
     let ada = Browser::start().await?;
     let bob = Browser::start().await?;
     let outcome = collaborate(&studio, &ada, &bob).await;
-    if outcome.is_err() {
-        for (browser, name) in [(&ada, "live_ada"), (&bob, "live_bob")] {
-            if let Some(path) = browser.screenshot(name).await {
-                eprintln!("screenshot: {}", path.display());
-            }
-        }
-    }
-    ada.quit().await?;
-    bob.quit().await?;
-    outcome.map_err(|error| error.context(format!("server log:\n{}", studio.log())))
+    let outcome = ada.finish("live_ada", outcome).await;
+    studio.with_log(bob.finish("live_bob", outcome).await)
 }
 
 const BOX: &str = ".overlay rect.box[data-box-id]";

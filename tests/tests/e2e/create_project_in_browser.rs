@@ -10,8 +10,7 @@ async fn create_project_in_browser() -> anyhow::Result<()> {
     let browser = Browser::start().await?;
     browser.sign_in(&studio).await?;
     let outcome = create_reload_and_open(&browser, &studio).await;
-    browser.quit().await?;
-    outcome.map_err(|error| error.context(format!("server log:\n{}", studio.log())))
+    studio.with_log(browser.finish("create_project_in_browser", outcome).await)
 }
 
 async fn create_reload_and_open(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {

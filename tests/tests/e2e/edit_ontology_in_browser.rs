@@ -26,13 +26,7 @@ async fn edit_ontology_in_browser() -> anyhow::Result<()> {
     let browser = Browser::start().await?;
     browser.sign_in(&studio).await?;
     let outcome = edit(&browser, &studio, project.id, image).await;
-    if outcome.is_err()
-        && let Some(path) = browser.screenshot("edit_ontology_in_browser").await
-    {
-        eprintln!("screenshot: {}", path.display());
-    }
-    browser.quit().await?;
-    outcome.map_err(|error| error.context(format!("server log:\n{}", studio.log())))
+    studio.with_log(browser.finish("edit_ontology_in_browser", outcome).await)
 }
 
 async fn edit(browser: &Browser, studio: &Studio, project_id: i64, image: i64) -> anyhow::Result<()> {

@@ -72,11 +72,5 @@ async fn edit_while_server_is_down() -> anyhow::Result<()> {
         Ok(())
     }
     .await;
-    if outcome.is_err()
-        && let Some(path) = browser.screenshot("edit_while_server_is_down").await
-    {
-        eprintln!("screenshot: {}", path.display());
-    }
-    browser.quit().await?;
-    outcome
+    browser.finish("edit_while_server_is_down", outcome).await
 }

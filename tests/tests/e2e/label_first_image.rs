@@ -16,13 +16,7 @@ async fn label_first_image() -> anyhow::Result<()> {
     let browser = Browser::start().await?;
     browser.sign_in(&studio).await?;
     let outcome = label(&browser, &studio, &project).await;
-    if outcome.is_err()
-        && let Some(path) = browser.screenshot("label_first_image").await
-    {
-        eprintln!("screenshot: {}", path.display());
-    }
-    browser.quit().await?;
-    outcome.map_err(|error| error.context(format!("server log:\n{}", studio.log())))
+    studio.with_log(browser.finish("label_first_image", outcome).await)
 }
 
 async fn label(browser: &Browser, studio: &Studio, project: &api::Project) -> anyhow::Result<()> {

@@ -32,13 +32,7 @@ async fn prelabel_in_browser() -> anyhow::Result<()> {
     let browser = Browser::start().await?;
     browser.sign_in(&studio).await?;
     let outcome = run(&browser, &studio).await;
-    if outcome.is_err()
-        && let Some(path) = browser.screenshot("prelabel_in_browser").await
-    {
-        eprintln!("screenshot: {}", path.display());
-    }
-    browser.quit().await?;
-    outcome.map_err(|error| error.context(format!("server log:\n{}", studio.log())))
+    studio.with_log(browser.finish("prelabel_in_browser", outcome).await)
 }
 
 fn shared(name: &str) -> anyhow::Result<Vec<u8>> {

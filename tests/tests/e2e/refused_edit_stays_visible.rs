@@ -75,11 +75,5 @@ async fn refused_edit_stays_visible() -> anyhow::Result<()> {
         Ok(())
     }
     .await;
-    if outcome.is_err()
-        && let Some(path) = browser.screenshot("refused_edit_stays_visible").await
-    {
-        eprintln!("screenshot: {}", path.display());
-    }
-    browser.quit().await?;
-    outcome
+    browser.finish("refused_edit_stays_visible", outcome).await
 }

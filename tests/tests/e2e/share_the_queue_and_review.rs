@@ -312,13 +312,7 @@ async fn assign_in_the_work_panel() -> anyhow::Result<()> {
         anyhow::Ok(())
     }
     .await;
-    if outcome.is_err()
-        && let Some(path) = browser.screenshot("assign_in_the_work_panel").await
-    {
-        eprintln!("screenshot: {}", path.display());
-    }
-    browser.quit().await?;
-    outcome
+    browser.finish("assign_in_the_work_panel", outcome).await
 }
 
 /// Uploads `count` small distinct photos; their ids in upload order.

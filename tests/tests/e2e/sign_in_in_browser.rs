@@ -13,13 +13,7 @@ async fn sign_in_and_keep_edits_across_an_ended_session() -> anyhow::Result<()> 
     let studio = Studio::start().await?;
     let browser = Browser::start().await?;
     let outcome = sign_in_and_edit(&browser, &studio).await;
-    if outcome.is_err()
-        && let Some(path) = browser.screenshot("sign_in_in_browser").await
-    {
-        eprintln!("screenshot: {}", path.display());
-    }
-    browser.quit().await?;
-    outcome.map_err(|error| error.context(format!("server log:\n{}", studio.log())))
+    studio.with_log(browser.finish("sign_in_in_browser", outcome).await)
 }
 
 /// What a script planted in a name would set if it ran.
@@ -167,13 +161,11 @@ async fn a_viewer_sees_without_being_offered_changes() -> anyhow::Result<()> {
     let studio = Studio::start().await?;
     let browser = Browser::start().await?;
     let outcome = view_only(&browser, &studio).await;
-    if outcome.is_err()
-        && let Some(path) = browser.screenshot("a_viewer_sees_without_being_offered_changes").await
-    {
-        eprintln!("screenshot: {}", path.display());
-    }
-    browser.quit().await?;
-    outcome.map_err(|error| error.context(format!("server log:\n{}", studio.log())))
+    studio.with_log(
+        browser
+            .finish("a_viewer_sees_without_being_offered_changes", outcome)
+            .await,
+    )
 }
 
 async fn view_only(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
@@ -247,13 +239,7 @@ async fn join_through_an_invite_link() -> anyhow::Result<()> {
     let studio = Studio::start().await?;
     let browser = Browser::start().await?;
     let outcome = join_by_link(&browser, &studio).await;
-    if outcome.is_err()
-        && let Some(path) = browser.screenshot("join_through_an_invite_link").await
-    {
-        eprintln!("screenshot: {}", path.display());
-    }
-    browser.quit().await?;
-    outcome.map_err(|error| error.context(format!("server log:\n{}", studio.log())))
+    studio.with_log(browser.finish("join_through_an_invite_link", outcome).await)
 }
 
 async fn join_by_link(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {

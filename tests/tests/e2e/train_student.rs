@@ -109,13 +109,7 @@ async fn train_student_from_teacher_labels() -> anyhow::Result<()> {
     let browser = Browser::start().await?;
     browser.sign_in(&studio).await?;
     let outcome = run(&studio, &browser).await;
-    if outcome.is_err()
-        && let Some(path) = browser.screenshot("train_student").await
-    {
-        eprintln!("screenshot: {}", path.display());
-    }
-    browser.quit().await?;
-    outcome.map_err(|error| error.context(format!("server log:\n{}", studio.log())))?;
+    studio.with_log(browser.finish("train_student", outcome).await)?;
     studio.stop().await?;
     Ok(())
 }
