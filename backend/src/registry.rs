@@ -441,7 +441,10 @@ impl DetectorCache {
         }
         let bytes = std::fs::read(store.model_path(&model.sha256))
             .map_err(|e| models::ModelError(format!("cannot read the model file: {e}")))?;
-        let detector = Arc::new(Detector::load_with(&bytes, self.runtime)?);
+        let detector = Arc::new(Detector::load_with(&bytes, self.runtime.clone())?);
+        if let Some(why) = detector.gpu_fallback() {
+            tracing::warn!(model = %model.file_name, "tract runs this model on the CPU: {why}");
+        }
         if let Ok(mut loaded) = self.loaded.lock() {
             loaded.insert(model.id, detector.clone());
         }

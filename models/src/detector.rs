@@ -72,6 +72,8 @@ pub struct Detector {
     executor: Executor,
     info: ModelInfo,
     embedding_output: Option<usize>,
+    /// Why the GPU executor was asked for and tract runs the graph instead.
+    gpu_fallback: Option<String>,
 }
 
 /// What runs a loaded detector's graph.
@@ -82,10 +84,13 @@ enum Executor {
     /// An onnxruntime session (servers that installed onnxruntime).
     #[cfg(feature = "onnxruntime")]
     Onnxruntime(Arc<crate::onnxruntime::OrtModel>),
+    /// The wgpu plan (WebGPU in browsers, Vulkan on servers).
+    #[cfg(feature = "gpu")]
+    Gpu(crate::gpu::GpuModel),
 }
 
 /// Which engine `Detector::load_with` runs the graph on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub enum Runtime {
     /// tract (the default, and the reference the other is checked against).
     #[default]
@@ -99,15 +104,21 @@ pub enum Runtime {
         /// Threads inside each operator.
         threads: usize,
     },
+    /// The GPU executor on this device (Vulkan on servers); a graph it cannot run goes to
+    /// tract, and `Detector::gpu_fallback` says why.
+    #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
+    Gpu(crate::gpu::GpuDevice),
 }
 
 impl Runtime {
-    /// `tract`, `onnxruntime (cpu)` or `onnxruntime (cuda)`.
-    pub fn name(self) -> &'static str {
+    /// `tract`, `onnxruntime (cpu)`, `onnxruntime (cuda)` or `gpu`.
+    pub fn name(&self) -> &'static str {
         match self {
             Self::Tract => "tract",
             #[cfg(feature = "onnxruntime")]
             Self::Onnxruntime { device, .. } => device.name(),
+            #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
+            Self::Gpu(_) => "gpu",
         }
     }
 }
@@ -129,6 +140,271 @@ impl Detector {
 
     /// As `load`, with the graph run by `runtime`; tract checks and describes it either way.
     pub fn load_with(onnx: &[u8], runtime: Runtime) -> Result<Self, ModelError> {
+        let Parsed {
+            typed,
+            info,
+            embedding_output,
+        } = Parsed::read(onnx)?;
+        let mut gpu_fallback = None;
+        let executor = match runtime {
+            Runtime::Tract => Executor::Tract(tract_plan(typed)?),
+            #[cfg(feature = "onnxruntime")]
+            Runtime::Onnxruntime { device, threads } => {
+                drop(typed);
+                Executor::Onnxruntime(Arc::new(crate::onnxruntime::OrtModel::load(onnx, device, threads)?))
+            }
+            #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
+            Runtime::Gpu(device) => match futures_executor::block_on(crate::gpu::GpuModel::compile(&typed, &device)) {
+                Ok(model) => Executor::Gpu(model),
+                Err(why) => {
+                    gpu_fallback = Some(why.to_string());
+                    Executor::Tract(tract_plan(typed)?)
+                }
+            },
+        };
+        Ok(Self {
+            executor,
+            info,
+            embedding_output,
+            gpu_fallback,
+        })
+    }
+
+    /// Why tract runs this detector although the GPU was asked for (an operator the GPU
+    /// executor lacks, or the device failed).
+    pub fn gpu_fallback(&self) -> Option<&str> {
+        self.gpu_fallback.as_deref()
+    }
+
+    /// As `load`, with the graph compiled for `device` by the GPU executor. A graph it cannot
+    /// run is refused with the operator it lacks ([`crate::gpu::GpuError::Unsupported`]); the
+    /// caller decides whether tract runs it instead.
+    #[cfg(feature = "gpu")]
+    pub async fn load_on_gpu(onnx: &[u8], device: &crate::gpu::GpuDevice) -> Result<Self, GpuLoadError> {
+        let Parsed {
+            typed,
+            info,
+            embedding_output,
+        } = Parsed::read(onnx).map_err(GpuLoadError::Model)?;
+        let model = crate::gpu::GpuModel::compile(&typed, device)
+            .await
+            .map_err(GpuLoadError::Gpu)?;
+        Ok(Self {
+            executor: Executor::Gpu(model),
+            info,
+            embedding_output,
+            gpu_fallback: None,
+        })
+    }
+
+    /// Which engine runs this detector: `tract`, `onnxruntime (…)` or `webgpu`/`gpu`.
+    pub fn engine(&self) -> &'static str {
+        match &self.executor {
+            Executor::Tract(_) => "tract",
+            #[cfg(feature = "onnxruntime")]
+            Executor::Onnxruntime(_) => "onnxruntime",
+            #[cfg(feature = "gpu")]
+            Executor::Gpu(_) => "gpu",
+        }
+    }
+
+    /// The GPU model, when the GPU executor runs this detector.
+    #[cfg(feature = "gpu")]
+    pub fn gpu_model(&self) -> Option<&crate::gpu::GpuModel> {
+        match &self.executor {
+            Executor::Gpu(model) => Some(model),
+            _ => None,
+        }
+    }
+
+    /// The GPU plan's figures, when the GPU executor runs this detector.
+    #[cfg(feature = "gpu")]
+    pub fn gpu_stats(&self) -> Option<&crate::gpu::GpuStats> {
+        match &self.executor {
+            Executor::Gpu(model) => Some(model.stats()),
+            _ => None,
+        }
+    }
+
+    /// tract's plan, when tract runs this detector.
+    fn tract_plan(&self) -> Result<&Arc<TypedRunnableModel>, ModelError> {
+        match &self.executor {
+            Executor::Tract(plan) => Ok(plan),
+            #[cfg(feature = "onnxruntime")]
+            Executor::Onnxruntime(_) => Err(ModelError("onnxruntime runs this model, not tract".into())),
+            #[cfg(feature = "gpu")]
+            Executor::Gpu(_) => Err(ModelError("the GPU runs this model, not tract".into())),
+        }
+    }
+
+    /// What the model says about itself.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Runs the graph once on a `[1, 3, S, S]` input, timing every operator with `now_ms` (the
+    /// caller's clock: `std::time` has none in a browser). Returns milliseconds summed per
+    /// operator kind, slowest first, with how many operators of that kind ran.
+    pub fn profile(&self, input: Vec<f32>, now_ms: impl Fn() -> f64) -> Result<Vec<OperatorTime>, ModelError> {
+        use tract_onnx::tract_core::plan::{SimpleState, eval};
+        let side = self.info.input_size_px as usize;
+        let tensor = Tensor::from_shape(&[1, 3, side, side], &input).map_err(|e| err("bad input tensor", e))?;
+        let mut state = SimpleState::new(self.tract_plan()?).map_err(|e| err("cannot start a run", e))?;
+        let mut times: Vec<OperatorTime> = Vec::new();
+        state
+            .run_plan_with_eval(tvec!(tensor.into()), |session, op_state, node, inputs| {
+                let started = now_ms();
+                let outputs = eval(session, op_state, node, inputs);
+                let ms = now_ms() - started;
+                let name = node.op().name();
+                match times.iter_mut().find(|t| t.operator == name) {
+                    Some(t) => {
+                        t.ms += ms;
+                        t.count += 1;
+                    }
+                    None => times.push(OperatorTime {
+                        operator: name.to_string(),
+                        ms,
+                        count: 1,
+                    }),
+                }
+                outputs
+            })
+            .map_err(|e| err("the model failed to run", chain(&e)))?;
+        times.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+        Ok(times)
+    }
+
+    /// The matrix kernels tract picked for this model's products, by name, sorted: shows which
+    /// code the convolutions run on (in the browser, `wasm_gemm`'s).
+    pub fn matmul_kernels(&self) -> Vec<String> {
+        use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
+        let Ok(plan) = self.tract_plan() else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = (plan.model().nodes.iter())
+            .filter_map(|node| node.op_as::<OptMatMul>())
+            .flat_map(|op| op.mmm.iter().map(|mmm| mmm.name().to_string()))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Runs the graph on a ready `[1, 3, S, S]` input and returns its detection output (and the
+    /// embedding, when there is one), in C order. On a browser's GPU use `run_raw_async`.
+    pub fn run_raw(&self, input: Vec<f32>) -> Result<(Vec<f32>, Option<Vec<f32>>), ModelError> {
+        let side = self.info.input_size_px as usize;
+        #[cfg(feature = "onnxruntime")]
+        if let Executor::Onnxruntime(session) = &self.executor {
+            return session.run(input, side);
+        }
+        #[cfg(feature = "gpu")]
+        if let Executor::Gpu(model) = &self.executor {
+            #[cfg(not(target_arch = "wasm32"))]
+            return self.gpu_outputs(model.run_blocking(&input));
+            #[cfg(target_arch = "wasm32")]
+            {
+                let _ = model;
+                return Err(ModelError(
+                    "a browser's GPU answers asynchronously: use run_raw_async".into(),
+                ));
+            }
+        }
+        let tensor = Tensor::from_shape(&[1, 3, side, side], &input).map_err(|e| err("bad input tensor", e))?;
+        let outputs = self
+            .tract_plan()?
+            .run(tvec!(tensor.into()))
+            .map_err(|e| err("the model failed to run", chain(&e)))?;
+        let flat = |i: usize| -> Result<Vec<f32>, ModelError> {
+            let plain = outputs[i].try_as_plain_ram().map_err(|e| err("unreadable output", e))?;
+            Ok(plain
+                .as_slice::<f32>()
+                .map_err(|e| err("the output is not f32", e))?
+                .to_vec())
+        };
+        let detections = flat(0)?;
+        let embedding = self.embedding_output.map(flat).transpose()?;
+        Ok((detections, embedding))
+    }
+
+    /// As `run_raw`, awaiting the GPU instead of blocking on it (the only way in a browser).
+    pub async fn run_raw_async(&self, input: Vec<f32>) -> Result<(Vec<f32>, Option<Vec<f32>>), ModelError> {
+        #[cfg(feature = "gpu")]
+        if let Executor::Gpu(model) = &self.executor {
+            return self.gpu_outputs(model.run(&input).await);
+        }
+        self.run_raw(input)
+    }
+
+    /// The GPU's outputs as [detections, embedding?].
+    #[cfg(feature = "gpu")]
+    fn gpu_outputs(
+        &self,
+        outputs: Result<Vec<Vec<f32>>, crate::gpu::GpuError>,
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>), ModelError> {
+        let mut outputs = outputs.map_err(|e| ModelError(e.to_string()))?.into_iter();
+        let detections = outputs
+            .next()
+            .ok_or_else(|| ModelError("the GPU returned no output".into()))?;
+        let embedding = self.embedding_output.and_then(|_| outputs.next());
+        Ok((detections, embedding))
+    }
+
+    /// Detects objects in an upright image: letterbox, run, keep anchors above `confidence`,
+    /// class-wise NMS at `iou`, boxes in image pixels clipped to the image.
+    pub fn detect(&self, pixels: Pixels<'_>, confidence: f32, iou: f32) -> Result<Prediction, ModelError> {
+        let (input, letterbox) = self.letterbox(pixels)?;
+        let (output, embedding) = self.run_raw(input)?;
+        Ok(self.finish(output, embedding, letterbox, pixels, confidence, iou))
+    }
+
+    /// As `detect`, awaiting the GPU instead of blocking on it (the only way in a browser).
+    pub async fn detect_async(&self, pixels: Pixels<'_>, confidence: f32, iou: f32) -> Result<Prediction, ModelError> {
+        let (input, letterbox) = self.letterbox(pixels)?;
+        let (output, embedding) = self.run_raw_async(input).await?;
+        Ok(self.finish(output, embedding, letterbox, pixels, confidence, iou))
+    }
+
+    fn letterbox(&self, pixels: Pixels<'_>) -> Result<(Vec<f32>, Letterbox), ModelError> {
+        if !pixels.is_consistent() {
+            return Err(ModelError(format!(
+                "pixel buffer of {} bytes does not match {}×{}×{}",
+                pixels.data.len(),
+                pixels.width_px,
+                pixels.height_px,
+                pixels.channels
+            )));
+        }
+        Ok(input_tensor(pixels, self.info.input_size_px))
+    }
+
+    fn finish(
+        &self,
+        output: Vec<f32>,
+        embedding: Option<Vec<f32>>,
+        letterbox: Letterbox,
+        pixels: Pixels<'_>,
+        confidence: f32,
+        iou: f32,
+    ) -> Prediction {
+        let mut prediction = postprocess(self.info.layout, &output, letterbox, pixels, confidence, iou);
+        prediction.embedding = embedding;
+        prediction
+    }
+}
+
+/// A graph tract has parsed and checked, with what it says about itself.
+struct Parsed {
+    typed: TypedModel,
+    info: ModelInfo,
+    embedding_output: Option<usize>,
+}
+
+impl Parsed {
+    /// Parses ONNX bytes, checks the input is one `[1, 3, S, S]` image and the output a
+    /// supported layout, and puts the outputs in the order [detections, embedding?].
+    fn read(onnx: &[u8]) -> Result<Self, ModelError> {
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         crate::wasm_gemm::link();
         let mut model = tract_onnx::onnx()
@@ -195,20 +471,6 @@ impl Detector {
                 .select_output_outlets(&order)
                 .map_err(|e| err("cannot select outputs", e))?;
         }
-        let executor = match runtime {
-            Runtime::Tract => Executor::Tract(
-                typed
-                    .into_optimized()
-                    .and_then(softmax_on_last_axis)
-                    .and_then(|m| m.into_runnable())
-                    .map_err(|e| err("the model cannot be optimised for this machine", chain(&e)))?,
-            ),
-            #[cfg(feature = "onnxruntime")]
-            Runtime::Onnxruntime { device, threads } => {
-                drop(typed);
-                Executor::Onnxruntime(Arc::new(crate::onnxruntime::OrtModel::load(onnx, device, threads)?))
-            }
-        };
 
         let classes = layout.classes();
         let class_names = match meta.names {
@@ -223,119 +485,44 @@ impl Detector {
             embedding_len,
         };
         Ok(Self {
-            executor,
+            typed,
             info,
             embedding_output: embedding_output.map(|_| 1),
         })
     }
+}
 
-    /// tract's plan, when tract runs this detector.
-    fn tract_plan(&self) -> Result<&Arc<TypedRunnableModel>, ModelError> {
-        match &self.executor {
-            Executor::Tract(plan) => Ok(plan),
-            #[cfg(feature = "onnxruntime")]
-            Executor::Onnxruntime(_) => Err(ModelError("onnxruntime runs this model, not tract".into())),
+/// tract's optimised plan of a checked graph.
+fn tract_plan(typed: TypedModel) -> Result<Arc<TypedRunnableModel>, ModelError> {
+    typed
+        .into_optimized()
+        .and_then(softmax_on_last_axis)
+        .and_then(|m| m.into_runnable())
+        .map_err(|e| err("the model cannot be optimised for this machine", chain(&e)))
+}
+
+/// Why a detector cannot be loaded on the GPU.
+#[cfg(feature = "gpu")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GpuLoadError {
+    /// The model itself is unusable, whatever runs it.
+    Model(ModelError),
+    /// The GPU executor cannot run it (or the device failed); tract still can.
+    Gpu(crate::gpu::GpuError),
+}
+
+#[cfg(feature = "gpu")]
+impl std::fmt::Display for GpuLoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GpuLoadError::Model(e) => e.fmt(f),
+            GpuLoadError::Gpu(e) => e.fmt(f),
         }
-    }
-
-    /// What the model says about itself.
-    pub fn info(&self) -> &ModelInfo {
-        &self.info
-    }
-
-    /// Runs the graph once on a `[1, 3, S, S]` input, timing every operator with `now_ms` (the
-    /// caller's clock: `std::time` has none in a browser). Returns milliseconds summed per
-    /// operator kind, slowest first, with how many operators of that kind ran.
-    pub fn profile(&self, input: Vec<f32>, now_ms: impl Fn() -> f64) -> Result<Vec<OperatorTime>, ModelError> {
-        use tract_onnx::tract_core::plan::{SimpleState, eval};
-        let side = self.info.input_size_px as usize;
-        let tensor = Tensor::from_shape(&[1, 3, side, side], &input).map_err(|e| err("bad input tensor", e))?;
-        let mut state = SimpleState::new(self.tract_plan()?).map_err(|e| err("cannot start a run", e))?;
-        let mut times: Vec<OperatorTime> = Vec::new();
-        state
-            .run_plan_with_eval(tvec!(tensor.into()), |session, op_state, node, inputs| {
-                let started = now_ms();
-                let outputs = eval(session, op_state, node, inputs);
-                let ms = now_ms() - started;
-                let name = node.op().name();
-                match times.iter_mut().find(|t| t.operator == name) {
-                    Some(t) => {
-                        t.ms += ms;
-                        t.count += 1;
-                    }
-                    None => times.push(OperatorTime {
-                        operator: name.to_string(),
-                        ms,
-                        count: 1,
-                    }),
-                }
-                outputs
-            })
-            .map_err(|e| err("the model failed to run", chain(&e)))?;
-        times.sort_by(|a, b| b.ms.total_cmp(&a.ms));
-        Ok(times)
-    }
-
-    /// The matrix kernels tract picked for this model's products, by name, sorted: shows which
-    /// code the convolutions run on (in the browser, `wasm_gemm`'s).
-    pub fn matmul_kernels(&self) -> Vec<String> {
-        use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
-        let Ok(plan) = self.tract_plan() else {
-            return Vec::new();
-        };
-        let mut names: Vec<String> = (plan.model().nodes.iter())
-            .filter_map(|node| node.op_as::<OptMatMul>())
-            .flat_map(|op| op.mmm.iter().map(|mmm| mmm.name().to_string()))
-            .collect();
-        names.sort();
-        names.dedup();
-        names
-    }
-
-    /// Runs the graph on a ready `[1, 3, S, S]` input and returns its detection output (and the
-    /// embedding, when there is one), in C order.
-    pub fn run_raw(&self, input: Vec<f32>) -> Result<(Vec<f32>, Option<Vec<f32>>), ModelError> {
-        let side = self.info.input_size_px as usize;
-        #[cfg(feature = "onnxruntime")]
-        if let Executor::Onnxruntime(session) = &self.executor {
-            return session.run(input, side);
-        }
-        let tensor = Tensor::from_shape(&[1, 3, side, side], &input).map_err(|e| err("bad input tensor", e))?;
-        let outputs = self
-            .tract_plan()?
-            .run(tvec!(tensor.into()))
-            .map_err(|e| err("the model failed to run", chain(&e)))?;
-        let flat = |i: usize| -> Result<Vec<f32>, ModelError> {
-            let plain = outputs[i].try_as_plain_ram().map_err(|e| err("unreadable output", e))?;
-            Ok(plain
-                .as_slice::<f32>()
-                .map_err(|e| err("the output is not f32", e))?
-                .to_vec())
-        };
-        let detections = flat(0)?;
-        let embedding = self.embedding_output.map(flat).transpose()?;
-        Ok((detections, embedding))
-    }
-
-    /// Detects objects in an upright image: letterbox, run, keep anchors above `confidence`,
-    /// class-wise NMS at `iou`, boxes in image pixels clipped to the image.
-    pub fn detect(&self, pixels: Pixels<'_>, confidence: f32, iou: f32) -> Result<Prediction, ModelError> {
-        if !pixels.is_consistent() {
-            return Err(ModelError(format!(
-                "pixel buffer of {} bytes does not match {}×{}×{}",
-                pixels.data.len(),
-                pixels.width_px,
-                pixels.height_px,
-                pixels.channels
-            )));
-        }
-        let (input, letterbox) = input_tensor(pixels, self.info.input_size_px);
-        let (output, embedding) = self.run_raw(input)?;
-        let mut prediction = postprocess(self.info.layout, &output, letterbox, pixels, confidence, iou);
-        prediction.embedding = embedding;
-        Ok(prediction)
     }
 }
+
+#[cfg(feature = "gpu")]
+impl std::error::Error for GpuLoadError {}
 
 /// A detector's output for one image turned into detections: anchors above `confidence`,
 /// class-wise NMS at `iou` (unless the graph did it), boxes mapped through the letterbox into

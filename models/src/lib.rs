@@ -12,6 +12,8 @@
 
 pub mod conformance;
 pub mod detector;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 pub mod layout;
 pub mod letterbox;
 pub mod metadata;
@@ -24,6 +26,8 @@ pub mod report;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm_gemm;
 
+#[cfg(feature = "gpu")]
+pub use detector::GpuLoadError;
 pub use detector::{
     DEFAULT_CONFIDENCE, DEFAULT_IOU, Detector, ModelError, ModelInfo, Prediction, Runtime, postprocess,
 };

@@ -160,6 +160,7 @@ fn test(root: &Path) -> anyhow::Result<()> {
             .env("DISTILLERY_WEB_DIR", &dist)
             .env("CHROMEDRIVER", &browser.chromedriver)
             .env("CHROMIUM", &browser.chromium)
+            .env("VK_ICD_FILENAMES", &browser.vulkan_icd)
             .env("DISTILLERY_TEST_ONNXRUNTIME", &onnxruntime),
     )
 }

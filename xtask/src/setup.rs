@@ -24,6 +24,9 @@ pub struct BuildTools {
 pub struct BrowserTools {
     pub chromium: PathBuf,
     pub chromedriver: PathBuf,
+    /// The ICD file of Chromium's SwiftShader Vulkan driver: the software GPU the executor's
+    /// conformance tests run on.
+    pub vulkan_icd: PathBuf,
 }
 
 /// Makes sure the wasm toolchain is installed and returns the `PATH` that finds it.
@@ -201,13 +204,18 @@ pub fn onnxruntime_library() -> anyhow::Result<PathBuf> {
     found.with_context(|| format!("the onnxruntime wheel has no libonnxruntime.so in {}", capi.display()))
 }
 
-/// Makes sure Debian's Chromium and chromedriver are installed (their versions always match).
+/// Makes sure Debian's Chromium and chromedriver are installed (their versions always match),
+/// and the Vulkan loader, through which the GPU executor's tests reach the SwiftShader Vulkan
+/// driver that Chromium ships.
 pub fn browser() -> anyhow::Result<BrowserTools> {
     let tools = || BrowserTools {
         chromium: PathBuf::from("/usr/bin/chromium"),
         chromedriver: PathBuf::from("/usr/bin/chromedriver"),
+        vulkan_icd: PathBuf::from("/usr/lib/chromium/vk_swiftshader_icd.json"),
     };
-    let present = |t: &BrowserTools| t.chromium.is_file() && t.chromedriver.is_file();
+    let present = |t: &BrowserTools| {
+        t.chromium.is_file() && t.chromedriver.is_file() && t.vulkan_icd.is_file() && vulkan_loader_installed()
+    };
     if present(&tools()) {
         return Ok(tools());
     }
@@ -233,12 +241,22 @@ pub fn browser() -> anyhow::Result<BrowserTools> {
             "--no-install-recommends",
             "chromium",
             "chromium-driver",
+            "libvulkan1",
         ]),
     )?;
     if !present(&tools()) {
-        bail!("chromium and chromedriver are still missing from /usr/bin after installing them");
+        bail!("chromium, chromedriver or the Vulkan loader is still missing after installing them");
     }
     Ok(tools())
+}
+
+/// Whether `libvulkan.so.1` (Debian's `libvulkan1`) is in a multiarch library folder.
+fn vulkan_loader_installed() -> bool {
+    std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|entry| entry.path().join("libvulkan.so.1").is_file())
 }
 
 /// The version of `package` recorded in Cargo.lock.

@@ -212,6 +212,18 @@ fn check_training_device(gpu: bool) -> anyhow::Result<()> {
 fn runtime(config: &crate::config::InferenceConfig, threads: usize) -> anyhow::Result<models::Runtime> {
     let gpu = config.device == "gpu";
     match &config.onnxruntime {
+        #[cfg(feature = "gpu")]
+        None if gpu => {
+            let device = models::gpu::GpuDevice::open_blocking().map_err(|e| {
+                anyhow::anyhow!(
+                    "--device gpu: {e} (install the GPU's Vulkan driver, or name onnxruntime's CUDA library with \
+                     --onnxruntime)"
+                )
+            })?;
+            tracing::info!(device = %device.name, "detectors run on the GPU executor");
+            Ok(models::Runtime::Gpu(device))
+        }
+        #[cfg(not(feature = "gpu"))]
         None if gpu => anyhow::bail!(
             "--device gpu runs detectors on onnxruntime's CUDA provider: name its library with --onnxruntime \
              (libonnxruntime.so from the onnxruntime-gpu wheel)"

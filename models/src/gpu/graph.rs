@@ -1,0 +1,960 @@
+//! The detector's graph as the GPU runs it: tract's typed model (before tract's own
+//! optimisations, which target CPU caches) lowered to a handful of kernels over contiguous f32
+//! tensors. Everything that depends only on constants — shapes, casts, the anchor grid — is
+//! folded here by tract's own evaluation, so the plan keeps only work that touches the image.
+
+use std::collections::HashMap;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::array::{Slice, StridedSlice, TypedConcat};
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
+use tract_onnx::tract_core::ops::cast::Cast;
+use tract_onnx::tract_core::ops::change_axes::AxisOp;
+use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, MaxPool, PoolSpec};
+use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+use tract_onnx::tract_core::ops::nn::resize::{CoordTransformer, Interpolator};
+use tract_onnx::tract_core::ops::nn::{DataFormat, NearestUpsample, Softmax, SoftmaxKind};
+use tract_onnx::tract_core::ops::source::TypedSource;
+use tract_onnx_opl::resize::{CoordTransform, Nearest, Resize};
+
+/// Index of a tensor in [`Graph::values`].
+pub(crate) type ValueId = usize;
+
+/// Why a graph cannot run on the GPU executor: the node and what it lacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported {
+    /// The node's name in the graph.
+    pub node: String,
+    /// The operator, or what about it is not supported.
+    pub what: String,
+}
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (node {})", self.what, self.node)
+    }
+}
+
+/// A tensor on the GPU: contiguous f32 in C order.
+#[derive(Debug, Clone)]
+pub(crate) struct Value {
+    pub shape: Vec<usize>,
+    pub home: Home,
+}
+
+impl Value {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// Where a value's elements live.
+#[derive(Debug, Clone)]
+pub(crate) enum Home {
+    /// In storage of its own, written by one step.
+    Own,
+    /// Inside another value's storage from `offset` on: a reshape, a channel slice, or a concat
+    /// member its producer writes straight into the concat.
+    In { of: ValueId, offset: usize },
+    /// The graph's input image.
+    Input,
+    /// Uploaded once with the model.
+    Const(Vec<f32>),
+}
+
+/// What runs after a kernel's arithmetic, on each output element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Activation {
+    None = 0,
+    Sigmoid = 1,
+    /// x·sigmoid(x), which Ultralytics exports as a Sigmoid and a Mul.
+    Silu = 2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BinaryOp {
+    Add = 0,
+    Sub = 1,
+    Mul = 2,
+    Div = 3,
+}
+
+/// A 2-D convolution over one `[C, H, W]` image (batch 1), weights OIHW.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConvGeometry {
+    pub in_channels: usize,
+    pub in_hw: [usize; 2],
+    pub out_channels: usize,
+    pub out_hw: [usize; 2],
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub dilation: [usize; 2],
+    /// Padding before each spatial axis (after is implied by the output size).
+    pub pad: [usize; 2],
+    pub groups: usize,
+}
+
+/// A max pool over one `[C, H, W]` image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PoolGeometry {
+    pub channels: usize,
+    pub in_hw: [usize; 2],
+    pub out_hw: [usize; 2],
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub pad: [usize; 2],
+}
+
+/// How an element-wise step walks an operand: for each axis of the output, the operand's stride
+/// (0 where it broadcasts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Operand {
+    pub value: ValueId,
+    pub strides: Vec<usize>,
+}
+
+/// Addressing of a strided copy, per axis of the copied shape: element `i` along an axis lands
+/// at `offset + Σ (i / divisor) · stride` (divisors > 1 repeat elements: nearest upsampling).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Addressing {
+    pub offset: usize,
+    pub strides: Vec<usize>,
+    pub divisors: Vec<usize>,
+}
+
+/// One kernel dispatch of the plan.
+#[derive(Debug, Clone)]
+pub(crate) enum Step {
+    Conv {
+        input: ValueId,
+        weights: ValueId,
+        bias: ValueId,
+        output: ValueId,
+        geometry: ConvGeometry,
+        activation: Activation,
+    },
+    Binary {
+        op: BinaryOp,
+        a: Operand,
+        b: Operand,
+        output: ValueId,
+    },
+    Unary {
+        input: ValueId,
+        output: ValueId,
+        activation: Activation,
+    },
+    /// Slices, transposes, upsampling and concat members that are not written in place.
+    Copy {
+        input: ValueId,
+        read: Addressing,
+        output: ValueId,
+        write: Addressing,
+        shape: Vec<usize>,
+    },
+    MaxPool {
+        input: ValueId,
+        output: ValueId,
+        geometry: PoolGeometry,
+    },
+    /// Softmax over the middle axis of `[outer, len, inner]`.
+    Softmax {
+        input: ValueId,
+        output: ValueId,
+        outer: usize,
+        len: usize,
+        inner: usize,
+    },
+}
+
+impl Step {
+    /// The value this step writes.
+    pub fn output(&self) -> ValueId {
+        match self {
+            Step::Conv { output, .. }
+            | Step::Binary { output, .. }
+            | Step::Unary { output, .. }
+            | Step::Copy { output, .. }
+            | Step::MaxPool { output, .. }
+            | Step::Softmax { output, .. } => *output,
+        }
+    }
+
+    /// The values this step reads.
+    pub fn inputs(&self) -> Vec<ValueId> {
+        match self {
+            Step::Conv {
+                input, weights, bias, ..
+            } => vec![*input, *weights, *bias],
+            Step::Binary { a, b, .. } => vec![a.value, b.value],
+            Step::Unary { input, .. }
+            | Step::Copy { input, .. }
+            | Step::MaxPool { input, .. }
+            | Step::Softmax { input, .. } => vec![*input],
+        }
+    }
+}
+
+/// The lowered graph: values, steps in execution order, and which value is which output.
+#[derive(Debug, Clone)]
+pub(crate) struct Graph {
+    pub values: Vec<Value>,
+    pub steps: Vec<Step>,
+    pub input: ValueId,
+    pub outputs: Vec<ValueId>,
+}
+
+impl Graph {
+    /// Lowers `model` (one f32 input, shapes fixed) and fuses what the kernels can do together.
+    pub fn lower(model: &TypedModel) -> Result<Self, Unsupported> {
+        let mut graph = Lowering::new(model).run()?;
+        graph.fuse_silu();
+        graph.place_concat_members();
+        Ok(graph)
+    }
+
+    /// The value whose storage holds `value`, and where in it `value` starts.
+    pub fn root(&self, mut value: ValueId) -> (ValueId, usize) {
+        let mut offset = 0;
+        while let Home::In { of, offset: o } = self.values[value].home {
+            offset += o;
+            value = of;
+        }
+        (value, offset)
+    }
+
+    fn new_value(&mut self, shape: Vec<usize>, home: Home) -> ValueId {
+        self.values.push(Value { shape, home });
+        self.values.len() - 1
+    }
+
+    /// How many times each value is read: by steps, by views of it, as an output.
+    fn readers(&self) -> Vec<usize> {
+        let mut readers = vec![0; self.values.len()];
+        for step in &self.steps {
+            for input in step.inputs() {
+                readers[input] += 1;
+            }
+        }
+        for value in &self.values {
+            if let Home::In { of, .. } = value.home {
+                readers[of] += 1;
+            }
+        }
+        for output in &self.outputs {
+            readers[*output] += 1;
+        }
+        readers
+    }
+
+    /// `x · sigmoid(x)` becomes one activation: in the convolution that made `x` when nothing
+    /// else reads `x`, else one Silu step instead of two.
+    fn fuse_silu(&mut self) {
+        loop {
+            let readers = self.readers();
+            let producer: HashMap<ValueId, usize> =
+                self.steps.iter().enumerate().map(|(i, s)| (s.output(), i)).collect();
+            let found = self.steps.iter().enumerate().find_map(|(mul_index, step)| {
+                let Step::Binary {
+                    op: BinaryOp::Mul,
+                    a,
+                    b,
+                    output,
+                } = step
+                else {
+                    return None;
+                };
+                let full = |o: &Operand| self.values[o.value].shape == self.values[*output].shape;
+                if !full(a) || !full(b) {
+                    return None;
+                }
+                [(a.value, b.value), (b.value, a.value)].into_iter().find_map(|(x, s)| {
+                    let sigmoid_index = *producer.get(&s)?;
+                    match &self.steps[sigmoid_index] {
+                        Step::Unary {
+                            input,
+                            activation: Activation::Sigmoid,
+                            ..
+                        } if *input == x && readers[s] == 1 => Some((mul_index, sigmoid_index, x, *output)),
+                        _ => None,
+                    }
+                })
+            });
+            let Some((mul_index, sigmoid_index, x, output)) = found else {
+                return;
+            };
+            let conv_of_x = producer.get(&x).copied().filter(|&i| {
+                readers[x] == 2
+                    && matches!(
+                        self.steps[i],
+                        Step::Conv {
+                            activation: Activation::None,
+                            ..
+                        }
+                    )
+            });
+            match conv_of_x {
+                Some(conv_index) => {
+                    if let Step::Conv {
+                        output: conv_output,
+                        activation,
+                        ..
+                    } = &mut self.steps[conv_index]
+                    {
+                        *conv_output = output;
+                        *activation = Activation::Silu;
+                    }
+                    remove_steps(&mut self.steps, &[mul_index, sigmoid_index]);
+                }
+                None => {
+                    self.steps[mul_index] = Step::Unary {
+                        input: x,
+                        output,
+                        activation: Activation::Silu,
+                    };
+                    remove_steps(&mut self.steps, &[sigmoid_index]);
+                }
+            }
+        }
+    }
+
+    /// Concat members that a step writes and nothing else reads before the concat are written
+    /// straight into their slice of the concat (the C2f blocks' concatenations then cost no
+    /// copy). A producer that also reads from the concat's storage keeps its own output and is
+    /// copied: WebGPU forbids reading and writing one buffer in one dispatch.
+    fn place_concat_members(&mut self) {
+        let producer: HashMap<ValueId, usize> = self.steps.iter().enumerate().map(|(i, s)| (s.output(), i)).collect();
+        let readers = self.readers();
+        let copies: Vec<(usize, ValueId, ValueId, usize)> = (self.steps.iter().enumerate())
+            .filter_map(|(index, step)| match step {
+                Step::Copy {
+                    input,
+                    output,
+                    write,
+                    read,
+                    ..
+                } if is_concat_copy(read, write, &self.values[*input].shape) => {
+                    Some((index, *input, *output, write.offset))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut placed_copies = Vec::new();
+        let mut by_producer: Vec<_> = copies
+            .into_iter()
+            .filter_map(|(copy, member, concat, offset)| Some((*producer.get(&member)?, copy, member, concat, offset)))
+            .collect();
+        by_producer.sort();
+        for (producer_index, copy, member, concat, offset) in by_producer {
+            let own = matches!(self.values[member].home, Home::Own);
+            let only_reader_is_the_copy = readers[member] == 1;
+            let concat_root = self.root(concat).0;
+            let reads_concat = (self.steps[producer_index].inputs().iter()).any(|&v| self.root(v).0 == concat_root);
+            if own
+                && only_reader_is_the_copy
+                && !reads_concat
+                && !matches!(self.steps[producer_index], Step::Copy { .. })
+            {
+                self.values[member].home = Home::In { of: concat, offset };
+                placed_copies.push(copy);
+            }
+        }
+        remove_steps(&mut self.steps, &placed_copies);
+    }
+}
+
+/// A copy that moves a whole contiguous tensor into a contiguous run of the output (a concat
+/// along an axis with only unit axes before it).
+fn is_concat_copy(read: &Addressing, write: &Addressing, shape: &[usize]) -> bool {
+    let contiguous = contiguous_strides(shape);
+    read.offset == 0
+        && read.strides == contiguous
+        && write.strides == contiguous
+        && read.divisors.iter().chain(&write.divisors).all(|d| *d == 1)
+}
+
+fn remove_steps(steps: &mut Vec<Step>, indices: &[usize]) {
+    let mut indices = indices.to_vec();
+    indices.sort_unstable();
+    for index in indices.into_iter().rev() {
+        steps.remove(index);
+    }
+}
+
+/// C-order strides of a shape, in elements.
+pub(crate) fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
+    let mut strides = vec![1; shape.len()];
+    for axis in (0..shape.len().saturating_sub(1)).rev() {
+        strides[axis] = strides[axis + 1] * shape[axis + 1];
+    }
+    strides
+}
+
+/// What a tract outlet is while lowering.
+#[derive(Clone)]
+enum Known {
+    Const(Arc<Tensor>),
+    Runtime(ValueId),
+}
+
+struct Lowering<'m> {
+    model: &'m TypedModel,
+    graph: Graph,
+    known: HashMap<OutletId, Known>,
+    /// Constants already uploaded, by the tensor's address, so shared weights upload once.
+    uploaded: HashMap<*const Tensor, ValueId>,
+}
+
+impl<'m> Lowering<'m> {
+    fn new(model: &'m TypedModel) -> Self {
+        Self {
+            model,
+            graph: Graph {
+                values: Vec::new(),
+                steps: Vec::new(),
+                input: 0,
+                outputs: Vec::new(),
+            },
+            known: HashMap::new(),
+            uploaded: HashMap::new(),
+        }
+    }
+
+    fn run(mut self) -> Result<Graph, Unsupported> {
+        let order = self.model.eval_order().map_err(|e| unsupported_model(&e))?;
+        for id in order {
+            self.lower_node(&self.model.nodes()[id])?;
+        }
+        let outputs = self.model.output_outlets().map_err(|e| unsupported_model(&e))?.to_vec();
+        for outlet in outputs {
+            let value = match self.known.get(&outlet).cloned() {
+                Some(Known::Runtime(value)) => value,
+                _ => {
+                    return Err(Unsupported {
+                        node: self.model.node(outlet.node).name.clone(),
+                        what: "an output that does not depend on the input".into(),
+                    });
+                }
+            };
+            self.graph.outputs.push(value);
+        }
+        Ok(self.graph)
+    }
+
+    fn lower_node(&mut self, node: &TypedNode) -> Result<(), Unsupported> {
+        let refuse = |what: String| Unsupported {
+            node: node.name.clone(),
+            what,
+        };
+        let fact = self
+            .model
+            .outlet_fact(node.id.into())
+            .map_err(|e| refuse(format!("unreadable output: {e}")))?;
+        if node.op_is::<TypedSource>() {
+            let shape = concrete_shape(fact).ok_or_else(|| refuse("an input of unknown shape".into()))?;
+            if fact.datum_type != f32::datum_type() {
+                return Err(refuse(format!("a {:?} input", fact.datum_type)));
+            }
+            let value = self.graph.new_value(shape, Home::Input);
+            self.graph.input = value;
+            self.known.insert(node.id.into(), Known::Runtime(value));
+            return Ok(());
+        }
+        if let Some(konst) = &fact.konst
+            && node.outputs.len() == 1
+        {
+            self.known.insert(node.id.into(), Known::Const(konst.clone()));
+            return Ok(());
+        }
+        let inputs: Vec<Known> = node
+            .inputs
+            .iter()
+            .map(|i| {
+                self.known
+                    .get(i)
+                    .cloned()
+                    .ok_or_else(|| refuse("an input computed out of order".into()))
+            })
+            .collect::<Result<_, _>>()?;
+        if inputs.iter().all(|k| matches!(k, Known::Const(_))) {
+            return self.fold(node, &inputs);
+        }
+        for (slot, outlet) in node.outputs.iter().enumerate() {
+            if outlet.fact.datum_type != f32::datum_type() {
+                return Err(refuse(format!(
+                    "{} gives {:?}; the GPU executor computes in f32",
+                    node.op().name(),
+                    outlet.fact.datum_type
+                )));
+            }
+            if concrete_shape(&outlet.fact).is_none() {
+                return Err(refuse(format!("output {slot} has a symbolic shape")));
+            }
+        }
+        let out_shape = concrete_shape(fact).ok_or_else(|| refuse("a symbolic shape".into()))?;
+        let input_shape = |i: usize| -> Vec<usize> {
+            match &inputs[i] {
+                Known::Runtime(v) => self.graph.values[*v].shape.clone(),
+                Known::Const(t) => t.shape().to_vec(),
+            }
+        };
+        let runtime = |i: usize| -> Result<ValueId, Unsupported> {
+            match &inputs[i] {
+                Known::Runtime(v) => Ok(*v),
+                Known::Const(_) => Err(refuse(format!("{} with a constant data input", node.op().name()))),
+            }
+        };
+
+        let output = if let Some(conv) = node.op_as::<Conv>() {
+            let geometry = conv_geometry(conv, &input_shape(0), &out_shape).map_err(refuse)?;
+            let (Known::Const(weights), Known::Const(bias)) = (&inputs[1], &inputs[2]) else {
+                return Err(refuse("a convolution whose weights are computed".into()));
+            };
+            let weights = self.upload(weights).map_err(refuse)?;
+            let bias = self.upload_broadcast(bias, geometry.out_channels).map_err(refuse)?;
+            let output = self.graph.new_value(out_shape, Home::Own);
+            self.graph.steps.push(Step::Conv {
+                input: runtime(0)?,
+                weights,
+                bias,
+                output,
+                geometry,
+                activation: Activation::None,
+            });
+            output
+        } else if let Some(binary) = node.op_as::<TypedBinOp>() {
+            let op = match binary.0.name() {
+                "Add" => BinaryOp::Add,
+                "Sub" => BinaryOp::Sub,
+                "Mul" => BinaryOp::Mul,
+                "Div" => BinaryOp::Div,
+                other => return Err(refuse(format!("the binary operator {other}"))),
+            };
+            let a = self.operand(&inputs[0], &out_shape).map_err(refuse)?;
+            let b = self.operand(&inputs[1], &out_shape).map_err(refuse)?;
+            let output = self.graph.new_value(out_shape, Home::Own);
+            self.graph.steps.push(Step::Binary { op, a, b, output });
+            output
+        } else if let Some(element_wise) = node.op_as::<ElementWiseOp>() {
+            let activation = match element_wise.0.name().as_ref() {
+                "Sigmoid" => Activation::Sigmoid,
+                "Silu" => Activation::Silu,
+                other => return Err(refuse(format!("the element-wise operator {other}"))),
+            };
+            let output = self.graph.new_value(out_shape, Home::Own);
+            self.graph.steps.push(Step::Unary {
+                input: runtime(0)?,
+                output,
+                activation,
+            });
+            output
+        } else if let Some(axis_op) = node.op_as::<AxisOp>() {
+            let input = runtime(0)?;
+            match axis_op {
+                AxisOp::Move(from, to) => {
+                    let shape = input_shape(0);
+                    let mut permutation: Vec<usize> = (0..shape.len()).collect();
+                    let moved = permutation.remove(*from);
+                    permutation.insert(*to, moved);
+                    self.transpose(input, &shape, &permutation, out_shape)
+                }
+                _ => self.graph.new_value(out_shape, Home::In { of: input, offset: 0 }),
+            }
+        } else if node.op_is::<Cast>() {
+            self.graph.new_value(
+                out_shape,
+                Home::In {
+                    of: runtime(0)?,
+                    offset: 0,
+                },
+            )
+        } else if let Some(slice) = node.op_as::<Slice>() {
+            let (start, end) = match (slice.start.to_i64(), slice.end.to_i64()) {
+                (Ok(start), Ok(end)) if 0 <= start && start <= end => (start as usize, end as usize),
+                _ => return Err(refuse("a slice with symbolic bounds".into())),
+            };
+            self.slice(runtime(0)?, &input_shape(0), slice.axis, start, end)
+        } else if let Some(strided) = node.op_as::<StridedSlice>() {
+            let (start, step) = strided_slice_bounds(strided, &input_shape(0), &inputs).map_err(refuse)?;
+            self.strided_slice(runtime(0)?, &input_shape(0), &start, &step, out_shape)
+        } else if let Some(concat) = node.op_as::<TypedConcat>() {
+            let output = self.graph.new_value(out_shape.clone(), Home::Own);
+            let out_strides = contiguous_strides(&out_shape);
+            let mut start = 0;
+            for known in &inputs {
+                let member = match known {
+                    Known::Runtime(v) => *v,
+                    Known::Const(t) => self.upload(t).map_err(refuse)?,
+                };
+                let shape = self.graph.values[member].shape.clone();
+                self.graph.steps.push(Step::Copy {
+                    input: member,
+                    read: Addressing::plain(&shape),
+                    output,
+                    write: Addressing {
+                        offset: start * out_strides[concat.axis],
+                        strides: out_strides.clone(),
+                        divisors: vec![1; shape.len()],
+                    },
+                    shape: shape.clone(),
+                });
+                start += shape[concat.axis];
+            }
+            output
+        } else if let Some(pool) = node.op_as::<MaxPool>() {
+            if pool.with_index_outputs.is_some() {
+                return Err(refuse("MaxPool with indices".into()));
+            }
+            let geometry = pool_geometry(&pool.pool_spec, &input_shape(0), &out_shape).map_err(refuse)?;
+            let output = self.graph.new_value(out_shape, Home::Own);
+            self.graph.steps.push(Step::MaxPool {
+                input: runtime(0)?,
+                output,
+                geometry,
+            });
+            output
+        } else if let Some(softmax) = node.op_as::<Softmax>() {
+            let [axis] = softmax.axes.as_slice() else {
+                return Err(refuse("a softmax over several axes".into()));
+            };
+            if softmax.kind != SoftmaxKind::Softmax || softmax.quant_output_dt.is_some() {
+                return Err(refuse(format!("{:?}", softmax.kind)));
+            }
+            let shape = input_shape(0);
+            let output = self.graph.new_value(out_shape, Home::Own);
+            self.graph.steps.push(Step::Softmax {
+                input: runtime(0)?,
+                output,
+                outer: shape[..*axis].iter().product(),
+                len: shape[*axis],
+                inner: shape[axis + 1..].iter().product(),
+            });
+            output
+        } else if let Some(resize) = node.op_as::<Resize>() {
+            let nearest_floor = resize.interpolator == Interpolator::Nearest
+                && resize.coord_transformer == CoordTransform::Plain(CoordTransformer::Asymmetric)
+                && resize.nearest == Nearest::Floor;
+            if !nearest_floor {
+                return Err(refuse("Resize other than nearest (asymmetric, floor)".into()));
+            }
+            self.upsample(runtime(0)?, &input_shape(0), out_shape).map_err(refuse)?
+        } else if node.op_is::<NearestUpsample>() {
+            self.upsample(runtime(0)?, &input_shape(0), out_shape).map_err(refuse)?
+        } else {
+            return Err(refuse(format!("the operator {}", node.op().name())));
+        };
+        self.known.insert(node.id.into(), Known::Runtime(output));
+        Ok(())
+    }
+
+    /// Evaluates a node whose inputs are all constants, on the CPU, once.
+    fn fold(&mut self, node: &TypedNode, inputs: &[Known]) -> Result<(), Unsupported> {
+        let values: TVec<TValue> = inputs
+            .iter()
+            .map(|k| match k {
+                Known::Const(t) => t.clone().into_tvalue(),
+                Known::Runtime(_) => unreachable!("fold is only called on constant inputs"),
+            })
+            .collect();
+        let outputs = node
+            .op
+            .eval_out_of_plan(values)
+            .ok()
+            .flatten()
+            .ok_or_else(|| Unsupported {
+                node: node.name.clone(),
+                what: format!("{} on constants cannot be computed ahead", node.op().name()),
+            })?;
+        for (slot, value) in outputs.into_iter().enumerate() {
+            self.known
+                .insert(OutletId::new(node.id, slot), Known::Const(value.into_arc_tensor()));
+        }
+        Ok(())
+    }
+
+    /// A constant as a GPU value (uploaded once however often it is used).
+    fn upload(&mut self, tensor: &Arc<Tensor>) -> Result<ValueId, String> {
+        let key = Arc::as_ptr(tensor);
+        if let Some(value) = self.uploaded.get(&key) {
+            return Ok(*value);
+        }
+        let data = f32_data(tensor)?;
+        let value = self.graph.new_value(tensor.shape().to_vec(), Home::Const(data));
+        self.uploaded.insert(key, value);
+        Ok(value)
+    }
+
+    /// A bias of `len` values from a constant of that length or a scalar.
+    fn upload_broadcast(&mut self, tensor: &Arc<Tensor>, len: usize) -> Result<ValueId, String> {
+        let data = f32_data(tensor)?;
+        let data = match data.len() {
+            n if n == len => data,
+            1 => vec![data[0]; len],
+            n => return Err(format!("a bias of {n} values for {len} channels")),
+        };
+        Ok(self.graph.new_value(vec![len], Home::Const(data)))
+    }
+
+    /// An element-wise operand, right-aligned against the output shape (NumPy broadcasting).
+    fn operand(&mut self, known: &Known, out_shape: &[usize]) -> Result<Operand, String> {
+        let value = match known {
+            Known::Runtime(v) => *v,
+            Known::Const(t) => self.upload(t)?,
+        };
+        let shape = &self.graph.values[value].shape;
+        if shape.len() > out_shape.len() {
+            return Err(format!(
+                "an operand of rank {} for an output of rank {}",
+                shape.len(),
+                out_shape.len()
+            ));
+        }
+        let own = contiguous_strides(shape);
+        let lead = out_shape.len() - shape.len();
+        let strides = (0..out_shape.len())
+            .map(|axis| {
+                if axis < lead || shape[axis - lead] == 1 {
+                    0
+                } else {
+                    own[axis - lead]
+                }
+            })
+            .collect();
+        Ok(Operand { value, strides })
+    }
+
+    fn transpose(&mut self, input: ValueId, shape: &[usize], permutation: &[usize], out_shape: Vec<usize>) -> ValueId {
+        let in_strides = contiguous_strides(shape);
+        let output = self.graph.new_value(out_shape.clone(), Home::Own);
+        self.graph.steps.push(Step::Copy {
+            input,
+            read: Addressing {
+                offset: 0,
+                strides: permutation.iter().map(|&axis| in_strides[axis]).collect(),
+                divisors: vec![1; shape.len()],
+            },
+            output,
+            write: Addressing::plain(&out_shape),
+            shape: out_shape,
+        });
+        output
+    }
+
+    /// A slice: a view when only unit axes come before `axis` (a channel slice of one image),
+    /// else a copy.
+    fn slice(&mut self, input: ValueId, shape: &[usize], axis: usize, start: usize, end: usize) -> ValueId {
+        let strides = contiguous_strides(shape);
+        let mut out_shape = shape.to_vec();
+        out_shape[axis] = end - start;
+        if shape[..axis].iter().all(|d| *d == 1) {
+            return self.graph.new_value(
+                out_shape,
+                Home::In {
+                    of: input,
+                    offset: start * strides[axis],
+                },
+            );
+        }
+        let output = self.graph.new_value(out_shape.clone(), Home::Own);
+        self.graph.steps.push(Step::Copy {
+            input,
+            read: Addressing {
+                offset: start * strides[axis],
+                strides,
+                divisors: vec![1; shape.len()],
+            },
+            output,
+            write: Addressing::plain(&out_shape),
+            shape: out_shape,
+        });
+        output
+    }
+
+    /// A slice with a start and a step on each axis: a view when it is one plain slice, else a
+    /// copy.
+    fn strided_slice(
+        &mut self,
+        input: ValueId,
+        shape: &[usize],
+        start: &[usize],
+        step: &[usize],
+        out_shape: Vec<usize>,
+    ) -> ValueId {
+        let changed: Vec<usize> = (0..shape.len()).filter(|&a| out_shape[a] != shape[a]).collect();
+        if let ([axis], true) = (changed.as_slice(), step.iter().all(|s| *s == 1)) {
+            return self.slice(input, shape, *axis, start[*axis], start[*axis] + out_shape[*axis]);
+        }
+        let strides = contiguous_strides(shape);
+        let output = self.graph.new_value(out_shape.clone(), Home::Own);
+        self.graph.steps.push(Step::Copy {
+            input,
+            read: Addressing {
+                offset: start.iter().zip(&strides).map(|(s, t)| s * t).sum(),
+                strides: strides.iter().zip(step).map(|(t, s)| t * s).collect(),
+                divisors: vec![1; shape.len()],
+            },
+            output,
+            write: Addressing::plain(&out_shape),
+            shape: out_shape,
+        });
+        output
+    }
+
+    /// Nearest upsampling by whole factors: each output element reads input element `i / f`.
+    fn upsample(&mut self, input: ValueId, shape: &[usize], out_shape: Vec<usize>) -> Result<ValueId, String> {
+        if shape.len() != out_shape.len() || shape.iter().zip(&out_shape).any(|(i, o)| *i == 0 || o % i != 0) {
+            return Err(format!("resizing {shape:?} to {out_shape:?} is not by whole factors"));
+        }
+        let output = self.graph.new_value(out_shape.clone(), Home::Own);
+        self.graph.steps.push(Step::Copy {
+            input,
+            read: Addressing {
+                offset: 0,
+                strides: contiguous_strides(shape),
+                divisors: shape.iter().zip(&out_shape).map(|(i, o)| o / i).collect(),
+            },
+            output,
+            write: Addressing::plain(&out_shape),
+            shape: out_shape,
+        });
+        Ok(output)
+    }
+}
+
+impl Addressing {
+    /// A whole contiguous tensor from its start.
+    pub fn plain(shape: &[usize]) -> Self {
+        Self {
+            offset: 0,
+            strides: contiguous_strides(shape),
+            divisors: vec![1; shape.len()],
+        }
+    }
+}
+
+/// Where an ONNX-style strided slice starts on each axis and its step there (constant
+/// bounds, positive steps, no TensorFlow masks).
+fn strided_slice_bounds(
+    op: &StridedSlice,
+    shape: &[usize],
+    inputs: &[Known],
+) -> Result<(Vec<usize>, Vec<usize>), String> {
+    if op.begin_mask != 0 || op.end_mask != 0 || op.shrink_axis_mask != 0 {
+        return Err("a strided slice with masks".into());
+    }
+    let ints = |index: usize| -> Result<Vec<i64>, String> {
+        match inputs.get(index) {
+            Some(Known::Const(t)) => {
+                let cast = t.cast_to::<i64>().map_err(|e| e.to_string())?;
+                let plain = cast.try_as_plain_ram().map_err(|e| e.to_string())?;
+                Ok(plain.as_slice::<i64>().map_err(|e| e.to_string())?.to_vec())
+            }
+            _ => Err("a strided slice with computed bounds".into()),
+        }
+    };
+    let begin = ints(1)?;
+    let rank = shape.len() as i64;
+    let axes = match op.optional_axes_input {
+        Some(index) => ints(index)?,
+        None => (0..begin.len() as i64).collect(),
+    };
+    let steps = match op.optional_steps_input {
+        Some(index) => ints(index)?,
+        None => vec![1; begin.len()],
+    };
+    let mut start = vec![0; shape.len()];
+    let mut step = vec![1; shape.len()];
+    for ((axis, first), by) in axes.iter().zip(&begin).zip(&steps) {
+        let axis = if *axis < 0 { axis + rank } else { *axis };
+        if !(0..rank).contains(&axis) || *by <= 0 {
+            return Err(format!("a strided slice on axis {axis} by {by}"));
+        }
+        let len = shape[axis as usize] as i64;
+        let first = if *first < 0 { first + len } else { *first };
+        start[axis as usize] = first.clamp(0, len) as usize;
+        step[axis as usize] = *by as usize;
+    }
+    Ok((start, step))
+}
+
+fn unsupported_model(e: &TractError) -> Unsupported {
+    Unsupported {
+        node: "(graph)".into(),
+        what: e.to_string(),
+    }
+}
+
+fn concrete_shape(fact: &TypedFact) -> Option<Vec<usize>> {
+    fact.shape.as_concrete().map(|s| s.to_vec())
+}
+
+fn f32_data(tensor: &Tensor) -> Result<Vec<f32>, String> {
+    let cast = tensor
+        .cast_to::<f32>()
+        .map_err(|e| format!("a constant that is not numeric: {e}"))?;
+    let plain = cast.try_as_plain_ram().map_err(|e| e.to_string())?;
+    Ok(plain.as_slice::<f32>().map_err(|e| e.to_string())?.to_vec())
+}
+
+/// The image's `[C, H, W]` from a `[1, C, H, W]` or `[C, H, W]` shape.
+fn image_chw(shape: &[usize], format: DataFormat) -> Result<[usize; 3], String> {
+    match (format, shape) {
+        (DataFormat::NCHW, [1, c, h, w]) | (DataFormat::CHW, [c, h, w]) => Ok([*c, *h, *w]),
+        _ => Err(format!(
+            "a {format:?} tensor of shape {shape:?} (one 2-D image expected)"
+        )),
+    }
+}
+
+fn pair(values: &[usize]) -> Result<[usize; 2], String> {
+    match values {
+        [a, b] => Ok([*a, *b]),
+        other => Err(format!("{} spatial axes (2 expected)", other.len())),
+    }
+}
+
+/// Padding before each spatial axis, as tract computes it for this input size.
+fn pad_before(spec: &PoolSpec, in_hw: [usize; 2]) -> Result<[usize; 2], String> {
+    let padded = spec.computed_padding(&in_hw);
+    pair(&padded.iter().map(|p| p.pad_before).collect::<Vec<_>>())
+}
+
+fn conv_geometry(conv: &Conv, input: &[usize], output: &[usize]) -> Result<ConvGeometry, String> {
+    if conv.q_params.is_some() {
+        return Err("a quantized convolution".into());
+    }
+    if conv.kernel_fmt != KernelFormat::OIHW {
+        return Err(format!("a convolution with {:?} weights", conv.kernel_fmt));
+    }
+    let spec = &conv.pool_spec;
+    let [in_channels, ih, iw] = image_chw(input, spec.data_format)?;
+    let [out_channels, oh, ow] = image_chw(output, spec.data_format)?;
+    let in_hw = [ih, iw];
+    Ok(ConvGeometry {
+        in_channels,
+        in_hw,
+        out_channels,
+        out_hw: [oh, ow],
+        kernel: pair(&spec.kernel_shape)?,
+        stride: pair(&spec.strides())?,
+        dilation: pair(&spec.dilations())?,
+        pad: pad_before(spec, in_hw)?,
+        groups: conv.group,
+    })
+}
+
+fn pool_geometry(spec: &PoolSpec, input: &[usize], output: &[usize]) -> Result<PoolGeometry, String> {
+    let [channels, ih, iw] = image_chw(input, spec.data_format)?;
+    let [_, oh, ow] = image_chw(output, spec.data_format)?;
+    if spec.dilations().iter().any(|d| *d != 1) {
+        return Err("a dilated max pool".into());
+    }
+    Ok(PoolGeometry {
+        channels,
+        in_hw: [ih, iw],
+        out_hw: [oh, ow],
+        kernel: pair(&spec.kernel_shape)?,
+        stride: pair(&spec.strides())?,
+        pad: pad_before(spec, [ih, iw])?,
+    })
+}

@@ -1,0 +1,255 @@
+//! The WGSL kernels and how a [`Step`] becomes one dispatch of one of them: its parameter words
+//! and its workgroup counts. Buffers are bound whole; offsets travel in the parameters.
+
+use super::graph::{Graph, Step};
+
+/// Every kernel the executor has; one compute pipeline each, built when a model loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Kernel {
+    /// Tiled in workgroup memory (hardware GPUs).
+    Conv,
+    /// Straight from storage (software adapters).
+    ConvDirect,
+    Binary,
+    Unary,
+    Copy,
+    MaxPool,
+    Softmax,
+}
+
+impl Kernel {
+    pub const ALL: [Kernel; 7] = [
+        Kernel::Conv,
+        Kernel::ConvDirect,
+        Kernel::Binary,
+        Kernel::Unary,
+        Kernel::Copy,
+        Kernel::MaxPool,
+        Kernel::Softmax,
+    ];
+
+    /// The kernel's WGSL, with the shared helpers in front.
+    pub fn source(self) -> String {
+        let body = match self {
+            Kernel::Conv => include_str!("wgsl/conv.wgsl"),
+            Kernel::ConvDirect => include_str!("wgsl/conv_direct.wgsl"),
+            Kernel::Binary => include_str!("wgsl/binary.wgsl"),
+            Kernel::Unary => include_str!("wgsl/unary.wgsl"),
+            Kernel::Copy => include_str!("wgsl/copy.wgsl"),
+            Kernel::MaxPool => include_str!("wgsl/maxpool.wgsl"),
+            Kernel::Softmax => include_str!("wgsl/softmax.wgsl"),
+        };
+        format!("{}\n{body}", include_str!("wgsl/common.wgsl"))
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Conv => "conv",
+            Kernel::ConvDirect => "conv-direct",
+            Kernel::Binary => "binary",
+            Kernel::Unary => "unary",
+            Kernel::Copy => "copy",
+            Kernel::MaxPool => "maxpool",
+            Kernel::Softmax => "softmax",
+        }
+    }
+}
+
+/// Which convolution kernel a plan uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvKernel {
+    /// An implicit GEMM tiled in workgroup memory: for hardware GPUs.
+    Tiled,
+    /// Each thread straight from storage, no workgroup barriers: for software adapters, which
+    /// run a barrier by switching between every invocation of the workgroup.
+    Direct,
+}
+
+/// Axes the strided kernels walk; shapes of lower rank are padded in front with 1.
+const MAX_RANK: usize = 6;
+
+/// Threads per workgroup of the one-thread-per-element kernels.
+const GROUP: usize = 256;
+
+/// One step ready to encode: which kernel, its bindings' values in binding order (after the
+/// parameters, which are binding 0), its parameter words and its workgroup counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Dispatch {
+    pub kernel: Kernel,
+    pub bindings: Vec<usize>,
+    pub params: Vec<u32>,
+    pub workgroups: [u32; 3],
+}
+
+/// Why a step does not fit the kernels' limits.
+pub(crate) type Refusal = String;
+
+/// The dispatch that runs `step`; values are addressed from the start of their storage
+/// (`Graph::root`).
+pub(crate) fn dispatch(step: &Step, graph: &Graph, conv: ConvKernel) -> Result<Dispatch, Refusal> {
+    let at = |value: usize| graph.root(value).1;
+    let words = |values: &[usize]| -> Result<Vec<u32>, Refusal> { values.iter().map(|v| word(*v)).collect() };
+    Ok(match step {
+        Step::Conv {
+            input,
+            weights,
+            bias,
+            output,
+            geometry: g,
+            activation,
+        } => {
+            let cin = g.in_channels / g.groups;
+            let cout = g.out_channels / g.groups;
+            let pixels = g.out_hw[0] * g.out_hw[1];
+            let params = words(&[
+                cin,
+                g.in_hw[0],
+                g.in_hw[1],
+                cout,
+                g.out_hw[0],
+                g.out_hw[1],
+                g.kernel[0],
+                g.kernel[1],
+                g.stride[0],
+                g.stride[1],
+                g.dilation[0],
+                g.dilation[1],
+                g.pad[0],
+                g.pad[1],
+                *activation as usize,
+                at(*input),
+                at(*output),
+            ])?;
+            let (kernel, grid) = match conv {
+                ConvKernel::Tiled => (Kernel::Conv, [pixels.div_ceil(64), cout.div_ceil(64), g.groups]),
+                ConvKernel::Direct => (
+                    Kernel::ConvDirect,
+                    [pixels.div_ceil(4 * 64), cout.div_ceil(4), g.groups],
+                ),
+            };
+            if grid.iter().any(|n| *n > 65535) {
+                return Err(format!("a convolution grid of {grid:?} workgroups"));
+            }
+            let offsets_are_zero = at(*weights) == 0 && at(*bias) == 0;
+            if !offsets_are_zero {
+                return Err("convolution weights inside another tensor".into());
+            }
+            Dispatch {
+                kernel,
+                bindings: vec![*input, *weights, *bias, *output],
+                params,
+                workgroups: [word(grid[0])?, word(grid[1])?, word(grid[2])?],
+            }
+        }
+        Step::Binary { op, a, b, output } => {
+            let shape = &graph.values[*output].shape;
+            let count = graph.values[*output].len();
+            let mut params = words(&[count, *op as usize, at(*output), at(a.value), at(b.value)])?;
+            params.extend(padded(shape, 1)?);
+            params.extend(padded(&a.strides, 0)?);
+            params.extend(padded(&b.strides, 0)?);
+            Dispatch {
+                kernel: Kernel::Binary,
+                bindings: vec![a.value, b.value, *output],
+                params,
+                workgroups: flat_grid(count)?,
+            }
+        }
+        Step::Unary {
+            input,
+            output,
+            activation,
+        } => {
+            let count = graph.values[*output].len();
+            Dispatch {
+                kernel: Kernel::Unary,
+                bindings: vec![*input, *output],
+                params: words(&[count, *activation as usize, at(*input), at(*output)])?,
+                workgroups: flat_grid(count)?,
+            }
+        }
+        Step::Copy {
+            input,
+            read,
+            output,
+            write,
+            shape,
+        } => {
+            let count: usize = shape.iter().product();
+            let mut params = words(&[count, at(*input) + read.offset, at(*output) + write.offset])?;
+            params.extend(padded(shape, 1)?);
+            params.extend(padded(&read.strides, 0)?);
+            params.extend(padded(&read.divisors, 1)?);
+            params.extend(padded(&write.strides, 0)?);
+            debug_assert!(write.divisors.iter().all(|d| *d == 1), "writes are never repeated");
+            Dispatch {
+                kernel: Kernel::Copy,
+                bindings: vec![*input, *output],
+                params,
+                workgroups: flat_grid(count)?,
+            }
+        }
+        Step::MaxPool {
+            input,
+            output,
+            geometry: g,
+        } => Dispatch {
+            kernel: Kernel::MaxPool,
+            bindings: vec![*input, *output],
+            params: words(&[
+                g.channels,
+                g.in_hw[0],
+                g.in_hw[1],
+                g.out_hw[0],
+                g.out_hw[1],
+                g.kernel[0],
+                g.kernel[1],
+                g.stride[0],
+                g.stride[1],
+                g.pad[0],
+                g.pad[1],
+                at(*input),
+                at(*output),
+            ])?,
+            workgroups: flat_grid(g.channels * g.out_hw[0] * g.out_hw[1])?,
+        },
+        Step::Softmax {
+            input,
+            output,
+            outer,
+            len,
+            inner,
+        } => Dispatch {
+            kernel: Kernel::Softmax,
+            bindings: vec![*input, *output],
+            params: words(&[*outer, *len, *inner, at(*input), at(*output)])?,
+            workgroups: flat_grid(outer * inner)?,
+        },
+    })
+}
+
+fn word(n: usize) -> Result<u32, Refusal> {
+    u32::try_from(n).map_err(|_| format!("{n} does not fit the kernels' 32-bit indices"))
+}
+
+/// A per-axis list padded in front to `MAX_RANK` entries with `fill`.
+fn padded(values: &[usize], fill: usize) -> Result<Vec<u32>, Refusal> {
+    if values.len() > MAX_RANK {
+        return Err(format!("a tensor of rank {} (at most {MAX_RANK})", values.len()));
+    }
+    std::iter::repeat_n(fill, MAX_RANK - values.len())
+        .chain(values.iter().copied())
+        .map(word)
+        .collect()
+}
+
+/// Workgroups for `count` threads of 256, as a 2-D grid when one dimension is not enough.
+fn flat_grid(count: usize) -> Result<[u32; 3], Refusal> {
+    let groups = count.div_ceil(GROUP).max(1);
+    let x = groups.min(65535);
+    let y = groups.div_ceil(x);
+    if y > 65535 {
+        return Err(format!("{count} elements in one step"));
+    }
+    Ok([word(x)?, word(y)?, 1])
+}

@@ -1,0 +1,24 @@
+// Shared by every kernel: parameters arrive as one storage array of u32 (`p`), and each kernel
+// runs one thread per output element unless it says otherwise.
+
+const ACT_NONE: u32 = 0u;
+const ACT_SIGMOID: u32 = 1u;
+const ACT_SILU: u32 = 2u;
+
+fn sigmoid(x: f32) -> f32 {
+    return 1.0 / (1.0 + exp(-x));
+}
+
+fn activate(x: f32, act: u32) -> f32 {
+    switch act {
+        case ACT_SIGMOID: { return sigmoid(x); }
+        case ACT_SILU: { return x * sigmoid(x); }
+        default: { return x; }
+    }
+}
+
+// Flat index of this thread when a 1-D job is dispatched as a 2-D grid of 256-thread groups
+// (one dimension holds at most 65535 groups).
+fn flat_index(group: vec3<u32>, groups: vec3<u32>, local: u32) -> u32 {
+    return (group.y * groups.x + group.x) * 256u + local;
+}

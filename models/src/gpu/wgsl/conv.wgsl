@@ -1,0 +1,106 @@
+// 2-D convolution as an implicit GEMM over one CHW image: C[m, n] = Σ_k W[m, k] · X[k, n] with
+// m an output channel of the group, n an output pixel and k = (input channel, ky, kx). The
+// im2col element X[k, n] is addressed in the kernel, never materialised. A 16×16 workgroup
+// computes a 64×64 tile of C, 4×4 per thread, staging 16-deep slices of W and X in workgroup
+// memory. Bias and the activation are applied before the single store.
+
+@group(0) @binding(0) var<storage, read> p: array<u32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+// p: 0 in channels per group, 1 IH, 2 IW, 3 out channels per group, 4 OH, 5 OW, 6 KH, 7 KW,
+// 8 SH, 9 SW, 10 DH, 11 DW, 12 PH, 13 PW, 14 activation, 15 x offset, 16 y offset.
+
+const TILE: u32 = 64u;
+const DEPTH: u32 = 16u;
+
+var<workgroup> tile_w: array<f32, 1024>; // [DEPTH][TILE]: k-major
+var<workgroup> tile_x: array<f32, 1024>; // [DEPTH][TILE]
+
+@compute @workgroup_size(16, 16, 1)
+fn main(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(local_invocation_id) local: vec3<u32>,
+    @builtin(local_invocation_index) thread: u32,
+) {
+    let cin = p[0]; let ih = p[1]; let iw = p[2]; let cout = p[3];
+    let oh = p[4]; let ow = p[5]; let kh = p[6]; let kw = p[7];
+    let sh = p[8]; let sw = p[9]; let dh = p[10]; let dw = p[11];
+    let ph = p[12]; let pw = p[13];
+    let taps = kh * kw;
+    let depth = cin * taps;
+    let pixels = oh * ow;
+    let g = group.z;
+    let n0 = group.x * TILE;
+    let m0 = group.y * TILE;
+    let x_base = p[15] + g * cin * ih * iw;
+    let w_base = g * cout * depth;
+
+    // acc_i: output channel m0 + local.y + 16·i at pixels n0 + local.x + 16·j (j = 0..3), in
+    // vectors rather than an indexed array so every compiler keeps them in registers.
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var k0 = 0u; k0 < depth; k0 += DEPTH) {
+        for (var i = 0u; i < 4u; i++) {
+            let e = thread + 256u * i;
+            // Weights: 64 rows × 16 columns, read along k.
+            let wm = e / DEPTH;
+            let wk = e % DEPTH;
+            var wv = 0.0;
+            if (m0 + wm < cout && k0 + wk < depth) {
+                wv = w[w_base + (m0 + wm) * depth + k0 + wk];
+            }
+            tile_w[wk * TILE + wm] = wv;
+            // Input: 16 rows × 64 pixels, read along the pixels.
+            let xk = e / TILE;
+            let xn = e % TILE;
+            var xv = 0.0;
+            let k = k0 + xk;
+            let n = n0 + xn;
+            if (k < depth && n < pixels) {
+                let c = k / taps;
+                let tap = k % taps;
+                let iy = i32((n / ow) * sh + (tap / kw) * dh) - i32(ph);
+                let ix = i32((n % ow) * sw + (tap % kw) * dw) - i32(pw);
+                if (iy >= 0 && iy < i32(ih) && ix >= 0 && ix < i32(iw)) {
+                    xv = x[x_base + (c * ih + u32(iy)) * iw + u32(ix)];
+                }
+            }
+            tile_x[xk * TILE + xn] = xv;
+        }
+        workgroupBarrier();
+        for (var k = 0u; k < DEPTH; k++) {
+            let wr = k * TILE + local.y;
+            let xr = k * TILE + local.x;
+            let b = vec4<f32>(tile_x[xr], tile_x[xr + 16u], tile_x[xr + 32u], tile_x[xr + 48u]);
+            acc0 = fma(vec4<f32>(tile_w[wr]), b, acc0);
+            acc1 = fma(vec4<f32>(tile_w[wr + 16u]), b, acc1);
+            acc2 = fma(vec4<f32>(tile_w[wr + 32u]), b, acc2);
+            acc3 = fma(vec4<f32>(tile_w[wr + 48u]), b, acc3);
+        }
+        workgroupBarrier();
+    }
+
+    let act = p[14];
+    let n = n0 + local.x;
+    store(m0 + local.y, n, acc0, cout, pixels, g, act);
+    store(m0 + local.y + 16u, n, acc1, cout, pixels, g, act);
+    store(m0 + local.y + 32u, n, acc2, cout, pixels, g, act);
+    store(m0 + local.y + 48u, n, acc3, cout, pixels, g, act);
+}
+
+// Row m of the output at pixels n, n + 16, n + 32, n + 48.
+fn store(m: u32, n: u32, acc: vec4<f32>, cout: u32, pixels: u32, g: u32, act: u32) {
+    if (m >= cout) { return; }
+    let channel = g * cout + m;
+    let b = bias[channel];
+    let at = p[16] + channel * pixels;
+    if (n < pixels) { y[at + n] = activate(acc.x + b, act); }
+    if (n + 16u < pixels) { y[at + n + 16u] = activate(acc.y + b, act); }
+    if (n + 32u < pixels) { y[at + n + 32u] = activate(acc.z + b, act); }
+    if (n + 48u < pixels) { y[at + n + 48u] = activate(acc.w + b, act); }
+}

@@ -1,0 +1,33 @@
+// Max pooling over one CHW image; padding never wins (it counts as -∞).
+
+@group(0) @binding(0) var<storage, read> p: array<u32>;
+@group(0) @binding(1) var<storage, read> input: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+// p: 0 channels, 1 IH, 2 IW, 3 OH, 4 OW, 5 KH, 6 KW, 7 SH, 8 SW, 9 PH, 10 PW, 11 in offset,
+// 12 out offset.
+
+@compute @workgroup_size(256, 1, 1)
+fn main(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) thread: u32,
+) {
+    let i = flat_index(group, groups, thread);
+    let ih = p[1]; let iw = p[2]; let oh = p[3]; let ow = p[4];
+    if (i >= p[0] * oh * ow) { return; }
+    let c = i / (oh * ow);
+    let oy = (i / ow) % oh;
+    let ox = i % ow;
+    var best = -3.402823e38;
+    for (var ky = 0u; ky < p[5]; ky++) {
+        let iy = i32(oy * p[7] + ky) - i32(p[9]);
+        if (iy < 0 || iy >= i32(ih)) { continue; }
+        for (var kx = 0u; kx < p[6]; kx++) {
+            let ix = i32(ox * p[8] + kx) - i32(p[10]);
+            if (ix < 0 || ix >= i32(iw)) { continue; }
+            best = max(best, input[p[11] + (c * ih + u32(iy)) * iw + u32(ix)]);
+        }
+    }
+    out[p[12] + i] = best;
+}
