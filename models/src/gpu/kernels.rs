@@ -60,8 +60,8 @@ impl Kernel {
 pub enum ConvKernel {
     /// An implicit GEMM tiled in workgroup memory: for hardware GPUs.
     Tiled,
-    /// Each thread straight from storage, no workgroup barriers: for software adapters, which
-    /// run a barrier by switching between every invocation of the workgroup.
+    /// Each thread straight from storage: for software adapters, which have no on-chip memory
+    /// to stage tiles in (measured faster there, conv_direct.wgsl).
     Direct,
 }
 
