@@ -145,21 +145,18 @@ impl Detector {
             info,
             embedding_output,
         } = Parsed::read(onnx)?;
-        let mut gpu_fallback = None;
-        let executor = match runtime {
-            Runtime::Tract => Executor::Tract(tract_plan(typed)?),
+        let (executor, gpu_fallback) = match runtime {
+            Runtime::Tract => (Executor::Tract(tract_plan(typed)?), None),
             #[cfg(feature = "onnxruntime")]
             Runtime::Onnxruntime { device, threads } => {
                 drop(typed);
-                Executor::Onnxruntime(Arc::new(crate::onnxruntime::OrtModel::load(onnx, device, threads)?))
+                let session = crate::onnxruntime::OrtModel::load(onnx, device, threads)?;
+                (Executor::Onnxruntime(Arc::new(session)), None)
             }
             #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
             Runtime::Gpu(device) => match futures_executor::block_on(crate::gpu::GpuModel::compile(&typed, &device)) {
-                Ok(model) => Executor::Gpu(model),
-                Err(why) => {
-                    gpu_fallback = Some(why.to_string());
-                    Executor::Tract(tract_plan(typed)?)
-                }
+                Ok(model) => (Executor::Gpu(model), None),
+                Err(why) => (Executor::Tract(tract_plan(typed)?), Some(why.to_string())),
             },
         };
         Ok(Self {
