@@ -9,7 +9,12 @@ mod graph;
 mod kernels;
 mod plan;
 
-use std::sync::Arc;
+#[cfg(not(target_arch = "wasm32"))]
+use std::sync::Arc as Shared;
+
+// wgpu's browser objects are neither Send nor Sync; a browser worker has one thread anyway.
+#[cfg(target_arch = "wasm32")]
+use std::rc::Rc as Shared;
 
 use tract_onnx::prelude::TypedModel;
 
@@ -123,11 +128,11 @@ impl GpuDevice {
 /// A detector graph compiled for one GPU device.
 #[derive(Clone)]
 pub struct GpuModel {
-    plan: Arc<plan::Plan>,
+    plan: Shared<plan::Plan>,
     /// One run at a time from blocking callers (a teacher job runs images on several threads;
     /// runs share the plan's buffers).
     #[cfg(not(target_arch = "wasm32"))]
-    turn: Arc<std::sync::Mutex<()>>,
+    turn: Shared<std::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for GpuModel {
@@ -148,9 +153,9 @@ impl GpuModel {
             return Err(GpuError::Run(error.to_string()));
         }
         Ok(Self {
-            plan: Arc::new(plan?),
+            plan: Shared::new(plan?),
             #[cfg(not(target_arch = "wasm32"))]
-            turn: Arc::default(),
+            turn: Shared::default(),
         })
     }
 
