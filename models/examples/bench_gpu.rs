@@ -63,8 +63,8 @@ fn main() -> anyhow::Result<()> {
             times.sort_by(f64::total_cmp);
             let report = compare(detector.info(), &output, &expected).map_err(|e| anyhow!(e))?;
             let dispatches = detector
-                .gpu_stats()
-                .map_or("-".to_string(), |s| s.dispatches.to_string());
+                .gpu_model()
+                .map_or("-".to_string(), |m| m.stats().dispatches.to_string());
             println!(
                 "| {name} | {engine} | {first:.0} | {:.1} | {dispatches} | {} |",
                 times[WARM_RUNS / 2],

@@ -194,7 +194,7 @@ impl Detector {
         })
     }
 
-    /// Which engine runs this detector: `tract`, `onnxruntime (…)` or `webgpu`/`gpu`.
+    /// Which engine runs this detector: `tract`, `onnxruntime` or `gpu` (after any fallback).
     pub fn engine(&self) -> &'static str {
         match &self.executor {
             Executor::Tract(_) => "tract",
@@ -210,15 +210,6 @@ impl Detector {
     pub fn gpu_model(&self) -> Option<&crate::gpu::GpuModel> {
         match &self.executor {
             Executor::Gpu(model) => Some(model),
-            _ => None,
-        }
-    }
-
-    /// The GPU plan's figures, when the GPU executor runs this detector.
-    #[cfg(feature = "gpu")]
-    pub fn gpu_stats(&self) -> Option<&crate::gpu::GpuStats> {
-        match &self.executor {
-            Executor::Gpu(model) => Some(model.stats()),
             _ => None,
         }
     }
@@ -296,17 +287,15 @@ impl Detector {
         if let Executor::Onnxruntime(session) = &self.executor {
             return session.run(input, side);
         }
-        #[cfg(feature = "gpu")]
+        #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
         if let Executor::Gpu(model) = &self.executor {
-            #[cfg(not(target_arch = "wasm32"))]
             return self.gpu_outputs(model.run_blocking(&input));
-            #[cfg(target_arch = "wasm32")]
-            {
-                let _ = model;
-                return Err(ModelError(
-                    "a browser's GPU answers asynchronously: use run_raw_async".into(),
-                ));
-            }
+        }
+        #[cfg(all(feature = "gpu", target_arch = "wasm32"))]
+        if let Executor::Gpu(_) = &self.executor {
+            return Err(ModelError(
+                "a browser's GPU answers asynchronously: use run_raw_async".into(),
+            ));
         }
         let tensor = Tensor::from_shape(&[1, 3, side, side], &input).map_err(|e| err("bad input tensor", e))?;
         let outputs = self

@@ -57,7 +57,7 @@ fn gpu_reproduces_onnxruntime_outputs() -> anyhow::Result<()> {
         }
         let detector = loaded?;
         assert_eq!(detector.engine(), "gpu");
-        let stats = detector.gpu_stats().context("no GPU plan")?;
+        let stats = detector.gpu_model().context("no GPU plan")?.stats();
         println!("{name}: {stats:?}");
         assert_eq!(stats.submissions, 1);
         conforms(name, &detector)?;
@@ -73,7 +73,7 @@ fn both_convolution_kernels_conform() -> anyhow::Result<()> {
         let device = device()?.with_conv(conv);
         let onnx = read(&format!("{TRAINED_REFERENCE_MODEL}.onnx"))?;
         let detector = block_on(Detector::load_on_gpu(&onnx, &device))?;
-        println!("{conv:?}: {:?}", detector.gpu_stats());
+        println!("{conv:?}: {:?}", detector.gpu_model().map(|m| m.stats()));
         conforms(TRAINED_REFERENCE_MODEL, &detector)?;
     }
     Ok(())

@@ -113,13 +113,20 @@ pub(crate) struct Operand {
     pub strides: Vec<usize>,
 }
 
-/// Addressing of a strided copy, per axis of the copied shape: element `i` along an axis lands
-/// at `offset + Σ (i / divisor) · stride` (divisors > 1 repeat elements: nearest upsampling).
+/// Where a strided copy reads, per axis of the copied shape: element `i` along an axis comes
+/// from `offset + Σ (i / divisor) · stride` (divisors > 1 repeat elements: nearest upsampling).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Addressing {
     pub offset: usize,
     pub strides: Vec<usize>,
     pub divisors: Vec<usize>,
+}
+
+/// Where a strided copy writes: element `i` along an axis lands at `offset + Σ i · stride`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Destination {
+    pub offset: usize,
+    pub strides: Vec<usize>,
 }
 
 /// One kernel dispatch of the plan.
@@ -149,7 +156,7 @@ pub(crate) enum Step {
         input: ValueId,
         read: Addressing,
         output: ValueId,
-        write: Addressing,
+        write: Destination,
         shape: Vec<usize>,
     },
     MaxPool {
@@ -365,12 +372,8 @@ impl Graph {
 
 /// A copy that moves a whole contiguous tensor into a contiguous run of the output (a concat
 /// along an axis with only unit axes before it).
-fn is_concat_copy(read: &Addressing, write: &Addressing, shape: &[usize]) -> bool {
-    let contiguous = contiguous_strides(shape);
-    read.offset == 0
-        && read.strides == contiguous
-        && write.strides == contiguous
-        && read.divisors.iter().chain(&write.divisors).all(|d| *d == 1)
+fn is_concat_copy(read: &Addressing, write: &Destination, shape: &[usize]) -> bool {
+    *read == Addressing::plain(shape) && write.strides == contiguous_strides(shape)
 }
 
 fn remove_steps(steps: &mut Vec<Step>, indices: &[usize]) {
@@ -476,8 +479,14 @@ impl<'m> Lowering<'m> {
                     .ok_or_else(|| refuse("an input computed out of order".into()))
             })
             .collect::<Result<_, _>>()?;
-        if inputs.iter().all(|k| matches!(k, Known::Const(_))) {
-            return self.fold(node, &inputs);
+        let constants: Option<Vec<Arc<Tensor>>> = (inputs.iter())
+            .map(|k| match k {
+                Known::Const(t) => Some(t.clone()),
+                Known::Runtime(_) => None,
+            })
+            .collect();
+        if let Some(constants) = constants {
+            return self.fold(node, constants);
         }
         for (slot, outlet) in node.outputs.iter().enumerate() {
             if outlet.fact.datum_type != f32::datum_type() {
@@ -591,10 +600,9 @@ impl<'m> Lowering<'m> {
                     input: member,
                     read: Addressing::plain(&shape),
                     output,
-                    write: Addressing {
+                    write: Destination {
                         offset: start * out_strides[concat.axis],
                         strides: out_strides.clone(),
-                        divisors: vec![1; shape.len()],
                     },
                     shape: shape.clone(),
                 });
@@ -648,14 +656,8 @@ impl<'m> Lowering<'m> {
     }
 
     /// Evaluates a node whose inputs are all constants, on the CPU, once.
-    fn fold(&mut self, node: &TypedNode, inputs: &[Known]) -> Result<(), Unsupported> {
-        let values: TVec<TValue> = inputs
-            .iter()
-            .map(|k| match k {
-                Known::Const(t) => t.clone().into_tvalue(),
-                Known::Runtime(_) => unreachable!("fold is only called on constant inputs"),
-            })
-            .collect();
+    fn fold(&mut self, node: &TypedNode, inputs: Vec<Arc<Tensor>>) -> Result<(), Unsupported> {
+        let values: TVec<TValue> = inputs.into_iter().map(|t| t.into_tvalue()).collect();
         let outputs = node
             .op
             .eval_out_of_plan(values)
@@ -725,19 +727,8 @@ impl<'m> Lowering<'m> {
 
     fn transpose(&mut self, input: ValueId, shape: &[usize], permutation: &[usize], out_shape: Vec<usize>) -> ValueId {
         let in_strides = contiguous_strides(shape);
-        let output = self.graph.new_value(out_shape.clone(), Home::Own);
-        self.graph.steps.push(Step::Copy {
-            input,
-            read: Addressing {
-                offset: 0,
-                strides: permutation.iter().map(|&axis| in_strides[axis]).collect(),
-                divisors: vec![1; shape.len()],
-            },
-            output,
-            write: Addressing::plain(&out_shape),
-            shape: out_shape,
-        });
-        output
+        let strides = permutation.iter().map(|&axis| in_strides[axis]).collect();
+        self.copy(input, Addressing::strided(0, strides), out_shape)
     }
 
     /// A slice: a view when only unit axes come before `axis` (a channel slice of one image),
@@ -755,19 +746,7 @@ impl<'m> Lowering<'m> {
                 },
             );
         }
-        let output = self.graph.new_value(out_shape.clone(), Home::Own);
-        self.graph.steps.push(Step::Copy {
-            input,
-            read: Addressing {
-                offset: start * strides[axis],
-                strides,
-                divisors: vec![1; shape.len()],
-            },
-            output,
-            write: Addressing::plain(&out_shape),
-            shape: out_shape,
-        });
-        output
+        self.copy(input, Addressing::strided(start * strides[axis], strides), out_shape)
     }
 
     /// A slice with a start and a step on each axis: a view when it is one plain slice, else a
@@ -785,19 +764,9 @@ impl<'m> Lowering<'m> {
             return self.slice(input, shape, *axis, start[*axis], start[*axis] + out_shape[*axis]);
         }
         let strides = contiguous_strides(shape);
-        let output = self.graph.new_value(out_shape.clone(), Home::Own);
-        self.graph.steps.push(Step::Copy {
-            input,
-            read: Addressing {
-                offset: start.iter().zip(&strides).map(|(s, t)| s * t).sum(),
-                strides: strides.iter().zip(step).map(|(t, s)| t * s).collect(),
-                divisors: vec![1; shape.len()],
-            },
-            output,
-            write: Addressing::plain(&out_shape),
-            shape: out_shape,
-        });
-        output
+        let offset = start.iter().zip(&strides).map(|(s, t)| s * t).sum();
+        let strides = strides.iter().zip(step).map(|(t, s)| t * s).collect();
+        self.copy(input, Addressing::strided(offset, strides), out_shape)
     }
 
     /// Nearest upsampling by whole factors: each output element reads input element `i / f`.
@@ -805,29 +774,50 @@ impl<'m> Lowering<'m> {
         if shape.len() != out_shape.len() || shape.iter().zip(&out_shape).any(|(i, o)| *i == 0 || o % i != 0) {
             return Err(format!("resizing {shape:?} to {out_shape:?} is not by whole factors"));
         }
+        let read = Addressing {
+            offset: 0,
+            strides: contiguous_strides(shape),
+            divisors: shape.iter().zip(&out_shape).map(|(i, o)| o / i).collect(),
+        };
+        Ok(self.copy(input, read, out_shape))
+    }
+
+    /// A new tensor of `out_shape` filled by reading `input` through `read`.
+    fn copy(&mut self, input: ValueId, read: Addressing, out_shape: Vec<usize>) -> ValueId {
         let output = self.graph.new_value(out_shape.clone(), Home::Own);
         self.graph.steps.push(Step::Copy {
             input,
-            read: Addressing {
-                offset: 0,
-                strides: contiguous_strides(shape),
-                divisors: shape.iter().zip(&out_shape).map(|(i, o)| o / i).collect(),
-            },
+            read,
             output,
-            write: Addressing::plain(&out_shape),
+            write: Destination::plain(&out_shape),
             shape: out_shape,
         });
-        Ok(output)
+        output
     }
 }
 
 impl Addressing {
+    /// Reads along `strides` from `offset`, each element once.
+    pub fn strided(offset: usize, strides: Vec<usize>) -> Self {
+        Self {
+            offset,
+            divisors: vec![1; strides.len()],
+            strides,
+        }
+    }
+
+    /// A whole contiguous tensor from its start.
+    pub fn plain(shape: &[usize]) -> Self {
+        Self::strided(0, contiguous_strides(shape))
+    }
+}
+
+impl Destination {
     /// A whole contiguous tensor from its start.
     pub fn plain(shape: &[usize]) -> Self {
         Self {
             offset: 0,
             strides: contiguous_strides(shape),
-            divisors: vec![1; shape.len()],
         }
     }
 }

@@ -1,7 +1,6 @@
 // out = a ∘ b element-wise with NumPy broadcasting: each operand walks the output's (up to 6)
 // axes with its own strides, 0 where it broadcasts.
 
-@group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;

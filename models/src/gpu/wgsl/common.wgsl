@@ -1,5 +1,8 @@
-// Shared by every kernel: parameters arrive as one storage array of u32 (`p`), and each kernel
-// runs one thread per output element unless it says otherwise.
+// Shared by every kernel: parameters arrive as one storage array of u32 (`p`, binding 0; each
+// kernel lists what its words mean), and each kernel runs one thread per output element unless
+// it says otherwise.
+
+@group(0) @binding(0) var<storage, read> p: array<u32>;
 
 const ACT_NONE: u32 = 0u;
 const ACT_SIGMOID: u32 = 1u;

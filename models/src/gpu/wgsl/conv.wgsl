@@ -4,7 +4,6 @@
 // computes a 64×64 tile of C, 4×4 per thread, staging 16-deep slices of W and X in workgroup
 // memory. Bias and the activation are applied before the single store.
 
-@group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;

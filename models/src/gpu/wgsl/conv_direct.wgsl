@@ -5,7 +5,6 @@
 // Accumulators are vectors, not indexed arrays: SwiftShader kept indexed arrays in memory and
 // ran 4× slower.
 
-@group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;

@@ -2,7 +2,6 @@
 // in offset + Σ (c / divisor) · in stride and written at out offset + Σ c · out stride. Slices,
 // transposes, nearest upsampling (divisor = factor) and concat members are all this.
 
-@group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 

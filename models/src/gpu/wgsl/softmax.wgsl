@@ -1,7 +1,6 @@
 // Softmax over the middle axis of [outer, len, inner], one thread per (outer, inner) lane:
 // the detectors' softmax is the DFL head's, 16 bins long.
 
-@group(0) @binding(0) var<storage, read> p: array<u32>;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
