@@ -19,6 +19,9 @@ pub enum ToWorker {
         image_url: String,
         /// Lowest score returned; the editor's threshold slider filters further.
         confidence: f32,
+        /// Where to run it (the person's choice in the editor).
+        #[serde(default)]
+        engine: EngineChoice,
     },
     /// Run a model on a reference input and compare with the reference output (.npy files).
     Conformance {
@@ -30,6 +33,9 @@ pub enum ToWorker {
         input_url: String,
         /// URL of onnxruntime's output for it (.npy).
         output_url: String,
+        /// Which executor to check.
+        #[serde(default)]
+        engine: EngineChoice,
     },
     /// Time repeated runs of a model on a reference input.
     Bench {
@@ -43,6 +49,9 @@ pub enum ToWorker {
         warmup: u32,
         /// Timed runs.
         runs: u32,
+        /// Which executor to time.
+        #[serde(default)]
+        engine: EngineChoice,
     },
 }
 
@@ -60,6 +69,62 @@ impl ToWorker {
             Self::Detect { id, .. } | Self::Conformance { id, .. } | Self::Bench { id, .. } => *id = new_id,
         }
     }
+}
+
+/// Where the worker should run a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineChoice {
+    /// WebGPU when the browser offers a hardware adapter, else the CPU (a software adapter is
+    /// slower than the CPU path).
+    #[default]
+    Auto,
+    /// WebGPU on whatever adapter the browser offers, a software one too; the CPU only when
+    /// there is none or the model needs an operator the GPU executor lacks.
+    Gpu,
+    /// The CPU (tract in wasm).
+    Cpu,
+}
+
+impl EngineChoice {
+    /// Every choice, in the order the editor lists them.
+    pub const ALL: [EngineChoice; 3] = [EngineChoice::Auto, EngineChoice::Gpu, EngineChoice::Cpu];
+
+    /// The wire name (`auto`, `gpu`, `cpu`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineChoice::Auto => "auto",
+            EngineChoice::Gpu => "gpu",
+            EngineChoice::Cpu => "cpu",
+        }
+    }
+
+    /// The choice named `name`, if any.
+    pub fn parse(name: &str) -> Option<EngineChoice> {
+        Self::ALL.into_iter().find(|choice| choice.as_str() == name)
+    }
+}
+
+/// Which kind of executor ran a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineKind {
+    /// Distillery's GPU executor on the browser's WebGPU.
+    Webgpu,
+    /// tract in wasm on the worker's CPU.
+    Cpu,
+}
+
+/// The executor that ran a request, and why it is that one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Engine {
+    /// GPU or CPU.
+    pub kind: EngineKind,
+    /// For people: `WebGPU (software adapter)`, `CPU (wasm SIMD128, 1 thread)`.
+    pub name: String,
+    /// Why the CPU runs the model although the choice allowed the GPU (no adapter, only a
+    /// software one, an operator the GPU executor lacks).
+    pub not_on_gpu: Option<String>,
 }
 
 /// Where the worker found the model bytes.
@@ -105,6 +170,8 @@ pub enum FromWorker {
         model_source: ModelSource,
         /// Decode + letterbox + model + NMS, milliseconds.
         inference_ms: f64,
+        /// What ran the model.
+        engine: Engine,
     },
     /// How a run compares with the onnxruntime reference.
     Conformance {
@@ -124,8 +191,10 @@ pub enum FromWorker {
         min_detection_iou: f32,
         /// Every figure within its tolerance (`models::conformance`).
         within_tolerance: bool,
-        /// The matrix kernels the run went through (`Detector::matmul_kernels`).
+        /// The matrix kernels the run went through (`Detector::matmul_kernels`; none on the GPU).
         matmul_kernels: Vec<String>,
+        /// What ran the model.
+        engine: Engine,
     },
     /// Timings of a model.
     Bench {
@@ -135,8 +204,12 @@ pub enum FromWorker {
         load_ms: f64,
         /// Each timed run, milliseconds.
         times_ms: Vec<f64>,
-        /// One more run, timed per operator kind, slowest first.
+        /// One more run, timed per operator kind (per kernel on the GPU), slowest first.
         operators: Vec<OperatorTime>,
+        /// What ran the model.
+        engine: Engine,
+        /// GPU dispatches and queue submissions per inference (none on the CPU).
+        gpu_work: Option<GpuWork>,
     },
     /// The request could not be served.
     Failed {
@@ -158,6 +231,15 @@ impl FromWorker {
             | Self::Failed { id, .. } => *id,
         }
     }
+}
+
+/// What one inference asks of the GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuWork {
+    /// Compute dispatches.
+    pub dispatches: u32,
+    /// Queue submissions.
+    pub submissions: u32,
 }
 
 /// Time spent in one kind of operator during a profiled run.

@@ -13,7 +13,8 @@ use leptos::task::spawn_local;
 
 use crate::api_client;
 use crate::inference;
-use api::worker::{FromWorker, ModelSource, Proposal, ToWorker};
+use crate::sync::local_storage;
+use api::worker::{Engine, EngineChoice, FromWorker, ModelSource, Proposal, ToWorker};
 
 /// Proposals shown by default: Ultralytics' confidence threshold (as `models` uses).
 pub const DEFAULT_THRESHOLD: f32 = 0.25;
@@ -26,6 +27,25 @@ pub struct Prelabels {
     pub proposals: Vec<Proposal>,
     pub model_source: ModelSource,
     pub inference_ms: f64,
+    pub engine: Engine,
+}
+
+const ENGINE_KEY: &str = "distillery.prelabel-engine";
+
+/// Where this browser runs students, as last chosen in the editor (the GPU when it has a
+/// hardware adapter, until someone chooses).
+pub fn remembered_engine() -> EngineChoice {
+    local_storage()
+        .and_then(|storage| storage.get_item(ENGINE_KEY).ok().flatten())
+        .and_then(|name| EngineChoice::parse(&name))
+        .unwrap_or_default()
+}
+
+/// Remembers where this browser runs students.
+pub fn remember_engine(choice: EngineChoice) {
+    if let Some(storage) = local_storage() {
+        let _ = storage.set_item(ENGINE_KEY, choice.as_str());
+    }
 }
 
 /// The project's active student, if it has one.
@@ -50,6 +70,7 @@ pub async fn prelabel(
         image_id,
         image_url: format!("/api/images/{image_id}/file"),
         confidence: MIN_THRESHOLD,
+        engine: remembered_engine(),
     };
     match inference::ask(request, foreground).await? {
         FromWorker::Detected {
@@ -57,6 +78,7 @@ pub async fn prelabel(
             report,
             model_source,
             inference_ms,
+            engine,
             ..
         } => {
             let report = PredictionReport {
@@ -74,6 +96,7 @@ pub async fn prelabel(
                 proposals,
                 model_source,
                 inference_ms,
+                engine,
             })
         }
         other => Err(format!("unexpected answer from the model worker: {other:?}")),

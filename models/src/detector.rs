@@ -154,10 +154,10 @@ impl Detector {
                 (Executor::Onnxruntime(Arc::new(session)), None)
             }
             #[cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
-            Runtime::Gpu(device) => match futures_executor::block_on(crate::gpu::GpuModel::compile(&typed, &device)) {
-                Ok(model) => (Executor::Gpu(model), None),
-                Err(why) => (Executor::Tract(tract_plan(typed)?), Some(why.to_string())),
-            },
+            Runtime::Gpu(device) => {
+                let compiled = futures_executor::block_on(crate::gpu::GpuModel::compile(&typed, &device));
+                gpu_or_tract(typed, compiled)?
+            }
         };
         Ok(Self {
             executor,
@@ -191,6 +191,26 @@ impl Detector {
             info,
             embedding_output,
             gpu_fallback: None,
+        })
+    }
+
+    /// As `load_on_gpu`, except that a graph the GPU executor cannot run (or a device that
+    /// fails to build it) runs on tract, and [`Detector::gpu_fallback`] says why — what the
+    /// browser worker does, where nothing can block.
+    #[cfg(feature = "gpu")]
+    pub async fn load_on_gpu_or_tract(onnx: &[u8], device: &crate::gpu::GpuDevice) -> Result<Self, ModelError> {
+        let Parsed {
+            typed,
+            info,
+            embedding_output,
+        } = Parsed::read(onnx)?;
+        let compiled = crate::gpu::GpuModel::compile(&typed, device).await;
+        let (executor, gpu_fallback) = gpu_or_tract(typed, compiled)?;
+        Ok(Self {
+            executor,
+            info,
+            embedding_output,
+            gpu_fallback,
         })
     }
 
@@ -261,6 +281,31 @@ impl Detector {
             .map_err(|e| err("the model failed to run", chain(&e)))?;
         times.sort_by(|a, b| b.ms.total_cmp(&a.ms));
         Ok(times)
+    }
+
+    /// As `profile`, awaiting the GPU: on the GPU executor, milliseconds per kernel (each
+    /// dispatch waited for on its own, so the sum exceeds a normal run).
+    pub async fn profile_async(
+        &self,
+        input: Vec<f32>,
+        now_ms: impl Fn() -> f64,
+    ) -> Result<Vec<OperatorTime>, ModelError> {
+        #[cfg(feature = "gpu")]
+        if let Executor::Gpu(model) = &self.executor {
+            let kernels = model
+                .profile(&input, now_ms)
+                .await
+                .map_err(|e| ModelError(e.to_string()))?;
+            return Ok(kernels
+                .into_iter()
+                .map(|(operator, ms, count)| OperatorTime {
+                    operator,
+                    ms,
+                    count: count as u32,
+                })
+                .collect());
+        }
+        self.profile(input, now_ms)
     }
 
     /// The matrix kernels tract picked for this model's products, by name, sorted: shows which
@@ -485,6 +530,19 @@ fn tract_plan(typed: TypedModel) -> Result<Arc<TypedRunnableModel>, ModelError> 
         .and_then(softmax_on_last_axis)
         .and_then(|m| m.into_runnable())
         .map_err(|e| err("the model cannot be optimised for this machine", chain(&e)))
+}
+
+/// The executor for a graph the GPU executor was asked to compile: its plan, or tract's
+/// with the reason the GPU could not take the graph.
+#[cfg(feature = "gpu")]
+fn gpu_or_tract(
+    typed: TypedModel,
+    compiled: Result<crate::gpu::GpuModel, crate::gpu::GpuError>,
+) -> Result<(Executor, Option<String>), ModelError> {
+    Ok(match compiled {
+        Ok(model) => (Executor::Gpu(model), None),
+        Err(why) => (Executor::Tract(tract_plan(typed)?), Some(why.to_string())),
+    })
 }
 
 /// Why a detector cannot be loaded on the GPU.

@@ -59,7 +59,9 @@ impl Browser {
         let args = [
             "--headless".to_owned(),
             "--no-sandbox".to_owned(),
-            "--disable-gpu".to_owned(),
+            // WebGPU on Chromium's software adapter (SwiftShader), so the worker's GPU path runs;
+            // `--disable-gpu` would take the adapter away.
+            "--enable-unsafe-webgpu".to_owned(),
             "--disable-dev-shm-usage".to_owned(),
             "--disable-background-networking".to_owned(),
             "--disable-component-update".to_owned(),

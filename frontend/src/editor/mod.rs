@@ -6,6 +6,7 @@ mod audit_log;
 mod canvas;
 mod label_errors;
 mod model;
+mod prelabel_engine;
 mod student;
 
 use api::{ImageBoxes, ImageInfo, ImageStatus, OpKind, Project, Role, StatusChange};
@@ -20,6 +21,7 @@ use self::audit_log::AuditLog;
 use self::canvas::{Canvas, CanvasState, Highlight, ProposalBox, ProposalSources, View};
 use self::label_errors::LabelErrorsPanel;
 use self::model::{Action, Change, EditBox, History, new_box_id};
+use self::prelabel_engine::{EnginePicker, EngineUsed};
 use self::student::{PrelabelState, StudentOnImage, StudentView};
 use crate::api_client::{self, ApiFailure};
 use crate::pages::{LoadError, Loading, id_param, plural};
@@ -404,6 +406,7 @@ fn Editor(loaded: Loaded) -> impl IntoView {
         student,
         state: prelabel_state,
         swapped,
+        engine,
     } = StudentOnImage {
         project_id,
         image_id,
@@ -852,16 +855,19 @@ fn Editor(loaded: Loaded) -> impl IntoView {
                             PrelabelState::Failed(message) => view! {
                                 <p class="error small" role="alert">{format!("Pre-labels unavailable: {message}")}</p>
                             }.into_any(),
-                            PrelabelState::Ready { ms, source, unmapped, .. } => view! {
+                            PrelabelState::Ready { ms, source, engine: used, unmapped, .. } => view! {
                                 <p class="small">
                                     {move || student.with(|s| s.as_ref().map_or_else(|| "Student".to_owned(), |m| format!("Student v{}", m.version)))}
-                                    ": "<span class="muted">{format!("{ms:.0} ms{}", if source == ModelSource::Network { ", model downloaded" } else { "" })}</span>
+                                    ": "<span class="muted">{format!("{ms:.0} ms")}</span>
+                                    <EngineUsed engine=used choice=engine.get_untracked() />
+                                    {(source == ModelSource::Network).then(|| view! { <span class="muted">", model downloaded"</span> })}
                                 </p>
                                 {(unmapped > 0).then(|| view! {
                                     <p class="muted small">{format!("{} of classes not mapped to this project ignored", plural(unmapped as u64, "proposal"))}</p>
                                 })}
                             }.into_any(),
                         }}
+                        {move || student.with(|s| s.is_some()).then(|| view! { <EnginePicker engine /> })}
                         {move || (teacher_count() > 0).then(|| view! {
                             <p class="small teacher-proposals">{format!("Teacher: {}", plural(teacher_count() as u64, "proposal"))}</p>
                         })}

@@ -2,13 +2,14 @@
 //! the rest of the project, and the hot swap — when the project's live channel says another
 //! student is active (a training published one, someone rolled back), the editor drops the old
 //! proposals, runs the new student on the image on screen and restarts background scoring for
-//! it, without a reload.
+//! it, without a reload. Choosing another engine (GPU or CPU) in the panel reruns the student the
+//! same way.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use api::RegisteredModel;
-use api::worker::ModelSource;
+use api::worker::{Engine, EngineChoice, ModelSource};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -25,6 +26,7 @@ pub(super) enum PrelabelState {
         model_id: i64,
         ms: f64,
         source: ModelSource,
+        engine: Engine,
         unmapped: usize,
     },
     Failed(String),
@@ -38,6 +40,8 @@ pub(super) struct StudentView {
     pub state: RwSignal<PrelabelState>,
     /// "Student v3 (mAP50 0.81, was 0.64) is now pre-labeling", after a swap.
     pub swapped: RwSignal<Option<String>>,
+    /// Where this browser runs students (the panel's choice, remembered across pages).
+    pub engine: RwSignal<EngineChoice>,
 }
 
 /// One image's view of the project's student, kept current for as long as the editor is open.
@@ -64,6 +68,7 @@ impl StudentOnImage {
             student: RwSignal::new(None),
             state: RwSignal::new(PrelabelState::NoModel),
             swapped: RwSignal::new(None),
+            engine: RwSignal::new(prelabel::remembered_engine()),
         };
         // The background loop of the student now shown; replaced on a swap.
         let background = StoredValue::new(Arc::new(AtomicBool::new(false)));
@@ -97,6 +102,16 @@ impl StudentOnImage {
             view.swapped
                 .try_set(model.as_ref().map(|m| api::student_change_message(m, shown.as_ref())));
             swap(model);
+        });
+        // Another engine chosen: the same student again, on it.
+        Effect::new(move |previous: Option<EngineChoice>| {
+            let choice = view.engine.get();
+            if previous.is_some_and(|previous| previous != choice)
+                && let Some(shown) = view.student.try_get_untracked()
+            {
+                swap(shown);
+            }
+            choice
         });
         on_cleanup(move || {
             background.try_with_value(|stop| stop.store(true, Ordering::Relaxed));
@@ -139,6 +154,7 @@ impl StudentOnImage {
                         model_id: model.id,
                         ms: found.inference_ms,
                         source: found.model_source,
+                        engine: found.engine,
                         unmapped,
                     });
                 }

@@ -1,14 +1,19 @@
-//! The inference worker: runs ONNX detectors (the `models` crate, tract compiled to wasm) off the
-//! UI thread. Requests arrive as JSON (`protocol::ToWorker`) and are handled one at a time, in
-//! order; model bytes come from Cache Storage when this browser has fetched them before.
+//! The inference worker: runs ONNX detectors (the `models` crate: its GPU executor on WebGPU, or
+//! tract compiled to wasm) off the UI thread. Requests arrive as JSON (`api::worker::ToWorker`)
+//! and are handled one at a time, in order; model bytes come from Cache Storage when this
+//! browser has fetched them before.
+
+mod engine;
 
 use std::rc::Rc;
 
-use api::worker::{FromWorker, ModelSource, Proposal, ToWorker};
+use api::worker::{Engine, EngineChoice, FromWorker, GpuWork, ModelSource, Proposal, ToWorker};
 use futures_channel::mpsc;
 use futures_util::StreamExt;
 use js_sys::{Promise, Uint8Array};
 use models::{DEFAULT_CONFIDENCE, Detector, Pixels};
+
+use crate::engine::Engines;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, OffscreenCanvasRenderingContext2d, Response};
@@ -53,10 +58,19 @@ fn main() {
     });
 }
 
-/// The loaded model, kept between requests.
+/// The loaded model and the GPU device, kept between requests.
 #[derive(Default)]
 struct Worker {
-    loaded: Option<(String, Rc<Detector>)>,
+    loaded: Option<Loaded>,
+    engines: Engines,
+}
+
+/// A model ready to run, and what it was loaded from and on.
+struct Loaded {
+    url: String,
+    choice: EngineChoice,
+    detector: Rc<Detector>,
+    engine: Engine,
 }
 
 impl Worker {
@@ -68,8 +82,9 @@ impl Worker {
                 image_id,
                 image_url,
                 confidence,
+                engine,
             } => {
-                let (detector, model_source) = self.model(&model_url).await?;
+                let (detector, engine, model_source) = self.model(&model_url, engine).await?;
                 let started = now_ms();
                 let rgba = decode_image(&image_url).await?;
                 let pixels = Pixels {
@@ -79,7 +94,8 @@ impl Worker {
                     channels: 4,
                 };
                 let mut prediction = detector
-                    .detect(pixels, confidence.min(DEFAULT_CONFIDENCE), models::DEFAULT_IOU)
+                    .detect_async(pixels, confidence.min(DEFAULT_CONFIDENCE), models::DEFAULT_IOU)
+                    .await
                     .map_err(|e| e.0)?;
                 let inference_ms = now_ms() - started;
                 let proposals = prediction
@@ -102,6 +118,7 @@ impl Worker {
                     report,
                     model_source,
                     inference_ms,
+                    engine,
                 })
             }
             ToWorker::Conformance {
@@ -109,11 +126,12 @@ impl Worker {
                 model_url,
                 input_url,
                 output_url,
+                engine,
             } => {
-                let detector = Detector::load(&fetch_bytes(&model_url).await?).map_err(|e| e.0)?;
+                let (detector, engine) = self.engines.load(&fetch_bytes(&model_url).await?, engine).await?;
                 let input = models::npy::read_f32(&fetch_bytes(&input_url).await?)?;
                 let expected = models::npy::read_f32(&fetch_bytes(&output_url).await?)?;
-                let (output, _) = detector.run_raw(input.data).map_err(|e| e.0)?;
+                let (output, _) = detector.run_raw_async(input.data).await.map_err(|e| e.0)?;
                 let report = models::conformance::compare(detector.info(), &output, &expected)?;
                 Ok(FromWorker::Conformance {
                     id,
@@ -125,6 +143,7 @@ impl Worker {
                     min_detection_iou: report.min_detection_iou,
                     within_tolerance: report.within_tolerance(),
                     matmul_kernels: detector.matmul_kernels(),
+                    engine,
                 })
             }
             ToWorker::Bench {
@@ -133,44 +152,62 @@ impl Worker {
                 input_url,
                 warmup,
                 runs,
+                engine,
             } => {
                 let bytes = fetch_bytes(&model_url).await?;
                 let started = now_ms();
-                let detector = Detector::load(&bytes).map_err(|e| e.0)?;
+                // Parsing, optimising and, on the GPU, uploading weights and building every
+                // pipeline: what the first image waits for beyond one run.
+                let (detector, engine) = self.engines.load(&bytes, engine).await?;
                 let load_ms = now_ms() - started;
                 let input = models::npy::read_f32(&fetch_bytes(&input_url).await?)?;
                 let mut times_ms = Vec::with_capacity(runs as usize);
                 for run in 0..warmup + runs {
                     let started = now_ms();
-                    detector.run_raw(input.data.clone()).map_err(|e| e.0)?;
+                    detector.run_raw_async(input.data.clone()).await.map_err(|e| e.0)?;
                     if run >= warmup {
                         times_ms.push(now_ms() - started);
                     }
                 }
-                let operators = detector.profile(input.data, now_ms).map_err(|e| e.0)?;
+                let operators = detector.profile_async(input.data, now_ms).await.map_err(|e| e.0)?;
+                let gpu_work = detector.gpu_model().map(|model| GpuWork {
+                    dispatches: model.stats().dispatches as u32,
+                    submissions: model.stats().submissions as u32,
+                });
                 Ok(FromWorker::Bench {
                     id,
                     load_ms,
                     times_ms,
                     operators,
+                    engine,
+                    gpu_work,
                 })
             }
         }
     }
 
-    /// The detector for `url`: kept in memory, else from Cache Storage, else downloaded (and
-    /// put in the cache).
-    async fn model(&mut self, url: &str) -> Result<(Rc<Detector>, ModelSource), String> {
-        if let Some((loaded_url, detector)) = &self.loaded
-            && loaded_url == url
+    /// The detector for `url` on `choice`: kept in memory, else from Cache Storage, else
+    /// downloaded (and put in the cache).
+    async fn model(&mut self, url: &str, choice: EngineChoice) -> Result<(Rc<Detector>, Engine, ModelSource), String> {
+        if let Some(loaded) = &self.loaded
+            && loaded.url == url
+            && loaded.choice == choice
         {
-            return Ok((detector.clone(), ModelSource::Memory));
+            return Ok((loaded.detector.clone(), loaded.engine.clone(), ModelSource::Memory));
         }
+        // One model at a time: the old one's GPU buffers go before the new one's are made.
         self.loaded = None;
         let (bytes, source) = cached_fetch(url).await?;
-        let detector = Rc::new(Detector::load(&bytes).map_err(|e| format!("the model cannot run here: {e}"))?);
-        self.loaded = Some((url.to_owned(), detector.clone()));
-        Ok((detector, source))
+        let (detector, engine) =
+            (self.engines.load(&bytes, choice).await).map_err(|e| format!("the model cannot run here: {e}"))?;
+        let detector = Rc::new(detector);
+        self.loaded = Some(Loaded {
+            url: url.to_owned(),
+            choice,
+            detector: detector.clone(),
+            engine: engine.clone(),
+        });
+        Ok((detector, engine, source))
     }
 }
 

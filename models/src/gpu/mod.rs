@@ -62,8 +62,11 @@ pub struct GpuStats {
 pub struct GpuDevice {
     device: wgpu::Device,
     queue: wgpu::Queue,
-    /// The adapter's name and backend, e.g. `SwiftShader Device (Vulkan)`.
+    /// The adapter's name and backend, e.g. `SwiftShader Device (Vulkan)` or `WebGPU`.
     pub name: String,
+    /// A software adapter (a browser's fallback adapter, lavapipe, SwiftShader): it works,
+    /// but the CPU executor is faster.
+    pub software: bool,
     /// The convolution kernel plans on this device use: tiled on hardware, direct on a
     /// software adapter (CPU device type).
     pub conv: ConvKernel,
@@ -100,15 +103,24 @@ impl GpuDevice {
             })
             .await
             .map_err(|e| GpuError::NoDevice(e.to_string()))?;
-        let conv = match info.device_type {
-            wgpu::DeviceType::Cpu => ConvKernel::Direct,
-            _ => ConvKernel::Tiled,
+        // Browsers name no adapter (only its fallback flag is exposed to wgpu).
+        let software = info.device_type == wgpu::DeviceType::Cpu;
+        let name = match (info.name.is_empty(), info.backend) {
+            (true, wgpu::Backend::BrowserWebGpu) => "WebGPU".to_owned(),
+            (true, backend) => format!("{backend:?}"),
+            (false, wgpu::Backend::BrowserWebGpu) => format!("WebGPU ({})", info.name),
+            (false, backend) => format!("{} ({backend:?})", info.name),
         };
         Ok(Self {
             device,
             queue,
-            name: format!("{} ({:?})", info.name, info.backend),
-            conv,
+            name,
+            software,
+            conv: if software {
+                ConvKernel::Direct
+            } else {
+                ConvKernel::Tiled
+            },
         })
     }
 

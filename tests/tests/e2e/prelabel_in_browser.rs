@@ -1,5 +1,7 @@
 //! The student runs in the browser: the reference Ultralytics exports reproduce onnxruntime's
-//! outputs inside the real worker (wasm, headless Chromium); opening an image shows dashed
+//! outputs inside the real worker on both of its engines (tract in wasm, and the GPU executor on
+//! headless Chromium's WebGPU — a software adapter, so "Auto" keeps the CPU and choosing "GPU"
+//! in the panel moves the student there, with the same proposals); opening an image shows dashed
 //! proposals with scores, a threshold slider filters them, a click accepts one, a right-click
 //! dismisses one, Enter accepts the rest, undo takes them back; the rest of the project is
 //! pre-labeled in the background and ranked; a reload takes the model from the browser cache;
@@ -55,8 +57,90 @@ async fn register(studio: &Studio, project_id: i64, file: &str) -> anyhow::Resul
     Ok(response.json().await?)
 }
 
+/// The scores of the proposals matching `css`, lowest first.
+async fn sorted_scores(browser: &Browser, css: &str) -> anyhow::Result<Vec<f32>> {
+    let mut scores: Vec<f32> = browser
+        .attributes(css, "data-score")
+        .await?
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    scores.sort_by(f32::total_cmp);
+    Ok(scores)
+}
+
 async fn count(browser: &Browser, css: &str) -> anyhow::Result<usize> {
     Ok(browser.client.find_all(fantoccini::Locator::Css(css)).await?.len())
+}
+
+/// Runs `model` on its reference input in the browser's worker on `engine` ("cpu" or "gpu")
+/// and holds the answer to onnxruntime's output.
+async fn check_conformance(
+    browser: &Browser,
+    model: &api::RegisteredModel,
+    name: &str,
+    engine: &str,
+) -> anyhow::Result<()> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let request = json!({"type": "conformance", "id": 0, "model_url": model.url, "input_url": "INPUT",
+                         "output_url": "OUTPUT", "engine": engine});
+    let script = r#"
+        const [request, input, output, done] = arguments;
+        const url = b64 => URL.createObjectURL(new Blob([Uint8Array.from(atob(b64), c => c.charCodeAt(0))]));
+        request.input_url = url(input);
+        request.output_url = url(output);
+        window.distilleryWorker(JSON.stringify(request)).then(done, e => done('failed: ' + e));
+    "#;
+    let args = vec![
+        request,
+        json!(b64.encode(shared(&format!("{name}.input.npy"))?)),
+        json!(b64.encode(shared(&format!("{name}.output.npy"))?)),
+    ];
+    let started = std::time::Instant::now();
+    let answer = browser.client.execute_async(script, args).await?;
+    println!(
+        "{name} on {engine}: {:.1} s in the browser",
+        started.elapsed().as_secs_f64()
+    );
+    let answer: serde_json::Value = serde_json::from_str(answer.as_str().unwrap_or("{}"))
+        .with_context(|| format!("{name}: the worker answered {answer}"))?;
+    println!("{name} on {engine}: {answer}");
+    ensure!(answer["within_tolerance"] == true, "{name} on {engine}: {answer}");
+    if name.starts_with("shapes") {
+        // The trained graph finds the 5 objects of its reference image, in wasm too, box for
+        // box with onnxruntime's.
+        ensure!(
+            answer["reference_detections"] == 5 && answer["matched_detections"] == 5,
+            "{name}: {answer}"
+        );
+    }
+    let ran_on = &answer["engine"]["kind"];
+    if engine == "gpu" {
+        // YOLO11's attention needs a matrix product the GPU executor lacks: the CPU runs it,
+        // and says so by the operator's name; the others run on WebGPU.
+        if name.starts_with("yolo11") {
+            ensure!(
+                ran_on == "cpu"
+                    && answer["engine"]["not_on_gpu"]
+                        .as_str()
+                        .is_some_and(|w| w.contains("EinSum")),
+                "{name} on {engine}: {answer}"
+            );
+        } else {
+            ensure!(ran_on == "webgpu", "{name} on {engine}: {answer}");
+        }
+        return Ok(());
+    }
+    ensure!(ran_on == "cpu", "{name} on {engine}: {answer}");
+    // The convolutions ran on the worker's own register-sized kernel (models::wasm_gemm), so
+    // the tolerance above holds for it, and a build that lost it is caught here.
+    ensure!(
+        answer["matmul_kernels"]
+            .as_array()
+            .is_some_and(|k| k.contains(&json!(BROWSER_MATMUL_KERNEL))),
+        "{name}: the convolutions did not run on {BROWSER_MATMUL_KERNEL}: {answer}"
+    );
+    Ok(())
 }
 
 async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
@@ -94,47 +178,14 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
         .await?;
     client.goto(&format!("{}/projects/{pid}", studio.url)).await?;
     browser.find("h1[data-project-id]").await?;
-    let b64 = base64::engine::general_purpose::STANDARD;
     let mut registered = Vec::new();
     for name in MODELS {
-        let model = register(studio, pid, &format!("{name}.onnx")).await?;
-        registered.push(model.clone());
-        let request = json!({"type": "conformance", "id": 0, "model_url": model.url, "input_url": "INPUT", "output_url": "OUTPUT"});
-        let script = r#"
-            const [request, input, output, done] = arguments;
-            const url = b64 => URL.createObjectURL(new Blob([Uint8Array.from(atob(b64), c => c.charCodeAt(0))]));
-            request.input_url = url(input);
-            request.output_url = url(output);
-            window.distilleryWorker(JSON.stringify(request)).then(done, e => done('failed: ' + e));
-        "#;
-        let args = vec![
-            request,
-            json!(b64.encode(shared(&format!("{name}.input.npy"))?)),
-            json!(b64.encode(shared(&format!("{name}.output.npy"))?)),
-        ];
-        let started = std::time::Instant::now();
-        let answer = client.execute_async(script, args).await?;
-        println!("{name}: {:.1} s in the browser", started.elapsed().as_secs_f64());
-        let answer: serde_json::Value = serde_json::from_str(answer.as_str().unwrap_or("{}"))
-            .with_context(|| format!("{name}: the worker answered {answer}"))?;
-        println!("{name} in wasm: {answer}");
-        ensure!(answer["within_tolerance"] == true, "{name}: {answer}");
-        if name.starts_with("shapes") {
-            // The trained graph finds the 5 objects of its reference image, in wasm too, box for
-            // box with onnxruntime's.
-            ensure!(
-                answer["reference_detections"] == 5 && answer["matched_detections"] == 5,
-                "{name}: {answer}"
-            );
+        registered.push(register(studio, pid, &format!("{name}.onnx")).await?);
+    }
+    for (model, name) in registered.iter().zip(MODELS) {
+        for engine in ["cpu", "gpu"] {
+            check_conformance(browser, model, name, engine).await?;
         }
-        // The convolutions ran on the worker's own register-sized kernel (models::wasm_gemm), so
-        // the tolerance above holds for it, and a build that lost it is caught here.
-        ensure!(
-            answer["matmul_kernels"]
-                .as_array()
-                .is_some_and(|k| k.contains(&json!(BROWSER_MATMUL_KERNEL))),
-            "{name}: the convolutions did not run on {BROWSER_MATMUL_KERNEL}: {answer}"
-        );
     }
 
     // A file that is not a model: a readable refusal, and the worker keeps serving.
@@ -170,6 +221,29 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
     ensure!(source == ["network"], "first sight downloads the model: {source:?}");
     let proposals = "rect.proposal[data-source=student]";
     let humans = ".overlay rect.box[data-source=human]";
+    let engine_of = |css: &'static str| async move { browser.attributes(css, "data-engine").await };
+    // Auto: Chromium's only adapter here is its software fallback, slower than the CPU path.
+    ensure!(
+        engine_of(".prelabel-engine").await? == ["cpu"],
+        "Auto keeps the CPU over a software adapter"
+    );
+    let cpu_scores = sorted_scores(browser, proposals).await?;
+    // Chosen in the panel: the student runs again on WebGPU and proposes the same boxes.
+    browser.find("#prelabel-engine").await?.select_by_value("gpu").await?;
+    let on_gpu = browser
+        .text_of(".prelabel-engine[data-engine=webgpu]")
+        .await
+        .context("the GPU did not take the student")?;
+    ensure!(on_gpu.contains("WebGPU"), "the panel names the engine: {on_gpu}");
+    let gpu_scores = sorted_scores(browser, proposals).await?;
+    ensure!(
+        gpu_scores.len() == cpu_scores.len() && gpu_scores.iter().zip(&cpu_scores).all(|(g, c)| (g - c).abs() < 1e-3),
+        "GPU proposals {gpu_scores:?} differ from the CPU's {cpu_scores:?}"
+    );
+    browser.find("#prelabel-engine").await?.select_by_value("auto").await?;
+    browser.find(".prelabel-engine[data-engine=cpu]").await?;
+    // Keyboard shortcuts below go to the editor, not to the select just used.
+    client.execute("document.activeElement.blur()", vec![]).await?;
     let at_default = count(browser, proposals).await?;
     let scores: Vec<f64> = browser
         .attributes(proposals, "data-score")

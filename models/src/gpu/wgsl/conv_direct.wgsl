@@ -43,10 +43,10 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         let plane = x_base + c * ih * iw;
         for (var ky = 0u; ky < kh; ky++) {
             let iy = iy0 + vec4<i32>(i32(ky * dh));
-            let row_ok = iy >= vec4<i32>(0) & iy < vec4<i32>(i32(ih));
+            let row_ok = (iy >= vec4<i32>(0)) & (iy < vec4<i32>(i32(ih)));
             for (var kx = 0u; kx < kw; kx++) {
                 let ix = ix0 + vec4<i32>(i32(kx * dw));
-                let ok = row_ok & ix >= vec4<i32>(0) & ix < vec4<i32>(i32(iw));
+                let ok = row_ok & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(iw)));
                 let at = vec4<u32>(select(vec4<i32>(0), iy * i32(iw) + ix, ok)) + plane;
                 let xs = select(vec4<f32>(0.0), vec4<f32>(x[at.x], x[at.y], x[at.z], x[at.w]), ok);
                 acc0 = fma(vec4<f32>(w[rows.x + k]), xs, acc0);

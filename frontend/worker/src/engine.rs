@@ -1,0 +1,75 @@
+//! Where the worker runs a model: Distillery's GPU executor on the browser's WebGPU, or tract on
+//! the worker's CPU — as the person chose in the editor, within what the browser offers.
+
+use api::worker::{Engine, EngineChoice, EngineKind};
+use models::Detector;
+use models::gpu::GpuDevice;
+
+/// The CPU executor, as the pre-label panel names it.
+const CPU_NAME: &str = "CPU (wasm SIMD128, 1 thread)";
+
+/// The browser's WebGPU device, opened on first need and kept for every model after, or why
+/// there is none.
+#[derive(Default)]
+pub struct Engines {
+    gpu: Option<Result<GpuDevice, String>>,
+}
+
+impl Engines {
+    /// Loads `onnx` where `choice` says. When the choice allows the GPU but the CPU runs the
+    /// model anyway, the answer's `not_on_gpu` says why; only a model no engine can run fails.
+    pub async fn load(&mut self, onnx: &[u8], choice: EngineChoice) -> Result<(Detector, Engine), String> {
+        let not_on_gpu = match choice {
+            EngineChoice::Cpu => None,
+            EngineChoice::Auto | EngineChoice::Gpu => match self.gpu().await {
+                Err(why) => Some(why.clone()),
+                Ok(device) if device.software && choice == EngineChoice::Auto => Some(
+                    "the browser's only WebGPU adapter is a software one, slower than the CPU (choose GPU to use it anyway)"
+                        .to_owned(),
+                ),
+                Ok(device) => {
+                    let detector = Detector::load_on_gpu_or_tract(onnx, device)
+                        .await
+                        .map_err(|e| e.0)?;
+                    let engine = match detector.gpu_fallback() {
+                        None => Engine {
+                            kind: EngineKind::Webgpu,
+                            name: gpu_name(device),
+                            not_on_gpu: None,
+                        },
+                        Some(why) => cpu(Some(why.to_owned())),
+                    };
+                    return Ok((detector, engine));
+                }
+            },
+        };
+        let detector = Detector::load(onnx).map_err(|e| e.0)?;
+        Ok((detector, cpu(not_on_gpu)))
+    }
+
+    async fn gpu(&mut self) -> &Result<GpuDevice, String> {
+        if self.gpu.is_none() {
+            let opened = GpuDevice::open()
+                .await
+                .map_err(|e| format!("this browser offers no WebGPU device ({e})"));
+            self.gpu = Some(opened);
+        }
+        self.gpu.get_or_insert_with(|| Err("no WebGPU device".into()))
+    }
+}
+
+fn gpu_name(device: &GpuDevice) -> String {
+    if device.software {
+        format!("{} (software adapter)", device.name)
+    } else {
+        device.name.clone()
+    }
+}
+
+fn cpu(not_on_gpu: Option<String>) -> Engine {
+    Engine {
+        kind: EngineKind::Cpu,
+        name: CPU_NAME.to_owned(),
+        not_on_gpu,
+    }
+}
