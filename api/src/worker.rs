@@ -45,7 +45,7 @@ pub enum ToWorker {
         model_url: String,
         /// URL of the input tensor (.npy).
         input_url: String,
-        /// Untimed runs first.
+        /// Untimed runs first (at least one: the first run is reported on its own).
         warmup: u32,
         /// Timed runs.
         runs: u32,
@@ -200,8 +200,11 @@ pub enum FromWorker {
     Bench {
         /// The request's id.
         id: u32,
-        /// Parsing and optimising the model, milliseconds.
+        /// Parsing and optimising the model (on the GPU also uploading its weights and building
+        /// every pipeline), milliseconds.
         load_ms: f64,
+        /// The first run after loading, milliseconds: with `load_ms`, what the first image waits.
+        first_run_ms: f64,
         /// Each timed run, milliseconds.
         times_ms: Vec<f64>,
         /// One more run, timed per operator kind (per kernel on the GPU), slowest first.

@@ -162,11 +162,15 @@ impl Worker {
                 let load_ms = now_ms() - started;
                 let input = models::npy::read_f32(&fetch_bytes(&input_url).await?)?;
                 let mut times_ms = Vec::with_capacity(runs as usize);
-                for run in 0..warmup + runs {
+                let mut first_run_ms = 0.0;
+                for run in 0..warmup.max(1) + runs {
                     let started = now_ms();
                     detector.run_raw_async(input.data.clone()).await.map_err(|e| e.0)?;
-                    if run >= warmup {
-                        times_ms.push(now_ms() - started);
+                    let ms = now_ms() - started;
+                    if run == 0 {
+                        first_run_ms = ms;
+                    } else if run >= warmup.max(1) {
+                        times_ms.push(ms);
                     }
                 }
                 let operators = detector.profile_async(input.data, now_ms).await.map_err(|e| e.0)?;
@@ -177,6 +181,7 @@ impl Worker {
                 Ok(FromWorker::Bench {
                     id,
                     load_ms,
+                    first_run_ms,
                     times_ms,
                     operators,
                     engine,

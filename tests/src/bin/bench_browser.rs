@@ -1,7 +1,16 @@
 //! `cargo xtask bench-browser`: per-image latency of the reference detectors in one headless
-//! Chromium — our inference worker (tract → wasm, SIMD128) beside onnxruntime-web (npm, wasm
-//! backend), same input, same thread count (1) — and the ratio. Also: the longest main-thread task while our worker runs (the UI must stay
-//! responsive), where the worker's time goes by operator, and the wasm download sizes.
+//! Chromium, our inference worker beside onnxruntime-web (npm) on the same graph and input:
+//!
+//! - CPU: our worker (tract → wasm, SIMD128, one thread) beside onnxruntime-web's wasm backend
+//!   with one thread and with every core the browser reports (it is cross-origin isolated);
+//! - GPU: our worker's WebGPU executor beside onnxruntime-web's WebGPU backend, with the
+//!   dispatches and submissions one inference of ours makes.
+//!
+//! For each: the median warm latency (runtimes take turns, round after round), the first-image
+//! latency (model load, pipeline build and first run), the ratio ours / theirs. Also: the longest
+//! main-thread task while our worker runs (the UI must stay responsive), where our time goes by
+//! operator or kernel, and the wasm download sizes. On a software WebGPU adapter (SwiftShader in
+//! headless Chromium without a GPU) the GPU figures only prove the path works.
 //!
 //! Needs `ORT_WEB_DIR` (onnxruntime-web's `dist/`), plus what `Studio`/`Browser` need.
 
@@ -13,11 +22,63 @@ use e2e::{Browser, Studio};
 use serde_json::{Value, json};
 
 const MODELS: [&str; 2] = ["yolov8n-320-random", "yolov8n-640-random"];
-const WARMUP: u32 = 3;
-const ROUNDS: u32 = 8;
 /// The worker script, as the app starts it (`frontend/src/inference.rs`).
 const WORKER: &str = "/worker_loader.js";
-const RUNS_PER_ROUND: u32 = 4;
+
+/// How long each engine family is measured: CPU runs are cheap, a software GPU adapter is not.
+struct Rounds {
+    warmup: u32,
+    rounds: u32,
+    runs_per_round: u32,
+}
+
+const CPU_ROUNDS: Rounds = Rounds {
+    warmup: 3,
+    rounds: 8,
+    runs_per_round: 4,
+};
+const GPU_ROUNDS: Rounds = Rounds {
+    warmup: 1,
+    rounds: 3,
+    runs_per_round: 2,
+};
+
+/// One runtime's figures on one model.
+#[derive(Default)]
+struct Column {
+    times: Vec<f64>,
+    /// Load + first run, per round (each round loads afresh).
+    first: Vec<f64>,
+    failed: Option<String>,
+}
+
+impl Column {
+    fn add(&mut self, answer: anyhow::Result<Value>) {
+        match answer {
+            Ok(answer) => {
+                self.times.extend(numbers(&answer["times"]));
+                if let Some(first) = answer["first"].as_f64() {
+                    self.first.push(first);
+                }
+            }
+            Err(error) => self.failed = Some(format!("{error:#}")),
+        }
+    }
+
+    fn cell(&self) -> String {
+        match &self.failed {
+            Some(_) => "failed".into(),
+            None => format!("{:.1}", median(&self.times)),
+        }
+    }
+
+    fn first_cell(&self) -> String {
+        match &self.failed {
+            Some(_) => "-".into(),
+            None => format!("{:.0}", median(&self.first)),
+        }
+    }
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -41,77 +102,212 @@ async fn bench(
     models_dir: &std::path::Path,
 ) -> anyhow::Result<()> {
     let client = &browser.client;
+    client
+        .update_timeouts(fantoccini::wd::TimeoutConfiguration::new(
+            Some(std::time::Duration::from_secs(600)),
+            None,
+            None,
+        ))
+        .await?;
     client.goto(&format!("{}/projects/{project_id}", studio.url)).await?;
     browser.find("h1[data-project-id]").await?;
+    let cores = client
+        .execute(
+            "return [navigator.hardwareConcurrency, self.crossOriginIsolated]",
+            vec![],
+        )
+        .await?;
+    let threads = cores[0].as_u64().unwrap_or(1).max(1);
     println!(
-        "median per-image latency, {} runs each in {ROUNDS} alternating rounds after warm-up, 1 thread, headless Chromium",
-        ROUNDS * RUNS_PER_ROUND
+        "headless Chromium, {threads} cores, cross-origin isolated: {}; medians of warm runs taken in alternating rounds",
+        cores[1]
     );
-    println!(
-        "{:<20} {:>10} {:>14} {:>8} {:>16}",
-        "model", "ours (ms)", "ort-web (ms)", "ratio", "main-thread max"
-    );
-    let mut profiles = Vec::new();
+    let mut reports = Vec::new();
     for name in MODELS {
-        let form = reqwest::multipart::Form::new().text("role", "student").part(
-            "file",
-            reqwest::multipart::Part::bytes(std::fs::read(models_dir.join(format!("{name}.onnx")))?)
-                .file_name(format!("{name}.onnx")),
-        );
-        let model: api::RegisteredModel = studio
-            .http()
-            .clone()
-            .post(studio.api(&format!("/api/projects/{project_id}/models")))
-            .multipart(form)
-            .send()
-            .await?
-            .json()
-            .await?;
+        let model = register(studio, project_id, models_dir, name).await?;
         let input_url = format!("{}/models/{name}.input.npy", files.url);
         let ort_model_url = format!("{}/models/{name}.onnx", files.url);
-        // The runtimes take turns, round after round, so a slow spell of this shared machine
-        // lands on every column rather than on whichever happened to run then.
-        let mut times: [Vec<f64>; 2] = Default::default();
-        let (mut longest, mut operators) = (0f64, Value::Null);
-        for round in 0..ROUNDS {
-            let warmup = if round == 0 { WARMUP } else { 1 };
-            let mut ours = run_ours(client, WORKER, &model.url, &input_url, warmup).await?;
-            ensure!(ours["answer"]["type"] == "bench", "{name}: {ours}");
-            times[0].extend(numbers(&ours["answer"]["times_ms"]));
-            longest = longest.max(ours["longest"].as_f64().unwrap_or(0.0));
-            operators = ours["answer"]["operators"].take();
-            let ort = run_ort(client, &files.url, &ort_model_url, &input_url, model.input_size, warmup).await?;
-            ensure!(ort.get("error").is_none(), "{name}: onnxruntime-web: {ort}");
-            times[1].extend(numbers(&ort["times"]));
-        }
-        let [ours, ort] = times.each_ref().map(|t| median(t));
-        println!(
-            "{name:<20} {ours:>10.1} {ort:>14.1} {:>7.2}× {longest:>13.0} ms",
-            ours / ort
-        );
-        profiles.push((name, operators));
-    }
-    // Where our worker's time goes (one profiled run of each model, operators timed one by one).
-    for (name, operators) in profiles {
-        let top: Vec<String> = operators
-            .as_array()
-            .into_iter()
-            .flatten()
-            .take(6)
-            .map(|op| {
-                format!(
-                    "{} {:.1} ms",
-                    op["operator"].as_str().unwrap_or("?"),
-                    op["ms"].as_f64().unwrap_or(0.0)
+        let ort = |backend: &'static str, threads: u64, warmup: u32, runs: u32| {
+            let (base, model_url, input_url) = (files.url.clone(), ort_model_url.clone(), input_url.clone());
+            async move {
+                run_ort(
+                    client,
+                    &base,
+                    &model_url,
+                    &input_url,
+                    model.input_size,
+                    backend,
+                    threads,
+                    warmup,
+                    runs,
                 )
-            })
-            .collect();
-        println!("{name} in our worker: {}", top.join(", "));
+                .await
+            }
+        };
+
+        // CPU. The runtimes take turns, round after round, so a slow spell of this shared
+        // machine lands on every column rather than on whichever happened to run then.
+        let (mut ours, mut ort_one, mut ort_all) = (Column::default(), Column::default(), Column::default());
+        let (mut longest, mut cpu_profile) = (0f64, Value::Null);
+        for round in 0..CPU_ROUNDS.rounds {
+            let warmup = if round == 0 { CPU_ROUNDS.warmup } else { 1 };
+            let answer = run_ours(client, &model.url, &input_url, "cpu", warmup, CPU_ROUNDS.runs_per_round).await?;
+            longest = longest.max(answer["longest"].as_f64().unwrap_or(0.0));
+            cpu_profile = answer["profile"].clone();
+            ours.add(Ok(answer));
+            ort_one.add(ort("wasm", 1, warmup, CPU_ROUNDS.runs_per_round).await);
+            if threads > 1 {
+                ort_all.add(ort("wasm", threads, warmup, CPU_ROUNDS.runs_per_round).await);
+            }
+        }
+
+        // GPU.
+        let (mut ours_gpu, mut ort_gpu) = (Column::default(), Column::default());
+        let (mut gpu_profile, mut gpu_work, mut engine) = (Value::Null, Value::Null, Value::Null);
+        for _ in 0..GPU_ROUNDS.rounds {
+            let (warmup, runs) = (GPU_ROUNDS.warmup, GPU_ROUNDS.runs_per_round);
+            let answer = run_ours(client, &model.url, &input_url, "gpu", warmup, runs).await?;
+            gpu_profile = answer["profile"].clone();
+            gpu_work = answer["gpu_work"].clone();
+            engine = answer["engine"].clone();
+            ours_gpu.add(Ok(answer));
+            ort_gpu.add(ort("webgpu", 1, warmup, runs).await);
+        }
+        ensure!(
+            engine["kind"] == "webgpu",
+            "{name}: our worker did not run on WebGPU: {engine}"
+        );
+        reports.push(Report {
+            name,
+            ours,
+            ort_one,
+            ort_all,
+            ours_gpu,
+            ort_gpu,
+            longest,
+            cpu_profile,
+            gpu_profile,
+            gpu_work,
+            adapter: engine["name"].as_str().unwrap_or("?").to_owned(),
+        });
     }
+    print_reports(&reports, threads);
+    print_download_sizes()
+}
+
+/// Everything measured on one model.
+struct Report {
+    name: &'static str,
+    ours: Column,
+    ort_one: Column,
+    ort_all: Column,
+    ours_gpu: Column,
+    ort_gpu: Column,
+    longest: f64,
+    cpu_profile: Value,
+    gpu_profile: Value,
+    gpu_work: Value,
+    adapter: String,
+}
+
+fn print_reports(reports: &[Report], threads: u64) {
+    println!();
+    println!("CPU (ms; ours: wasm SIMD128, 1 thread)");
+    println!(
+        "{:<20} {:>9} {:>12} {:>7} {:>14} {:>7} {:>11} {:>12} {:>15}",
+        "model",
+        "ours",
+        "ort-web 1t",
+        "ratio",
+        format!("ort-web {threads}t"),
+        "ratio",
+        "ours first",
+        "ort first",
+        "main-thread max"
+    );
+    for r in reports {
+        println!(
+            "{:<20} {:>9} {:>12} {:>7} {:>14} {:>7} {:>11} {:>12} {:>12.0} ms",
+            r.name,
+            r.ours.cell(),
+            r.ort_one.cell(),
+            ratio(&r.ours, &r.ort_one),
+            r.ort_all.cell(),
+            ratio(&r.ours, &r.ort_all),
+            r.ours.first_cell(),
+            r.ort_one.first_cell(),
+            r.longest
+        );
+    }
+    println!();
+    println!(
+        "WebGPU (ms; adapter: {})",
+        reports.first().map_or("?", |r| r.adapter.as_str())
+    );
+    println!(
+        "{:<20} {:>9} {:>12} {:>7} {:>11} {:>12} {:>11} {:>12}",
+        "model", "ours", "ort-web", "ratio", "ours first", "ort first", "dispatches", "submissions"
+    );
+    for r in reports {
+        println!(
+            "{:<20} {:>9} {:>12} {:>7} {:>11} {:>12} {:>11} {:>12}",
+            r.name,
+            r.ours_gpu.cell(),
+            r.ort_gpu.cell(),
+            ratio(&r.ours_gpu, &r.ort_gpu),
+            r.ours_gpu.first_cell(),
+            r.ort_gpu.first_cell(),
+            r.gpu_work["dispatches"],
+            r.gpu_work["submissions"]
+        );
+    }
+    for r in reports {
+        for failed in [&r.ort_one, &r.ort_all, &r.ort_gpu]
+            .into_iter()
+            .filter_map(|c| c.failed.as_ref())
+        {
+            println!("{}: onnxruntime-web failed: {failed}", r.name);
+        }
+    }
+    // Where our time goes (one profiled run: operators, or GPU kernels waited for one by one).
+    println!();
+    for r in reports {
+        println!("{} on our CPU: {}", r.name, top_operators(&r.cpu_profile));
+        println!("{} on our GPU: {}", r.name, top_operators(&r.gpu_profile));
+    }
+}
+
+fn ratio(ours: &Column, theirs: &Column) -> String {
+    if ours.failed.is_some() || theirs.failed.is_some() || theirs.times.is_empty() {
+        return "-".into();
+    }
+    format!("{:.2}×", median(&ours.times) / median(&theirs.times))
+}
+
+fn top_operators(profile: &Value) -> String {
+    let top: Vec<String> = profile
+        .as_array()
+        .into_iter()
+        .flatten()
+        .take(6)
+        .map(|op| {
+            format!(
+                "{} ×{} {:.1} ms",
+                op["operator"].as_str().unwrap_or("?"),
+                op["count"],
+                op["ms"].as_f64().unwrap_or(0.0)
+            )
+        })
+        .collect();
+    top.join(", ")
+}
+
+/// Sizes as downloaded: the web build precompresses every asset (`.gz` beside it).
+fn print_download_sizes() -> anyhow::Result<()> {
     let dist = std::env::var("DISTILLERY_WEB_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| e2e::workspace_root().join("dist"));
-    // Sizes as downloaded: the web build precompresses every asset (`.gz` beside it).
+    println!();
     for entry in std::fs::read_dir(&dist)?.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         if name.ends_with(".wasm") {
@@ -125,14 +321,38 @@ async fn bench(
     Ok(())
 }
 
-/// Our worker's latencies: its `bench` request (the worker is started once and kept on the page
-/// between rounds), while watching the page's main thread for long tasks.
+async fn register(
+    studio: &Studio,
+    project_id: i64,
+    models_dir: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<api::RegisteredModel> {
+    let form = reqwest::multipart::Form::new().text("role", "student").part(
+        "file",
+        reqwest::multipart::Part::bytes(std::fs::read(models_dir.join(format!("{name}.onnx")))?)
+            .file_name(format!("{name}.onnx")),
+    );
+    Ok(studio
+        .http()
+        .clone()
+        .post(studio.api(&format!("/api/projects/{project_id}/models")))
+        .multipart(form)
+        .send()
+        .await?
+        .json()
+        .await?)
+}
+
+/// Our worker's latencies on `engine`: its `bench` request (the worker is started once and kept
+/// on the page between rounds; each request loads the model afresh), while watching the page's
+/// main thread for long tasks. Answers `{times, first, longest, profile, gpu_work, engine}`.
 async fn run_ours(
     client: &fantoccini::Client,
-    script: &str,
     model_url: &str,
     input_url: &str,
+    engine: &str,
     warmup: u32,
+    runs: u32,
 ) -> anyhow::Result<Value> {
     let answer = client
         .execute_async(
@@ -159,49 +379,74 @@ async fn run_ours(
             })().then(r => done(JSON.stringify(r)), e => done(JSON.stringify({error: String(e)})));
             "#,
             vec![
-                json!(script),
-                json!({"type": "bench", "id": 1, "model_url": model_url, "input_url": input_url, "warmup": warmup, "runs": RUNS_PER_ROUND}),
+                json!(WORKER),
+                json!({"type": "bench", "id": 1, "model_url": model_url, "input_url": input_url,
+                       "warmup": warmup, "runs": runs, "engine": engine}),
             ],
         )
         .await?;
-    Ok(serde_json::from_str(answer.as_str().unwrap_or("{}"))?)
+    let answer: Value = serde_json::from_str(answer.as_str().unwrap_or("{}"))?;
+    let bench = &answer["answer"];
+    ensure!(bench["type"] == "bench", "our worker on {engine}: {answer}");
+    Ok(json!({
+        "times": bench["times_ms"],
+        "first": bench["load_ms"].as_f64().unwrap_or(f64::NAN) + bench["first_run_ms"].as_f64().unwrap_or(f64::NAN),
+        "longest": answer["longest"],
+        "profile": bench["operators"],
+        "gpu_work": bench["gpu_work"],
+        "engine": bench["engine"],
+    }))
 }
 
-/// onnxruntime-web's latencies: wasm backend, one thread, the same input tensor. The session is
-/// created once per model and kept on the page between rounds.
+/// onnxruntime-web's latencies on `backend` (`wasm` with `threads` threads, or `webgpu`), the
+/// same input tensor. Each configuration is its own instance of the library (module URLs differ
+/// by a query), since its thread count is fixed when its wasm starts; the first call creates
+/// the session and times load + first run, later calls reuse it. Answers `{times, first?}`.
+#[allow(clippy::too_many_arguments)]
 async fn run_ort(
     client: &fantoccini::Client,
     base: &str,
     model_url: &str,
     input_url: &str,
     size: u32,
+    backend: &str,
+    threads: u64,
     warmup: u32,
+    runs: u32,
 ) -> anyhow::Result<Value> {
     let answer = client
         .execute_async(
             r#"
-            const [base, modelUrl, inputUrl, size, warmup, runs, done] = arguments;
+            const [base, modelUrl, inputUrl, size, backend, threads, warmup, runs, done] = arguments;
             (async () => {
-                const ort = await import(base + '/ort/ort.wasm.min.mjs');
+                const key = `${backend}-${threads}`;
+                const script = backend === 'webgpu' ? 'ort.webgpu.min.mjs' : 'ort.wasm.min.mjs';
+                const ort = await import(`${base}/ort/${script}?${key}`);
                 ort.env.wasm.wasmPaths = base + '/ort/';
-                ort.env.wasm.numThreads = 1;
+                ort.env.wasm.numThreads = threads;
                 window.ortBench = window.ortBench || {};
-                if (!window.ortBench[modelUrl]) {
-                    const session = await ort.InferenceSession.create(modelUrl, {executionProviders: ['wasm']});
+                const id = `${key} ${modelUrl}`;
+                let first;
+                if (!window.ortBench[id]) {
+                    const bytes = new Uint8Array(await (await fetch(modelUrl)).arrayBuffer());
                     const npy = new Uint8Array(await (await fetch(inputUrl)).arrayBuffer());
                     const headerLength = npy[8] | (npy[9] << 8);
                     const data = new Float32Array(npy.buffer.slice(10 + headerLength));
+                    const start = performance.now();
+                    const session = await ort.InferenceSession.create(bytes, {executionProviders: [backend]});
                     const feeds = {[session.inputNames[0]]: new ort.Tensor('float32', data, [1, 3, size, size])};
-                    window.ortBench[modelUrl] = {session, feeds};
+                    await session.run(feeds);
+                    first = performance.now() - start;
+                    window.ortBench[id] = {session, feeds};
                 }
-                const {session, feeds} = window.ortBench[modelUrl];
+                const {session, feeds} = window.ortBench[id];
                 const times = [];
                 for (let i = 0; i < warmup + runs; i++) {
                     const start = performance.now();
                     await session.run(feeds);
                     if (i >= warmup) times.push(performance.now() - start);
                 }
-                return {times};
+                return {times, first};
             })().then(r => done(JSON.stringify(r)), e => done(JSON.stringify({error: String(e)})));
             "#,
             vec![
@@ -209,12 +454,18 @@ async fn run_ort(
                 json!(model_url),
                 json!(input_url),
                 json!(size),
+                json!(backend),
+                json!(threads),
                 json!(warmup),
-                json!(RUNS_PER_ROUND),
+                json!(runs),
             ],
         )
         .await?;
-    Ok(serde_json::from_str(answer.as_str().unwrap_or("{}"))?)
+    let answer: Value = serde_json::from_str(answer.as_str().unwrap_or("{}"))?;
+    if let Some(error) = answer.get("error") {
+        anyhow::bail!("{backend} ({threads} threads): {error}");
+    }
+    Ok(answer)
 }
 
 fn numbers(value: &Value) -> Vec<f64> {
