@@ -11,6 +11,7 @@ use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cast::Cast;
 use tract_onnx::tract_core::ops::change_axes::AxisOp;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, MaxPool, PoolSpec};
+use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::nn::resize::{CoordTransformer, Interpolator};
 use tract_onnx::tract_core::ops::nn::{DataFormat, NearestUpsample, Softmax, SoftmaxKind};
@@ -172,6 +173,21 @@ pub(crate) enum Step {
         len: usize,
         inner: usize,
     },
+    /// A product of two operands summed over one axis (MatMul and its batched forms).
+    MatMul {
+        a: Operand,
+        b: Operand,
+        summed: SummedAxis,
+        output: ValueId,
+    },
+}
+
+/// The axis a [`Step::MatMul`] sums over: its length and its stride in each operand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SummedAxis {
+    pub len: usize,
+    pub a_stride: usize,
+    pub b_stride: usize,
 }
 
 impl Step {
@@ -183,7 +199,8 @@ impl Step {
             | Step::Unary { output, .. }
             | Step::Copy { output, .. }
             | Step::MaxPool { output, .. }
-            | Step::Softmax { output, .. } => *output,
+            | Step::Softmax { output, .. }
+            | Step::MatMul { output, .. } => *output,
         }
     }
 
@@ -193,7 +210,7 @@ impl Step {
             Step::Conv {
                 input, weights, bias, ..
             } => vec![*input, *weights, *bias],
-            Step::Binary { a, b, .. } => vec![a.value, b.value],
+            Step::Binary { a, b, .. } | Step::MatMul { a, b, .. } => vec![a.value, b.value],
             Step::Unary { input, .. }
             | Step::Copy { input, .. }
             | Step::MaxPool { input, .. }
@@ -638,6 +655,17 @@ impl<'m> Lowering<'m> {
                 inner: shape[axis + 1..].iter().product(),
             });
             output
+        } else if let Some(einsum) = node.op_as::<EinSum>() {
+            if einsum.q_params.is_some() || einsum.operating_dt != f32::datum_type() || inputs.len() != 2 {
+                return Err(refuse(format!(
+                    "the einsum {} outside f32 products of two operands",
+                    einsum.axes
+                )));
+            }
+            let (a, b, summed) = self.product(einsum, &inputs, &out_shape).map_err(refuse)?;
+            let output = self.graph.new_value(out_shape, Home::Own);
+            self.graph.steps.push(Step::MatMul { a, b, summed, output });
+            output
         } else if let Some(resize) = node.op_as::<Resize>() {
             let nearest_floor = resize.interpolator == Interpolator::Nearest
                 && resize.coord_transformer == CoordTransform::Plain(CoordTransformer::Asymmetric)
@@ -723,6 +751,83 @@ impl<'m> Lowering<'m> {
             })
             .collect();
         Ok(Operand { value, strides })
+    }
+
+    /// An einsum of two operands as one product: per output axis each operand's stride (0
+    /// where the axis is not its own or it broadcasts), and the one axis summed over.
+    fn product(
+        &mut self,
+        einsum: &EinSum,
+        inputs: &[Known],
+        out_shape: &[usize],
+    ) -> Result<(Operand, Operand, SummedAxis), String> {
+        let mut values = [0; 2];
+        for (slot, known) in inputs.iter().enumerate() {
+            values[slot] = match known {
+                Known::Runtime(v) => *v,
+                Known::Const(t) => self.upload(t)?,
+            };
+        }
+        let shapes = values.map(|v| self.graph.values[v].shape.clone());
+        let own_strides = shapes.clone().map(|shape| contiguous_strides(&shape));
+        let mut strides = [vec![0; out_shape.len()], vec![0; out_shape.len()]];
+        let mut summed = None;
+        for axis in einsum.axes.iter_all_axes() {
+            let position = |positions: &[usize]| -> Result<Option<usize>, String> {
+                match positions {
+                    [] => Ok(None),
+                    [one] => Ok(Some(*one)),
+                    _ => Err(format!("the einsum {} (a repeated axis)", einsum.axes)),
+                }
+            };
+            let in_operand = [position(&axis.inputs[0])?, position(&axis.inputs[1])?];
+            // An operand's stride along this axis, 0 where it has length 1 (broadcast).
+            let stride = |slot: usize| {
+                in_operand[slot].map_or(0, |at| {
+                    if shapes[slot][at] == 1 {
+                        0
+                    } else {
+                        own_strides[slot][at]
+                    }
+                })
+            };
+            match position(&axis.outputs[0])? {
+                Some(at) => {
+                    strides[0][at] = stride(0);
+                    strides[1][at] = stride(1);
+                }
+                None => {
+                    let (Some(at_a), Some(at_b)) = (in_operand[0], in_operand[1]) else {
+                        return Err(format!("the einsum {} (a sum within one operand)", einsum.axes));
+                    };
+                    if summed.is_some() {
+                        return Err(format!("the einsum {} (several summed axes)", einsum.axes));
+                    }
+                    summed = Some(SummedAxis {
+                        len: shapes[0][at_a].max(shapes[1][at_b]),
+                        a_stride: stride(0),
+                        b_stride: stride(1),
+                    });
+                }
+            }
+        }
+        let [a_strides, b_strides] = strides;
+        Ok((
+            Operand {
+                value: values[0],
+                strides: a_strides,
+            },
+            Operand {
+                value: values[1],
+                strides: b_strides,
+            },
+            // No summed axis: an outer product, one term each.
+            summed.unwrap_or(SummedAxis {
+                len: 1,
+                a_stride: 0,
+                b_stride: 0,
+            }),
+        ))
     }
 
     fn transpose(&mut self, input: ValueId, shape: &[usize], permutation: &[usize], out_shape: Vec<usize>) -> ValueId {

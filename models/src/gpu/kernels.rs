@@ -15,10 +15,11 @@ pub(crate) enum Kernel {
     Copy,
     MaxPool,
     Softmax,
+    MatMul,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 7] = [
+    pub const ALL: [Kernel; 8] = [
         Kernel::Conv,
         Kernel::ConvDirect,
         Kernel::Binary,
@@ -26,6 +27,7 @@ impl Kernel {
         Kernel::Copy,
         Kernel::MaxPool,
         Kernel::Softmax,
+        Kernel::MatMul,
     ];
 
     /// The kernel's WGSL, with the shared helpers in front.
@@ -38,6 +40,7 @@ impl Kernel {
             Kernel::Copy => include_str!("wgsl/copy.wgsl"),
             Kernel::MaxPool => include_str!("wgsl/maxpool.wgsl"),
             Kernel::Softmax => include_str!("wgsl/softmax.wgsl"),
+            Kernel::MatMul => include_str!("wgsl/matmul.wgsl"),
         };
         format!("{}\n{body}", include_str!("wgsl/common.wgsl"))
     }
@@ -51,6 +54,7 @@ impl Kernel {
             Kernel::Copy => "copy",
             Kernel::MaxPool => "maxpool",
             Kernel::Softmax => "softmax",
+            Kernel::MatMul => "matmul",
         }
     }
 }
@@ -224,6 +228,28 @@ pub(crate) fn dispatch(step: &Step, graph: &Graph, conv: ConvKernel) -> Result<D
             params: words(&[*outer, *len, *inner, at(*input), at(*output)])?,
             workgroups: flat_grid(outer * inner)?,
         },
+        Step::MatMul { a, b, summed, output } => {
+            let shape = &graph.values[*output].shape;
+            let count = graph.values[*output].len();
+            let mut params = words(&[
+                count,
+                at(*output),
+                at(a.value),
+                at(b.value),
+                summed.len,
+                summed.a_stride,
+                summed.b_stride,
+            ])?;
+            params.extend(padded(shape, 1)?);
+            params.extend(padded(&a.strides, 0)?);
+            params.extend(padded(&b.strides, 0)?);
+            Dispatch {
+                kernel: Kernel::MatMul,
+                bindings: vec![a.value, b.value, *output],
+                params,
+                workgroups: flat_grid(count)?,
+            }
+        }
     })
 }
 
