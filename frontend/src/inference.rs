@@ -11,8 +11,26 @@ use web_sys::{ErrorEvent, MessageEvent, Worker};
 
 use api::worker::{FromWorker, ToWorker};
 
-/// The worker script Trunk builds from `src/bin/worker.rs` (`data-loader-shim`).
-const WORKER_SCRIPT: &str = "/worker_loader.js";
+/// The worker Trunk builds (`frontend/worker`, `data-loader-shim`): wasm SIMD128.
+const SIMD128_WORKER: &str = "/worker_loader.js";
+/// The same worker built with relaxed SIMD by `cargo xtask build-web`: faster where it runs.
+const RELAXED_SIMD_WORKER: &str = "/worker_relaxed_loader.js";
+
+/// A module whose one function uses `i8x16.relaxed_swizzle`: it validates exactly where the
+/// browser has relaxed SIMD (the test wasm-feature-detect uses).
+const RELAXED_SIMD_PROBE: [u8; 36] = [
+    0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 0, 65, 1, 253, 15, 65, 2, 253, 15,
+    253, 128, 2, 11,
+];
+
+/// The worker build for this browser.
+fn worker_script() -> &'static str {
+    let probe = js_sys::Uint8Array::from(&RELAXED_SIMD_PROBE[..]);
+    match js_sys::WebAssembly::validate(&probe) {
+        Ok(true) => RELAXED_SIMD_WORKER,
+        _ => SIMD128_WORKER,
+    }
+}
 
 type Answer = Result<FromWorker, String>;
 
@@ -75,7 +93,7 @@ pub fn foreground_busy() -> bool {
 }
 
 fn start_worker() -> Result<Worker, String> {
-    let worker = Worker::new(WORKER_SCRIPT).map_err(|e| format!("cannot start the model worker: {e:?}"))?;
+    let worker = Worker::new(worker_script()).map_err(|e| format!("cannot start the model worker: {e:?}"))?;
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
         let Some(text) = event.data().as_string() else {
             return;

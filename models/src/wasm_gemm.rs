@@ -11,8 +11,9 @@
 //! turns): 4×8 109 ms, tract's 8×8 131 ms, 2×16 121 ms, 8×4 118 ms, 12×4 124 ms, 6×8 141 ms,
 //! 5×8 159 ms, 4×12 143 ms; unrolling the k loop (×2, ×4) made each slower, as LLVM then
 //! schedules more values live at once. With relaxed SIMD the loop's multiply + add becomes one
-//! `f32x4.relaxed_madd` (13% off yolov8n-320 in a trial build); that needs a second worker
-//! build chosen by feature detection, not done yet.
+//! `f32x4.relaxed_madd` (13% off yolov8n-320 in a trial build): `cargo xtask build-web` builds
+//! the worker a second time with `+relaxed-simd`, and the app starts that build where the
+//! browser validates relaxed SIMD.
 //!
 //! It plugs into tract's own dispatch: the kernel is one more `MmmRoutine`, and a dispatch tier
 //! above tract's wasm tier names it for every f32 product with more than one column. Everything
@@ -200,7 +201,7 @@ unsafe fn add_step(tile: &mut Tile, a: *const f32, b: *const v128, step: usize) 
         for (r, row) in tile.iter_mut().enumerate() {
             let s = v128_load32_splat(a_step.add(r) as *const u32);
             for (value, b) in row.iter_mut().zip(b_step) {
-                *value = f32x4_add(*value, f32x4_mul(s, b));
+                *value = madd(s, b, *value);
             }
         }
     }
@@ -235,5 +236,19 @@ unsafe fn per_col(acc: &mut Tile, values: *const f32, f: impl Fn(v128, v128) -> 
         for (value, col) in row.iter_mut().zip(cols) {
             *value = f(col, *value);
         }
+    }
+}
+
+/// `acc + a·b`: one fused (or not, as the engine likes) `relaxed_madd` where the build has
+/// relaxed SIMD, else a multiply and an add.
+#[inline(always)]
+fn madd(a: v128, b: v128, acc: v128) -> v128 {
+    #[cfg(target_feature = "relaxed-simd")]
+    {
+        f32x4_relaxed_madd(a, b, acc)
+    }
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    {
+        f32x4_add(acc, f32x4_mul(a, b))
     }
 }

@@ -14,6 +14,10 @@ use crate::step;
 
 const PRECOMPRESSED: [&str; 5] = ["html", "js", "wasm", "css", "svg"];
 
+/// The relaxed-SIMD build of the inference worker: `<name>.js`, `<name>_bg.wasm` and
+/// `<name>_loader.js` in `dist/` (the app starts it, `frontend/src/inference.rs`).
+const RELAXED_WORKER: &str = "worker_relaxed";
+
 /// Installs what is missing, then builds. Returns the `dist/` folder.
 pub fn build(root: &Path) -> anyhow::Result<PathBuf> {
     let tools = setup::build_tools(root)?;
@@ -30,6 +34,7 @@ pub fn build_with(root: &Path, tools: &BuildTools) -> anyhow::Result<PathBuf> {
             .current_dir(root),
     )?;
     let dist = root.join("dist");
+    build_relaxed_simd_worker(root, tools, &dist)?;
     let mut wasm_sizes = Vec::new();
     for entry in std::fs::read_dir(&dist).context("trunk made no dist/")? {
         let path = entry?.path();
@@ -63,4 +68,53 @@ pub fn build_with(root: &Path, tools: &BuildTools) -> anyhow::Result<PathBuf> {
         );
     }
     Ok(dist)
+}
+
+/// The inference worker again, with relaxed SIMD (the matrix kernel's multiply and add become
+/// one `relaxed_madd`), for the app to start where the browser validates relaxed SIMD. Trunk
+/// builds every asset with the same RUSTFLAGS, so this build is made here: in a target folder
+/// of its own (other flags in the main one would rebuild it each time), then wasm-bindgen as
+/// Trunk runs it for the worker (`no-modules`), and a loader like Trunk's.
+fn build_relaxed_simd_worker(root: &Path, tools: &BuildTools, dist: &Path) -> anyhow::Result<()> {
+    let target = crate::target_dir(root)?.join("relaxed-simd");
+    step(
+        "cargo build (inference worker, relaxed SIMD)",
+        Command::new(crate::cargo())
+            .args(["build", "--locked", "--offline", "--target", "wasm32-unknown-unknown"])
+            .args([
+                "--profile",
+                "wasm-worker",
+                "--package",
+                "inference-worker",
+                "--bin",
+                "worker",
+            ])
+            .env("CARGO_TARGET_DIR", &target)
+            .env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+simd128,+relaxed-simd")
+            .current_dir(root),
+    )?;
+    let wasm = target
+        .join("wasm32-unknown-unknown")
+        .join("wasm-worker")
+        .join("worker.wasm");
+    step(
+        "wasm-bindgen (inference worker, relaxed SIMD)",
+        Command::new("wasm-bindgen")
+            .args([
+                "--target",
+                "no-modules",
+                "--no-typescript",
+                "--out-name",
+                RELAXED_WORKER,
+                "--out-dir",
+            ])
+            .arg(dist)
+            .arg(&wasm)
+            .env("PATH", &tools.path),
+    )?;
+    std::fs::write(
+        dist.join(format!("{RELAXED_WORKER}_loader.js")),
+        format!("importScripts(\"./{RELAXED_WORKER}.js\");wasm_bindgen(\"./{RELAXED_WORKER}_bg.wasm\");"),
+    )
+    .context("cannot write the relaxed-SIMD worker's loader")
 }

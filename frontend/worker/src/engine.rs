@@ -5,7 +5,10 @@ use api::worker::{Engine, EngineChoice, EngineKind};
 use models::Detector;
 use models::gpu::GpuDevice;
 
-/// The CPU executor, as the pre-label panel names it.
+/// The CPU executor, as the pre-label panel names it: this build's vector instructions.
+#[cfg(target_feature = "relaxed-simd")]
+const CPU_NAME: &str = "CPU (wasm relaxed SIMD, 1 thread)";
+#[cfg(not(target_feature = "relaxed-simd"))]
 const CPU_NAME: &str = "CPU (wasm SIMD128, 1 thread)";
 
 /// The browser's WebGPU device, opened on first need and kept for every model after, or why

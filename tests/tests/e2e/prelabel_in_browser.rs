@@ -25,6 +25,28 @@ const MODELS: [&str; 4] = [
 /// How far an image's uncertainty score may differ between the browser (Chromium's JPEG decoder)
 /// and the server (the `image` crate's): the decoders may round a pixel differently, nothing more.
 const BROWSER_SERVER_SCORE_TOLERANCE: f32 = 0.02;
+/// A build of the inference worker (`cargo xtask build-web` makes both).
+struct WorkerBuild {
+    script: &'static str,
+    /// What its CPU engine's name says it runs on.
+    instructions: &'static str,
+    /// The engines its conformance runs on (the GPU path is the same code in both).
+    engines: &'static [&'static str],
+}
+
+const WORKER_BUILDS: [WorkerBuild; 2] = [
+    WorkerBuild {
+        script: "/worker_relaxed_loader.js",
+        instructions: "relaxed SIMD",
+        engines: &["cpu", "gpu"],
+    },
+    WorkerBuild {
+        script: "/worker_loader.js",
+        instructions: "SIMD128",
+        engines: &["cpu"],
+    },
+];
+
 /// The worker's own matrix kernel (`models::wasm_gemm::NAME`).
 const BROWSER_MATMUL_KERNEL: &str = "distillery_wasm_f32_4x8";
 
@@ -79,25 +101,39 @@ async fn check_conformance(
     browser: &Browser,
     model: &api::RegisteredModel,
     name: &str,
+    build: &WorkerBuild,
     engine: &str,
 ) -> anyhow::Result<()> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let request = json!({"type": "conformance", "id": 0, "model_url": model.url, "input_url": "INPUT",
+    let request = json!({"type": "conformance", "id": 1, "model_url": model.url, "input_url": "INPUT",
                          "output_url": "OUTPUT", "engine": engine});
+    // The build's own worker, started as the app starts it and kept on the page.
     let script = r#"
-        const [request, input, output, done] = arguments;
+        const [script, request, input, output, done] = arguments;
         const url = b64 => URL.createObjectURL(new Blob([Uint8Array.from(atob(b64), c => c.charCodeAt(0))]));
         request.input_url = url(input);
         request.output_url = url(output);
-        window.distilleryWorker(JSON.stringify(request)).then(done, e => done('failed: ' + e));
+        window.testWorkers = window.testWorkers || {};
+        window.testWorkers[script] = window.testWorkers[script] || new Promise((resolve, reject) => {
+            const worker = new Worker(script);
+            worker.onerror = e => reject(e.message || 'the worker failed to start');
+            worker.onmessage = e => { if (JSON.parse(e.data).type === 'ready') resolve(worker); };
+        });
+        window.testWorkers[script].then(worker => new Promise((resolve, reject) => {
+            worker.onmessage = e => resolve(e.data);
+            worker.onerror = e => reject(e.message || 'the worker crashed');
+            worker.postMessage(JSON.stringify(request));
+        })).then(done, e => done(JSON.stringify({failed: String(e)})));
     "#;
     let args = vec![
+        json!(build.script),
         request,
         json!(b64.encode(shared(&format!("{name}.input.npy"))?)),
         json!(b64.encode(shared(&format!("{name}.output.npy"))?)),
     ];
     let started = std::time::Instant::now();
     let answer = browser.client.execute_async(script, args).await?;
+    let engine = format!("{engine} ({})", build.script);
     println!(
         "{name} on {engine}: {:.1} s in the browser",
         started.elapsed().as_secs_f64()
@@ -115,23 +151,18 @@ async fn check_conformance(
         );
     }
     let ran_on = &answer["engine"]["kind"];
-    if engine == "gpu" {
-        // YOLO11's attention needs a matrix product the GPU executor lacks: the CPU runs it,
-        // and says so by the operator's name; the others run on WebGPU.
-        if name.starts_with("yolo11") {
-            ensure!(
-                ran_on == "cpu"
-                    && answer["engine"]["not_on_gpu"]
-                        .as_str()
-                        .is_some_and(|w| w.contains("EinSum")),
-                "{name} on {engine}: {answer}"
-            );
-        } else {
-            ensure!(ran_on == "webgpu", "{name} on {engine}: {answer}");
-        }
+    if engine.starts_with("gpu") {
+        // Every reference graph, YOLO11's attention included, runs on WebGPU.
+        ensure!(ran_on == "webgpu", "{name} on {engine}: {answer}");
         return Ok(());
     }
-    ensure!(ran_on == "cpu", "{name} on {engine}: {answer}");
+    ensure!(
+        ran_on == "cpu"
+            && answer["engine"]["name"]
+                .as_str()
+                .is_some_and(|n| n.contains(build.instructions)),
+        "{name} on {engine}: {answer}"
+    );
     // The convolutions ran on the worker's own register-sized kernel (models::wasm_gemm), so
     // the tolerance above holds for it, and a build that lost it is caught here.
     ensure!(
@@ -183,8 +214,10 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
         registered.push(register(studio, pid, &format!("{name}.onnx")).await?);
     }
     for (model, name) in registered.iter().zip(MODELS) {
-        for engine in ["cpu", "gpu"] {
-            check_conformance(browser, model, name, engine).await?;
+        for build in &WORKER_BUILDS {
+            for engine in build.engines {
+                check_conformance(browser, model, name, build, engine).await?;
+            }
         }
     }
 
@@ -222,11 +255,14 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
     let proposals = "rect.proposal[data-source=student]";
     let humans = ".overlay rect.box[data-source=human]";
     let engine_of = |css: &'static str| async move { browser.attributes(css, "data-engine").await };
-    // Auto: Chromium's only adapter here is its software fallback, slower than the CPU path.
+    // Auto: Chromium's only adapter here is its software fallback, slower than the CPU path;
+    // Chromium has relaxed SIMD, so the app started that build of the worker.
     ensure!(
         engine_of(".prelabel-engine").await? == ["cpu"],
         "Auto keeps the CPU over a software adapter"
     );
+    let on_cpu = browser.text_of(".prelabel-engine").await?;
+    ensure!(on_cpu.contains("relaxed SIMD"), "the panel names the build: {on_cpu}");
     let cpu_scores = sorted_scores(browser, proposals).await?;
     // Chosen in the panel: the student runs again on WebGPU and proposes the same boxes.
     browser.find("#prelabel-engine").await?.select_by_value("gpu").await?;
