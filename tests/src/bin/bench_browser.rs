@@ -1,7 +1,8 @@
 //! `cargo xtask bench-browser`: per-image latency of the reference detectors in one headless
 //! Chromium, our inference worker beside onnxruntime-web (npm) on the same graph and input:
 //!
-//! - CPU: our worker (tract → wasm, SIMD128, one thread) beside onnxruntime-web's wasm backend
+//! - CPU: our worker (tract → wasm, one thread; the relaxed-SIMD build the app starts in
+//!   Chromium, and the SIMD128 build other browsers get) beside onnxruntime-web's wasm backend
 //!   with one thread and with every core the browser reports (it is cross-origin isolated);
 //! - GPU: our worker's WebGPU executor beside onnxruntime-web's WebGPU backend, with the
 //!   dispatches and submissions one inference of ours makes.
@@ -22,8 +23,9 @@ use e2e::{Browser, Studio};
 use serde_json::{Value, json};
 
 const MODELS: [&str; 2] = ["yolov8n-320-random", "yolov8n-640-random"];
-/// The worker script, as the app starts it (`frontend/src/inference.rs`).
-const WORKER: &str = "/worker_loader.js";
+/// The worker builds, as the app starts them (`frontend/src/inference.rs`).
+const RELAXED_SIMD_WORKER: &str = "/worker_relaxed_loader.js";
+const SIMD128_WORKER: &str = "/worker_loader.js";
 
 /// How long each engine family is measured: CPU runs are cheap, a software GPU adapter is not.
 struct Rounds {
@@ -147,14 +149,17 @@ async fn bench(
 
         // CPU. The runtimes take turns, round after round, so a slow spell of this shared
         // machine lands on every column rather than on whichever happened to run then.
-        let (mut ours, mut ort_one, mut ort_all) = (Column::default(), Column::default(), Column::default());
+        let (mut ours, mut ours_simd128) = (Column::default(), Column::default());
+        let (mut ort_one, mut ort_all) = (Column::default(), Column::default());
         let (mut longest, mut cpu_profile) = (0f64, Value::Null);
         for round in 0..CPU_ROUNDS.rounds {
             let warmup = if round == 0 { CPU_ROUNDS.warmup } else { 1 };
-            let answer = run_ours(client, &model.url, &input_url, "cpu", warmup, CPU_ROUNDS.runs_per_round).await?;
+            let runs = CPU_ROUNDS.runs_per_round;
+            let answer = run_ours(client, RELAXED_SIMD_WORKER, &model.url, &input_url, "cpu", warmup, runs).await?;
             longest = longest.max(answer["longest"].as_f64().unwrap_or(0.0));
             cpu_profile = answer["profile"].clone();
             ours.add(Ok(answer));
+            ours_simd128.add(run_ours(client, SIMD128_WORKER, &model.url, &input_url, "cpu", warmup, runs).await);
             ort_one.add(ort("wasm", 1, warmup, CPU_ROUNDS.runs_per_round).await);
             if threads > 1 {
                 ort_all.add(ort("wasm", threads, warmup, CPU_ROUNDS.runs_per_round).await);
@@ -166,7 +171,7 @@ async fn bench(
         let (mut gpu_profile, mut gpu_work, mut engine) = (Value::Null, Value::Null, Value::Null);
         for _ in 0..GPU_ROUNDS.rounds {
             let (warmup, runs) = (GPU_ROUNDS.warmup, GPU_ROUNDS.runs_per_round);
-            let answer = run_ours(client, &model.url, &input_url, "gpu", warmup, runs).await?;
+            let answer = run_ours(client, RELAXED_SIMD_WORKER, &model.url, &input_url, "gpu", warmup, runs).await?;
             gpu_profile = answer["profile"].clone();
             gpu_work = answer["gpu_work"].clone();
             engine = answer["engine"].clone();
@@ -180,6 +185,7 @@ async fn bench(
         reports.push(Report {
             name,
             ours,
+            ours_simd128,
             ort_one,
             ort_all,
             ours_gpu,
@@ -198,7 +204,9 @@ async fn bench(
 /// Everything measured on one model.
 struct Report {
     name: &'static str,
+    /// The relaxed-SIMD build.
     ours: Column,
+    ours_simd128: Column,
     ort_one: Column,
     ort_all: Column,
     ours_gpu: Column,
@@ -212,11 +220,12 @@ struct Report {
 
 fn print_reports(reports: &[Report], threads: u64) {
     println!();
-    println!("CPU (ms; ours: wasm SIMD128, 1 thread)");
+    println!("CPU (ms; ours: 1 thread, relaxed SIMD unless named SIMD128)");
     println!(
-        "{:<20} {:>9} {:>12} {:>7} {:>14} {:>7} {:>11} {:>12} {:>15}",
+        "{:<20} {:>9} {:>13} {:>12} {:>7} {:>14} {:>7} {:>11} {:>12} {:>15}",
         "model",
         "ours",
+        "ours SIMD128",
         "ort-web 1t",
         "ratio",
         format!("ort-web {threads}t"),
@@ -227,9 +236,10 @@ fn print_reports(reports: &[Report], threads: u64) {
     );
     for r in reports {
         println!(
-            "{:<20} {:>9} {:>12} {:>7} {:>14} {:>7} {:>11} {:>12} {:>12.0} ms",
+            "{:<20} {:>9} {:>13} {:>12} {:>7} {:>14} {:>7} {:>11} {:>12} {:>12.0} ms",
             r.name,
             r.ours.cell(),
+            r.ours_simd128.cell(),
             r.ort_one.cell(),
             ratio(&r.ours, &r.ort_one),
             r.ort_all.cell(),
@@ -262,11 +272,11 @@ fn print_reports(reports: &[Report], threads: u64) {
         );
     }
     for r in reports {
-        for failed in [&r.ort_one, &r.ort_all, &r.ort_gpu]
+        for failed in [&r.ours_simd128, &r.ort_one, &r.ort_all, &r.ort_gpu]
             .into_iter()
             .filter_map(|c| c.failed.as_ref())
         {
-            println!("{}: onnxruntime-web failed: {failed}", r.name);
+            println!("{}: failed: {failed}", r.name);
         }
     }
     // Where our time goes (one profiled run: operators, or GPU kernels waited for one by one).
@@ -343,11 +353,12 @@ async fn register(
         .await?)
 }
 
-/// Our worker's latencies on `engine`: its `bench` request (the worker is started once and kept
+/// Our worker's (the build `script` starts) latencies on `engine`: its `bench` request (the worker is started once and kept
 /// on the page between rounds; each request loads the model afresh), while watching the page's
 /// main thread for long tasks. Answers `{times, first, longest, profile, gpu_work, engine}`.
 async fn run_ours(
     client: &fantoccini::Client,
+    script: &str,
     model_url: &str,
     input_url: &str,
     engine: &str,
@@ -379,7 +390,7 @@ async fn run_ours(
             })().then(r => done(JSON.stringify(r)), e => done(JSON.stringify({error: String(e)})));
             "#,
             vec![
-                json!(WORKER),
+                json!(script),
                 json!({"type": "bench", "id": 1, "model_url": model_url, "input_url": input_url,
                        "warmup": warmup, "runs": runs, "engine": engine}),
             ],
