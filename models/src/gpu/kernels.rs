@@ -1,7 +1,7 @@
 //! The WGSL kernels and how a [`Step`] becomes one dispatch of one of them: its parameter words
 //! and its workgroup counts. Buffers are bound whole; offsets travel in the parameters.
 
-use super::graph::{Graph, Step};
+use super::graph::{Graph, Operand, Step};
 
 /// Every kernel the executor has; one compute pipeline each, built when a model loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -149,9 +149,7 @@ pub(crate) fn dispatch(step: &Step, graph: &Graph, conv: ConvKernel) -> Result<D
             let shape = &graph.values[*output].shape;
             let count = graph.values[*output].len();
             let mut params = words(&[count, *op as usize, at(*output), at(a.value), at(b.value)])?;
-            params.extend(padded(shape, 1)?);
-            params.extend(padded(&a.strides, 0)?);
-            params.extend(padded(&b.strides, 0)?);
+            params.extend(two_operands(shape, a, b)?);
             Dispatch {
                 kernel: Kernel::Binary,
                 bindings: vec![a.value, b.value, *output],
@@ -240,9 +238,7 @@ pub(crate) fn dispatch(step: &Step, graph: &Graph, conv: ConvKernel) -> Result<D
                 summed.a_stride,
                 summed.b_stride,
             ])?;
-            params.extend(padded(shape, 1)?);
-            params.extend(padded(&a.strides, 0)?);
-            params.extend(padded(&b.strides, 0)?);
+            params.extend(two_operands(shape, a, b)?);
             Dispatch {
                 kernel: Kernel::MatMul,
                 bindings: vec![a.value, b.value, *output],
@@ -255,6 +251,12 @@ pub(crate) fn dispatch(step: &Step, graph: &Graph, conv: ConvKernel) -> Result<D
 
 fn word(n: usize) -> Result<u32, Refusal> {
     u32::try_from(n).map_err(|_| format!("{n} does not fit the kernels' 32-bit indices"))
+}
+
+/// The words `two_operands` in common.wgsl reads: the output's shape, then each operand's
+/// strides along it.
+fn two_operands(shape: &[usize], a: &Operand, b: &Operand) -> Result<Vec<u32>, Refusal> {
+    Ok([padded(shape, 1)?, padded(&a.strides, 0)?, padded(&b.strides, 0)?].concat())
 }
 
 /// A per-axis list padded in front to `MAX_RANK` entries with `fill`.

@@ -16,18 +16,9 @@ fn main(
 ) {
     let i = flat_index(group, groups, thread);
     if (i >= p[0]) { return; }
-    var rest = i;
-    var ia = p[3];
-    var ib = p[4];
-    for (var axis = 5; axis >= 0; axis--) {
-        let len = p[5u + u32(axis)];
-        let coord = rest % len;
-        rest = rest / len;
-        ia += coord * p[11u + u32(axis)];
-        ib += coord * p[17u + u32(axis)];
-    }
-    let va = a[ia];
-    let vb = b[ib];
+    let at = vec2<u32>(p[3], p[4]) + two_operands(i, 5u, 11u, 17u);
+    let va = a[at.x];
+    let vb = b[at.y];
     var r: f32;
     switch p[1] {
         case 0u: { r = va + vb; }

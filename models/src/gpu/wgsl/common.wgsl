@@ -25,3 +25,18 @@ fn activate(x: f32, act: u32) -> f32 {
 fn flat_index(group: vec3<u32>, groups: vec3<u32>, local: u32) -> u32 {
     return (group.y * groups.x + group.x) * 256u + local;
 }
+
+// Where output element `i` reads each of two operands: both walk the output's 6 axes (lengths
+// at p[shape..shape+6]) with their own strides (p[a..a+6], p[b..b+6]; 0 where one broadcasts).
+fn two_operands(i: u32, shape: u32, a: u32, b: u32) -> vec2<u32> {
+    var rest = i;
+    var at = vec2<u32>(0u);
+    for (var n = 0u; n < 6u; n++) {
+        let axis = 5u - n;
+        let len = p[shape + axis];
+        let coord = rest % len;
+        rest = rest / len;
+        at += coord * vec2<u32>(p[a + axis], p[b + axis]);
+    }
+    return at;
+}

@@ -18,19 +18,10 @@ fn main(
 ) {
     let i = flat_index(group, groups, thread);
     if (i >= p[0]) { return; }
-    var rest = i;
-    var ia = p[2];
-    var ib = p[3];
-    for (var axis = 5; axis >= 0; axis--) {
-        let len = p[7u + u32(axis)];
-        let coord = rest % len;
-        rest = rest / len;
-        ia += coord * p[13u + u32(axis)];
-        ib += coord * p[19u + u32(axis)];
-    }
+    let at = vec2<u32>(p[2], p[3]) + two_operands(i, 7u, 13u, 19u);
     var sum = 0.0;
     for (var k = 0u; k < p[4]; k++) {
-        sum += a[ia + k * p[5]] * b[ib + k * p[6]];
+        sum += a[at.x + k * p[5]] * b[at.y + k * p[6]];
     }
     out[p[1] + i] = sum;
 }
