@@ -10,6 +10,8 @@ pub(crate) enum Kernel {
     Conv,
     /// Straight from storage (software adapters).
     ConvDirect,
+    /// One input and one output channel per group, whatever the adapter.
+    ConvDepthwise,
     Binary,
     Unary,
     Copy,
@@ -19,9 +21,10 @@ pub(crate) enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 8] = [
+    pub const ALL: [Kernel; 9] = [
         Kernel::Conv,
         Kernel::ConvDirect,
+        Kernel::ConvDepthwise,
         Kernel::Binary,
         Kernel::Unary,
         Kernel::Copy,
@@ -35,6 +38,7 @@ impl Kernel {
         let body = match self {
             Kernel::Conv => include_str!("wgsl/conv.wgsl"),
             Kernel::ConvDirect => include_str!("wgsl/conv_direct.wgsl"),
+            Kernel::ConvDepthwise => include_str!("wgsl/conv_depthwise.wgsl"),
             Kernel::Binary => include_str!("wgsl/binary.wgsl"),
             Kernel::Unary => include_str!("wgsl/unary.wgsl"),
             Kernel::Copy => include_str!("wgsl/copy.wgsl"),
@@ -49,6 +53,7 @@ impl Kernel {
         match self {
             Kernel::Conv => "conv",
             Kernel::ConvDirect => "conv-direct",
+            Kernel::ConvDepthwise => "conv-depthwise",
             Kernel::Binary => "binary",
             Kernel::Unary => "unary",
             Kernel::Copy => "copy",
@@ -105,7 +110,7 @@ pub(crate) fn dispatch(step: &Step, graph: &Graph, conv: ConvKernel) -> Result<D
             let cin = g.in_channels / g.groups;
             let cout = g.out_channels / g.groups;
             let pixels = g.out_hw[0] * g.out_hw[1];
-            let params = words(&[
+            let mut params = words(&[
                 cin,
                 g.in_hw[0],
                 g.in_hw[1],
@@ -124,16 +129,21 @@ pub(crate) fn dispatch(step: &Step, graph: &Graph, conv: ConvKernel) -> Result<D
                 at(*input),
                 at(*output),
             ])?;
-            let (kernel, grid) = match conv {
-                ConvKernel::Tiled => (Kernel::Conv, [pixels.div_ceil(64), cout.div_ceil(64), g.groups]),
+            let depthwise = cin == 1 && cout == 1;
+            let (kernel, workgroups) = match conv {
+                _ if depthwise => {
+                    params.push(word(g.groups)?);
+                    (Kernel::ConvDepthwise, flat_grid(g.groups * pixels)?)
+                }
+                ConvKernel::Tiled => (
+                    Kernel::Conv,
+                    conv_grid([pixels.div_ceil(64), cout.div_ceil(64), g.groups])?,
+                ),
                 ConvKernel::Direct => (
                     Kernel::ConvDirect,
-                    [pixels.div_ceil(4 * 64), cout.div_ceil(4), g.groups],
+                    conv_grid([pixels.div_ceil(4 * 64), cout.div_ceil(4), g.groups])?,
                 ),
             };
-            if grid.iter().any(|n| *n > 65535) {
-                return Err(format!("a convolution grid of {grid:?} workgroups"));
-            }
             let offsets_are_zero = at(*weights) == 0 && at(*bias) == 0;
             if !offsets_are_zero {
                 return Err("convolution weights inside another tensor".into());
@@ -142,7 +152,7 @@ pub(crate) fn dispatch(step: &Step, graph: &Graph, conv: ConvKernel) -> Result<D
                 kernel,
                 bindings: vec![*input, *weights, *bias, *output],
                 params,
-                workgroups: [word(grid[0])?, word(grid[1])?, word(grid[2])?],
+                workgroups,
             }
         }
         Step::Binary { op, a, b, output } => {
@@ -268,6 +278,14 @@ fn padded(values: &[usize], fill: usize) -> Result<Vec<u32>, Refusal> {
         .chain(values.iter().copied())
         .map(word)
         .collect()
+}
+
+/// A convolution's 3-D grid, within WebGPU's 65535 workgroups per dimension.
+fn conv_grid(grid: [usize; 3]) -> Result<[u32; 3], Refusal> {
+    if grid.iter().any(|n| *n > 65535) {
+        return Err(format!("a convolution grid of {grid:?} workgroups"));
+    }
+    Ok([word(grid[0])?, word(grid[1])?, word(grid[2])?])
 }
 
 /// Workgroups for `count` threads of 256, as a 2-D grid when one dimension is not enough.
