@@ -12,11 +12,11 @@ use futures_channel::mpsc;
 use futures_util::StreamExt;
 use js_sys::{Promise, Uint8Array};
 use models::{DEFAULT_CONFIDENCE, Detector, Pixels};
-
-use crate::engine::Engines;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, OffscreenCanvasRenderingContext2d, Response};
+
+use crate::engine::Engines;
 
 /// Cache Storage bucket for model bytes (URLs are content-addressed, so entries never go stale).
 const MODEL_CACHE: &str = "distillery-models";

@@ -233,6 +233,7 @@ impl Graph {
     pub fn lower(model: &TypedModel) -> Result<Self, Unsupported> {
         let mut graph = Lowering::new(model).run()?;
         graph.fuse_silu();
+        graph.place_split_values();
         graph.place_concat_members();
         Ok(graph)
     }
@@ -342,6 +343,68 @@ impl Graph {
         }
     }
 
+    /// A value whose slices join a concat whole and in order (C2f's first convolution, split
+    /// in halves that both join its concat) is written by its producer straight into the
+    /// concat, so the halves cost no copy. Runs before `place_concat_members`, which then sees
+    /// which producers read the concat's storage through those slices.
+    fn place_split_values(&mut self) {
+        let producer: HashMap<ValueId, usize> = self.steps.iter().enumerate().map(|(i, s)| (s.output(), i)).collect();
+        let mut members: HashMap<(ValueId, ValueId), Vec<SplitMember>> = HashMap::new();
+        for (index, step) in self.steps.iter().enumerate() {
+            let Step::Copy {
+                input,
+                output,
+                write,
+                read,
+                ..
+            } = step
+            else {
+                continue;
+            };
+            let member = &self.values[*input];
+            // A view (a slice, a reshape) of a value with storage of its own.
+            let (of, offset) = self.root(*input);
+            if of != *input && is_concat_copy(read, write, &member.shape) && matches!(self.values[of].home, Home::Own) {
+                members.entry((of, *output)).or_default().push(SplitMember {
+                    copy: index,
+                    in_value: offset,
+                    in_concat: write.offset,
+                    len: member.len(),
+                });
+            }
+        }
+        let mut placed_copies = Vec::new();
+        for ((split, concat), copies) in members {
+            let Some(&producer_index) = producer.get(&split) else {
+                continue;
+            };
+            // Every slice sits in the concat where it sits in the value, shifted by one offset.
+            let Some(offset) = copies[0].in_concat.checked_sub(copies[0].in_value) else {
+                continue;
+            };
+            let same_layout = (copies.iter()).all(|m| m.in_concat.checked_sub(m.in_value) == Some(offset));
+            let mut starts: Vec<usize> = copies.iter().map(|m| m.in_value).collect();
+            starts.sort_unstable();
+            starts.dedup();
+            let covered =
+                starts.len() == copies.len() && copies.iter().map(|m| m.len).sum::<usize>() == self.values[split].len();
+            let concat_root = self.root(concat).0;
+            let reads_concat = (self.steps[producer_index].inputs().iter()).any(|&v| self.root(v).0 == concat_root);
+            // Still its own: slices of one value may join two concats, it can live in one.
+            let own = matches!(self.values[split].home, Home::Own);
+            if own
+                && same_layout
+                && covered
+                && !reads_concat
+                && !matches!(self.steps[producer_index], Step::Copy { .. })
+            {
+                self.values[split].home = Home::In { of: concat, offset };
+                placed_copies.extend(copies.iter().map(|m| m.copy));
+            }
+        }
+        remove_steps(&mut self.steps, &placed_copies);
+    }
+
     /// Concat members that a step writes and nothing else reads before the concat are written
     /// straight into their slice of the concat (the C2f blocks' concatenations then cost no
     /// copy). A producer that also reads from the concat's storage keeps its own output and is
@@ -387,10 +450,26 @@ impl Graph {
     }
 }
 
+/// A slice of a value copied whole into a concat.
+struct SplitMember {
+    /// The copy step.
+    copy: usize,
+    /// Where the slice starts in the value.
+    in_value: usize,
+    /// Where the copy writes it in the concat.
+    in_concat: usize,
+    len: usize,
+}
+
 /// A copy that moves a whole contiguous tensor into a contiguous run of the output (a concat
 /// along an axis with only unit axes before it).
 fn is_concat_copy(read: &Addressing, write: &Destination, shape: &[usize]) -> bool {
-    *read == Addressing::plain(shape) && write.strides == contiguous_strides(shape)
+    // Axes of length 1 (the batch) never move, whatever their stride says.
+    let contiguous = contiguous_strides(shape);
+    let same_along = |strides: &[usize]| {
+        (shape.iter().zip(strides).zip(&contiguous)).all(|((len, stride), plain)| *len == 1 || stride == plain)
+    };
+    read.offset == 0 && read.divisors.iter().all(|d| *d == 1) && same_along(&read.strides) && same_along(&write.strides)
 }
 
 fn remove_steps(steps: &mut Vec<Step>, indices: &[usize]) {
