@@ -7,14 +7,34 @@ use std::collections::HashMap;
 
 use futures_channel::oneshot;
 use wasm_bindgen::prelude::*;
-use web_sys::{ErrorEvent, MessageEvent, Worker};
+use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
 
 use api::worker::{FromWorker, ToWorker};
 
-/// The worker Trunk builds (`frontend/worker`, `data-loader-shim`): wasm SIMD128.
-const SIMD128_WORKER: &str = "/worker_loader.js";
+/// One build of the inference worker in `dist/`: the script that starts it, and whether that
+/// script is an ES module.
+#[derive(Clone, Copy)]
+struct WorkerScript {
+    url: &'static str,
+    module: bool,
+}
+
+/// The build Trunk makes (`frontend/worker`, `data-loader-shim`): wasm SIMD128, one thread.
+const SIMD128_WORKER: WorkerScript = WorkerScript {
+    url: "/worker_loader.js",
+    module: false,
+};
 /// The same worker built with relaxed SIMD by `cargo xtask build-web`: faster where it runs.
-const RELAXED_SIMD_WORKER: &str = "/worker_relaxed_loader.js";
+const RELAXED_SIMD_WORKER: WorkerScript = WorkerScript {
+    url: "/worker_relaxed_loader.js",
+    module: false,
+};
+/// Relaxed SIMD on a pool of threads sharing one memory (`cargo xtask build-web`): a module,
+/// since its pool's workers import it by URL.
+const THREADED_WORKER: WorkerScript = WorkerScript {
+    url: "/worker_threads_loader.js",
+    module: true,
+};
 
 /// A module whose one function uses `i8x16.relaxed_swizzle`: it validates exactly where the
 /// browser has relaxed SIMD (the test wasm-feature-detect uses).
@@ -23,12 +43,22 @@ const RELAXED_SIMD_PROBE: [u8; 36] = [
     253, 128, 2, 11,
 ];
 
-/// The worker build for this browser.
-fn worker_script() -> &'static str {
+/// The fastest worker build this browser runs: threads need shared memory, which browsers give
+/// only to cross-origin isolated pages (the server sends COOP/COEP), and more than one core.
+fn worker_script() -> WorkerScript {
     let probe = js_sys::Uint8Array::from(&RELAXED_SIMD_PROBE[..]);
-    match js_sys::WebAssembly::validate(&probe) {
-        Ok(true) => RELAXED_SIMD_WORKER,
-        _ => SIMD128_WORKER,
+    if !matches!(js_sys::WebAssembly::validate(&probe), Ok(true)) {
+        return SIMD128_WORKER;
+    }
+    let Some(window) = web_sys::window() else {
+        return RELAXED_SIMD_WORKER;
+    };
+    let isolated =
+        js_sys::Reflect::get(&window, &JsValue::from_str("crossOriginIsolated")).is_ok_and(|value| value.is_truthy());
+    if isolated && window.navigator().hardware_concurrency() > 1.0 {
+        THREADED_WORKER
+    } else {
+        RELAXED_SIMD_WORKER
     }
 }
 
@@ -93,7 +123,13 @@ pub fn foreground_busy() -> bool {
 }
 
 fn start_worker() -> Result<Worker, String> {
-    let worker = Worker::new(worker_script()).map_err(|e| format!("cannot start the model worker: {e:?}"))?;
+    let script = worker_script();
+    let options = WorkerOptions::new();
+    if script.module {
+        options.set_type(WorkerType::Module);
+    }
+    let worker =
+        Worker::new_with_options(script.url, &options).map_err(|e| format!("cannot start the model worker: {e:?}"))?;
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
         let Some(text) = event.data().as_string() else {
             return;

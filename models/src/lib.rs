@@ -4,7 +4,8 @@
 //! vector kept for uncertainty ranking.
 //!
 //! Invariant: builds for `wasm32-unknown-unknown`; spawns no threads and touches no filesystem,
-//! so the exact same code runs in a browser worker and on the server. The one exception is the
+//! so the exact same code runs in a browser worker and on the server (the worker's threaded build
+//! hands tract a pool of Web Workers it made itself: `use_rayon_global_pool`). The one exception is the
 //! native-only `onnxruntime` feature, which loads the user's onnxruntime library on a server.
 
 // DESIGN's rule, enforced: every public item says what it is for.
@@ -35,3 +36,12 @@ pub use layout::OutputLayout;
 pub use letterbox::Letterbox;
 pub use nms::{Detection, iou, non_max_suppression};
 pub use preprocess::Pixels;
+
+/// Splits tract's matrix products, packing and element-wise kernels over rayon's global pool
+/// from now on. In a browser that pool is the Web Workers `wasm-bindgen-rayon` started on the
+/// same shared memory; each product is cut along its output panels, so results do not depend on
+/// the number of threads.
+#[cfg(all(feature = "threads", target_arch = "wasm32"))]
+pub fn use_rayon_global_pool() {
+    tract_linalg::multithread::set_default_executor(tract_linalg::multithread::Executor::RayonGlobal);
+}

@@ -1,5 +1,5 @@
 //! Installs the tools the build and the tests need, from the registries, when missing:
-//! the wasm32 target (rustup), Trunk and wasm-bindgen-cli (crates.io), wasm-opt (npm package
+//! the wasm32 target and nightly's `rust-src` (rustup), Trunk and wasm-bindgen-cli (crates.io), wasm-opt (npm package
 //! `binaryen`, since Debian's is too old and breaks wasm-bindgen's output), Chromium and
 //! chromedriver (Debian packages).
 
@@ -48,6 +48,23 @@ pub fn build_tools(root: &Path) -> anyhow::Result<BuildTools> {
         step(
             "rustup target add wasm32-unknown-unknown",
             Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]),
+        )?;
+    }
+
+    // The threaded worker rebuilds the standard library with wasm atomics: nightly's build-std,
+    // which compiles it from the toolchain's `rust-src`.
+    let nightly_components = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        "nightly",
+    ]))
+    .context("the threaded inference worker needs a nightly toolchain (rustup toolchain install nightly)")?;
+    if !nightly_components.lines().any(|line| line.trim() == "rust-src") {
+        step(
+            "rustup component add rust-src --toolchain nightly",
+            Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]),
         )?;
     }
 

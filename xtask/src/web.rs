@@ -14,9 +14,52 @@ use crate::step;
 
 const PRECOMPRESSED: [&str; 5] = ["html", "js", "wasm", "css", "svg"];
 
-/// The relaxed-SIMD build of the inference worker: `<name>.js`, `<name>_bg.wasm` and
-/// `<name>_loader.js` in `dist/` (the app starts it, `frontend/src/inference.rs`).
-const RELAXED_WORKER: &str = "worker_relaxed";
+/// The inference worker's builds beside the one Trunk makes (wasm SIMD128, one thread). Trunk
+/// builds every asset with the same RUSTFLAGS, so these are made here, each in a target folder
+/// of its own (other flags in the main one would rebuild it each time), then wasm-bindgen, then
+/// a loader the app starts (`frontend/src/inference.rs` picks the build per browser).
+struct WorkerBuild {
+    /// `<name>.js`, `<name>_bg.wasm` and `<name>_loader.js` in `dist/`.
+    name: &'static str,
+    rustflags: &'static str,
+    /// Rebuilds the standard library with these flags (nightly's `-Z build-std`): wasm atomics
+    /// need a std compiled for them.
+    build_std: bool,
+    features: &'static str,
+    /// wasm-bindgen's `--target`: `no-modules` as Trunk does for the worker, `web` (an ES module)
+    /// where the code needs `import.meta`.
+    bindgen_target: &'static str,
+    loader: &'static str,
+}
+
+/// Relaxed SIMD: the matrix kernel's multiply and add become one `relaxed_madd`.
+const RELAXED_SIMD_WORKER: WorkerBuild = WorkerBuild {
+    name: "worker_relaxed",
+    rustflags: "-Ctarget-feature=+simd128,+relaxed-simd",
+    build_std: false,
+    features: "",
+    bindgen_target: "no-modules",
+    loader: "importScripts(\"./worker_relaxed.js\");wasm_bindgen(\"./worker_relaxed_bg.wasm\");",
+};
+
+/// Relaxed SIMD on several threads: atomics, and a memory the pool's Web Workers share
+/// (wasm-bindgen-rayon, whose workers import the module by URL, hence an ES module worker). Since
+/// rust#147225 the linker is asked for shared memory explicitly, with the TLS symbols
+/// wasm-bindgen's thread set-up needs; the maximum is the non-shared build's 4 GiB, not the
+/// linker's 1 GiB default for shared memory.
+const THREADED_WORKER: WorkerBuild = WorkerBuild {
+    name: "worker_threads",
+    rustflags: concat!(
+        "-Ctarget-feature=+simd128,+relaxed-simd,+atomics,+bulk-memory,+mutable-globals",
+        "\x1f-Clink-arg=--shared-memory\x1f-Clink-arg=--import-memory\x1f-Clink-arg=--max-memory=4294967296",
+        "\x1f-Clink-arg=--export=__wasm_init_tls\x1f-Clink-arg=--export=__tls_size",
+        "\x1f-Clink-arg=--export=__tls_align\x1f-Clink-arg=--export=__tls_base",
+    ),
+    build_std: true,
+    features: "threads",
+    bindgen_target: "web",
+    loader: "import init from \"./worker_threads.js\";init();",
+};
 
 /// Installs what is missing, then builds. Returns the `dist/` folder.
 pub fn build(root: &Path) -> anyhow::Result<PathBuf> {
@@ -34,7 +77,9 @@ pub fn build_with(root: &Path, tools: &BuildTools) -> anyhow::Result<PathBuf> {
             .current_dir(root),
     )?;
     let dist = root.join("dist");
-    build_relaxed_simd_worker(root, tools, &dist)?;
+    for worker in [RELAXED_SIMD_WORKER, THREADED_WORKER] {
+        build_worker(root, tools, &dist, &worker)?;
+    }
     let mut wasm_sizes = Vec::new();
     for entry in std::fs::read_dir(&dist).context("trunk made no dist/")? {
         let path = entry?.path();
@@ -70,51 +115,58 @@ pub fn build_with(root: &Path, tools: &BuildTools) -> anyhow::Result<PathBuf> {
     Ok(dist)
 }
 
-/// The inference worker again, with relaxed SIMD (the matrix kernel's multiply and add become
-/// one `relaxed_madd`), for the app to start where the browser validates relaxed SIMD. Trunk
-/// builds every asset with the same RUSTFLAGS, so this build is made here: in a target folder
-/// of its own (other flags in the main one would rebuild it each time), then wasm-bindgen as
-/// Trunk runs it for the worker (`no-modules`), and a loader like Trunk's.
-fn build_relaxed_simd_worker(root: &Path, tools: &BuildTools, dist: &Path) -> anyhow::Result<()> {
-    let target = crate::target_dir(root)?.join("relaxed-simd");
-    step(
-        "cargo build (inference worker, relaxed SIMD)",
-        Command::new(crate::cargo())
-            .args(["build", "--locked", "--offline", "--target", "wasm32-unknown-unknown"])
-            .args([
-                "--profile",
-                "wasm-worker",
-                "--package",
-                "inference-worker",
-                "--bin",
-                "worker",
-            ])
-            .env("CARGO_TARGET_DIR", &target)
-            .env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+simd128,+relaxed-simd")
-            .current_dir(root),
-    )?;
+fn build_worker(root: &Path, tools: &BuildTools, dist: &Path, build: &WorkerBuild) -> anyhow::Result<()> {
+    let target = crate::target_dir(root)?.join(build.name);
+    let mut cargo = if build.build_std {
+        let mut nightly = Command::new("rustup");
+        nightly
+            .args(["run", "nightly", "cargo", "build", "-Z", "build-std=panic_abort,std"])
+            // The standard library's own dependencies come from crates.io: not offline.
+            .env_remove("RUSTC")
+            .env_remove("RUSTDOC")
+            .env_remove("RUSTUP_TOOLCHAIN");
+        nightly
+    } else {
+        let mut stable = Command::new(crate::cargo());
+        stable.args(["build", "--offline"]);
+        stable
+    };
+    cargo
+        .args([
+            "--locked",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--profile",
+            "wasm-worker",
+        ])
+        .args(["--package", "inference-worker", "--bin", "worker"])
+        .args(["--features", build.features])
+        .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_ENCODED_RUSTFLAGS", build.rustflags)
+        .current_dir(root);
+    step(&format!("cargo build (inference worker: {})", build.name), &mut cargo)?;
     let wasm = target
         .join("wasm32-unknown-unknown")
         .join("wasm-worker")
         .join("worker.wasm");
     step(
-        "wasm-bindgen (inference worker, relaxed SIMD)",
+        &format!("wasm-bindgen (inference worker: {})", build.name),
         Command::new("wasm-bindgen")
             .args([
                 "--target",
-                "no-modules",
+                build.bindgen_target,
                 "--no-typescript",
                 "--out-name",
-                RELAXED_WORKER,
-                "--out-dir",
+                build.name,
             ])
+            // Symbol names: half of the threaded build (its std is compiled here, names kept),
+            // and only debuggers read them.
+            .arg("--remove-name-section")
+            .arg("--out-dir")
             .arg(dist)
             .arg(&wasm)
             .env("PATH", &tools.path),
     )?;
-    std::fs::write(
-        dist.join(format!("{RELAXED_WORKER}_loader.js")),
-        format!("importScripts(\"./{RELAXED_WORKER}.js\");wasm_bindgen(\"./{RELAXED_WORKER}_bg.wasm\");"),
-    )
-    .context("cannot write the relaxed-SIMD worker's loader")
+    std::fs::write(dist.join(format!("{}_loader.js", build.name)), build.loader)
+        .with_context(|| format!("cannot write the loader of {}", build.name))
 }

@@ -5,23 +5,28 @@ use api::worker::{Engine, EngineChoice, EngineKind};
 use models::Detector;
 use models::gpu::GpuDevice;
 
-/// The CPU executor, as the pre-label panel names it: this build's vector instructions.
+/// The CPU executor's vector instructions in this build, as the pre-label panel names them.
 #[cfg(target_feature = "relaxed-simd")]
-const CPU_NAME: &str = "CPU (wasm relaxed SIMD, 1 thread)";
+const CPU_SIMD: &str = "wasm relaxed SIMD";
 #[cfg(not(target_feature = "relaxed-simd"))]
-const CPU_NAME: &str = "CPU (wasm SIMD128, 1 thread)";
+const CPU_SIMD: &str = "wasm SIMD128";
 
 /// The browser's WebGPU device, opened on first need and kept for every model after, or why
-/// there is none.
-#[derive(Default)]
+/// there is none; and how many threads tract has on the CPU.
 pub struct Engines {
     gpu: Option<Result<GpuDevice, String>>,
+    cpu_threads: usize,
 }
 
 impl Engines {
+    pub fn new(cpu_threads: usize) -> Self {
+        Self { gpu: None, cpu_threads }
+    }
+
     /// Loads `onnx` where `choice` says. When the choice allows the GPU but the CPU runs the
     /// model anyway, the answer's `not_on_gpu` says why; only a model no engine can run fails.
     pub async fn load(&mut self, onnx: &[u8], choice: EngineChoice) -> Result<(Detector, Engine), String> {
+        let threads = self.cpu_threads;
         let not_on_gpu = match choice {
             EngineChoice::Cpu => None,
             EngineChoice::Auto | EngineChoice::Gpu => match self.gpu().await {
@@ -40,14 +45,14 @@ impl Engines {
                             name: gpu_name(device),
                             not_on_gpu: None,
                         },
-                        Some(why) => cpu(Some(why.to_owned())),
+                        Some(why) => cpu(threads, Some(why.to_owned())),
                     };
                     return Ok((detector, engine));
                 }
             },
         };
         let detector = Detector::load(onnx).map_err(|e| e.0)?;
-        Ok((detector, cpu(not_on_gpu)))
+        Ok((detector, cpu(threads, not_on_gpu)))
     }
 
     async fn gpu(&mut self) -> &Result<GpuDevice, String> {
@@ -69,10 +74,14 @@ fn gpu_name(device: &GpuDevice) -> String {
     }
 }
 
-fn cpu(not_on_gpu: Option<String>) -> Engine {
+fn cpu(threads: usize, not_on_gpu: Option<String>) -> Engine {
+    let threads = match threads {
+        1 => "1 thread".to_owned(),
+        n => format!("{n} threads"),
+    };
     Engine {
         kind: EngineKind::Cpu,
-        name: CPU_NAME.to_owned(),
+        name: format!("CPU ({CPU_SIMD}, {threads})"),
         not_on_gpu,
     }
 }

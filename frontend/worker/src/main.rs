@@ -4,6 +4,8 @@
 //! browser has fetched them before.
 
 mod engine;
+#[cfg(feature = "threads")]
+mod threads;
 
 use std::rc::Rc;
 
@@ -36,7 +38,15 @@ fn main() {
         let _ = scope.post_message(&JsValue::from_str(&ready));
     }
     wasm_bindgen_futures::spawn_local(async move {
-        let mut worker = Worker::default();
+        // Requests sent meanwhile wait in the channel.
+        #[cfg(feature = "threads")]
+        let cpu_threads = threads::start_pool().await;
+        #[cfg(not(feature = "threads"))]
+        let cpu_threads = 1;
+        let mut worker = Worker {
+            loaded: None,
+            engines: Engines::new(cpu_threads),
+        };
         while let Some(text) = requests.next().await {
             let answer = match serde_json::from_str::<ToWorker>(&text) {
                 Ok(request) => {
@@ -59,7 +69,6 @@ fn main() {
 }
 
 /// The loaded model and the GPU device, kept between requests.
-#[derive(Default)]
 struct Worker {
     loaded: Option<Loaded>,
     engines: Engines,

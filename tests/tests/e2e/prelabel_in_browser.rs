@@ -1,5 +1,6 @@
 //! The student runs in the browser: the reference Ultralytics exports reproduce onnxruntime's
-//! outputs inside the real worker on both of its engines (tract in wasm, and the GPU executor on
+//! outputs inside the real worker on both of its engines (tract in wasm — on one thread and on a
+//! pool of Web Workers — and the GPU executor on
 //! headless Chromium's WebGPU — a software adapter, so "Auto" keeps the CPU and choosing "GPU"
 //! in the panel moves the student there, with the same proposals); opening an image shows dashed
 //! proposals with scores, a threshold slider filters them, a click accepts one, a right-click
@@ -25,27 +26,55 @@ const MODELS: [&str; 4] = [
 /// How far an image's uncertainty score may differ between the browser (Chromium's JPEG decoder)
 /// and the server (the `image` crate's): the decoders may round a pixel differently, nothing more.
 const BROWSER_SERVER_SCORE_TOLERANCE: f32 = 0.02;
-/// A build of the inference worker (`cargo xtask build-web` makes both).
+/// A build of the inference worker (`cargo xtask build-web` makes them all).
 struct WorkerBuild {
     script: &'static str,
+    /// Whether its script is an ES module (the threaded build's is).
+    module: bool,
     /// What its CPU engine's name says it runs on.
     instructions: &'static str,
-    /// The engines its conformance runs on (the GPU path is the same code in both).
+    /// Whether it runs tract on a pool of one thread per core (at most 8: the worker's cap).
+    threaded: bool,
+    /// The engines its conformance runs on (the GPU path is the same code in each; the editor
+    /// below also runs it in the threaded build, the one the app starts here).
     engines: &'static [&'static str],
 }
 
-const WORKER_BUILDS: [WorkerBuild; 2] = [
+const WORKER_BUILDS: [WorkerBuild; 3] = [
+    // The page is cross-origin isolated: tract's kernels split over a pool of Web Workers, one
+    // per core, and must give the same answers.
+    WorkerBuild {
+        script: "/worker_threads_loader.js",
+        module: true,
+        instructions: "relaxed SIMD",
+        threaded: true,
+        engines: &["cpu"],
+    },
     WorkerBuild {
         script: "/worker_relaxed_loader.js",
+        module: false,
         instructions: "relaxed SIMD",
+        threaded: false,
         engines: &["cpu", "gpu"],
     },
     WorkerBuild {
         script: "/worker_loader.js",
+        module: false,
         instructions: "SIMD128",
+        threaded: false,
         engines: &["cpu"],
     },
 ];
+
+impl WorkerBuild {
+    /// How its CPU engine names itself on a machine with `cores` logical cores.
+    fn cpu_name(&self, cores: u64) -> String {
+        match cores.min(8) {
+            threads if self.threaded && threads > 1 => format!("{}, {threads} threads", self.instructions),
+            _ => format!("{}, 1 thread", self.instructions),
+        }
+    }
+}
 
 /// The worker's own matrix kernel (`models::wasm_gemm::NAME`).
 const BROWSER_MATMUL_KERNEL: &str = "distillery_wasm_f32_4x8";
@@ -103,19 +132,20 @@ async fn check_conformance(
     name: &str,
     build: &WorkerBuild,
     engine: &str,
+    cores: u64,
 ) -> anyhow::Result<()> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let request = json!({"type": "conformance", "id": 1, "model_url": model.url, "input_url": "INPUT",
                          "output_url": "OUTPUT", "engine": engine});
     // The build's own worker, started as the app starts it and kept on the page.
     let script = r#"
-        const [script, request, input, output, done] = arguments;
+        const [script, module, request, input, output, done] = arguments;
         const url = b64 => URL.createObjectURL(new Blob([Uint8Array.from(atob(b64), c => c.charCodeAt(0))]));
         request.input_url = url(input);
         request.output_url = url(output);
         window.testWorkers = window.testWorkers || {};
         window.testWorkers[script] = window.testWorkers[script] || new Promise((resolve, reject) => {
-            const worker = new Worker(script);
+            const worker = new Worker(script, {type: module ? 'module' : 'classic'});
             worker.onerror = e => reject(e.message || 'the worker failed to start');
             worker.onmessage = e => { if (JSON.parse(e.data).type === 'ready') resolve(worker); };
         });
@@ -127,6 +157,7 @@ async fn check_conformance(
     "#;
     let args = vec![
         json!(build.script),
+        json!(build.module),
         request,
         json!(b64.encode(shared(&format!("{name}.input.npy"))?)),
         json!(b64.encode(shared(&format!("{name}.output.npy"))?)),
@@ -160,7 +191,7 @@ async fn check_conformance(
         ran_on == "cpu"
             && answer["engine"]["name"]
                 .as_str()
-                .is_some_and(|n| n.contains(build.instructions)),
+                .is_some_and(|n| n.contains(&build.cpu_name(cores))),
         "{name} on {engine}: {answer}"
     );
     // The convolutions ran on the worker's own register-sized kernel (models::wasm_gemm), so
@@ -209,6 +240,11 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
         .await?;
     client.goto(&format!("{}/projects/{pid}", studio.url)).await?;
     browser.find("h1[data-project-id]").await?;
+    let cores = client
+        .execute("return navigator.hardwareConcurrency", vec![])
+        .await?
+        .as_u64()
+        .unwrap_or(1);
     let mut registered = Vec::new();
     for name in MODELS {
         registered.push(register(studio, pid, &format!("{name}.onnx")).await?);
@@ -216,7 +252,7 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
     for (model, name) in registered.iter().zip(MODELS) {
         for build in &WORKER_BUILDS {
             for engine in build.engines {
-                check_conformance(browser, model, name, build, engine).await?;
+                check_conformance(browser, model, name, build, engine, cores).await?;
             }
         }
     }
@@ -256,13 +292,17 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
     let humans = ".overlay rect.box[data-source=human]";
     let engine_of = |css: &'static str| async move { browser.attributes(css, "data-engine").await };
     // Auto: Chromium's only adapter here is its software fallback, slower than the CPU path;
-    // Chromium has relaxed SIMD, so the app started that build of the worker.
+    // Chromium has relaxed SIMD and the page is cross-origin isolated, so the app started the
+    // threaded relaxed-SIMD build of the worker.
     ensure!(
         engine_of(".prelabel-engine").await? == ["cpu"],
         "Auto keeps the CPU over a software adapter"
     );
     let on_cpu = browser.text_of(".prelabel-engine").await?;
-    ensure!(on_cpu.contains("relaxed SIMD"), "the panel names the build: {on_cpu}");
+    ensure!(
+        on_cpu.contains(&WORKER_BUILDS[0].cpu_name(cores)),
+        "the panel names the build: {on_cpu}"
+    );
     let cpu_scores = sorted_scores(browser, proposals).await?;
     // Chosen in the panel: the student runs again on WebGPU and proposes the same boxes.
     browser.find("#prelabel-engine").await?.select_by_value("gpu").await?;
