@@ -1,9 +1,10 @@
 //! `cargo xtask bench-browser`: per-image latency of the reference detectors in one headless
 //! Chromium, our inference worker beside onnxruntime-web (npm) on the same graph and input:
 //!
-//! - CPU: our worker (tract → wasm, one thread; the relaxed-SIMD build the app starts in
-//!   Chromium, and the SIMD128 build other browsers get) beside onnxruntime-web's wasm backend
-//!   with one thread and with every core the browser reports (it is cross-origin isolated);
+//! - CPU: our worker (tract → wasm: the threaded relaxed-SIMD build the app starts in a
+//!   cross-origin isolated Chromium, one thread per core; the one-thread relaxed-SIMD and SIMD128
+//!   builds other browsers get) beside onnxruntime-web's wasm backend with one thread and with
+//!   every core the browser reports, each compared at the same thread count;
 //! - GPU: our worker's WebGPU executor beside onnxruntime-web's WebGPU backend, with the
 //!   dispatches and submissions one inference of ours makes.
 //!
@@ -23,9 +24,11 @@ use e2e::{Browser, Studio};
 use serde_json::{Value, json};
 
 const MODELS: [&str; 2] = ["yolov8n-320-random", "yolov8n-640-random"];
-/// The worker builds, as the app starts them (`frontend/src/inference.rs`).
-const RELAXED_SIMD_WORKER: &str = "/worker_relaxed_loader.js";
-const SIMD128_WORKER: &str = "/worker_loader.js";
+/// The worker builds, as the app starts them (`frontend/src/inference.rs`): a script, and
+/// whether it is an ES module.
+const THREADED_WORKER: (&str, bool) = ("/worker_threads_loader.js", true);
+const RELAXED_SIMD_WORKER: (&str, bool) = ("/worker_relaxed_loader.js", false);
+const SIMD128_WORKER: (&str, bool) = ("/worker_loader.js", false);
 
 /// How long each engine family is measured: CPU runs are cheap, a software GPU adapter is not.
 struct Rounds {
@@ -149,7 +152,7 @@ async fn bench(
 
         // CPU. The runtimes take turns, round after round, so a slow spell of this shared
         // machine lands on every column rather than on whichever happened to run then.
-        let (mut ours, mut ours_simd128) = (Column::default(), Column::default());
+        let (mut ours, mut ours_simd128, mut ours_threads) = (Column::default(), Column::default(), Column::default());
         let (mut ort_one, mut ort_all) = (Column::default(), Column::default());
         let (mut longest, mut cpu_profile) = (0f64, Value::Null);
         for round in 0..CPU_ROUNDS.rounds {
@@ -160,6 +163,9 @@ async fn bench(
             cpu_profile = answer["profile"].clone();
             ours.add(Ok(answer));
             ours_simd128.add(run_ours(client, SIMD128_WORKER, &model.url, &input_url, "cpu", warmup, runs).await);
+            if threads > 1 {
+                ours_threads.add(run_ours(client, THREADED_WORKER, &model.url, &input_url, "cpu", warmup, runs).await);
+            }
             ort_one.add(ort("wasm", 1, warmup, CPU_ROUNDS.runs_per_round).await);
             if threads > 1 {
                 ort_all.add(ort("wasm", threads, warmup, CPU_ROUNDS.runs_per_round).await);
@@ -186,6 +192,7 @@ async fn bench(
             name,
             ours,
             ours_simd128,
+            ours_threads,
             ort_one,
             ort_all,
             ours_gpu,
@@ -204,9 +211,11 @@ async fn bench(
 /// Everything measured on one model.
 struct Report {
     name: &'static str,
-    /// The relaxed-SIMD build.
+    /// The relaxed-SIMD build, one thread.
     ours: Column,
     ours_simd128: Column,
+    /// The threaded relaxed-SIMD build, one thread per core.
+    ours_threads: Column,
     ort_one: Column,
     ort_all: Column,
     ours_gpu: Column,
@@ -220,14 +229,15 @@ struct Report {
 
 fn print_reports(reports: &[Report], threads: u64) {
     println!();
-    println!("CPU (ms; ours: 1 thread, relaxed SIMD unless named SIMD128)");
+    println!("CPU (ms; ours: relaxed SIMD unless named SIMD128; ratios at equal thread counts)");
     println!(
-        "{:<20} {:>9} {:>13} {:>12} {:>7} {:>14} {:>7} {:>11} {:>12} {:>15}",
+        "{:<20} {:>9} {:>13} {:>12} {:>7} {:>10} {:>14} {:>7} {:>11} {:>12} {:>15}",
         "model",
-        "ours",
+        "ours 1t",
         "ours SIMD128",
         "ort-web 1t",
         "ratio",
+        format!("ours {threads}t"),
         format!("ort-web {threads}t"),
         "ratio",
         "ours first",
@@ -236,14 +246,15 @@ fn print_reports(reports: &[Report], threads: u64) {
     );
     for r in reports {
         println!(
-            "{:<20} {:>9} {:>13} {:>12} {:>7} {:>14} {:>7} {:>11} {:>12} {:>12.0} ms",
+            "{:<20} {:>9} {:>13} {:>12} {:>7} {:>10} {:>14} {:>7} {:>11} {:>12} {:>12.0} ms",
             r.name,
             r.ours.cell(),
             r.ours_simd128.cell(),
             r.ort_one.cell(),
             ratio(&r.ours, &r.ort_one),
+            r.ours_threads.cell(),
             r.ort_all.cell(),
-            ratio(&r.ours, &r.ort_all),
+            ratio(&r.ours_threads, &r.ort_all),
             r.ours.first_cell(),
             r.ort_one.first_cell(),
             r.longest
@@ -272,7 +283,7 @@ fn print_reports(reports: &[Report], threads: u64) {
         );
     }
     for r in reports {
-        for failed in [&r.ours_simd128, &r.ort_one, &r.ort_all, &r.ort_gpu]
+        for failed in [&r.ours_simd128, &r.ours_threads, &r.ort_one, &r.ort_all, &r.ort_gpu]
             .into_iter()
             .filter_map(|c| c.failed.as_ref())
         {
@@ -358,7 +369,7 @@ async fn register(
 /// main thread for long tasks. Answers `{times, first, longest, profile, gpu_work, engine}`.
 async fn run_ours(
     client: &fantoccini::Client,
-    script: &str,
+    (script, module): (&str, bool),
     model_url: &str,
     input_url: &str,
     engine: &str,
@@ -368,10 +379,10 @@ async fn run_ours(
     let answer = client
         .execute_async(
             r#"
-            const [script, request, done] = arguments;
+            const [script, module, request, done] = arguments;
             window.benchWorkers = window.benchWorkers || {};
             window.benchWorkers[script] = window.benchWorkers[script] || new Promise((resolve, reject) => {
-                const worker = new Worker(script);
+                const worker = new Worker(script, {type: module ? 'module' : 'classic'});
                 worker.onerror = e => reject(e.message || 'the worker failed to start');
                 worker.onmessage = e => { if (JSON.parse(e.data).type === 'ready') resolve(worker); };
             });
@@ -391,6 +402,7 @@ async fn run_ours(
             "#,
             vec![
                 json!(script),
+                json!(module),
                 json!({"type": "bench", "id": 1, "model_url": model_url, "input_url": input_url,
                        "warmup": warmup, "runs": runs, "engine": engine}),
             ],
