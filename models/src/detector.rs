@@ -343,20 +343,28 @@ impl Detector {
             ));
         }
         let tensor = Tensor::from_shape(&[1, 3, side, side], &input).map_err(|e| err("bad input tensor", e))?;
-        let outputs = self
-            .tract_plan()?
-            .run(tvec!(tensor.into()))
-            .map_err(|e| err("the model failed to run", chain(&e)))?;
-        let flat = |i: usize| -> Result<Vec<f32>, ModelError> {
-            let plain = outputs[i].try_as_plain_ram().map_err(|e| err("unreadable output", e))?;
-            Ok(plain
-                .as_slice::<f32>()
-                .map_err(|e| err("the output is not f32", e))?
-                .to_vec())
+        let plan = self.tract_plan()?;
+        let embedding_output = self.embedding_output;
+        let run = move || -> Result<(Vec<f32>, Option<Vec<f32>>), ModelError> {
+            let outputs = plan
+                .run(tvec!(tensor.into()))
+                .map_err(|e| err("the model failed to run", chain(&e)))?;
+            let flat = |i: usize| -> Result<Vec<f32>, ModelError> {
+                let plain = outputs[i].try_as_plain_ram().map_err(|e| err("unreadable output", e))?;
+                Ok(plain
+                    .as_slice::<f32>()
+                    .map_err(|e| err("the output is not f32", e))?
+                    .to_vec())
+            };
+            Ok((flat(0)?, embedding_output.map(flat).transpose()?))
         };
-        let detections = flat(0)?;
-        let embedding = self.embedding_output.map(flat).transpose()?;
-        Ok((detections, embedding))
+        // The threaded browser build runs the whole graph on one of the pool's threads: the
+        // thread that splits each product then computes a share of it, instead of sleeping
+        // until the pool's threads have woken up and finished.
+        #[cfg(all(feature = "threads", target_arch = "wasm32"))]
+        return rayon::scope(|_| run());
+        #[cfg(not(all(feature = "threads", target_arch = "wasm32")))]
+        run()
     }
 
     /// As `run_raw`, awaiting the GPU instead of blocking on it (the only way in a browser).

@@ -21,7 +21,7 @@ tasks:
   setup                    install the build tools (wasm target, Trunk, wasm-bindgen, wasm-opt)
   fuzz [SECONDS]           run every fuzz target for SECONDS each (default 300; needs nightly)
   bench [IMAGES]           upload/label/export throughput of a release server, beside `zip -0 -r` (default 10000)
-  bench-browser            in-browser detector latency of our worker beside onnxruntime-web (yolov8n 320/640)
+  bench-browser [cpu|gpu]  in-browser detector latency of our worker beside onnxruntime-web (yolov8n 320/640; default both)
   bench-teacher [IMAGES]   teacher job images/s (1 and all threads) beside onnxruntime in Python (default 500)
   bench-live [ANNOTATORS] [SECONDS] [REVIEWERS]
                            people on one project at once over the live channel: latency, ops/s, RSS, CPU, lost events (default 200, 60, 10)
@@ -49,7 +49,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         Some("run") => run_studio(&root, &args[1..]),
         Some("test") => test(&root),
         Some("bench") => bench(&root, args.get(1).map(String::as_str).unwrap_or("10000")),
-        Some("bench-browser") => bench_browser(&root),
+        Some("bench-browser") => bench_browser(&root, args.get(1).map(String::as_str).unwrap_or("all")),
         Some("bench-teacher") => bench_teacher(&root, args.get(1).map(String::as_str).unwrap_or("500")),
         Some("bench-live") => bench_live(&root, &args[1..]),
         Some("bench-train") => bench_train(
@@ -200,14 +200,17 @@ fn bench_live(root: &Path, args: &[String]) -> anyhow::Result<()> {
 }
 
 /// `cargo xtask bench-browser`: our inference worker beside onnxruntime-web in one Chromium.
-fn bench_browser(root: &Path) -> anyhow::Result<()> {
+fn bench_browser(root: &Path, engines: &str) -> anyhow::Result<()> {
+    if !["cpu", "gpu", "all"].contains(&engines) {
+        bail!("bench-browser measures cpu, gpu or (by default) both, not {engines:?}");
+    }
     let browser = setup::browser()?;
     let ort_web = setup::onnxruntime_web()?;
     let dist = web::build(root)?;
     let bin = release_server(root)?;
     step(
         "bench_browser",
-        bench_binary("bench_browser", &[] as &[&str])
+        bench_binary("bench_browser", &[engines])
             .env("DISTILLERY_BIN", bin)
             .env("DISTILLERY_WEB_DIR", dist)
             .env("ORT_WEB_DIR", ort_web)

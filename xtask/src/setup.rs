@@ -53,14 +53,9 @@ pub fn build_tools(root: &Path) -> anyhow::Result<BuildTools> {
 
     // The threaded worker rebuilds the standard library with wasm atomics: nightly's build-std,
     // which compiles it from the toolchain's `rust-src`.
-    let nightly_components = output(Command::new("rustup").args([
-        "component",
-        "list",
-        "--installed",
-        "--toolchain",
-        "nightly",
-    ]))
-    .context("the threaded inference worker needs a nightly toolchain (rustup toolchain install nightly)")?;
+    let nightly_components =
+        output(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", "nightly"]))
+            .context("the threaded inference worker needs a nightly toolchain (rustup toolchain install nightly)")?;
     if !nightly_components.lines().any(|line| line.trim() == "rust-src") {
         step(
             "rustup component add rust-src --toolchain nightly",

@@ -14,7 +14,9 @@
 //! operator or kernel, and the wasm download sizes. On a software WebGPU adapter (SwiftShader in
 //! headless Chromium without a GPU) the GPU figures only prove the path works.
 //!
-//! Needs `ORT_WEB_DIR` (onnxruntime-web's `dist/`), plus what `Studio`/`Browser` need.
+//! Its one argument, `cpu`, `gpu` or `all` (the default), says which engines to measure: the
+//! software WebGPU adapter takes most of a full run. Needs `ORT_WEB_DIR` (onnxruntime-web's
+//! `dist/`), plus what `Studio`/`Browser` need.
 
 use std::path::PathBuf;
 
@@ -87,6 +89,8 @@ impl Column {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let engines = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    let (cpu, gpu) = (engines != "gpu", engines != "cpu");
     let ort_dir = PathBuf::from(std::env::var("ORT_WEB_DIR").context("set ORT_WEB_DIR to onnxruntime-web's dist/")?);
     let models_dir = e2e::reference_models_dir();
     let studio = Studio::start().await?;
@@ -94,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
     let project = studio.create_project("Bench", &["thing"]).await?;
     let browser = Browser::start().await?;
     browser.sign_in(&studio).await?;
-    let outcome = bench(&browser, &studio, &files, project.id, &models_dir).await;
+    let outcome = bench(&browser, &studio, &files, project.id, &models_dir, (cpu, gpu)).await;
     browser.quit().await?;
     outcome
 }
@@ -105,6 +109,7 @@ async fn bench(
     files: &FileServer,
     project_id: i64,
     models_dir: &std::path::Path,
+    (cpu, gpu): (bool, bool),
 ) -> anyhow::Result<()> {
     let client = &browser.client;
     client
@@ -155,7 +160,7 @@ async fn bench(
         let (mut ours, mut ours_simd128, mut ours_threads) = (Column::default(), Column::default(), Column::default());
         let (mut ort_one, mut ort_all) = (Column::default(), Column::default());
         let (mut longest, mut cpu_profile) = (0f64, Value::Null);
-        for round in 0..CPU_ROUNDS.rounds {
+        for round in 0..if cpu { CPU_ROUNDS.rounds } else { 0 } {
             let warmup = if round == 0 { CPU_ROUNDS.warmup } else { 1 };
             let runs = CPU_ROUNDS.runs_per_round;
             let answer = run_ours(client, RELAXED_SIMD_WORKER, &model.url, &input_url, "cpu", warmup, runs).await?;
@@ -175,7 +180,7 @@ async fn bench(
         // GPU.
         let (mut ours_gpu, mut ort_gpu) = (Column::default(), Column::default());
         let (mut gpu_profile, mut gpu_work, mut engine) = (Value::Null, Value::Null, Value::Null);
-        for _ in 0..GPU_ROUNDS.rounds {
+        for _ in 0..if gpu { GPU_ROUNDS.rounds } else { 0 } {
             let (warmup, runs) = (GPU_ROUNDS.warmup, GPU_ROUNDS.runs_per_round);
             let answer = run_ours(client, RELAXED_SIMD_WORKER, &model.url, &input_url, "gpu", warmup, runs).await?;
             gpu_profile = answer["profile"].clone();
@@ -185,7 +190,7 @@ async fn bench(
             ort_gpu.add(ort("webgpu", 1, warmup, runs).await);
         }
         ensure!(
-            engine["kind"] == "webgpu",
+            !gpu || engine["kind"] == "webgpu",
             "{name}: our worker did not run on WebGPU: {engine}"
         );
         reports.push(Report {
@@ -204,7 +209,12 @@ async fn bench(
             adapter: engine["name"].as_str().unwrap_or("?").to_owned(),
         });
     }
-    print_reports(&reports, threads);
+    if cpu {
+        print_cpu_reports(&reports, threads);
+    }
+    if gpu {
+        print_gpu_reports(&reports);
+    }
     print_download_sizes()
 }
 
@@ -227,7 +237,7 @@ struct Report {
     adapter: String,
 }
 
-fn print_reports(reports: &[Report], threads: u64) {
+fn print_cpu_reports(reports: &[Report], threads: u64) {
     println!();
     println!("CPU (ms; ours: relaxed SIMD unless named SIMD128; ratios at equal thread counts)");
     println!(
@@ -260,6 +270,21 @@ fn print_reports(reports: &[Report], threads: u64) {
             r.longest
         );
     }
+    for r in reports {
+        for failed in [&r.ours_simd128, &r.ours_threads, &r.ort_one, &r.ort_all]
+            .into_iter()
+            .filter_map(|c| c.failed.as_ref())
+        {
+            println!("{}: failed: {failed}", r.name);
+        }
+    }
+    // Where our time goes (one profiled run of the one-thread build, operator by operator).
+    for r in reports {
+        println!("{} on our CPU: {}", r.name, top_operators(&r.cpu_profile));
+    }
+}
+
+fn print_gpu_reports(reports: &[Report]) {
     println!();
     println!(
         "WebGPU (ms; adapter: {})",
@@ -282,18 +307,14 @@ fn print_reports(reports: &[Report], threads: u64) {
             r.gpu_work["submissions"]
         );
     }
-    for r in reports {
-        for failed in [&r.ours_simd128, &r.ours_threads, &r.ort_one, &r.ort_all, &r.ort_gpu]
-            .into_iter()
-            .filter_map(|c| c.failed.as_ref())
-        {
-            println!("{}: failed: {failed}", r.name);
-        }
+    for failed in reports
+        .iter()
+        .filter_map(|r| r.ort_gpu.failed.as_ref().map(|f| (r.name, f)))
+    {
+        println!("{}: failed: {}", failed.0, failed.1);
     }
-    // Where our time goes (one profiled run: operators, or GPU kernels waited for one by one).
-    println!();
+    // Where our time goes (one profiled run, GPU kernels waited for one by one).
     for r in reports {
-        println!("{} on our CPU: {}", r.name, top_operators(&r.cpu_profile));
         println!("{} on our GPU: {}", r.name, top_operators(&r.gpu_profile));
     }
 }
