@@ -77,8 +77,9 @@ pub fn build_with(root: &Path, tools: &BuildTools) -> anyhow::Result<PathBuf> {
             .current_dir(root),
     )?;
     let dist = root.join("dist");
+    let target = crate::target_dir(root)?;
     for worker in [RELAXED_SIMD_WORKER, THREADED_WORKER] {
-        build_worker(root, tools, &dist, &worker)?;
+        build_worker(root, tools, &target, &dist, &worker)?;
     }
     let mut wasm_sizes = Vec::new();
     for entry in std::fs::read_dir(&dist).context("trunk made no dist/")? {
@@ -115,8 +116,14 @@ pub fn build_with(root: &Path, tools: &BuildTools) -> anyhow::Result<PathBuf> {
     Ok(dist)
 }
 
-fn build_worker(root: &Path, tools: &BuildTools, dist: &Path, build: &WorkerBuild) -> anyhow::Result<()> {
-    let target = crate::target_dir(root)?.join(build.name);
+fn build_worker(
+    root: &Path,
+    tools: &BuildTools,
+    target_root: &Path,
+    dist: &Path,
+    build: &WorkerBuild,
+) -> anyhow::Result<()> {
+    let target = target_root.join(build.name);
     let mut cargo = if build.build_std {
         let mut nightly = Command::new("rustup");
         nightly
