@@ -360,9 +360,9 @@ impl Detector {
         };
         // The threaded browser build runs the whole graph on one of the pool's threads: the
         // thread that splits each product then computes a share of it, instead of sleeping
-        // until the pool's threads have woken up and finished.
+        // until the pool's threads have woken up and finished; the others stay awake meanwhile.
         #[cfg(all(feature = "threads", target_arch = "wasm32"))]
-        return rayon::scope(|_| run());
+        return crate::awake_pool::run(run);
         #[cfg(not(all(feature = "threads", target_arch = "wasm32")))]
         run()
     }

@@ -11,6 +11,8 @@
 // DESIGN's rule, enforced: every public item says what it is for.
 #![warn(missing_docs)]
 
+#[cfg(all(feature = "threads", target_arch = "wasm32"))]
+mod awake_pool;
 pub mod conformance;
 pub mod detector;
 #[cfg(feature = "gpu")]
