@@ -47,7 +47,7 @@ pub fn coco_import(data: &[u8]) {
     let _ = std::fs::write(dataset.path().join("annotations.json"), data);
     let _ = std::fs::create_dir(dataset.path().join("images"));
     let _ = std::fs::write(dataset.path().join("images").join("a.png"), PIXEL_PNG);
-    let Ok(store) = Store::open(data_dir.path()) else {
+    let Ok(store) = Store::data_folder(data_dir.path()) else {
         return;
     };
     let limits = ImportLimits {
@@ -74,7 +74,9 @@ pub fn zip_import(data: &[u8]) {
     if std::fs::write(&archive, data).is_err() {
         return;
     }
-    let Ok(store) = Store::open(&data_dir) else { return };
+    let Ok(store) = Store::data_folder(&data_dir) else {
+        return;
+    };
     let limits = ImportLimits {
         max_entries: 200,
         max_total_bytes: 1 << 24,

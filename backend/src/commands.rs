@@ -133,7 +133,7 @@ pub(crate) async fn open(data: &DataConfig) -> anyhow::Result<(SqlitePool, Store
     std::fs::create_dir_all(&data.data_dir)
         .with_context(|| format!("cannot create the data folder {}", data.data_dir.display()))?;
     let pool = db::open(&data.database_url()).await?;
-    let store = Store::open(&data.data_dir).context("cannot prepare the data folder")?;
+    let store = Store::open(&data.data_dir, data.store.as_deref()).await?;
     Ok((pool, store))
 }
 

@@ -15,6 +15,12 @@ pub struct DataConfig {
     /// Database URL; defaults to the SQLite file `distillery.db` in the data folder.
     #[arg(long, env = "DISTILLERY_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Where images, thumbnails and models are kept: the data folder when left out, or an
+    /// S3-compatible bucket, `s3://bucket/prefix` (endpoint, region and credentials from the
+    /// usual AWS_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY variables;
+    /// AWS_ALLOW_HTTP=true for a plain-HTTP endpoint).
+    #[arg(long, env = "DISTILLERY_STORE")]
+    pub store: Option<String>,
 }
 
 impl DataConfig {

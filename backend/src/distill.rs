@@ -278,8 +278,8 @@ async fn run(
         .await?
         .context("the training registered no student")?;
     drop(conn);
-    std::fs::copy(store.model_path(&student.sha256), &args.student_out)
-        .with_context(|| format!("cannot write {}", args.student_out.display()))?;
+    let onnx = store.read(&Store::model_key(&student.sha256)).await?;
+    std::fs::write(&args.student_out, onnx).with_context(|| format!("cannot write {}", args.student_out.display()))?;
     let times = Timings {
         import: import_time,
         teacher: teacher_time,

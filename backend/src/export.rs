@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
 
 use api::coco::{CocoAnnotation, CocoCategory, CocoDataset, CocoImage, bbox_from_corners};
 use api::yolo::{YoloLabel, data_yaml};
@@ -29,7 +28,7 @@ use crate::annotations::{BOX_COLUMNS, BoxRow};
 use crate::error::ApiError;
 use crate::extract::{PathParams, QueryParams};
 use crate::images::{IMAGE_COLUMNS, ImageRow};
-use crate::store::Store;
+use crate::store::{Key, Store};
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -83,7 +82,7 @@ impl Include {
 #[derive(Debug, Clone)]
 pub struct Entry {
     image_id: i64,
-    source_path: PathBuf,
+    source: Key,
     original_name: String,
     /// Safe, unique file name inside the zip (`000012-street.jpg`).
     zip_name: String,
@@ -104,6 +103,8 @@ pub struct Plan {
     include: Include,
     min_confidence: f32,
     entries: Vec<Entry>,
+    /// Where the originals are read from.
+    store: Store,
 }
 
 impl Plan {
@@ -133,9 +134,9 @@ impl Plan {
 }
 
 impl Entry {
-    /// Where the original bytes are.
-    pub fn source_path(&self) -> &Path {
-        &self.source_path
+    /// The stored original bytes.
+    pub fn source(&self) -> &Key {
+        &self.source
     }
 
     pub fn split(&self) -> Split {
@@ -300,7 +301,7 @@ pub async fn plan(
         .zip(splits)
         .map(|((image, labels, label_source), split)| Entry {
             image_id: image.id,
-            source_path: store.original_path(&image.sha256, &image.extension),
+            source: Store::original_key(&image.sha256, &image.extension),
             zip_name: format!(
                 "{:06}-{}.{}",
                 image.id,
@@ -321,6 +322,7 @@ pub async fn plan(
         include,
         min_confidence,
         entries,
+        store: store.clone(),
     })
 }
 
@@ -337,7 +339,7 @@ pub fn write_zip<W: Write>(plan: &Plan, out: W) -> io::Result<W> {
     };
     for entry in &plan.entries {
         zip.start_file(image_folder(entry), stored).map_err(io::Error::other)?;
-        let mut source = std::fs::File::open(&entry.source_path)?;
+        let mut source = plan.store.blocking_reader(&entry.source)?;
         io::copy(&mut source, &mut zip)?;
         if plan.format == Format::Yolo {
             let stem = entry

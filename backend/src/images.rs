@@ -2,21 +2,20 @@
 //! metadata, original bytes and thumbnails.
 
 use api::{ErrorDetail, ImageInfo, ImagePage, ImageStatus, Split, UploadedFile};
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use sqlx::{FromRow, SqliteConnection};
-use tower::ServiceExt;
-use tower_http::services::ServeFile;
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{MultipartForm, PathParams, QueryParams};
 use crate::imaging::{self, InspectError};
-use crate::store::{StageError, Staged};
+use crate::store::{StageError, Staged, Store};
+use crate::stored_file::{self, Served};
 
 /// Most images one gallery page returns.
 pub const MAX_PAGE_SIZE: u32 = 500;
@@ -137,11 +136,10 @@ pub async fn add_image(
     })?;
     let sha256 = staged.sha256.clone();
     let byte_size = staged.byte_size as i64;
-    let thumbnail = inspected.thumbnail_jpeg.clone();
     let extension = inspected.extension;
-    tokio::task::spawn_blocking(move || store.commit(staged, extension, &thumbnail))
+    store
+        .commit(staged, extension, inspected.thumbnail_jpeg)
         .await
-        .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
     let mut conn = state.db.acquire().await?;
     let row = NewImageRow {
@@ -261,42 +259,39 @@ async fn read(
     Ok(Json(load_image(&mut conn, image_id).await?.into_info()))
 }
 
-async fn original(state: State<AppState>, image_id: PathParams<i64>, request: Request) -> Result<Response, ApiError> {
-    serve_image_file(state, image_id, request, |store, image| {
-        store.original_path(&image.sha256, &image.extension)
-    })
-    .await
-}
-
-async fn thumbnail(state: State<AppState>, image_id: PathParams<i64>, request: Request) -> Result<Response, ApiError> {
-    serve_image_file(state, image_id, request, |store, image| store.thumb_path(&image.sha256)).await
-}
-
-/// Serves one of an image's files (original or thumbnail), chosen by `path_of`.
-async fn serve_image_file(
+async fn original(
     State(state): State<AppState>,
     PathParams(image_id): PathParams<i64>,
-    request: Request,
-    path_of: impl FnOnce(&crate::store::Store, &ImageRow) -> std::path::PathBuf,
+    request: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut conn = state.db.acquire().await?;
-    let image = load_image(&mut conn, image_id).await?;
-    drop(conn);
-    serve_immutable(ServeFile::new(path_of(&state.store, &image)), request).await
+    let image = load_image(&mut *state.db.acquire().await?, image_id).await?;
+    let file = Served {
+        key: Store::original_key(&image.sha256, &image.extension),
+        sha256: &image.sha256,
+        content_type: stored_file::image_type(&image.extension),
+        cache_control: IMAGE_CACHING,
+    };
+    stored_file::serve(&state.store, file, &request).await
 }
 
-/// An image id always names the same bytes, so browsers may keep them.
-async fn serve_immutable(file: ServeFile, request: Request) -> Result<Response, ApiError> {
-    let mut response = file.oneshot(request).await.map_err(ApiError::internal)?.into_response();
-    if response.status() == StatusCode::NOT_FOUND {
-        return Err(ApiError::internal("an image's file is missing from the data folder"));
-    }
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=31536000, immutable"),
-    );
-    Ok(response)
+async fn thumbnail(
+    State(state): State<AppState>,
+    PathParams(image_id): PathParams<i64>,
+    request: HeaderMap,
+) -> Result<Response, ApiError> {
+    let image = load_image(&mut *state.db.acquire().await?, image_id).await?;
+    let file = Served {
+        key: Store::thumb_key(&image.sha256),
+        sha256: &image.sha256,
+        content_type: "image/jpeg",
+        cache_control: IMAGE_CACHING,
+    };
+    stored_file::serve(&state.store, file, &request).await
 }
+
+/// An image id always names the same bytes, so the browser may keep them; only its own cache,
+/// as they are the project's.
+const IMAGE_CACHING: &str = "private, max-age=31536000, immutable";
 
 /// A new row of `images`.
 pub struct NewImageRow<'a> {

@@ -2,7 +2,7 @@
 //! header promises more pixels than allowed (decompression bombs) before decoding, apply the
 //! EXIF orientation, and make the thumbnail. Blocking: call it from `spawn_blocking`.
 
-use std::io::Cursor;
+use std::io::{BufRead, Cursor, Seek};
 use std::path::Path;
 
 use image::codecs::jpeg::JpegEncoder;
@@ -40,7 +40,8 @@ pub enum InspectError {
 
 /// Inspects the image at `path`, allowing at most `max_pixels` pixels.
 pub fn inspect(path: &Path, max_pixels: u64) -> Result<Inspected, InspectError> {
-    let (extension, picture) = decode_upright(path, max_pixels)?;
+    let reader = ImageReader::open(path).map_err(|e| InspectError::Corrupt(e.to_string()))?;
+    let (extension, picture) = decode_upright(reader, max_pixels)?;
     // Small images stay as they are: a thumbnail never enlarges.
     let thumbnail = if picture.width() > THUMB_SIZE_PX || picture.height() > THUMB_SIZE_PX {
         picture.thumbnail(THUMB_SIZE_PX, THUMB_SIZE_PX)
@@ -60,16 +61,18 @@ pub fn inspect(path: &Path, max_pixels: u64) -> Result<Inspected, InspectError> 
     })
 }
 
-/// Decodes the image at `path` upright (EXIF orientation applied) as 8-bit RGB: what a detector
-/// sees, the same pixels people label.
-pub fn decode_upright_rgb(path: &Path, max_pixels: u64) -> Result<image::RgbImage, InspectError> {
-    decode_upright(path, max_pixels).map(|(_, picture)| picture.into_rgb8())
+/// Decodes a stored image's bytes upright (EXIF orientation applied) as 8-bit RGB: what a
+/// detector sees, the same pixels people label.
+pub fn decode_upright_rgb(bytes: &[u8], max_pixels: u64) -> Result<image::RgbImage, InspectError> {
+    decode_upright(ImageReader::new(Cursor::new(bytes)), max_pixels).map(|(_, picture)| picture.into_rgb8())
 }
 
 /// Detects the format, refuses pixel bombs from the header, decodes and applies EXIF orientation.
-fn decode_upright(path: &Path, max_pixels: u64) -> Result<(&'static str, DynamicImage), InspectError> {
-    let mut reader = ImageReader::open(path)
-        .map_err(|e| InspectError::Corrupt(e.to_string()))?
+fn decode_upright<R: BufRead + Seek>(
+    reader: ImageReader<R>,
+    max_pixels: u64,
+) -> Result<(&'static str, DynamicImage), InspectError> {
+    let mut reader = reader
         .with_guessed_format()
         .map_err(|e| InspectError::Corrupt(e.to_string()))?;
     let extension = match reader.format() {

@@ -275,8 +275,7 @@ pub async fn apply(db: &SqlitePool, store: &Store, project_id: i64, plan: Plan) 
         unlabeled: 0,
         classes_created: Vec::new(),
     };
-    let store = store.clone();
-    let images = tokio::task::spawn_blocking(move || {
+    let images = {
         let mut rows = Vec::with_capacity(plan.images.len());
         for image in plan.images {
             let row = ImportedRow {
@@ -289,14 +288,14 @@ pub async fn apply(db: &SqlitePool, store: &Store, project_id: i64, plan: Plan) 
                 split: image.split,
                 labels: image.labels,
             };
-            store.commit_with_thumbnail(image.staged, image.extension, image.thumbnail)?;
+            store
+                .commit_with_thumbnail(image.staged, image.extension, image.thumbnail)
+                .await
+                .map_err(ApiError::internal)?;
             rows.push(row);
         }
-        Ok::<_, std::io::Error>(rows)
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
+        rows
+    };
 
     let mut tx = crate::db::write_transaction(db).await?;
     let (class_ids, created) = crate::projects::ensure_classes(&mut tx, project_id, &plan.class_names).await?;
@@ -839,7 +838,7 @@ mod tests {
         };
         let archive = folder.path().join("lying.zip");
         std::fs::write(&archive, zip_declaring("a.png", &png, 16)).unwrap_or_else(|e| panic!("{e}"));
-        let store = Store::open(data.path()).unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::data_folder(data.path()).unwrap_or_else(|e| panic!("{e}"));
         let limits = ImportLimits {
             max_entries: 10,
             max_total_bytes: 1 << 20,

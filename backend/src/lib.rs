@@ -35,6 +35,7 @@ pub mod registry;
 pub mod server;
 pub mod shared_queue;
 pub mod store;
+pub mod stored_file;
 pub mod web;
 
 use sqlx::SqlitePool;

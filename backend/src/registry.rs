@@ -3,20 +3,17 @@
 //! project's, and their bytes served at immutable, content-addressed URLs.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use api::{ActiveStudent, ModelPatch, ModelRole, RegisteredModel, map_classes_by_name};
 use axum::Json;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::get;
 use models::Detector;
 use sqlx::{SqliteConnection, SqlitePool};
-use tower::ServiceExt;
-use tower_http::services::ServeFile;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -24,6 +21,7 @@ use crate::events::ProjectEvents;
 use crate::extract::{JsonBody, MultipartForm, PathParams};
 use crate::images::{multipart_error, stage_error};
 use crate::store::{Staged, Store};
+use crate::stored_file::{self, Served};
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -120,11 +118,7 @@ pub async fn add_model(
     let info = info?;
     let sha256 = staged.sha256.clone();
     let byte_size = staged.byte_size as i64;
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || store.commit_model(staged))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    store.commit_model(staged).await.map_err(ApiError::internal)?;
 
     let mut tx = db.begin().await?;
     let project = crate::projects::load_project(&mut tx, project_id).await?;
@@ -286,19 +280,17 @@ pub async fn set_class_map(
 async fn file_by_id(
     State(state): State<AppState>,
     PathParams(model_id): PathParams<i64>,
-    request: Request,
+    request: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut conn = state.db.acquire().await?;
-    let model = load_model(&mut conn, model_id).await?;
-    drop(conn);
-    serve_model(&state.store.model_path(&model.sha256), request).await
+    let model = load_model(&mut *state.db.acquire().await?, model_id).await?;
+    serve_model(&state.store, &model.sha256, &request).await
 }
 
 /// `/api/model-files/<sha256>.onnx`: the URL names the content, so it can be cached forever.
 async fn file_by_hash(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
-    request: Request,
+    request: HeaderMap,
 ) -> Result<Response, ApiError> {
     let sha256 = name.strip_suffix(".onnx").unwrap_or(&name);
     let known: Option<i64> = if sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -312,28 +304,18 @@ async fn file_by_hash(
     if known.is_none() {
         return Err(ApiError::not_found(format_args!("model file {name}")));
     }
-    serve_model(&state.store.model_path(sha256), request).await
+    serve_model(&state.store, sha256, &request).await
 }
 
-async fn serve_model(path: &Path, request: Request) -> Result<Response, ApiError> {
-    let mut response = ServeFile::new(path)
-        .oneshot(request)
-        .await
-        .map_err(ApiError::internal)?
-        .into_response();
-    if response.status() == StatusCode::NOT_FOUND {
-        return Err(ApiError::internal("a model's file is missing from the data folder"));
-    }
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=31536000, immutable"),
-    );
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    Ok(response)
+/// A model file: the same bytes under the same hash for everyone, so shared caches may keep it.
+async fn serve_model(store: &Store, sha256: &str, request: &HeaderMap) -> Result<Response, ApiError> {
+    let file = Served {
+        key: Store::model_key(sha256),
+        sha256,
+        content_type: "application/octet-stream",
+        cache_control: "public, max-age=31536000, immutable",
+    };
+    stored_file::serve(store, file, request).await
 }
 
 /// Reads one registered model; 404 when there is none.
@@ -434,14 +416,21 @@ impl DetectorCache {
         }
     }
 
-    /// The detector of a registered model, loading it on first use. Blocking.
-    pub fn get(&self, store: &Store, model: &RegisteredModel) -> Result<Arc<Detector>, models::ModelError> {
+    /// The detector of a registered model, loading it on first use (parsing and optimising
+    /// on a blocking thread).
+    pub async fn get(&self, store: &Store, model: &RegisteredModel) -> Result<Arc<Detector>, models::ModelError> {
         if let Some(found) = self.loaded.lock().ok().and_then(|m| m.get(&model.id).cloned()) {
             return Ok(found);
         }
-        let bytes = std::fs::read(store.model_path(&model.sha256))
+        let bytes = store
+            .read(&Store::model_key(&model.sha256))
+            .await
             .map_err(|e| models::ModelError(format!("cannot read the model file: {e}")))?;
-        let detector = Arc::new(Detector::load_with(&bytes, self.runtime.clone())?);
+        let runtime = self.runtime.clone();
+        let detector = tokio::task::spawn_blocking(move || Detector::load_with(&bytes, runtime))
+            .await
+            .map_err(|e| models::ModelError(e.to_string()))??;
+        let detector = Arc::new(detector);
         if let Some(why) = detector.gpu_fallback() {
             tracing::warn!(model = %model.file_name, "tract runs this model on the CPU: {why}");
         }

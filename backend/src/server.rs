@@ -98,8 +98,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
     let db = db::open(&config.data.database_url()).await?;
-    let store =
-        Store::open(data_dir).with_context(|| format!("cannot prepare the data folder {}", data_dir.display()))?;
+    let store = Store::open(data_dir, config.data.store.as_deref()).await?;
     if !config.web_dir.join("index.html").is_file() {
         tracing::warn!(
             web_dir = %config.web_dir.display(),

@@ -1,22 +1,39 @@
-//! The data folder's files: original image bytes stored once under their SHA-256 (so identical
-//! uploads, even across projects, share one file) and JPEG thumbnails beside them.
+//! Where the studio's files live: original image bytes stored once under their SHA-256 (so
+//! identical uploads, even across projects, share one object), JPEG thumbnails beside them, and
+//! model files — in the data folder, or in an S3-compatible bucket when `--store s3://…` is given.
+//! Both are `object_store` stores behind one interface, with the same keys
+//! (`originals/ab/abcd….jpg`), so a data folder's layout is what a bucket holds.
 //!
-//! Uploads are streamed to a staging file while hashed, then renamed into place, so a large
-//! upload never sits in memory and a half-written file never appears under a real name.
+//! Uploads are streamed to a staging file in the data folder while hashed (a large upload never
+//! sits in memory, and it is decoded from there before anything is kept), then copied into the
+//! store under their hash: a half-written object never appears under a real name.
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use anyhow::Context;
 use axum::body::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::buffered::BufWriter;
+use object_store::local::LocalFileSystem;
+pub use object_store::path::Path as Key;
+use object_store::prefix::PrefixStore;
+use object_store::{GetResult, ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 use tempfile::{NamedTempFile, TempPath};
 use tokio::io::AsyncWriteExt;
 
-/// Handle on the data folder's file areas.
+/// Objects bigger than this go up in parts (S3 multipart); smaller ones in one request.
+const SINGLE_PUT_BYTES: usize = 8 * 1024 * 1024;
+
+/// Handle on the studio's stored files and the data folder's working areas.
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// The data folder: staging and training checkpoints stay here whatever the store is.
     root: PathBuf,
+    objects: Arc<dyn ObjectStore>,
 }
 
 /// A fully received upload, not yet in the store. Deleted when dropped unless committed.
@@ -72,56 +89,81 @@ impl From<String> for StageError {
 }
 
 impl Store {
-    /// Opens (creating) the file areas inside `data_dir`.
-    pub fn open(data_dir: &Path) -> io::Result<Store> {
-        let root = data_dir.to_owned();
-        for area in ["originals", "thumbs", "models", "staging"] {
-            std::fs::create_dir_all(root.join(area))?;
+    /// Opens (creating) the data folder's working areas, and the store: the data folder itself,
+    /// or the bucket `location` names (`s3://bucket/prefix`; endpoint, region and credentials
+    /// from the usual `AWS_*` variables). A bucket that cannot be reached is refused here.
+    pub async fn open(data_dir: &Path, location: Option<&str>) -> anyhow::Result<Store> {
+        let Some(url) = location else {
+            return Store::data_folder(data_dir);
+        };
+        let root = working_areas(data_dir)?;
+        let bucket = open_bucket(url)?;
+        // A store that cannot be reached or read fails now, not on the first upload.
+        match bucket.head(&Key::from("distillery-probe")).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(Store { root, objects: bucket }),
+            Err(error) => anyhow::bail!("cannot reach the store {url}: {error}"),
         }
-        Ok(Store { root })
     }
 
-    /// Where the original bytes with this hash live (the extension lets file servers and
-    /// people browsing the folder know the type).
-    pub fn original_path(&self, sha256: &str, extension: &str) -> PathBuf {
-        self.root
-            .join("originals")
-            .join(sha256.get(..2).unwrap_or("00"))
-            .join(format!("{sha256}.{extension}"))
+    /// Opens (creating) a data folder that keeps the files itself.
+    pub fn data_folder(data_dir: &Path) -> anyhow::Result<Store> {
+        let root = working_areas(data_dir)?;
+        let folder = LocalFileSystem::new_with_prefix(&root)
+            .with_context(|| format!("cannot prepare the data folder {}", root.display()))?;
+        Ok(Store {
+            root,
+            objects: Arc::new(folder),
+        })
     }
 
-    /// Where the thumbnail of the image with this hash lives.
-    pub fn thumb_path(&self, sha256: &str) -> PathBuf {
-        self.root
-            .join("thumbs")
-            .join(sha256.get(..2).unwrap_or("00"))
-            .join(format!("{sha256}.jpg"))
+    /// The key of the original bytes with this hash (the extension tells people browsing the
+    /// store the type).
+    pub fn original_key(sha256: &str, extension: &str) -> Key {
+        key("originals", sha256, extension)
     }
 
-    /// Where the ONNX bytes with this hash live.
-    pub fn model_path(&self, sha256: &str) -> PathBuf {
-        self.root
-            .join("models")
-            .join(sha256.get(..2).unwrap_or("00"))
-            .join(format!("{sha256}.onnx"))
+    /// The key of the thumbnail of the image with this hash.
+    pub fn thumb_key(sha256: &str) -> Key {
+        key("thumbs", sha256, "jpg")
+    }
+
+    /// The key of the ONNX bytes with this hash.
+    pub fn model_key(sha256: &str) -> Key {
+        key("models", sha256, "onnx")
     }
 
     /// The folder a training job keeps its checkpoints in (created by the trainer), until it
-    /// has published its student.
+    /// has published its student. Always in the data folder.
     pub fn checkpoints_dir(&self, job_id: i64) -> PathBuf {
         self.root.join("checkpoints").join(format!("job-{job_id}"))
     }
 
-    /// Moves staged ONNX bytes into the store (kept as they are when already there).
-    pub fn commit_model(&self, staged: Staged) -> io::Result<PathBuf> {
-        let path = self.model_path(&staged.sha256);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        if !path.is_file() {
-            staged.file.persist(&path).map_err(|e| e.error)?;
-        }
-        Ok(path)
+    /// One stored object, streamed (serving it).
+    pub async fn get(&self, key: &Key) -> io::Result<GetResult> {
+        self.objects.get(key).await.map_err(|e| store_error(key, e))
+    }
+
+    /// One stored object, whole (an image to decode, a model to load).
+    pub async fn read(&self, key: &Key) -> io::Result<Bytes> {
+        self.get(key).await?.bytes().await.map_err(|e| store_error(key, e))
+    }
+
+    /// One stored object as a blocking reader, streamed (writing an export zip on a blocking
+    /// thread). Call it from `spawn_blocking`.
+    pub fn blocking_reader(&self, key: &Key) -> io::Result<impl io::Read + use<>> {
+        let runtime = tokio::runtime::Handle::current();
+        let found = runtime.block_on(self.get(key))?;
+        let key = key.clone();
+        let stream = found.into_stream().map_err(move |e| store_error(&key, e));
+        Ok(tokio_util::io::SyncIoBridge::new_with_handle(
+            tokio_util::io::StreamReader::new(stream),
+            runtime,
+        ))
+    }
+
+    /// Copies staged ONNX bytes into the store (kept as they are when already there).
+    pub async fn commit_model(&self, staged: Staged) -> io::Result<()> {
+        self.put_file(&Self::model_key(&staged.sha256), staged.path()).await
     }
 
     /// Streams `body` into a staging file, hashing as it goes; refuses more than `max_bytes`.
@@ -196,32 +238,99 @@ impl Store {
         Ok(StagedThumbnail(temp.into_temp_path()))
     }
 
-    /// Moves staged bytes and their thumbnail into the store. Bytes already stored under the
+    /// Copies staged bytes and their thumbnail into the store. Objects already stored under the
     /// same hash are kept as they are.
-    pub fn commit(&self, staged: Staged, extension: &str, thumbnail_jpeg: &[u8]) -> io::Result<()> {
-        self.commit_staged(staged, extension, &self.stage_thumbnail(thumbnail_jpeg)?.0)
+    pub async fn commit(&self, staged: Staged, extension: &str, thumbnail_jpeg: Vec<u8>) -> io::Result<()> {
+        let thumb = Self::thumb_key(&staged.sha256);
+        if !self.exists(&thumb).await? {
+            let written = self.objects.put(&thumb, thumbnail_jpeg.into()).await;
+            written.map_err(|e| store_error(&thumb, e))?;
+        }
+        self.put_file(&Self::original_key(&staged.sha256, extension), staged.path())
+            .await
     }
 
     /// [`Store::commit`] for a thumbnail that is already staged.
-    pub fn commit_with_thumbnail(&self, staged: Staged, extension: &str, thumbnail: StagedThumbnail) -> io::Result<()> {
-        self.commit_staged(staged, extension, &thumbnail.0)
+    pub async fn commit_with_thumbnail(
+        &self,
+        staged: Staged,
+        extension: &str,
+        thumbnail: StagedThumbnail,
+    ) -> io::Result<()> {
+        let thumbnail_jpeg = tokio::fs::read(&thumbnail.0).await?;
+        self.commit(staged, extension, thumbnail_jpeg).await
     }
 
-    fn commit_staged(&self, staged: Staged, extension: &str, thumbnail: &Path) -> io::Result<()> {
-        let original = self.original_path(&staged.sha256, extension);
-        let thumb = self.thumb_path(&staged.sha256);
-        for path in [&original, &thumb] {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
+    async fn exists(&self, key: &Key) -> io::Result<bool> {
+        match self.objects.head(key).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(error) => Err(store_error(key, error)),
         }
-        if !thumb.is_file() {
-            std::fs::rename(thumbnail, &thumb)?;
+    }
+
+    /// Streams a file into the store under `key`, unless an object is already there (keys are
+    /// hashes: it holds the same bytes).
+    async fn put_file(&self, key: &Key, file: &Path) -> io::Result<()> {
+        if self.exists(key).await? {
+            return Ok(());
         }
-        if !original.is_file() {
-            staged.file.persist(&original).map_err(|e| e.error)?;
+        let mut source = tokio::fs::File::open(file).await?;
+        let mut upload = BufWriter::with_capacity(Arc::clone(&self.objects), key.clone(), SINGLE_PUT_BYTES);
+        if let Err(error) = tokio::io::copy(&mut source, &mut upload).await {
+            let _ = upload.abort().await;
+            return Err(error);
         }
-        Ok(())
+        upload.shutdown().await
+    }
+}
+
+/// Creates the data folder's staging and checkpoint areas.
+fn working_areas(data_dir: &Path) -> anyhow::Result<PathBuf> {
+    for area in ["staging", "checkpoints"] {
+        std::fs::create_dir_all(data_dir.join(area))
+            .with_context(|| format!("cannot prepare the data folder {}", data_dir.display()))?;
+    }
+    Ok(data_dir.to_owned())
+}
+
+/// `area/ab/abcd….extension`: the first two hex digits as a folder, so no folder of a data
+/// folder holds more than a 256th of the files.
+fn key(area: &str, sha256: &str, extension: &str) -> Key {
+    Key::from(format!(
+        "{area}/{}/{sha256}.{extension}",
+        sha256.get(..2).unwrap_or("00")
+    ))
+}
+
+/// The bucket `s3://bucket/prefix` names, every key under the prefix.
+fn open_bucket(url: &str) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    let Some(rest) = url.strip_prefix("s3://") else {
+        anyhow::bail!("the store must be an s3://bucket/prefix URL (or left out for the data folder), not {url:?}");
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        anyhow::bail!("the store URL {url:?} names no bucket");
+    }
+    let s3 = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .build()
+        .with_context(|| format!("cannot use the store {url}"))?;
+    let prefix = prefix.trim_matches('/');
+    Ok(if prefix.is_empty() {
+        Arc::new(s3)
+    } else {
+        Arc::new(PrefixStore::new(s3, prefix))
+    })
+}
+
+/// A store error as IO: a missing object is `NotFound`, the rest says which key failed.
+fn store_error(key: &Key, error: object_store::Error) -> io::Error {
+    match error {
+        object_store::Error::NotFound { .. } => {
+            io::Error::new(io::ErrorKind::NotFound, format!("{key} is missing from the store"))
+        }
+        other => io::Error::other(format!("the store failed on {key}: {other}")),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod files;
 pub mod fixtures;
 pub mod live;
 pub mod routes;
+pub mod s3;
 pub mod studio;
 
 pub use browser::Browser;

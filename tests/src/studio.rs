@@ -40,6 +40,16 @@ impl Studio {
         Ok(studio)
     }
 
+    /// Starts a studio with a fresh data folder, extra `serve` flags and environment variables
+    /// (an object store's endpoint and credentials).
+    pub async fn start_with_env(flags: &[&str], env: &[(&str, String)]) -> anyhow::Result<Studio> {
+        let temp = tempfile::tempdir().context("cannot create a temp folder")?;
+        let data_dir = temp.path().join("data");
+        let mut studio = Self::launch_limited(&data_dir, flags, env, None).await?;
+        studio._temp = Some(temp);
+        Ok(studio)
+    }
+
     /// Starts a studio on an existing data folder (to prove what survives a restart).
     pub async fn start_in(data_dir: &Path) -> anyhow::Result<Studio> {
         Self::launch(data_dir, &[]).await
@@ -50,7 +60,7 @@ impl Studio {
     pub async fn start_with_open_files_limit(limit: u32, flags: &[&str]) -> anyhow::Result<Studio> {
         let temp = tempfile::tempdir().context("cannot create a temp folder")?;
         let data_dir = temp.path().join("data");
-        let mut studio = Self::launch_limited(&data_dir, flags, Some(limit)).await?;
+        let mut studio = Self::launch_limited(&data_dir, flags, &[], Some(limit)).await?;
         studio._temp = Some(temp);
         Ok(studio)
     }
@@ -62,10 +72,15 @@ impl Studio {
     }
 
     async fn launch(data_dir: &Path, flags: &[&str]) -> anyhow::Result<Studio> {
-        Self::launch_limited(data_dir, flags, None).await
+        Self::launch_limited(data_dir, flags, &[], None).await
     }
 
-    async fn launch_limited(data_dir: &Path, flags: &[&str], open_files: Option<u32>) -> anyhow::Result<Studio> {
+    async fn launch_limited(
+        data_dir: &Path,
+        flags: &[&str],
+        env: &[(&str, String)],
+        open_files: Option<u32>,
+    ) -> anyhow::Result<Studio> {
         let bin = binary_path();
         if !bin.is_file() {
             bail!("{} is not built: run the tests with `cargo xtask test`", bin.display());
@@ -98,6 +113,7 @@ impl Studio {
             .arg(web_dir())
             .args(flags)
             .env("DISTILLERY_LOG", "info")
+            .envs(env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)

@@ -11,7 +11,7 @@ use api::{Job, PredictedBox};
 use futures_util::StreamExt;
 use sqlx::{SqliteConnection, SqlitePool};
 
-use super::{Finished, Jobs, Progress, count, detect_file, load_detector, original_file};
+use super::{Finished, Jobs, Progress, count, detect_bytes, load_detector, original_bytes};
 use crate::error::ApiError;
 use crate::store::Store;
 
@@ -161,11 +161,11 @@ async fn detect_one(
     image_id: i64,
     max_pixels: u64,
 ) -> Result<(i64, Option<Result<Vec<PredictedBox>, String>>), String> {
-    let Some(file) = original_file(&db, &store, image_id).await? else {
+    let Some(bytes) = original_bytes(&db, &store, image_id).await? else {
         return Ok((image_id, None));
     };
     let detected = tokio::task::spawn_blocking(move || {
-        let prediction = detect_file(&detector, &file, max_pixels, CONFIDENCE, NMS_IOU)?;
+        let prediction = detect_bytes(&detector, &bytes, max_pixels, CONFIDENCE, NMS_IOU)?;
         Ok(models::report::predicted_boxes(&prediction))
     })
     .await

@@ -34,6 +34,7 @@ use crate::events::ProjectEvents;
 use crate::extract::{JsonBody, PathParams};
 use crate::registry::DetectorCache;
 use crate::store::Store;
+use axum::body::Bytes;
 
 /// What the runner needs to do jobs; cheap to clone.
 #[derive(Clone)]
@@ -247,39 +248,42 @@ fn runtime(config: &crate::config::InferenceConfig, threads: usize) -> anyhow::R
     }
 }
 
-/// The model's detector, parsed and optimised once per version (blocking work, off the executor).
+/// The model's detector, parsed and optimised once per version.
 async fn load_detector(
     jobs: &Jobs,
     store: &Store,
     model: &api::RegisteredModel,
 ) -> Result<Arc<models::Detector>, String> {
-    let (cache, store, loading) = (jobs.detectors.clone(), store.clone(), model.clone());
-    tokio::task::spawn_blocking(move || cache.get(&store, &loading))
+    jobs.detectors
+        .get(store, model)
         .await
-        .map_err(|e| e.to_string())?
         .map_err(|e| format!("cannot load {}: {e}", model.file_name))
 }
 
-/// Where an image's original bytes are; `None` when the image was deleted meanwhile.
-async fn original_file(db: &SqlitePool, store: &Store, image_id: i64) -> Result<Option<std::path::PathBuf>, String> {
-    let path: Option<(String, String)> = sqlx::query_as("SELECT sha256, extension FROM images WHERE id = ?")
+/// An image's original bytes; `None` when the image was deleted meanwhile.
+async fn original_bytes(db: &SqlitePool, store: &Store, image_id: i64) -> Result<Option<Bytes>, String> {
+    let found: Option<(String, String)> = sqlx::query_as("SELECT sha256, extension FROM images WHERE id = ?")
         .bind(image_id)
         .fetch_optional(db)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(path.map(|(sha256, extension)| store.original_path(&sha256, &extension)))
+    let Some((sha256, extension)) = found else {
+        return Ok(None);
+    };
+    let bytes = store.read(&Store::original_key(&sha256, &extension)).await;
+    bytes.map(Some).map_err(|e| e.to_string())
 }
 
-/// Decodes an image file upright (EXIF applied, as people label it) and runs the detector on
+/// Decodes an image's bytes upright (EXIF applied, as people label it) and runs the detector on
 /// it. Blocking.
-fn detect_file(
+fn detect_bytes(
     detector: &models::Detector,
-    file: &std::path::Path,
+    bytes: &[u8],
     max_pixels: u64,
     confidence: f32,
     iou: f32,
 ) -> Result<models::Prediction, String> {
-    let rgb = crate::imaging::decode_upright_rgb(file, max_pixels).map_err(|e| e.to_string())?;
+    let rgb = crate::imaging::decode_upright_rgb(bytes, max_pixels).map_err(|e| e.to_string())?;
     let pixels = models::Pixels {
         data: rgb.as_raw(),
         width_px: rgb.width(),

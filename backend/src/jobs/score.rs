@@ -6,7 +6,7 @@ use api::Job;
 use models::DEFAULT_CONFIDENCE;
 use sqlx::SqlitePool;
 
-use super::{Finished, Jobs, Progress, detect_file, load_detector, original_file};
+use super::{Finished, Jobs, Progress, detect_bytes, load_detector, original_bytes};
 use crate::store::Store;
 
 pub(super) async fn run(
@@ -43,12 +43,12 @@ pub(super) async fn run(
         if progress.cancel_requested().await {
             return Ok(Finished::Cancelled);
         }
-        let Some(file) = original_file(db, store, image_id).await? else {
+        let Some(bytes) = original_bytes(db, store, image_id).await? else {
             continue;
         }; // deleted meanwhile
         let detector = detector.clone();
         let predicted = tokio::task::spawn_blocking(move || {
-            let prediction = detect_file(&detector, &file, max_pixels, DEFAULT_CONFIDENCE, models::DEFAULT_IOU)?;
+            let prediction = detect_bytes(&detector, &bytes, max_pixels, DEFAULT_CONFIDENCE, models::DEFAULT_IOU)?;
             Ok::<_, String>(models::report::image_prediction(image_id, &prediction))
         })
         .await

@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use models::Detector;
 use sqlx::SqlitePool;
 
-use super::{Finished, Jobs, Progress, count, detect_file, load_detector, original_file};
+use super::{Finished, Jobs, Progress, count, detect_bytes, load_detector, original_bytes};
 use crate::annotations::{BOX_COLUMNS, BoxRow, delete_box, record_box_event};
 use crate::predictions::UNLABELED;
 use crate::store::Store;
@@ -197,11 +197,11 @@ async fn label_one(
     max_pixels: u64,
     min_conf: f32,
 ) -> Result<Option<Labeled>, (i64, String)> {
-    let Some(file) = original_file(&db, &store, image_id).await.map_err(|e| (image_id, e))? else {
+    let Some(bytes) = original_bytes(&db, &store, image_id).await.map_err(|e| (image_id, e))? else {
         return Ok(None);
     };
     tokio::task::spawn_blocking(move || {
-        let prediction = detect_file(&detector, &file, max_pixels, min_conf, models::DEFAULT_IOU)?;
+        let prediction = detect_bytes(&detector, &bytes, max_pixels, min_conf, models::DEFAULT_IOU)?;
         let mut unmapped = 0;
         let boxes = prediction
             .detections

@@ -27,7 +27,7 @@ use train::trainer::{EpochReport, Progress as TrainProgress, TrainConfig, TrainE
 use super::{Finished, Jobs, Progress};
 use crate::export::{Entry, Format, Include};
 use crate::registry::NewModel;
-use crate::store::Store;
+use crate::store::{Key, Store};
 
 /// What a training job was asked to do (the job row's `params`).
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -117,7 +117,7 @@ pub(super) async fn run(
             &format!("Reading {} images.", plan.image_count()),
         )
         .await?;
-    let data = read_samples(plan.entries(), class_names.clone(), config.imgsz, max_pixels).await?;
+    let data = read_samples(store, plan.entries(), class_names.clone(), config.imgsz, max_pixels).await?;
     let start = match job.model_id {
         Some(model_id) => Some(starting_weights(db, store, model_id, class_names.len()).await?),
         None => None,
@@ -279,13 +279,14 @@ fn fits_in_memory(config: &TrainConfig) -> Result<(), String> {
 /// The chosen images decoded upright, boxes as training targets, by split; test images are
 /// left out (they are the Quality page's held-out set). Unreadable images are skipped.
 async fn read_samples(
+    store: &Store,
     entries: &[Entry],
     class_names: Vec<String>,
     imgsz: u32,
     max_pixels: u64,
 ) -> Result<TrainingData, String> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let wanted: Vec<(Split, std::path::PathBuf, Vec<Target>)> = entries
+    let wanted: Vec<(Split, Key, Vec<Target>)> = entries
         .iter()
         .filter(|e| e.split() != Split::Test)
         .map(|e| {
@@ -297,13 +298,17 @@ async fn read_samples(
                     xyxy: b.map(|v| v as f32),
                 })
                 .collect();
-            (e.split(), e.source_path().to_path_buf(), targets)
+            (e.split(), e.source().clone(), targets)
         })
         .collect();
     let mut decoded = futures_util::stream::iter(wanted)
-        .map(|(split, path, targets)| async move {
+        .map(|(split, key, targets)| async move {
+            let bytes = match store.read(&key).await {
+                Ok(bytes) => bytes,
+                Err(error) => return (split, Ok(Err(error.to_string()))),
+            };
             let read = tokio::task::spawn_blocking(move || {
-                let image = crate::imaging::decode_upright_rgb(&path, max_pixels).map_err(|e| e.to_string())?;
+                let image = crate::imaging::decode_upright_rgb(&bytes, max_pixels).map_err(|e| e.to_string())?;
                 let sample = Sample { image, targets };
                 // Training images are kept at the input size (what each epoch augments);
                 // validation images whole, letterboxed as the studio's detectors see them.
@@ -354,9 +359,11 @@ async fn starting_weights(
     let model = crate::registry::load_model(&mut *db.acquire().await.map_err(|e| e.to_string())?, model_id)
         .await
         .map_err(|e| e.message)?;
-    let path = store.model_path(&model.sha256);
+    let bytes = store
+        .read(&Store::model_key(&model.sha256))
+        .await
+        .map_err(|e| format!("cannot read {}: {e}", model.file_name))?;
     tokio::task::spawn_blocking(move || {
-        let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", model.file_name))?;
         let weights = train::weights::Weights::from_onnx(&bytes)?;
         let device = train::trainer::Device::flex();
         let mut network = train::yolo::Yolo::new(classes, &device);

@@ -19,6 +19,7 @@ mod evaluate_models;
 mod every_route_answers_json_errors;
 mod export_yolo_zip;
 mod import_datasets;
+mod keep_files_in_object_storage;
 mod label_first_image;
 mod live_channel_resumes;
 mod many_annotators_at_once;
