@@ -74,8 +74,6 @@ pub fn run(cli: Cli) -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    // HTTPS to an S3 store goes through rustls, which needs its cryptography chosen once.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
