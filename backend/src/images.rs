@@ -14,7 +14,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{MultipartForm, PathParams, QueryParams};
 use crate::imaging::{self, InspectError};
-use crate::store::{StageError, Staged, Store};
+use crate::store::{Key, StageError, Staged, Store};
 use crate::stored_file::{self, Served};
 
 /// Most images one gallery page returns.
@@ -259,34 +259,43 @@ async fn read(
     Ok(Json(load_image(&mut conn, image_id).await?.into_info()))
 }
 
-async fn original(
-    State(state): State<AppState>,
-    PathParams(image_id): PathParams<i64>,
-    request: HeaderMap,
-) -> Result<Response, ApiError> {
-    let image = load_image(&mut *state.db.acquire().await?, image_id).await?;
-    let file = Served {
-        key: Store::original_key(&image.sha256, &image.extension),
-        sha256: &image.sha256,
-        content_type: stored_file::image_type(&image.extension),
-        cache_control: IMAGE_CACHING,
-    };
-    stored_file::serve(&state.store, file, &request).await
+async fn original(state: State<AppState>, image_id: PathParams<i64>, headers: HeaderMap) -> Result<Response, ApiError> {
+    serve_image_file(state, image_id, &headers, |image| {
+        (
+            Store::original_key(&image.sha256, &image.extension),
+            stored_file::image_type(&image.extension),
+        )
+    })
+    .await
 }
 
 async fn thumbnail(
+    state: State<AppState>,
+    image_id: PathParams<i64>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    serve_image_file(state, image_id, &headers, |image| {
+        (Store::thumb_key(&image.sha256), "image/jpeg")
+    })
+    .await
+}
+
+/// Serves one of an image's files (original or thumbnail): `file_of` names its key and type.
+async fn serve_image_file(
     State(state): State<AppState>,
     PathParams(image_id): PathParams<i64>,
-    request: HeaderMap,
+    headers: &HeaderMap,
+    file_of: impl FnOnce(&ImageRow) -> (Key, &'static str),
 ) -> Result<Response, ApiError> {
     let image = load_image(&mut *state.db.acquire().await?, image_id).await?;
+    let (key, content_type) = file_of(&image);
     let file = Served {
-        key: Store::thumb_key(&image.sha256),
+        key,
         sha256: &image.sha256,
-        content_type: "image/jpeg",
+        content_type,
         cache_control: IMAGE_CACHING,
     };
-    stored_file::serve(&state.store, file, &request).await
+    stored_file::serve(&state.store, file, headers).await
 }
 
 /// An image id always names the same bytes, so the browser may keep them; only its own cache,

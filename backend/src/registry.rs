@@ -280,17 +280,17 @@ pub async fn set_class_map(
 async fn file_by_id(
     State(state): State<AppState>,
     PathParams(model_id): PathParams<i64>,
-    request: HeaderMap,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let model = load_model(&mut *state.db.acquire().await?, model_id).await?;
-    serve_model(&state.store, &model.sha256, &request).await
+    serve_model(&state.store, &model.sha256, &headers).await
 }
 
 /// `/api/model-files/<sha256>.onnx`: the URL names the content, so it can be cached forever.
 async fn file_by_hash(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
-    request: HeaderMap,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let sha256 = name.strip_suffix(".onnx").unwrap_or(&name);
     let known: Option<i64> = if sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -304,18 +304,18 @@ async fn file_by_hash(
     if known.is_none() {
         return Err(ApiError::not_found(format_args!("model file {name}")));
     }
-    serve_model(&state.store, sha256, &request).await
+    serve_model(&state.store, sha256, &headers).await
 }
 
 /// A model file: the same bytes under the same hash for everyone, so shared caches may keep it.
-async fn serve_model(store: &Store, sha256: &str, request: &HeaderMap) -> Result<Response, ApiError> {
+async fn serve_model(store: &Store, sha256: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
     let file = Served {
         key: Store::model_key(sha256),
         sha256,
         content_type: "application/octet-stream",
         cache_control: "public, max-age=31536000, immutable",
     };
-    stored_file::serve(store, file, request).await
+    stored_file::serve(store, file, headers).await
 }
 
 /// Reads one registered model; 404 when there is none.

@@ -23,15 +23,15 @@ pub struct Served<'a> {
 }
 
 /// The object as a streamed response (or 304 when the client already has these bytes).
-pub async fn serve(store: &Store, file: Served<'_>, request: &HeaderMap) -> Result<Response, ApiError> {
+pub async fn serve(store: &Store, file: Served<'_>, headers: &HeaderMap) -> Result<Response, ApiError> {
     let etag = format!("\"{}\"", file.sha256);
     let cache_control = HeaderValue::from_static(file.cache_control);
-    let already_held = request
+    let already_held = headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
         .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|tag| matches!(tag.trim(), "*") || tag.trim().trim_start_matches("W/") == etag);
+        .flat_map(|value| value.split(',').map(str::trim))
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag);
     let etag = HeaderValue::from_str(&etag).map_err(ApiError::internal)?;
     if already_held {
         return Ok((

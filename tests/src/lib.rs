@@ -39,6 +39,17 @@ pub fn reference_model_file(name: &str) -> anyhow::Result<Vec<u8>> {
     std::fs::read(&path).with_context(|| format!("cannot read {} (set DISTILLERY_REFERENCE_MODELS)", path.display()))
 }
 
+/// Photos `test_NNNN.jpg` of the trained shapes detector's own test set (numbered `numbers`),
+/// with their names: real detections for tests that need them.
+pub fn shapes_test_photos(numbers: std::ops::Range<u32>) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    numbers
+        .map(|i| {
+            let name = format!("test_{i:04}.jpg");
+            reference_model_file(&format!("shapes/images/test/{name}")).map(|bytes| (name, bytes))
+        })
+        .collect()
+}
+
 /// What the `models` runtime finds in an encoded image (decoded upright-as-stored, as the server
 /// decodes a file without EXIF rotation): the expectation tests hold the server's jobs to.
 pub fn detect_in(

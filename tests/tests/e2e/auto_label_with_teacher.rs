@@ -64,12 +64,7 @@ async fn auto_label_with_teacher() -> anyhow::Result<()> {
     let project = studio.create_project("Teachers", &PROJECT_CLASSES).await?;
     let pid = project.id;
 
-    let photos: Vec<(String, Vec<u8>)> = (0..8)
-        .map(|i| {
-            let name = format!("test_{i:04}.jpg");
-            e2e::reference_model_file(&format!("shapes/images/test/{name}")).map(|bytes| (name, bytes))
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let photos: Vec<(String, Vec<u8>)> = e2e::shapes_test_photos(0..8)?;
     let mut files: Vec<(&str, Vec<u8>)> = photos.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
     files.push(("broken.png", fixtures::png(40, 30, 7)));
     let (_, uploaded) = studio.upload(pid, &files).await?;
@@ -396,12 +391,7 @@ async fn teacher_on_onnxruntime_finds_what_tract_finds() -> anyhow::Result<()> {
     let library = onnxruntime_library()?;
     let studio = Studio::start_with(&["--onnxruntime", &library, "--inference-threads", "2"]).await?;
     let project = studio.create_project("On onnxruntime", &PROJECT_CLASSES).await?;
-    let photos: Vec<(String, Vec<u8>)> = (10..14)
-        .map(|i| {
-            let name = format!("test_{i:04}.jpg");
-            e2e::reference_model_file(&format!("shapes/images/test/{name}")).map(|bytes| (name, bytes))
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let photos: Vec<(String, Vec<u8>)> = e2e::shapes_test_photos(10..14)?;
     let refs: Vec<(&str, Vec<u8>)> = photos.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
     let (_, uploaded) = studio.upload(project.id, &refs).await?;
     let ids: Vec<i64> = uploaded

@@ -48,12 +48,7 @@ async fn keep_files_in_object_storage() -> anyhow::Result<()> {
 async fn use_the_bucket(studio: &Studio, s3: &S3Server) -> anyhow::Result<()> {
     let http = studio.http().clone();
     let project = studio.create_project("Shapes in a bucket", &CLASSES).await?;
-    let photos: Vec<(String, Vec<u8>)> = (0..3)
-        .map(|i| {
-            let name = format!("test_{i:04}.jpg");
-            e2e::reference_model_file(&format!("shapes/images/test/{name}")).map(|bytes| (name, bytes))
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let photos: Vec<(String, Vec<u8>)> = e2e::shapes_test_photos(0..3)?;
     let files: Vec<(&str, Vec<u8>)> = photos.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
     let (status, uploaded) = studio.upload(project.id, &files).await?;
     ensure!(status.is_success(), "{status} {uploaded}");

@@ -214,12 +214,7 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
         .await?;
     let pid = project.id;
     // Real photos of its data set: test_0000 holds 5 shapes (../shared/models/README.md).
-    let files: Vec<(String, Vec<u8>)> = (0..6)
-        .map(|i| {
-            let name = format!("test_{i:04}.jpg");
-            e2e::reference_model_file(&format!("shapes/images/test/{name}")).map(|bytes| (name, bytes))
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let files: Vec<(String, Vec<u8>)> = e2e::shapes_test_photos(0..6)?;
     let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
     let (_, uploaded) = studio.upload(pid, &refs).await?;
     let ids: Vec<i64> = uploaded

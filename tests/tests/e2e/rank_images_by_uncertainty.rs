@@ -373,12 +373,7 @@ async fn rank_real_detections_by_uncertainty() -> anyhow::Result<()> {
         .create_project("Shapes", &["circle", "square", "triangle", "star"])
         .await?;
     let pid = project.id;
-    let files: Vec<(String, Vec<u8>)> = (0..10)
-        .map(|i| {
-            let name = format!("test_{i:04}.jpg");
-            shared_model(&format!("shapes/images/test/{name}")).map(|bytes| (name, bytes))
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let files: Vec<(String, Vec<u8>)> = e2e::shapes_test_photos(0..10)?;
     let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
     ensure!(studio.upload(pid, &refs).await?.0.is_success());
     let (status, body) = add_model(
