@@ -256,28 +256,28 @@ async fn project_access(state: &AppState, parts: &mut Parts, caller: &Caller) ->
     let (projects, what): (Vec<i64>, String) = match name {
         "pid" => {
             let id = id()?;
-            let found = sqlx::query_scalar("SELECT id FROM projects WHERE id = ?").bind(id);
+            let found = sqlx::query_scalar("SELECT id FROM projects WHERE id = $1").bind(id);
             (found.fetch_all(&state.db).await?, format!("project {id}"))
         }
         "iid" => {
             let id = id()?;
-            let found = sqlx::query_scalar("SELECT project_id FROM images WHERE id = ?").bind(id);
+            let found = sqlx::query_scalar("SELECT project_id FROM images WHERE id = $1").bind(id);
             (found.fetch_all(&state.db).await?, format!("image {id}"))
         }
         "mid" => {
             let id = id()?;
-            let found = sqlx::query_scalar("SELECT project_id FROM models WHERE id = ?").bind(id);
+            let found = sqlx::query_scalar("SELECT project_id FROM models WHERE id = $1").bind(id);
             (found.fetch_all(&state.db).await?, format!("model {id}"))
         }
         "jid" => {
             let id = id()?;
-            let found = sqlx::query_scalar("SELECT project_id FROM jobs WHERE id = ?").bind(id);
+            let found = sqlx::query_scalar("SELECT project_id FROM jobs WHERE id = $1").bind(id);
             (found.fetch_all(&state.db).await?, format!("job {id}"))
         }
         // Content-addressed model bytes: the same file may belong to several projects.
         "name" => {
             let sha256 = value.strip_suffix(".onnx").unwrap_or(&value);
-            let found = sqlx::query_scalar("SELECT DISTINCT project_id FROM models WHERE sha256 = ?").bind(sha256);
+            let found = sqlx::query_scalar("SELECT DISTINCT project_id FROM models WHERE sha256 = $1").bind(sha256);
             (found.fetch_all(&state.db).await?, format!("model file {value}"))
         }
         other => return Err(ApiError::internal(format_args!("no project lookup for `{other}`"))),
@@ -302,9 +302,9 @@ async fn project_access(state: &AppState, parts: &mut Parts, caller: &Caller) ->
 }
 
 /// The user's role in the project, if they are a member.
-pub async fn member_role(db: &sqlx::SqlitePool, project_id: i64, user_id: i64) -> Result<Option<Role>, ApiError> {
+pub async fn member_role(db: &sqlx::AnyPool, project_id: i64, user_id: i64) -> Result<Option<Role>, ApiError> {
     let role: Option<String> =
-        sqlx::query_scalar("SELECT role FROM project_members WHERE project_id = ? AND user_id = ?")
+        sqlx::query_scalar("SELECT role FROM project_members WHERE project_id = $1 AND user_id = $2")
             .bind(project_id)
             .bind(user_id)
             .fetch_optional(db)

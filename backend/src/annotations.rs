@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use sqlx::{FromRow, SqliteConnection};
+use sqlx::{AnyConnection, FromRow};
 
 use crate::AppState;
 use crate::access::{Caller, ProjectAccess};
@@ -40,7 +40,7 @@ async fn read_boxes(
     PathParams(image_id): PathParams<i64>,
 ) -> Result<Json<ImageBoxes>, ApiError> {
     // One read transaction: the boxes and the sequence number they are as of agree.
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::read_transaction(&state.db).await?;
     let image = load_image(&mut tx, image_id).await?;
     let boxes = image_boxes(&mut tx, &image).await?;
     tx.commit().await?;
@@ -56,7 +56,7 @@ async fn replace_boxes(
 ) -> Result<Json<ImageBoxes>, ApiError> {
     let mut tx = crate::db::write_transaction(&state.db).await?;
     let image = load_image(&mut tx, image_id).await?;
-    let human: Vec<String> = sqlx::query_scalar("SELECT id FROM boxes WHERE image_id = ? AND source = 'human'")
+    let human: Vec<String> = sqlx::query_scalar("SELECT id FROM boxes WHERE image_id = $1 AND source = 'human'")
         .bind(image_id)
         .fetch_all(&mut *tx)
         .await?;
@@ -162,7 +162,7 @@ async fn change_status(
     }
     // The rejection comment stays visible until the image is approved.
     let keep_comment = change.status != ImageStatus::Approved;
-    sqlx::query("UPDATE images SET status = ?, review_comment = CASE WHEN ? THEN COALESCE(?, review_comment) ELSE NULL END WHERE id = ?")
+    sqlx::query("UPDATE images SET status = $1, review_comment = CASE WHEN $2 THEN COALESCE($3, review_comment) ELSE NULL END WHERE id = $4")
         .bind(change.status.as_str())
         .bind(keep_comment)
         .bind(comment)
@@ -171,7 +171,7 @@ async fn change_status(
         .await?;
     let seq = next_seq(&mut tx, image.project_id).await?;
     sqlx::query(
-        "INSERT INTO review_events (project_id, seq, image_id, status, comment, author) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO review_events (project_id, seq, image_id, status, comment, author) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(image.project_id)
     .bind(seq)
@@ -199,17 +199,18 @@ enum OnRefusal {
 /// Applies a batch of operations inside the caller's transaction. A refused operation writes
 /// nothing; the server's own failures (the database) always abort the batch.
 async fn apply(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     image: &ImageRow,
     request: &OpsRequest,
     on_refusal: OnRefusal,
     author: &str,
 ) -> Result<OpsResponse, ApiError> {
-    let class_ids: HashSet<u32> = sqlx::query_scalar("SELECT id FROM classes WHERE project_id = ?")
+    let class_ids: HashSet<u32> = sqlx::query_scalar::<_, i64>("SELECT id FROM classes WHERE project_id = $1")
         .bind(image.project_id)
         .fetch_all(&mut *conn)
         .await?
         .into_iter()
+        .filter_map(|id| u32::try_from(id).ok())
         .collect();
     let mut applied = Vec::with_capacity(request.ops.len());
     let mut refused = Vec::new();
@@ -233,7 +234,7 @@ async fn apply(
         }
     }
 
-    let box_count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM boxes WHERE image_id = ?")
+    let box_count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM boxes WHERE image_id = $1")
         .bind(image.id)
         .fetch_one(&mut *conn)
         .await?;
@@ -260,8 +261,8 @@ async fn apply(
     } else {
         image.status()
     };
-    sqlx::query("UPDATE images SET negative = ?, status = ? WHERE id = ?")
-        .bind(negative)
+    sqlx::query("UPDATE images SET negative = $1, status = $2 WHERE id = $3")
+        .bind(i64::from(negative))
         .bind(status.as_str())
         .bind(image.id)
         .execute(&mut *conn)
@@ -289,7 +290,7 @@ enum Checked {
 /// Checks one operation against what is stored, writing nothing; `None` when there is nothing
 /// to do (deleting a box that is not there: resends are idempotent).
 async fn check(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     image: &ImageRow,
     class_ids: &HashSet<u32>,
     op: &BoxOp,
@@ -356,7 +357,7 @@ async fn check(
 
 /// Writes a checked operation and records it in `box_events`.
 async fn write(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     image: &ImageRow,
     checked: Checked,
     author: &str,
@@ -379,20 +380,20 @@ async fn write(
         } => {
             sqlx::query(
                 "INSERT INTO boxes (id, image_id, class_id, x0, y0, x1, y1, source, model_version, confidence, author, revision)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, 'human', NULL, NULL, ?, ?)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'human', NULL, NULL, $8, $9)
                  ON CONFLICT (id) DO UPDATE SET class_id = excluded.class_id, x0 = excluded.x0, y0 = excluded.y0,
                    x1 = excluded.x1, y1 = excluded.y1, source = 'human', model_version = NULL, confidence = NULL,
                    author = excluded.author, revision = excluded.revision",
             )
             .bind(&after.id)
             .bind(image.id)
-            .bind(after.class_id)
+            .bind(i64::from(after.class_id))
             .bind(after.x0)
             .bind(after.y0)
             .bind(after.x1)
             .bind(after.y1)
             .bind(&after.author)
-            .bind(after.revision)
+            .bind(i64::from(after.revision))
             .execute(&mut *conn)
             .await?;
             let kind = if before.is_some() {
@@ -423,13 +424,13 @@ async fn write(
 
 /// Deletes a stored box, numbered and logged like any edit; returns its sequence number.
 pub async fn delete_box(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     project_id: i64,
     image_id: i64,
     before: &BoundingBox,
     author: Option<&str>,
 ) -> Result<i64, ApiError> {
-    sqlx::query("DELETE FROM boxes WHERE id = ?")
+    sqlx::query("DELETE FROM boxes WHERE id = $1")
         .bind(&before.id)
         .execute(&mut *conn)
         .await?;
@@ -440,7 +441,7 @@ pub async fn delete_box(
 /// (before/after). Every change of a box goes through here — the editor's operations, imports,
 /// moving a removed class's boxes — so the log and the live order miss nothing.
 pub async fn record_box_event(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     project_id: i64,
     image_id: i64,
     op: OpKind,
@@ -453,7 +454,7 @@ pub async fn record_box_event(
     let json = |b: Option<&BoundingBox>| b.and_then(|b| serde_json::to_string(b).ok());
     sqlx::query(
         "INSERT INTO box_events (project_id, seq, image_id, box_id, op, before, after, author)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(project_id)
     .bind(seq)
@@ -471,23 +472,23 @@ pub async fn record_box_event(
 /// The image's boxes, oldest first.
 /// The project's next sequence number, taken inside the caller's write transaction (writers are
 /// serialised, so the numbers are committed in order and without gaps).
-async fn next_seq(conn: &mut SqliteConnection, project_id: i64) -> Result<i64, ApiError> {
+async fn next_seq(conn: &mut AnyConnection, project_id: i64) -> Result<i64, ApiError> {
     Ok(
-        sqlx::query_scalar("UPDATE projects SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq")
+        sqlx::query_scalar("UPDATE projects SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq")
             .bind(project_id)
             .fetch_one(&mut *conn)
             .await?,
     )
 }
 
-pub async fn image_boxes(conn: &mut SqliteConnection, image: &ImageRow) -> Result<ImageBoxes, ApiError> {
+pub async fn image_boxes(conn: &mut AnyConnection, image: &ImageRow) -> Result<ImageBoxes, ApiError> {
     let rows: Vec<BoxRow> = sqlx::query_as(crate::db::constant_sql(format!(
-        "SELECT {BOX_COLUMNS} FROM boxes WHERE image_id = ? ORDER BY rowid"
+        "SELECT {BOX_COLUMNS} FROM boxes WHERE image_id = $1 ORDER BY rowid"
     )))
     .bind(image.id)
     .fetch_all(&mut *conn)
     .await?;
-    let seq: i64 = sqlx::query_scalar("SELECT last_seq FROM projects WHERE id = ?")
+    let seq: i64 = sqlx::query_scalar("SELECT last_seq FROM projects WHERE id = $1")
         .bind(image.project_id)
         .fetch_one(&mut *conn)
         .await?;
@@ -500,9 +501,9 @@ pub async fn image_boxes(conn: &mut SqliteConnection, image: &ImageRow) -> Resul
     })
 }
 
-async fn load_box(conn: &mut SqliteConnection, box_id: &str) -> Result<Option<BoxRow>, ApiError> {
+async fn load_box(conn: &mut AnyConnection, box_id: &str) -> Result<Option<BoxRow>, ApiError> {
     Ok(sqlx::query_as(crate::db::constant_sql(format!(
-        "SELECT {BOX_COLUMNS} FROM boxes WHERE id = ?"
+        "SELECT {BOX_COLUMNS} FROM boxes WHERE id = $1"
     )))
     .bind(box_id)
     .fetch_optional(&mut *conn)
@@ -537,6 +538,7 @@ pub const BOX_COLUMNS: &str =
 pub struct BoxRow {
     pub id: String,
     pub image_id: i64,
+    #[sqlx(try_from = "i64")]
     pub class_id: u32,
     pub x0: f64,
     pub y0: f64,
@@ -544,8 +546,9 @@ pub struct BoxRow {
     pub y1: f64,
     pub source: String,
     pub model_version: Option<String>,
-    pub confidence: Option<f32>,
+    pub confidence: Option<f64>,
     pub author: Option<String>,
+    #[sqlx(try_from = "i64")]
     pub revision: u32,
 }
 
@@ -561,7 +564,8 @@ impl BoxRow {
             x1: self.x1,
             y1: self.y1,
             model_version: self.model_version,
-            confidence: self.confidence,
+            // Stored as a double by both engines; it was an f32 when it was written.
+            confidence: self.confidence.map(|c| c as f32),
             author: self.author,
             revision: self.revision,
         }

@@ -39,7 +39,7 @@ async fn assign(
     let mut tx = crate::db::write_transaction(&state.db).await?;
     let member: Option<(i64, String, String)> = sqlx::query_as(
         "SELECT u.id, u.username, m.role FROM users u JOIN project_members m ON m.user_id = u.id
-          WHERE m.project_id = ? AND u.username = ?",
+          WHERE m.project_id = $1 AND u.username = $2",
     )
     .bind(project_id)
     .bind(body.username.trim())
@@ -61,7 +61,7 @@ async fn assign(
     }
     let added = if body.count == 0 {
         let sql = format!(
-            "UPDATE images SET assignee_id = NULL WHERE project_id = ? AND assignee_id = ? AND status IN {UNLABELED}"
+            "UPDATE images SET assignee_id = NULL WHERE project_id = $1 AND assignee_id = $2 AND status IN {UNLABELED}"
         );
         sqlx::query(crate::db::constant_sql(sql))
             .bind(project_id)
@@ -71,8 +71,8 @@ async fn assign(
         0
     } else {
         let sql = format!(
-            "UPDATE images SET assignee_id = ?1 WHERE id IN (SELECT id FROM images
-               WHERE project_id = ?2 AND assignee_id IS NULL AND status IN {UNLABELED} ORDER BY id LIMIT ?3)"
+            "UPDATE images SET assignee_id = $1 WHERE id IN (SELECT id FROM images
+               WHERE project_id = $2 AND assignee_id IS NULL AND status IN {UNLABELED} ORDER BY id LIMIT $3)"
         );
         sqlx::query(crate::db::constant_sql(sql))
             .bind(user_id)
@@ -82,7 +82,8 @@ async fn assign(
             .await?
             .rows_affected()
     };
-    let sql = format!("SELECT COUNT(*) FROM images WHERE project_id = ? AND assignee_id = ? AND status IN {UNLABELED}");
+    let sql =
+        format!("SELECT COUNT(*) FROM images WHERE project_id = $1 AND assignee_id = $2 AND status IN {UNLABELED}");
     let to_do: i64 = sqlx::query_scalar(crate::db::constant_sql(sql))
         .bind(project_id)
         .bind(user_id)

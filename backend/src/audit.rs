@@ -36,11 +36,11 @@ async fn history(
     let image = load_image(&mut conn, image_id).await?;
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT seq, at, author, op, box_id, before, after, NULL AS status, NULL AS comment
-           FROM box_events WHERE project_id = ?1 AND image_id = ?2 AND seq < ?3
+           FROM box_events WHERE project_id = $1 AND image_id = $2 AND seq < $3
          UNION ALL
          SELECT seq, at, author, NULL, NULL, NULL, NULL, status, comment
-           FROM review_events WHERE project_id = ?1 AND image_id = ?2 AND seq < ?3
-         ORDER BY seq DESC LIMIT ?4",
+           FROM review_events WHERE project_id = $1 AND image_id = $2 AND seq < $3
+         ORDER BY seq DESC LIMIT $4",
     )
     .bind(image.project_id)
     .bind(image_id)

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 use crate::config::{DataConfig, Limits};
 use crate::export::{self, Format, Include};
@@ -129,7 +129,7 @@ pub async fn teacher(args: TeacherArgs) -> anyhow::Result<()> {
     }
 }
 
-pub(crate) async fn open(data: &DataConfig) -> anyhow::Result<(SqlitePool, Store)> {
+pub(crate) async fn open(data: &DataConfig) -> anyhow::Result<(AnyPool, Store)> {
     std::fs::create_dir_all(&data.data_dir)
         .with_context(|| format!("cannot create the data folder {}", data.data_dir.display()))?;
     let pool = db::open(&data.database_url()).await?;

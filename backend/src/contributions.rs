@@ -29,7 +29,7 @@ async fn contributions(
     let mut conn = state.db.acquire().await?;
     let mut people: BTreeMap<String, Contribution> = BTreeMap::new();
     let members: Vec<(String, String)> = sqlx::query_as(
-        "SELECT u.username, m.role FROM project_members m JOIN users u ON u.id = m.user_id WHERE m.project_id = ?",
+        "SELECT u.username, m.role FROM project_members m JOIN users u ON u.id = m.user_id WHERE m.project_id = $1",
     )
     .bind(project_id)
     .fetch_all(&mut *conn)
@@ -39,13 +39,14 @@ async fn contributions(
     }
     // Each image counts for whoever submitted it last, as long as it is in review or judged.
     let submitted: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT r.author, COUNT(*), SUM(i.status = 'approved'), SUM(i.status = 'rejected')
+        "SELECT r.author, COUNT(*), COUNT(*) FILTER (WHERE i.status = 'approved'),
+                COUNT(*) FILTER (WHERE i.status = 'rejected')
            FROM images i
            JOIN review_events r ON r.project_id = i.project_id AND r.image_id = i.id
-          WHERE i.project_id = ?1 AND i.status IN ('submitted', 'approved', 'rejected')
+          WHERE i.project_id = $1 AND i.status IN ('submitted', 'approved', 'rejected')
             AND r.author IS NOT NULL
             AND r.seq = (SELECT MAX(seq) FROM review_events l
-                          WHERE l.project_id = ?1 AND l.image_id = i.id AND l.status = 'submitted')
+                          WHERE l.project_id = $1 AND l.image_id = i.id AND l.status = 'submitted')
           GROUP BY r.author",
     )
     .bind(project_id)
@@ -59,7 +60,7 @@ async fn contributions(
     }
     let reviewed: Vec<(String, i64)> = sqlx::query_as(
         "SELECT author, COUNT(*) FROM review_events
-          WHERE project_id = ? AND status IN ('approved', 'rejected') AND author IS NOT NULL
+          WHERE project_id = $1 AND status IN ('approved', 'rejected') AND author IS NOT NULL
           GROUP BY author",
     )
     .bind(project_id)
@@ -70,7 +71,7 @@ async fn contributions(
     }
     let sql = format!(
         "SELECT u.username, COUNT(*) FROM images i JOIN users u ON u.id = i.assignee_id
-          WHERE i.project_id = ? AND i.status IN {UNLABELED} GROUP BY u.username"
+          WHERE i.project_id = $1 AND i.status IN {UNLABELED} GROUP BY u.username"
     );
     let assigned: Vec<(String, i64)> = sqlx::query_as(crate::db::constant_sql(sql))
         .bind(project_id)

@@ -11,7 +11,7 @@ use anyhow::{Context, bail, ensure};
 use api::{Job, JobKind, JobState, ModelRole, NewJob, TrainSettings};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 use crate::config::{DataConfig, InferenceConfig, Limits};
 use crate::export::{Format, Include};
@@ -189,7 +189,7 @@ async fn run(
     args: &DistillArgs,
     ontology: &Ontology,
     jobs: &Jobs,
-    pool: &SqlitePool,
+    pool: &AnyPool,
     store: &Store,
     project_id: i64,
     name: &str,
@@ -338,7 +338,7 @@ async fn run(
 
 /// Stores and registers the teacher file in the project.
 async fn register_teacher(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     store: &Store,
     project_id: i64,
     path: &Path,
@@ -365,7 +365,7 @@ async fn register_teacher(
 /// succeeded.
 async fn run_job(
     jobs: &Jobs,
-    pool: &SqlitePool,
+    pool: &AnyPool,
     store: &Store,
     max_pixels: u64,
     project_id: i64,
@@ -403,7 +403,7 @@ async fn run_job(
 }
 
 /// Mirrors a job's row onto `bar` until aborted.
-async fn follow(pool: SqlitePool, job_id: i64, bar: ProgressBar) {
+async fn follow(pool: AnyPool, job_id: i64, bar: ProgressBar) {
     loop {
         if let Ok(mut conn) = pool.acquire().await
             && let Ok(job) = crate::jobs::load_job(&mut conn, job_id).await

@@ -18,7 +18,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use serde::Deserialize;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use train::{ConfusionMatrix, GroundTruth, Prediction};
 
 use crate::AppState;
@@ -46,13 +46,13 @@ pub(crate) type Detections = Vec<(u32, f32, [f32; 4])>;
 /// What a model version detected on the project's approved images: per image, its detections or
 /// why the image could not be read. Images it has not seen are absent.
 pub(crate) async fn approved_detections(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     model: &RegisteredModel,
     image_id: Option<i64>,
 ) -> Result<HashMap<i64, Result<Detections, String>>, ApiError> {
     let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
         "SELECT e.image_id, e.boxes, e.error FROM evaluation_detections e JOIN images i ON i.id = e.image_id \
-         WHERE e.model_id = ? AND i.status = 'approved' AND (? IS NULL OR i.id = ?)",
+         WHERE e.model_id = $1 AND i.status = 'approved' AND ($2 IS NULL OR i.id = $3)",
     )
     .bind(model.id)
     .bind(image_id)
@@ -82,13 +82,13 @@ pub(crate) async fn approved_detections(
 /// The human boxes of approved images (or of one of them): `image id → (box id, class id,
 /// corners)`.
 pub(crate) async fn approved_human_boxes(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     project_id: i64,
     image_id: Option<i64>,
 ) -> Result<HashMap<i64, Vec<(String, u32, [f32; 4])>>, ApiError> {
     let rows: Vec<(i64, String, i64, f64, f64, f64, f64)> = sqlx::query_as(
         "SELECT b.image_id, b.id, b.class_id, b.x0, b.y0, b.x1, b.y1 FROM boxes b JOIN images i ON i.id = b.image_id \
-         WHERE i.project_id = ? AND i.status = 'approved' AND b.source = 'human' AND (? IS NULL OR i.id = ?) \
+         WHERE i.project_id = $1 AND i.status = 'approved' AND b.source = 'human' AND ($2 IS NULL OR i.id = $3) \
          ORDER BY b.image_id, b.id",
     )
     .bind(project_id)
@@ -123,7 +123,7 @@ async fn evaluation(
 
     // The approved images, in a fixed order that numbers them for `train`.
     let approved: Vec<(i64, Option<String>)> =
-        sqlx::query_as("SELECT id, fixed_split FROM images WHERE project_id = ? AND status = 'approved' ORDER BY id")
+        sqlx::query_as("SELECT id, fixed_split FROM images WHERE project_id = $1 AND status = 'approved' ORDER BY id")
             .bind(project_id)
             .fetch_all(&mut *conn)
             .await?;
@@ -158,7 +158,7 @@ async fn evaluation(
         })
         .collect();
 
-    let model_ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM models WHERE project_id = ? ORDER BY id DESC")
+    let model_ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM models WHERE project_id = $1 ORDER BY id DESC")
         .bind(project_id)
         .fetch_all(&mut *conn)
         .await?;

@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use futures_util::Stream;
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 use tokio::sync::{broadcast, watch};
 
 use crate::AppState;
@@ -89,7 +89,7 @@ async fn stream(
 
 /// One open stream's position.
 struct Feed {
-    db: SqlitePool,
+    db: AnyPool,
     project_id: i64,
     changes: broadcast::Receiver<i64>,
     closing: watch::Receiver<bool>,

@@ -18,7 +18,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 use tokio::sync::mpsc;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
@@ -218,7 +218,7 @@ async fn export(
 /// Reads what to export. Fails with 404 for an unknown project and 422 for an export that would
 /// contain no image (nothing for Ultralytics to train on).
 pub async fn plan(
-    db: &SqlitePool,
+    db: &AnyPool,
     store: &Store,
     project_id: i64,
     format: Format,
@@ -229,13 +229,13 @@ pub async fn plan(
     let project = crate::projects::load_project(&mut conn, project_id).await?;
     let class_index: HashMap<u32, usize> = project.classes.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
     let images: Vec<ImageRow> = sqlx::query_as(crate::db::constant_sql(format!(
-        "SELECT {IMAGE_COLUMNS} FROM images WHERE project_id = ? ORDER BY id"
+        "SELECT {IMAGE_COLUMNS} FROM images WHERE project_id = $1 ORDER BY id"
     )))
     .bind(project_id)
     .fetch_all(&mut *conn)
     .await?;
     let box_rows: Vec<BoxRow> = sqlx::query_as(crate::db::constant_sql(format!(
-        "SELECT {BOX_COLUMNS} FROM boxes WHERE image_id IN (SELECT id FROM images WHERE project_id = ?) ORDER BY rowid"
+        "SELECT {BOX_COLUMNS} FROM boxes WHERE image_id IN (SELECT id FROM images WHERE project_id = $1) ORDER BY rowid"
     )))
     .bind(project_id)
     .fetch_all(&mut *conn)
@@ -258,7 +258,7 @@ pub async fn plan(
             Include::Auto if status != ImageStatus::Rejected => {
                 let confident: Vec<BoxRow> = model
                     .into_iter()
-                    .filter(|b| b.confidence.unwrap_or(0.0) >= min_confidence)
+                    .filter(|b| b.confidence.unwrap_or(0.0) >= f64::from(min_confidence))
                     .collect();
                 if confident.is_empty() {
                     continue;

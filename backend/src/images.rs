@@ -8,7 +8,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use sqlx::{FromRow, SqliteConnection};
+use sqlx::{AnyConnection, FromRow};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -210,19 +210,19 @@ async fn list(
         None => None,
     };
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_PAGE_SIZE);
-    let filter = "project_id = ?1 AND (?2 IS NULL OR status = ?2)
-        AND (?3 IS NULL OR EXISTS (SELECT 1 FROM boxes b WHERE b.image_id = images.id AND b.class_id = ?3))
-        AND (?4 IS NULL OR EXISTS (SELECT 1 FROM boxes b WHERE b.image_id = images.id AND b.source = ?4))";
+    let filter = "project_id = $1 AND ($2 IS NULL OR status = $2)
+        AND ($3 IS NULL OR EXISTS (SELECT 1 FROM boxes b WHERE b.image_id = images.id AND b.class_id = $3))
+        AND ($4 IS NULL OR EXISTS (SELECT 1 FROM boxes b WHERE b.image_id = images.id AND b.source = $4))";
     let (range, order, bound) = match query.before {
-        Some(before) => ("id < ?5", "DESC", before),
-        None => ("id > ?5", "ASC", query.cursor.unwrap_or(0)),
+        Some(before) => ("id < $5", "DESC", before),
+        None => ("id > $5", "ASC", query.cursor.unwrap_or(0)),
     };
     let mut rows: Vec<ImageRow> = sqlx::query_as(crate::db::constant_sql(format!(
-        "SELECT {IMAGE_COLUMNS} FROM images WHERE {filter} AND {range} ORDER BY id {order} LIMIT ?6"
+        "SELECT {IMAGE_COLUMNS} FROM images WHERE {filter} AND {range} ORDER BY id {order} LIMIT $6"
     )))
     .bind(project_id)
     .bind(status.map(ImageStatus::as_str))
-    .bind(query.class_id)
+    .bind(query.class_id.map(i64::from))
     .bind(source.map(api::BoxSource::as_str))
     .bind(bound)
     .bind(i64::from(limit) + 1)
@@ -240,7 +240,7 @@ async fn list(
     )))
     .bind(project_id)
     .bind(status.map(ImageStatus::as_str))
-    .bind(query.class_id)
+    .bind(query.class_id.map(i64::from))
     .bind(source.map(api::BoxSource::as_str))
     .fetch_one(&state.db)
     .await?;
@@ -317,21 +317,21 @@ pub struct NewImageRow<'a> {
 }
 
 /// Inserts an image unless the project already has these bytes; `None` then.
-pub async fn insert_image(conn: &mut SqliteConnection, row: &NewImageRow<'_>) -> Result<Option<i64>, ApiError> {
+pub async fn insert_image(conn: &mut AnyConnection, row: &NewImageRow<'_>) -> Result<Option<i64>, ApiError> {
     Ok(sqlx::query_scalar(
         "INSERT INTO images (project_id, sha256, file_name, extension, byte_size, width, height, fixed_split, status, negative)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, sha256) DO NOTHING RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (project_id, sha256) DO NOTHING RETURNING id",
     )
     .bind(row.project_id)
     .bind(row.sha256)
     .bind(row.file_name)
     .bind(row.extension)
     .bind(row.byte_size)
-    .bind(row.width)
-    .bind(row.height)
+    .bind(i64::from(row.width))
+    .bind(i64::from(row.height))
     .bind(row.fixed_split.map(Split::as_str))
     .bind(row.status.as_str())
-    .bind(row.negative)
+    .bind(i64::from(row.negative))
     .fetch_optional(&mut *conn)
     .await?)
 }
@@ -348,12 +348,16 @@ pub struct ImageRow {
     pub sha256: String,
     pub file_name: String,
     pub extension: String,
+    #[sqlx(try_from = "i64")]
     pub width: u32,
+    #[sqlx(try_from = "i64")]
     pub height: u32,
     pub status: String,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub negative: bool,
     pub fixed_split: Option<String>,
     pub review_comment: Option<String>,
+    #[sqlx(try_from = "i64")]
     pub box_count: u32,
 }
 
@@ -382,9 +386,9 @@ impl ImageRow {
 }
 
 /// The image with this id, or 404.
-pub async fn load_image(conn: &mut SqliteConnection, image_id: i64) -> Result<ImageRow, ApiError> {
+pub async fn load_image(conn: &mut AnyConnection, image_id: i64) -> Result<ImageRow, ApiError> {
     sqlx::query_as(crate::db::constant_sql(format!(
-        "SELECT {IMAGE_COLUMNS} FROM images WHERE id = ?"
+        "SELECT {IMAGE_COLUMNS} FROM images WHERE id = $1"
     )))
     .bind(image_id)
     .fetch_optional(&mut *conn)
@@ -392,13 +396,9 @@ pub async fn load_image(conn: &mut SqliteConnection, image_id: i64) -> Result<Im
     .ok_or_else(|| ApiError::not_found(format_args!("image {image_id}")))
 }
 
-async fn find_by_hash(
-    conn: &mut SqliteConnection,
-    project_id: i64,
-    sha256: &str,
-) -> Result<Option<ImageRow>, ApiError> {
+async fn find_by_hash(conn: &mut AnyConnection, project_id: i64, sha256: &str) -> Result<Option<ImageRow>, ApiError> {
     Ok(sqlx::query_as(crate::db::constant_sql(format!(
-        "SELECT {IMAGE_COLUMNS} FROM images WHERE project_id = ? AND sha256 = ?"
+        "SELECT {IMAGE_COLUMNS} FROM images WHERE project_id = $1 AND sha256 = $2"
     )))
     .bind(project_id)
     .bind(sha256)

@@ -19,7 +19,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 use crate::AppState;
 use crate::annotations::record_box_event;
@@ -265,7 +265,7 @@ pub fn plan(source: &DatasetSource, store: &Store, limits: ImportLimits) -> Resu
 /// is content-addressed, so a file whose rows never arrive is only an unreferenced copy), then
 /// every row in one short transaction — other people's edits wait for the rows, not for the
 /// disk.
-pub async fn apply(db: &SqlitePool, store: &Store, project_id: i64, plan: Plan) -> Result<ImportReport, ApiError> {
+pub async fn apply(db: &AnyPool, store: &Store, project_id: i64, plan: Plan) -> Result<ImportReport, ApiError> {
     let mut report = ImportReport {
         format: plan.format.to_owned(),
         images_added: 0,
@@ -341,11 +341,11 @@ pub async fn apply(db: &SqlitePool, store: &Store, project_id: i64, plan: Plan) 
                         1,
                     );
                     sqlx::query(
-                        "INSERT INTO boxes (id, image_id, class_id, x0, y0, x1, y1, source, revision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                        "INSERT INTO boxes (id, image_id, class_id, x0, y0, x1, y1, source, revision) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1)",
                     )
                     .bind(&created.id)
                     .bind(image_id)
-                    .bind(created.class_id)
+                    .bind(i64::from(created.class_id))
                     .bind(x0)
                     .bind(y0)
                     .bind(x1)

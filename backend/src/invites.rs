@@ -3,6 +3,8 @@
 //! signed in, or creating an account on the spot). A link works until it expires or is revoked;
 //! only its secret's SHA-256 is stored, so a copy of the database opens no project.
 
+use std::time::Duration;
+
 use api::account::MAX_INVITE_HOURS;
 use api::{AcceptInvite, CreatedInvite, Invite, InviteOffer, JoinedProject, NewInvite, Role, Session};
 use axum::extract::State;
@@ -32,9 +34,10 @@ async fn list(
 ) -> Result<Json<Vec<Invite>>, ApiError> {
     let rows: Vec<InviteRow> = sqlx::query_as(
         "SELECT id, role, created_by, expires_at, joined FROM invites
-          WHERE project_id = ? AND expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now') ORDER BY id",
+          WHERE project_id = $1 AND expires_at > $2 ORDER BY id",
     )
     .bind(access.project_id)
+    .bind(crate::db::now())
     .fetch_all(&state.db)
     .await?;
     Ok(Json(rows.into_iter().filter_map(InviteRow::into_invite).collect()))
@@ -57,14 +60,14 @@ async fn create(
     let mut tx = crate::db::write_transaction(&state.db).await?;
     let row: InviteRow = sqlx::query_as(
         "INSERT INTO invites (project_id, secret_sha256, role, created_by, expires_at)
-         VALUES (?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?))
+         VALUES ($1, $2, $3, $4, $5)
          RETURNING id, role, created_by, expires_at, joined",
     )
     .bind(access.project_id)
     .bind(secrets::digest(&secret))
     .bind(body.role.as_str())
     .bind(&caller.user.username)
-    .bind(format!("+{} hours", body.hours))
+    .bind(crate::db::after(Duration::from_secs(u64::from(body.hours) * 3600)))
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -80,7 +83,7 @@ async fn revoke(
     Extension(access): Extension<ProjectAccess>,
     PathParams((_, invite_id)): PathParams<(i64, i64)>,
 ) -> Result<StatusCode, ApiError> {
-    let gone = sqlx::query("DELETE FROM invites WHERE id = ? AND project_id = ?")
+    let gone = sqlx::query("DELETE FROM invites WHERE id = $1 AND project_id = $2")
         .bind(invite_id)
         .bind(access.project_id)
         .execute(&state.db)
@@ -140,7 +143,7 @@ async fn accept(
     let mut tx = crate::db::write_transaction(&state.db).await?;
     // Joining never lowers a role someone already has.
     let current: Option<String> =
-        sqlx::query_scalar("SELECT role FROM project_members WHERE project_id = ? AND user_id = ?")
+        sqlx::query_scalar("SELECT role FROM project_members WHERE project_id = $1 AND user_id = $2")
             .bind(project_id)
             .bind(user.id)
             .fetch_optional(&mut *tx)
@@ -151,7 +154,7 @@ async fn accept(
         .filter(|r| *r >= role)
         .unwrap_or(role);
     crate::members::set_role(&mut tx, project_id, user.id, role).await?;
-    sqlx::query("UPDATE invites SET joined = joined + 1 WHERE secret_sha256 = ?")
+    sqlx::query("UPDATE invites SET joined = joined + 1 WHERE secret_sha256 = $1")
         .bind(secrets::digest(&secret))
         .execute(&mut *tx)
         .await?;
@@ -186,9 +189,10 @@ async fn accept(
 async fn valid(state: &AppState, secret: &str) -> Result<(i64, String, Role, String), ApiError> {
     let row: Option<(i64, String, String, String)> = sqlx::query_as(
         "SELECT i.project_id, p.name, i.role, i.expires_at FROM invites i JOIN projects p ON p.id = i.project_id
-          WHERE i.secret_sha256 = ? AND i.expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+          WHERE i.secret_sha256 = $1 AND i.expires_at > $2",
     )
     .bind(secrets::digest(secret))
+    .bind(crate::db::now())
     .fetch_optional(&state.db)
     .await?;
     let not_found = || {

@@ -15,7 +15,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
 use serde::Deserialize;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -37,7 +37,7 @@ struct ModelQuery {
 /// The model whose detections accuse: the one named (of the project), else the newest teacher
 /// (the stronger model, in autodistill's setting), else the active student.
 pub(crate) async fn accusing_model(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     project_id: i64,
     model_id: Option<i64>,
 ) -> Result<RegisteredModel, ApiError> {
@@ -45,7 +45,7 @@ pub(crate) async fn accusing_model(
         Some(id) => Some(crate::registry::load_model(conn, id).await?).filter(|m| m.project_id == project_id),
         None => {
             let teacher: Option<i64> =
-                sqlx::query_scalar("SELECT MAX(id) FROM models WHERE project_id = ? AND role = 'teacher'")
+                sqlx::query_scalar("SELECT MAX(id) FROM models WHERE project_id = $1 AND role = 'teacher'")
                     .bind(project_id)
                     .fetch_one(&mut *conn)
                     .await?;
@@ -66,22 +66,23 @@ pub(crate) async fn accusing_model(
 /// The open suspicions of every approved image the model has seen: `image id → suspicions`,
 /// strongest first, confirmed ones left out.
 async fn open_suspicions(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     project: &Project,
     model: &RegisteredModel,
     image_id: Option<i64>,
 ) -> Result<HashMap<i64, Vec<Suspicion>>, ApiError> {
     let detections = approved_detections(conn, model, image_id).await?;
     let human = approved_human_boxes(conn, project.id, image_id).await?;
-    let confirmed: HashSet<(i64, String)> =
-        sqlx::query_as("SELECT image_id, key FROM confirmed_labels WHERE model_id = ? AND (? IS NULL OR image_id = ?)")
-            .bind(model.id)
-            .bind(image_id)
-            .bind(image_id)
-            .fetch_all(&mut *conn)
-            .await?
-            .into_iter()
-            .collect();
+    let confirmed: HashSet<(i64, String)> = sqlx::query_as(
+        "SELECT image_id, key FROM confirmed_labels WHERE model_id = $1 AND ($2 IS NULL OR image_id = $3)",
+    )
+    .bind(model.id)
+    .bind(image_id)
+    .bind(image_id)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
     let names: HashMap<u32, String> = project.classes.iter().map(|c| (c.id, c.name.clone())).collect();
     let class_name = |id: u32| names.get(&id).cloned().unwrap_or_else(|| format!("class {id}"));
     let mut found = HashMap::new();
@@ -107,7 +108,7 @@ async fn open_suspicions(
 /// images with none left out. Also how many approved images the model has not seen.
 pub(crate) async fn ranked(
     state: &AppState,
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     project_id: i64,
     model_id: Option<i64>,
     limit: usize,
@@ -117,7 +118,7 @@ pub(crate) async fn ranked(
     let project = crate::projects::load_project(conn, project_id).await?;
     let open = open_suspicions(conn, &project, &model, None).await?;
     let names: HashMap<i64, String> =
-        sqlx::query_as("SELECT id, file_name FROM images WHERE project_id = ? AND status = 'approved'")
+        sqlx::query_as("SELECT id, file_name FROM images WHERE project_id = $1 AND status = 'approved'")
             .bind(project_id)
             .fetch_all(&mut *conn)
             .await?
@@ -177,7 +178,7 @@ async fn confirm(
             body.key, model.id
         )));
     }
-    sqlx::query("INSERT OR IGNORE INTO confirmed_labels (model_id, image_id, key) VALUES (?, ?, ?)")
+    sqlx::query("INSERT INTO confirmed_labels (model_id, image_id, key) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
         .bind(model.id)
         .bind(image_id)
         .bind(&body.key)

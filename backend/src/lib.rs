@@ -38,13 +38,13 @@ pub mod store;
 pub mod stored_file;
 pub mod web;
 
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 /// What every request handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     /// Metadata store (projects, classes, images, boxes, …).
-    pub db: SqlitePool,
+    pub db: AnyPool,
     /// Image bytes and thumbnails.
     pub store: store::Store,
     /// What clients may send.

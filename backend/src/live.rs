@@ -27,7 +27,7 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use futures_util::SinkExt;
 use serde::Deserialize;
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 use tokio::sync::{Notify, broadcast, watch};
 
 use crate::AppState;
@@ -188,7 +188,7 @@ impl Live {
     /// publisher cannot leave in between; the publisher is started when the channel is new.
     fn join(
         &self,
-        db: &SqlitePool,
+        db: &AnyPool,
         project_id: i64,
         closing: watch::Receiver<bool>,
     ) -> (Arc<Channel>, broadcast::Receiver<Broadcast>) {
@@ -274,7 +274,7 @@ impl Channel {
     }
 
     /// Tells everyone about the jobs that changed and the new student, if any.
-    async fn send_news(&self, db: &SqlitePool, project_id: i64) {
+    async fn send_news(&self, db: &AnyPool, project_id: i64) {
         let jobs = std::mem::take(
             &mut *self
                 .jobs_changed
@@ -318,13 +318,7 @@ fn hand_on(people: &mut HashMap<u64, Here>, image: i64) {
 }
 
 /// A project's publisher: broadcasts each committed change once, in order, while anyone listens.
-async fn publish(
-    live: Live,
-    db: SqlitePool,
-    project_id: i64,
-    channel: Arc<Channel>,
-    mut closing: watch::Receiver<bool>,
-) {
+async fn publish(live: Live, db: AnyPool, project_id: i64, channel: Arc<Channel>, mut closing: watch::Receiver<bool>) {
     let mut published = last_seq(&db, project_id).await.unwrap_or(0);
     let mut presence_sent = tokio::time::Instant::now();
     loop {
@@ -374,13 +368,13 @@ fn encode(event: &LiveEvent) -> Utf8Bytes {
 }
 
 /// The project's active student, as the live channel says it (`None` when it cannot be read).
-async fn active_student(db: &SqlitePool, project_id: i64) -> Option<LiveEvent> {
+async fn active_student(db: &AnyPool, project_id: i64) -> Option<LiveEvent> {
     let mut conn = db.acquire().await.ok()?;
     let model = crate::registry::active_student(&mut conn, project_id).await.ok()?;
     Some(LiveEvent::Student { model })
 }
 
-async fn last_seq(db: &SqlitePool, project_id: i64) -> Result<i64, sqlx::Error> {
+async fn last_seq(db: &AnyPool, project_id: i64) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT last_seq FROM projects WHERE id = ?")
         .bind(project_id)
         .fetch_one(db)
@@ -388,7 +382,7 @@ async fn last_seq(db: &SqlitePool, project_id: i64) -> Result<i64, sqlx::Error> 
 }
 
 /// Up to [`PAGE`] changes after `seq`, in order: box events and review decisions.
-async fn events_after(db: &SqlitePool, project_id: i64, seq: i64) -> Result<Vec<LiveEvent>, sqlx::Error> {
+async fn events_after(db: &AnyPool, project_id: i64, seq: i64) -> Result<Vec<LiveEvent>, sqlx::Error> {
     let rows: Vec<EventRow> = sqlx::query_as(
         "SELECT seq, image_id, op, box_id, after, author, NULL AS status, NULL AS comment
            FROM box_events WHERE project_id = ?1 AND seq > ?2
@@ -520,7 +514,7 @@ fn same_origin(headers: &HeaderMap) -> bool {
 
 /// One open socket.
 struct Socket {
-    db: SqlitePool,
+    db: AnyPool,
     project_id: i64,
     channel: Arc<Channel>,
     connection: u64,

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Extension, Json, Router};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use crate::AppState;
 use crate::access::ProjectAccess;
@@ -21,9 +21,9 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Makes `user_id` a member with `role` (used when a project is created: its creator owns it).
-pub async fn set_role(conn: &mut SqliteConnection, project_id: i64, user_id: i64, role: Role) -> Result<(), ApiError> {
+pub async fn set_role(conn: &mut AnyConnection, project_id: i64, user_id: i64, role: Role) -> Result<(), ApiError> {
     sqlx::query(
-        "INSERT INTO project_members (project_id, user_id, role) VALUES (?, ?, ?)
+        "INSERT INTO project_members (project_id, user_id, role) VALUES ($1, $2, $3)
          ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role",
     )
     .bind(project_id)
@@ -35,8 +35,8 @@ pub async fn set_role(conn: &mut SqliteConnection, project_id: i64, user_id: i64
 }
 
 /// The projects `user_id` is a member of, with their role in each.
-pub async fn projects_of(db: &sqlx::SqlitePool, user_id: i64) -> Result<Vec<(i64, Role)>, ApiError> {
-    let rows: Vec<(i64, String)> = sqlx::query_as("SELECT project_id, role FROM project_members WHERE user_id = ?")
+pub async fn projects_of(db: &sqlx::AnyPool, user_id: i64) -> Result<Vec<(i64, Role)>, ApiError> {
+    let rows: Vec<(i64, String)> = sqlx::query_as("SELECT project_id, role FROM project_members WHERE user_id = $1")
         .bind(user_id)
         .fetch_all(db)
         .await?;
@@ -60,7 +60,7 @@ async fn put_member(
     JsonBody(body): JsonBody<NewMember>,
 ) -> Result<Json<Vec<Member>>, ApiError> {
     let mut tx = crate::db::write_transaction(&state.db).await?;
-    let user_id: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username = ?")
+    let user_id: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
         .bind(body.username.trim())
         .fetch_optional(&mut *tx)
         .await?;
@@ -88,7 +88,7 @@ async fn remove(
 ) -> Result<Json<Vec<Member>>, ApiError> {
     let mut tx = crate::db::write_transaction(&state.db).await?;
     ensure_another_owner(&mut tx, access.project_id, user_id).await?;
-    let removed = sqlx::query("DELETE FROM project_members WHERE project_id = ? AND user_id = ?")
+    let removed = sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2")
         .bind(access.project_id)
         .bind(user_id)
         .execute(&mut *tx)
@@ -105,9 +105,9 @@ async fn remove(
 
 /// 409 when `user_id` is the project's only owner (demoting or removing them would leave
 /// nobody able to manage it).
-async fn ensure_another_owner(conn: &mut SqliteConnection, project_id: i64, user_id: i64) -> Result<(), ApiError> {
+async fn ensure_another_owner(conn: &mut AnyConnection, project_id: i64, user_id: i64) -> Result<(), ApiError> {
     let owners: Vec<i64> =
-        sqlx::query_scalar("SELECT user_id FROM project_members WHERE project_id = ? AND role = 'owner'")
+        sqlx::query_scalar("SELECT user_id FROM project_members WHERE project_id = $1 AND role = 'owner'")
             .bind(project_id)
             .fetch_all(&mut *conn)
             .await?;
@@ -120,10 +120,10 @@ async fn ensure_another_owner(conn: &mut SqliteConnection, project_id: i64, user
     Ok(())
 }
 
-async fn load(conn: &mut SqliteConnection, project_id: i64) -> Result<Vec<Member>, ApiError> {
+async fn load(conn: &mut AnyConnection, project_id: i64) -> Result<Vec<Member>, ApiError> {
     let rows: Vec<(i64, String, String)> = sqlx::query_as(
         "SELECT u.id, u.username, m.role FROM project_members m JOIN users u ON u.id = m.user_id
-         WHERE m.project_id = ? ORDER BY u.username",
+         WHERE m.project_id = $1 ORDER BY u.username",
     )
     .bind(project_id)
     .fetch_all(&mut *conn)

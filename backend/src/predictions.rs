@@ -12,9 +12,10 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::Deserialize;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{AnyConnection, AnyPool};
 
 use crate::AppState;
+use crate::db::Flag;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams, QueryParams};
 use crate::registry::{active_student, load_model};
@@ -53,8 +54,8 @@ async fn read_prediction(
     let mut conn = state.db.acquire().await?;
     let image = crate::images::load_image(&mut conn, image_id).await?;
     let model = resolve_model(&mut conn, image.project_id, query.model_id).await?;
-    let row: Option<(String, f32)> =
-        sqlx::query_as("SELECT boxes, best_candidate FROM predictions WHERE model_id = ? AND image_id = ?")
+    let row: Option<(String, f64)> =
+        sqlx::query_as("SELECT boxes, best_candidate FROM predictions WHERE model_id = $1 AND image_id = $2")
             .bind(model.id)
             .bind(image_id)
             .fetch_optional(&mut *conn)
@@ -65,8 +66,8 @@ async fn read_prediction(
             model.id
         )));
     };
-    let scores: Vec<(String, String, f32)> =
-        sqlx::query_as("SELECT strategy, aggregation, score FROM image_scores WHERE model_id = ? AND image_id = ?")
+    let scores: Vec<(String, String, f64)> =
+        sqlx::query_as("SELECT strategy, aggregation, score FROM image_scores WHERE model_id = $1 AND image_id = $2")
             .bind(model.id)
             .bind(image_id)
             .fetch_all(&mut *conn)
@@ -77,14 +78,14 @@ async fn read_prediction(
             Some(uncertainty::MeasuredScore {
                 strategy: Strategy::parse(&strategy)?,
                 aggregation: Aggregation::parse(&aggregation)?,
-                score,
+                score: score as f32,
             })
         })
         .collect();
     Ok(Json(ImagePrediction {
         image_id,
         boxes: serde_json::from_str(&boxes).map_err(ApiError::internal)?,
-        best_candidate_score,
+        best_candidate_score: best_candidate_score as f32,
         scores,
         embedding: None,
     }))
@@ -145,14 +146,14 @@ fn validate(model: &RegisteredModel, prediction: &ImagePrediction) -> Result<(),
 /// Replaces what `model_id` said about each image, in one transaction; images of other projects
 /// are refused. New images become `prelabeled`.
 pub async fn store_predictions(
-    db: &SqlitePool,
+    db: &AnyPool,
     project_id: i64,
     model_id: i64,
     predictions: &[ImagePrediction],
 ) -> Result<(), ApiError> {
     let mut tx = crate::db::write_transaction(db).await?;
     for prediction in predictions {
-        let owner: Option<i64> = sqlx::query_scalar("SELECT project_id FROM images WHERE id = ?")
+        let owner: Option<i64> = sqlx::query_scalar("SELECT project_id FROM images WHERE id = $1")
             .bind(prediction.image_id)
             .fetch_optional(&mut *tx)
             .await?;
@@ -167,37 +168,37 @@ pub async fn store_predictions(
             .as_ref()
             .map(|e| e.iter().flat_map(|v| v.to_le_bytes()).collect());
         sqlx::query(
-            "INSERT INTO predictions (model_id, image_id, boxes, best_candidate, embedding) VALUES (?, ?, ?, ?, ?) \
+            "INSERT INTO predictions (model_id, image_id, boxes, best_candidate, embedding) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (model_id, image_id) DO UPDATE SET boxes = excluded.boxes, \
              best_candidate = excluded.best_candidate, embedding = excluded.embedding, \
-             scored_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+             scored_at = excluded.scored_at",
         )
         .bind(model_id)
         .bind(prediction.image_id)
         .bind(serde_json::to_string(&prediction.boxes).map_err(ApiError::internal)?)
-        .bind(prediction.best_candidate_score)
+        .bind(f64::from(prediction.best_candidate_score))
         .bind(embedding)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM image_scores WHERE model_id = ? AND image_id = ?")
+        sqlx::query("DELETE FROM image_scores WHERE model_id = $1 AND image_id = $2")
             .bind(model_id)
             .bind(prediction.image_id)
             .execute(&mut *tx)
             .await?;
         for score in &prediction.scores {
             sqlx::query(
-                "INSERT OR REPLACE INTO image_scores (model_id, image_id, strategy, aggregation, score) \
-                 VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO image_scores (model_id, image_id, strategy, aggregation, score) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (model_id, strategy, aggregation, image_id) DO UPDATE SET score = excluded.score",
             )
             .bind(model_id)
             .bind(prediction.image_id)
             .bind(score.strategy.as_str())
             .bind(score.aggregation.as_str())
-            .bind(score.score)
+            .bind(f64::from(score.score))
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("UPDATE images SET status = 'prelabeled' WHERE id = ? AND status = 'new'")
+        sqlx::query("UPDATE images SET status = 'prelabeled' WHERE id = $1 AND status = 'new'")
             .bind(prediction.image_id)
             .execute(&mut *tx)
             .await?;
@@ -235,26 +236,26 @@ async fn pending(
 
 /// Unlabeled images of the project that `model_id` has not predicted yet, oldest first.
 pub async fn unscored_images(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     project_id: i64,
     model_id: i64,
     limit: u32,
 ) -> Result<Vec<i64>, ApiError> {
     let sql = format!(
-        "SELECT id FROM images i WHERE project_id = ? AND status IN {UNLABELED} AND NOT EXISTS \
-         (SELECT 1 FROM predictions p WHERE p.model_id = ? AND p.image_id = i.id) ORDER BY id LIMIT ?"
+        "SELECT id FROM images i WHERE project_id = $1 AND status IN {UNLABELED} AND NOT EXISTS \
+         (SELECT 1 FROM predictions p WHERE p.model_id = $2 AND p.image_id = i.id) ORDER BY id LIMIT $3"
     );
     Ok(sqlx::query_scalar(crate::db::constant_sql(sql))
         .bind(project_id)
         .bind(model_id)
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(&mut *conn)
         .await?)
 }
 
 /// The named model (which must belong to the project), or the project's active student.
 async fn resolve_model(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     project_id: i64,
     model_id: Option<i64>,
 ) -> Result<RegisteredModel, ApiError> {
@@ -327,7 +328,7 @@ pub struct Ranking {
 /// "Next" starts.
 pub async fn rank(
     state: &AppState,
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     project_id: i64,
     Ranking {
         strategy,
@@ -376,10 +377,10 @@ pub async fn rank(
         _ => {
             let sql = format!(
                 "SELECT i.id, i.file_name, s.score FROM image_scores s JOIN images i ON i.id = s.image_id \
-                 WHERE s.model_id = ? AND s.strategy = ? AND s.aggregation = ? AND i.project_id = ? \
-                 AND i.status IN {UNLABELED} ORDER BY s.score DESC, i.id LIMIT ?"
+                 WHERE s.model_id = $1 AND s.strategy = $2 AND s.aggregation = $3 AND i.project_id = $4 \
+                 AND i.status IN {UNLABELED} ORDER BY s.score DESC, i.id LIMIT $5"
             );
-            let rows: Vec<(i64, String, f32)> = sqlx::query_as(crate::db::constant_sql(sql))
+            let rows: Vec<(i64, String, f64)> = sqlx::query_as(crate::db::constant_sql(sql))
                 .bind(model.id)
                 .bind(strategy.as_str())
                 .bind(aggregation.as_str())
@@ -391,7 +392,7 @@ pub async fn rank(
                 .map(|(image_id, file_name, score)| QueueEntry {
                     image_id,
                     file_name,
-                    score,
+                    score: score as f32,
                 })
                 .collect()
         }
@@ -405,18 +406,18 @@ pub async fn rank(
     })
 }
 
-async fn unlabeled(conn: &mut SqliteConnection, project_id: i64) -> Result<Vec<(i64, String)>, ApiError> {
-    let sql = format!("SELECT id, file_name FROM images WHERE project_id = ? AND status IN {UNLABELED} ORDER BY id");
+async fn unlabeled(conn: &mut AnyConnection, project_id: i64) -> Result<Vec<(i64, String)>, ApiError> {
+    let sql = format!("SELECT id, file_name FROM images WHERE project_id = $1 AND status IN {UNLABELED} ORDER BY id");
     Ok(sqlx::query_as(crate::db::constant_sql(sql))
         .bind(project_id)
         .fetch_all(&mut *conn)
         .await?)
 }
 
-async fn count_unscored(conn: &mut SqliteConnection, project_id: i64, model_id: i64) -> Result<u64, ApiError> {
+async fn count_unscored(conn: &mut AnyConnection, project_id: i64, model_id: i64) -> Result<u64, ApiError> {
     let sql = format!(
-        "SELECT COUNT(*) FROM images i WHERE project_id = ? AND status IN {UNLABELED} AND NOT EXISTS \
-         (SELECT 1 FROM predictions p WHERE p.model_id = ? AND p.image_id = i.id)"
+        "SELECT COUNT(*) FROM images i WHERE project_id = $1 AND status IN {UNLABELED} AND NOT EXISTS \
+         (SELECT 1 FROM predictions p WHERE p.model_id = $2 AND p.image_id = i.id)"
     );
     let count: i64 = sqlx::query_scalar(crate::db::constant_sql(sql))
         .bind(project_id)
@@ -434,14 +435,14 @@ fn sort_and_cut(entries: &mut Vec<QueueEntry>, limit: usize) {
 
 /// Teacher boxes against the student's predictions, on unlabeled images the teacher has labeled.
 async fn by_disagreement(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     project_id: i64,
     model: &RegisteredModel,
     limit: usize,
 ) -> Result<Vec<QueueEntry>, ApiError> {
     let sql = format!(
-        "SELECT i.id, i.file_name, p.boxes FROM images i JOIN predictions p ON p.image_id = i.id AND p.model_id = ? \
-         WHERE i.project_id = ? AND i.status IN {UNLABELED} \
+        "SELECT i.id, i.file_name, p.boxes FROM images i JOIN predictions p ON p.image_id = i.id AND p.model_id = $1 \
+         WHERE i.project_id = $2 AND i.status IN {UNLABELED} \
          AND EXISTS (SELECT 1 FROM boxes b WHERE b.image_id = i.id AND b.source = 'teacher')"
     );
     let rows: Vec<(i64, String, String)> = sqlx::query_as(crate::db::constant_sql(sql))
@@ -452,7 +453,7 @@ async fn by_disagreement(
     let mut entries = Vec::with_capacity(rows.len());
     for (image_id, file_name, boxes) in rows {
         let teacher: Vec<(i64, f64, f64, f64, f64)> =
-            sqlx::query_as("SELECT class_id, x0, y0, x1, y1 FROM boxes WHERE image_id = ? AND source = 'teacher'")
+            sqlx::query_as("SELECT class_id, x0, y0, x1, y1 FROM boxes WHERE image_id = $1 AND source = 'teacher'")
                 .bind(image_id)
                 .fetch_all(&mut *conn)
                 .await?;
@@ -480,7 +481,7 @@ async fn by_disagreement(
 
 /// k-center greedy over the model's embeddings: labeled images are the centres.
 async fn by_diversity(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     project_id: i64,
     model: &RegisteredModel,
     limit: usize,
@@ -497,10 +498,10 @@ async fn by_diversity(
     }
     let sql = format!(
         "SELECT i.id, i.file_name, i.status IN {UNLABELED}, p.embedding FROM images i \
-         JOIN predictions p ON p.image_id = i.id AND p.model_id = ? \
-         WHERE i.project_id = ? AND p.embedding IS NOT NULL ORDER BY i.id"
+         JOIN predictions p ON p.image_id = i.id AND p.model_id = $1 \
+         WHERE i.project_id = $2 AND p.embedding IS NOT NULL ORDER BY i.id"
     );
-    let rows: Vec<(i64, String, bool, Vec<u8>)> = sqlx::query_as(crate::db::constant_sql(sql))
+    let rows: Vec<(i64, String, Flag, Vec<u8>)> = sqlx::query_as(crate::db::constant_sql(sql))
         .bind(model.id)
         .bind(project_id)
         .fetch_all(&mut *conn)
@@ -511,7 +512,7 @@ async fn by_diversity(
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect()
     };
-    let (candidates, centres): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(_, _, unlabeled, _)| *unlabeled);
+    let (candidates, centres): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(_, _, Flag(unlabeled), _)| *unlabeled);
     // k-center greedy is quadratic in the images: a blocking thread's work, not the executor's.
     let picked = tokio::task::spawn_blocking(move || {
         let candidate_vectors: Vec<Vec<f32>> = candidates.iter().map(|(_, _, _, e)| decode(e)).collect();

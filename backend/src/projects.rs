@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use sqlx::{FromRow, SqliteConnection};
+use sqlx::{AnyConnection, FromRow};
 
 use crate::AppState;
 use crate::access::{Caller, ProjectAccess};
@@ -63,7 +63,7 @@ async fn create(
     let body = body.validate()?;
     let mut tx = crate::db::write_transaction(&state.db).await?;
     ensure_name_free(&mut tx, &body.name, None).await?;
-    let project_id: i64 = sqlx::query_scalar("INSERT INTO projects (name) VALUES (?) RETURNING id")
+    let project_id: i64 = sqlx::query_scalar("INSERT INTO projects (name) VALUES ($1) RETURNING id")
         .bind(&body.name)
         .fetch_one(&mut *tx)
         .await?;
@@ -87,7 +87,7 @@ async fn update(
     if let Some(name) = &patch.name {
         let name = api::validate_project_name(name)?;
         ensure_name_free(&mut tx, &name, Some(project_id)).await?;
-        sqlx::query("UPDATE projects SET name = ? WHERE id = ?")
+        sqlx::query("UPDATE projects SET name = $1 WHERE id = $2")
             .bind(name)
             .bind(project_id)
             .execute(&mut *tx)
@@ -95,17 +95,17 @@ async fn update(
     }
     if let Some(split) = patch.split {
         let split = split.validate()?;
-        sqlx::query("UPDATE projects SET train_pct = ?, val_pct = ?, test_pct = ? WHERE id = ?")
-            .bind(split.train_pct)
-            .bind(split.val_pct)
-            .bind(split.test_pct)
+        sqlx::query("UPDATE projects SET train_pct = $1, val_pct = $2, test_pct = $3 WHERE id = $4")
+            .bind(i64::from(split.train_pct))
+            .bind(i64::from(split.val_pct))
+            .bind(i64::from(split.test_pct))
             .bind(project_id)
             .execute(&mut *tx)
             .await?;
     }
     if let Some(seed) = patch.split_seed {
-        sqlx::query("UPDATE projects SET split_seed = ? WHERE id = ?")
-            .bind(seed)
+        sqlx::query("UPDATE projects SET split_seed = $1 WHERE id = $2")
+            .bind(i64::from(seed))
             .bind(project_id)
             .execute(&mut *tx)
             .await?;
@@ -122,8 +122,8 @@ async fn update(
 }
 
 /// 404 unless the project exists.
-pub async fn ensure_exists(db: &sqlx::SqlitePool, project_id: i64) -> Result<(), ApiError> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM projects WHERE id = ?")
+pub async fn ensure_exists(db: &sqlx::AnyPool, project_id: i64) -> Result<(), ApiError> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM projects WHERE id = $1")
         .bind(project_id)
         .fetch_optional(db)
         .await?;
@@ -135,15 +135,11 @@ pub async fn ensure_exists(db: &sqlx::SqlitePool, project_id: i64) -> Result<(),
 /// The project's class ids for `names` (matched case-insensitively), creating the classes it
 /// lacks at the end of its list. Returns the ids in `names` order and the names created.
 pub async fn ensure_classes(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     project_id: i64,
     names: &[String],
 ) -> Result<(Vec<u32>, Vec<String>), ApiError> {
-    let existing: Vec<(u32, String)> =
-        sqlx::query_as("SELECT id, name FROM classes WHERE project_id = ? ORDER BY position")
-            .bind(project_id)
-            .fetch_all(&mut *conn)
-            .await?;
+    let existing = class_names(conn, project_id).await?;
     let mut specs: Vec<ClassSpec> = existing
         .iter()
         .map(|(id, name)| ClassSpec {
@@ -161,33 +157,31 @@ pub async fn ensure_classes(
         }
     }
     if !created.is_empty() {
-        let start: u32 = sqlx::query_scalar("SELECT next_class_id FROM projects WHERE id = ?")
+        let start: i64 = sqlx::query_scalar("SELECT next_class_id FROM projects WHERE id = $1")
             .bind(project_id)
             .fetch_one(&mut *conn)
             .await?;
+        let start = u32::try_from(start).map_err(ApiError::internal)?;
         let position = existing.len() as i64;
         for (offset, name) in created.iter().enumerate() {
             let name = api::validate_classes(&[ClassSpec::named(name.clone())])?.remove(0).name;
             let class_id = start + offset as u32;
-            sqlx::query("INSERT INTO classes (project_id, id, position, name, color) VALUES (?, ?, ?, ?, ?)")
+            sqlx::query("INSERT INTO classes (project_id, id, position, name, color) VALUES ($1, $2, $3, $4, $5)")
                 .bind(project_id)
-                .bind(class_id)
+                .bind(i64::from(class_id))
                 .bind(position + offset as i64)
                 .bind(&name)
                 .bind(api::default_class_color(class_id))
                 .execute(&mut *conn)
                 .await?;
         }
-        sqlx::query("UPDATE projects SET next_class_id = ? WHERE id = ?")
-            .bind(start + created.len() as u32)
+        sqlx::query("UPDATE projects SET next_class_id = $1 WHERE id = $2")
+            .bind(i64::from(start + created.len() as u32))
             .bind(project_id)
             .execute(&mut *conn)
             .await?;
     }
-    let all: Vec<(u32, String)> = sqlx::query_as("SELECT id, name FROM classes WHERE project_id = ?")
-        .bind(project_id)
-        .fetch_all(&mut *conn)
-        .await?;
+    let all = class_names(conn, project_id).await?;
     let ids = names
         .iter()
         .map(|name| {
@@ -199,21 +193,33 @@ pub async fn ensure_classes(
     Ok((ids, created))
 }
 
+/// The project's classes as (id, name), in the ontology's order.
+async fn class_names(conn: &mut AnyConnection, project_id: i64) -> Result<Vec<(u32, String)>, ApiError> {
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, name FROM classes WHERE project_id = $1 ORDER BY position")
+            .bind(project_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    rows.into_iter()
+        .map(|(id, name)| Ok((u32::try_from(id).map_err(ApiError::internal)?, name)))
+        .collect()
+}
+
 /// The id of the project with this name (case-insensitive).
-pub async fn find_by_name(db: &sqlx::SqlitePool, name: &str) -> Result<Option<i64>, ApiError> {
-    Ok(sqlx::query_scalar("SELECT id FROM projects WHERE name = ?")
+pub async fn find_by_name(db: &sqlx::AnyPool, name: &str) -> Result<Option<i64>, ApiError> {
+    Ok(sqlx::query_scalar("SELECT id FROM projects WHERE name = $1")
         .bind(name.trim())
         .fetch_optional(db)
         .await?)
 }
 
 /// Creates a project with no classes; for the CLI and imports.
-pub async fn create_empty(db: &sqlx::SqlitePool, name: &str) -> Result<i64, ApiError> {
+pub async fn create_empty(db: &sqlx::AnyPool, name: &str) -> Result<i64, ApiError> {
     let name = api::validate_project_name(name)?;
     let mut conn = db.acquire().await?;
     ensure_name_free(&mut conn, &name, None).await?;
     Ok(
-        sqlx::query_scalar("INSERT INTO projects (name) VALUES (?) RETURNING id")
+        sqlx::query_scalar("INSERT INTO projects (name) VALUES ($1) RETURNING id")
             .bind(name)
             .fetch_one(&mut *conn)
             .await?,
@@ -221,12 +227,8 @@ pub async fn create_empty(db: &sqlx::SqlitePool, name: &str) -> Result<i64, ApiE
 }
 
 /// 409 when another project already has this name (case-insensitively).
-async fn ensure_name_free(
-    conn: &mut SqliteConnection,
-    name: &str,
-    except_project: Option<i64>,
-) -> Result<(), ApiError> {
-    let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM projects WHERE name = ? AND id IS NOT ?")
+async fn ensure_name_free(conn: &mut AnyConnection, name: &str, except_project: Option<i64>) -> Result<(), ApiError> {
+    let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM projects WHERE name = $1 AND id IS DISTINCT FROM $2")
         .bind(name)
         .bind(except_project)
         .fetch_optional(&mut *conn)
@@ -243,21 +245,18 @@ async fn ensure_name_free(
 /// Before classes disappear, their boxes are moved or deleted as the client said; a removed class
 /// with boxes and no instruction is refused, so no box is ever left pointing at nothing.
 async fn move_boxes_of_removed_classes(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     project_id: i64,
     kept: &[ClassSpec],
     removals: &[ClassRemoval],
 ) -> Result<(), ApiError> {
-    let current: Vec<(u32, String)> = sqlx::query_as("SELECT id, name FROM classes WHERE project_id = ?")
-        .bind(project_id)
-        .fetch_all(&mut *conn)
-        .await?;
+    let current = class_names(conn, project_id).await?;
     let kept_ids: HashSet<u32> = kept.iter().filter_map(|c| c.id).collect();
     for (class_id, name) in current.into_iter().filter(|(id, _)| !kept_ids.contains(id)) {
         let box_count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM boxes WHERE class_id = ? AND image_id IN (SELECT id FROM images WHERE project_id = ?)",
+            "SELECT COUNT(*) FROM boxes WHERE class_id = $1 AND image_id IN (SELECT id FROM images WHERE project_id = $2)",
         )
-        .bind(class_id)
+        .bind(i64::from(class_id))
         .bind(project_id)
         .fetch_one(&mut *conn)
         .await?;
@@ -283,10 +282,10 @@ async fn move_boxes_of_removed_classes(
         }
         // Box by box, so each change is numbered and logged like an edit in the editor.
         let boxes: Vec<BoxRow> = sqlx::query_as(crate::db::constant_sql(format!(
-            "SELECT {BOX_COLUMNS} FROM boxes WHERE class_id = ? \
-             AND image_id IN (SELECT id FROM images WHERE project_id = ?) ORDER BY rowid"
+            "SELECT {BOX_COLUMNS} FROM boxes WHERE class_id = $1 \
+             AND image_id IN (SELECT id FROM images WHERE project_id = $2) ORDER BY rowid"
         )))
-        .bind(class_id)
+        .bind(i64::from(class_id))
         .bind(project_id)
         .fetch_all(&mut *conn)
         .await?;
@@ -300,9 +299,9 @@ async fn move_boxes_of_removed_classes(
                         revision: before.revision + 1,
                         ..before.clone()
                     };
-                    sqlx::query("UPDATE boxes SET class_id = ?, revision = ? WHERE id = ?")
-                        .bind(after.class_id)
-                        .bind(after.revision)
+                    sqlx::query("UPDATE boxes SET class_id = $1, revision = $2 WHERE id = $3")
+                        .bind(i64::from(after.class_id))
+                        .bind(i64::from(after.revision))
                         .bind(&after.id)
                         .execute(&mut *conn)
                         .await?;
@@ -329,8 +328,8 @@ async fn move_boxes_of_removed_classes(
 
 /// Makes the project's classes exactly `classes`, in that order. Entries with an id keep it (it
 /// must exist); new entries get fresh ids from the project's counter, so ids are never reused.
-async fn replace_classes(conn: &mut SqliteConnection, project_id: i64, classes: &[ClassSpec]) -> Result<(), ApiError> {
-    let existing: HashSet<i64> = sqlx::query_scalar("SELECT id FROM classes WHERE project_id = ?")
+async fn replace_classes(conn: &mut AnyConnection, project_id: i64, classes: &[ClassSpec]) -> Result<(), ApiError> {
+    let existing: HashSet<i64> = sqlx::query_scalar("SELECT id FROM classes WHERE project_id = $1")
         .bind(project_id)
         .fetch_all(&mut *conn)
         .await?
@@ -347,13 +346,13 @@ async fn replace_classes(conn: &mut SqliteConnection, project_id: i64, classes: 
             format!("Class id {unknown} does not belong to this project."),
         ));
     }
-    let mut next_class_id: i64 = sqlx::query_scalar("SELECT next_class_id FROM projects WHERE id = ?")
+    let mut next_class_id: i64 = sqlx::query_scalar("SELECT next_class_id FROM projects WHERE id = $1")
         .bind(project_id)
         .fetch_one(&mut *conn)
         .await?;
     // Delete and re-insert: renames that swap two names would otherwise trip the unique index
     // halfway through.
-    sqlx::query("DELETE FROM classes WHERE project_id = ?")
+    sqlx::query("DELETE FROM classes WHERE project_id = $1")
         .bind(project_id)
         .execute(&mut *conn)
         .await?;
@@ -369,17 +368,19 @@ async fn replace_classes(conn: &mut SqliteConnection, project_id: i64, classes: 
             .color
             .clone()
             .unwrap_or_else(|| api::default_class_color(u32::try_from(class_id).unwrap_or_default()).to_owned());
-        sqlx::query("INSERT INTO classes (project_id, id, position, name, color, prompt) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(project_id)
-            .bind(class_id)
-            .bind(position as i64)
-            .bind(&class.name)
-            .bind(color)
-            .bind(&class.prompt)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO classes (project_id, id, position, name, color, prompt) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(project_id)
+        .bind(class_id)
+        .bind(position as i64)
+        .bind(&class.name)
+        .bind(color)
+        .bind(&class.prompt)
+        .execute(&mut *conn)
+        .await?;
     }
-    sqlx::query("UPDATE projects SET next_class_id = ? WHERE id = ?")
+    sqlx::query("UPDATE projects SET next_class_id = $1 WHERE id = $2")
         .bind(next_class_id)
         .bind(project_id)
         .execute(&mut *conn)
@@ -391,9 +392,13 @@ async fn replace_classes(conn: &mut SqliteConnection, project_id: i64, classes: 
 struct ProjectRow {
     id: i64,
     name: String,
+    #[sqlx(try_from = "i64")]
     train_pct: u8,
+    #[sqlx(try_from = "i64")]
     val_pct: u8,
+    #[sqlx(try_from = "i64")]
     test_pct: u8,
+    #[sqlx(try_from = "i64")]
     split_seed: u32,
     created_at: String,
 }
@@ -401,13 +406,14 @@ struct ProjectRow {
 #[derive(FromRow)]
 struct ClassRow {
     project_id: i64,
+    #[sqlx(try_from = "i64")]
     id: u32,
     name: String,
     color: String,
     prompt: Option<String>,
 }
 
-pub async fn load_project(conn: &mut SqliteConnection, project_id: i64) -> Result<Project, ApiError> {
+pub async fn load_project(conn: &mut AnyConnection, project_id: i64) -> Result<Project, ApiError> {
     load_projects(conn, Some(project_id))
         .await?
         .pop()
@@ -415,17 +421,17 @@ pub async fn load_project(conn: &mut SqliteConnection, project_id: i64) -> Resul
 }
 
 /// All projects (newest first), or just one, with their classes in order.
-async fn load_projects(conn: &mut SqliteConnection, only: Option<i64>) -> Result<Vec<Project>, ApiError> {
+async fn load_projects(conn: &mut AnyConnection, only: Option<i64>) -> Result<Vec<Project>, ApiError> {
     let rows: Vec<ProjectRow> = sqlx::query_as(
         "SELECT id, name, train_pct, val_pct, test_pct, split_seed, created_at FROM projects
-         WHERE ?1 IS NULL OR id = ?1 ORDER BY id DESC",
+         WHERE $1 IS NULL OR id = $1 ORDER BY id DESC",
     )
     .bind(only)
     .fetch_all(&mut *conn)
     .await?;
     let class_rows: Vec<ClassRow> = sqlx::query_as(
         "SELECT project_id, id, name, color, prompt FROM classes
-         WHERE ?1 IS NULL OR project_id = ?1 ORDER BY project_id, position",
+         WHERE $1 IS NULL OR project_id = $1 ORDER BY project_id, position",
     )
     .bind(only)
     .fetch_all(&mut *conn)

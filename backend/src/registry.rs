@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use models::Detector;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{AnyConnection, AnyPool};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -95,7 +95,7 @@ pub struct NewModel<'a> {
 /// becomes the one browsers run, and the project's open pages are told. Shared by the upload
 /// route, the training job and `distillery model add`.
 pub async fn add_model(
-    db: &SqlitePool,
+    db: &AnyPool,
     store: &Store,
     events: &ProjectEvents,
     new: NewModel<'_>,
@@ -120,14 +120,13 @@ pub async fn add_model(
     let byte_size = staged.byte_size as i64;
     store.commit_model(staged).await.map_err(ApiError::internal)?;
 
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::write_transaction(db).await?;
     let project = crate::projects::load_project(&mut tx, project_id).await?;
     let project_classes: Vec<(u32, &str)> = project.classes.iter().map(|c| (c.id, c.name.as_str())).collect();
     let class_map = map_classes_by_name(&info.class_names, &project_classes);
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO models (project_id, role, sha256, file_name, byte_size, input_size, layout, class_names, \
-         class_map, embedding_len, train_job_id, map50, map50_95) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         RETURNING id",
+         class_map, embedding_len, train_job_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
     )
     .bind(project_id)
     .bind(role.as_str())
@@ -140,10 +139,24 @@ pub async fn add_model(
     .bind(to_json(&class_map)?)
     .bind(info.embedding_len.map(|n| n as i64))
     .bind(trained.as_ref().map(|t| t.job_id))
-    .bind(trained.as_ref().and_then(|t| t.map50))
-    .bind(trained.as_ref().and_then(|t| t.map50_95))
     .fetch_one(&mut *tx)
     .await?;
+    // Set apart from the insert, and only when known: sqlx's `Any` driver types a NULL double
+    // as a float4 for PostgreSQL, which then keeps that type for the cached statement and
+    // refuses the next non-NULL double.
+    if let Some(api::TrainedBy {
+        map50: Some(map50),
+        map50_95: Some(map50_95),
+        ..
+    }) = &trained
+    {
+        sqlx::query("UPDATE models SET map50 = $1, map50_95 = $2 WHERE id = $3")
+            .bind(*map50)
+            .bind(*map50_95)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
     if role == ModelRole::Student {
         point_active_student(&mut tx, project_id, id).await?;
     }
@@ -188,8 +201,8 @@ async fn set_active_student(
 }
 
 /// Makes `model_id` the project's active student (the caller announces it once committed).
-async fn point_active_student(conn: &mut SqliteConnection, project_id: i64, model_id: i64) -> Result<(), ApiError> {
-    sqlx::query("UPDATE projects SET active_student_id = ? WHERE id = ?")
+async fn point_active_student(conn: &mut AnyConnection, project_id: i64, model_id: i64) -> Result<(), ApiError> {
+    sqlx::query("UPDATE projects SET active_student_id = $1 WHERE id = $2")
         .bind(model_id)
         .bind(project_id)
         .execute(conn)
@@ -212,7 +225,7 @@ async fn list(
 ) -> Result<Json<Vec<RegisteredModel>>, ApiError> {
     crate::projects::ensure_exists(&state.db, project_id).await?;
     let mut conn = state.db.acquire().await?;
-    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM models WHERE project_id = ? ORDER BY id DESC")
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM models WHERE project_id = $1 ORDER BY id DESC")
         .bind(project_id)
         .fetch_all(&mut *conn)
         .await?;
@@ -242,7 +255,7 @@ async fn update(
 
 /// Maps a model's classes (by index) onto project class ids, `None` for a class left out.
 pub async fn set_class_map(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     model_id: i64,
     class_map: &[Option<u32>],
 ) -> Result<RegisteredModel, ApiError> {
@@ -269,7 +282,7 @@ pub async fn set_class_map(
             format!("The project has no class {unknown}."),
         ));
     }
-    sqlx::query("UPDATE models SET class_map = ? WHERE id = ?")
+    sqlx::query("UPDATE models SET class_map = $1 WHERE id = $2")
         .bind(to_json(&class_map)?)
         .bind(model_id)
         .execute(&mut *conn)
@@ -294,7 +307,7 @@ async fn file_by_hash(
 ) -> Result<Response, ApiError> {
     let sha256 = name.strip_suffix(".onnx").unwrap_or(&name);
     let known: Option<i64> = if sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-        sqlx::query_scalar("SELECT id FROM models WHERE sha256 = ? LIMIT 1")
+        sqlx::query_scalar("SELECT id FROM models WHERE sha256 = $1 LIMIT 1")
             .bind(sha256)
             .fetch_optional(&state.db)
             .await?
@@ -319,14 +332,14 @@ async fn serve_model(store: &Store, sha256: &str, headers: &HeaderMap) -> Result
 }
 
 /// Reads one registered model; 404 when there is none.
-pub async fn load_model(conn: &mut SqliteConnection, model_id: i64) -> Result<RegisteredModel, ApiError> {
+pub async fn load_model(conn: &mut AnyConnection, model_id: i64) -> Result<RegisteredModel, ApiError> {
     let row: Option<ModelRow> = sqlx::query_as(
         "SELECT id, project_id, role, sha256, file_name, byte_size, input_size, layout, class_names, class_map, \
          embedding_len, created_at, train_job_id, map50, map50_95, \
          (SELECT COUNT(*) FROM models s WHERE s.project_id = models.project_id AND s.role = models.role \
           AND s.id <= models.id) AS version, \
-         id IS (SELECT active_student_id FROM projects p WHERE p.id = models.project_id) AS active \
-         FROM models WHERE id = ?",
+         id IS NOT DISTINCT FROM (SELECT active_student_id FROM projects p WHERE p.id = models.project_id) AS active \
+         FROM models WHERE id = $1",
     )
     .bind(model_id)
     .fetch_optional(&mut *conn)
@@ -336,8 +349,8 @@ pub async fn load_model(conn: &mut SqliteConnection, model_id: i64) -> Result<Re
 }
 
 /// The project's active student, if it has any: the newest unless someone chose another.
-pub async fn active_student(conn: &mut SqliteConnection, project_id: i64) -> Result<Option<RegisteredModel>, ApiError> {
-    let id: Option<i64> = sqlx::query_scalar("SELECT active_student_id FROM projects WHERE id = ?")
+pub async fn active_student(conn: &mut AnyConnection, project_id: i64) -> Result<Option<RegisteredModel>, ApiError> {
+    let id: Option<i64> = sqlx::query_scalar("SELECT active_student_id FROM projects WHERE id = $1")
         .bind(project_id)
         .fetch_optional(&mut *conn)
         .await?
@@ -366,6 +379,7 @@ struct ModelRow {
     map50: Option<f64>,
     map50_95: Option<f64>,
     version: i64,
+    #[sqlx(try_from = "crate::db::Flag")]
     active: bool,
 }
 

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use crate::AppState;
 use crate::access::{Caller, ProjectAccess};
@@ -103,7 +103,7 @@ async fn next(
 /// order. Also the ranking and the images it placed.
 async fn labeling_order(
     state: &AppState,
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     project_id: i64,
     strategy: Strategy,
     user: &api::User,
@@ -111,9 +111,9 @@ async fn labeling_order(
 ) -> Result<(Vec<i64>, Option<(Strategy, Vec<i64>)>), ApiError> {
     let user_id = user.id;
     let to_fix: Vec<i64> = sqlx::query_scalar(
-        "SELECT i.id FROM images i WHERE i.project_id = ?1 AND i.status = 'rejected'
-            AND (SELECT author FROM review_events r WHERE r.project_id = ?1 AND r.image_id = i.id
-                  AND r.status = 'submitted' ORDER BY seq DESC LIMIT 1) = ?2
+        "SELECT i.id FROM images i WHERE i.project_id = $1 AND i.status = 'rejected'
+            AND (SELECT author FROM review_events r WHERE r.project_id = $1 AND r.image_id = i.id
+                  AND r.status = 'submitted' ORDER BY seq DESC LIMIT 1) = $2
           ORDER BY i.id",
     )
     .bind(project_id)
@@ -122,7 +122,7 @@ async fn labeling_order(
     .await?;
     // Images an owner assigned: this person's come next, everyone else's are not offered.
     let sql = format!(
-        "SELECT id, assignee_id FROM images WHERE project_id = ? AND status IN {UNLABELED} AND assignee_id IS NOT NULL ORDER BY id"
+        "SELECT id, assignee_id FROM images WHERE project_id = $1 AND status IN {UNLABELED} AND assignee_id IS NOT NULL ORDER BY id"
     );
     let assigned: Vec<(i64, i64)> = sqlx::query_as(crate::db::constant_sql(sql))
         .bind(project_id)
@@ -156,7 +156,7 @@ async fn labeling_order(
             Err(error) => return Err(error),
         }
     };
-    let sql = format!("SELECT id FROM images WHERE project_id = ? AND status IN {UNLABELED}");
+    let sql = format!("SELECT id FROM images WHERE project_id = $1 AND status IN {UNLABELED}");
     let mut rest: Vec<i64> = sqlx::query_scalar(crate::db::constant_sql(sql))
         .bind(project_id)
         .fetch_all(&mut *conn)
@@ -177,10 +177,10 @@ async fn labeling_order(
 }
 
 /// Submitted images, oldest submission first.
-async fn submitted(conn: &mut SqliteConnection, project_id: i64) -> Result<Vec<i64>, ApiError> {
+async fn submitted(conn: &mut AnyConnection, project_id: i64) -> Result<Vec<i64>, ApiError> {
     Ok(sqlx::query_scalar(
-        "SELECT i.id FROM images i WHERE i.project_id = ?1 AND i.status = 'submitted'
-         ORDER BY (SELECT MAX(seq) FROM review_events r WHERE r.project_id = ?1 AND r.image_id = i.id), i.id",
+        "SELECT i.id FROM images i WHERE i.project_id = $1 AND i.status = 'submitted'
+         ORDER BY (SELECT MAX(seq) FROM review_events r WHERE r.project_id = $1 AND r.image_id = i.id), i.id",
     )
     .bind(project_id)
     .fetch_all(&mut *conn)

@@ -9,6 +9,7 @@ pub mod browser;
 pub mod files;
 pub mod fixtures;
 pub mod live;
+pub mod postgres;
 pub mod routes;
 pub mod s3;
 pub mod studio;

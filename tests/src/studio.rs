@@ -113,6 +113,7 @@ impl Studio {
             .arg(web_dir())
             .args(flags)
             .env("DISTILLERY_LOG", "info")
+            .envs(crate::postgres::database_env(data_dir).await?)
             .envs(env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

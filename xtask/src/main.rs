@@ -99,6 +99,7 @@ fn test(root: &Path) -> anyhow::Result<()> {
     let tools = setup::build_tools(root)?;
     let browser = setup::browser()?;
     let onnxruntime = setup::onnxruntime_library()?;
+    setup::postgresql()?;
     step(
         "cargo fmt --check",
         Command::new(cargo()).args(["fmt", "--all", "--check"]),
@@ -150,18 +151,29 @@ fn test(root: &Path) -> anyhow::Result<()> {
     if !bin.is_file() {
         bail!("the test build made no {}", bin.display());
     }
-    let mut tests = Command::new(cargo());
-    tests.arg("test");
-    native(&mut tests);
-    step(
-        "tests (unit, API, parser mutations, browser)",
-        tests
+    let tests = |command: &mut Command| {
+        command
             .env("DISTILLERY_BIN", &bin)
             .env("DISTILLERY_WEB_DIR", &dist)
             .env("CHROMEDRIVER", &browser.chromedriver)
             .env("CHROMIUM", &browser.chromium)
             .env("VK_ICD_FILENAMES", &browser.vulkan_icd)
-            .env("DISTILLERY_TEST_ONNXRUNTIME", &onnxruntime),
+            .env("DISTILLERY_TEST_ONNXRUNTIME", &onnxruntime);
+    };
+    let mut all = Command::new(cargo());
+    all.arg("test");
+    native(&mut all);
+    tests(&mut all);
+    step("tests (unit, API, parser mutations, browser)", &mut all)?;
+    // The same end-to-end suite with every studio's metadata in PostgreSQL (a server the tests
+    // start, one database per studio): both engines serve the same queries.
+    let mut on_postgres = Command::new(cargo());
+    on_postgres.args(["test", "--test", "e2e"]);
+    native(&mut on_postgres);
+    tests(&mut on_postgres);
+    step(
+        "end-to-end tests again, metadata in PostgreSQL",
+        on_postgres.env("DISTILLERY_TEST_DATABASE", "postgres"),
     )
 }
 

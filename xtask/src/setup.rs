@@ -231,6 +231,39 @@ pub fn browser() -> anyhow::Result<BrowserTools> {
     if present(&tools()) {
         return Ok(tools());
     }
+    apt_install(
+        "install Chromium and chromedriver (Debian packages)",
+        &["chromium", "chromium-driver", "libvulkan1"],
+    )?;
+    if !present(&tools()) {
+        bail!("chromium, chromedriver or the Vulkan loader is still missing after installing them");
+    }
+    Ok(tools())
+}
+
+/// Makes sure Debian's PostgreSQL server programs are installed: the e2e suite runs a second
+/// time with the studios' metadata in a PostgreSQL server it starts itself
+/// (`tests/src/postgres.rs`, which finds them in `/usr/lib/postgresql/<major>/bin`).
+pub fn postgresql() -> anyhow::Result<()> {
+    let installed = || {
+        std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|version| version.path().join("bin/initdb").is_file())
+    };
+    if installed() {
+        return Ok(());
+    }
+    apt_install("install PostgreSQL (Debian package)", &["postgresql"])?;
+    if !installed() {
+        bail!("PostgreSQL's initdb is still missing after installing the postgresql package");
+    }
+    Ok(())
+}
+
+/// `apt-get install` of Debian packages, through `sudo -n` unless this runs as root.
+fn apt_install(what: &str, packages: &[&str]) -> anyhow::Result<()> {
     let as_root = output(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0");
     let apt = |args: &[&str]| {
         let mut command = if as_root {
@@ -245,21 +278,9 @@ pub fn browser() -> anyhow::Result<BrowserTools> {
         command
     };
     step("apt-get update", &mut apt(&["update"]))?;
-    step(
-        "install Chromium and chromedriver (Debian packages)",
-        &mut apt(&[
-            "install",
-            "-y",
-            "--no-install-recommends",
-            "chromium",
-            "chromium-driver",
-            "libvulkan1",
-        ]),
-    )?;
-    if !present(&tools()) {
-        bail!("chromium, chromedriver or the Vulkan loader is still missing after installing them");
-    }
-    Ok(tools())
+    let mut install = apt(&["install", "-y", "--no-install-recommends"]);
+    install.args(packages);
+    step(what, &mut install)
 }
 
 /// Whether `libvulkan.so.1` (Debian's `libvulkan1`) is in a multiarch library folder.

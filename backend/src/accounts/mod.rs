@@ -15,10 +15,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 use crate::AppState;
 use crate::access::{Auth, Caller, ClientAddress};
+use crate::db::Flag;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 
@@ -35,7 +36,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Creates an account; 409 when the name is taken.
-pub async fn create_user(db: &SqlitePool, credentials: Credentials, is_admin: bool) -> Result<User, ApiError> {
+pub async fn create_user(db: &AnyPool, credentials: Credentials, is_admin: bool) -> Result<User, ApiError> {
     let username = credentials.validate()?;
     let hash = password::hash(credentials.password).await?;
     let mut tx = crate::db::write_transaction(db).await?;
@@ -45,12 +46,12 @@ pub async fn create_user(db: &SqlitePool, credentials: Credentials, is_admin: bo
 }
 
 async fn insert_user(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     username: &str,
     hash: &str,
     is_admin: bool,
 ) -> Result<User, ApiError> {
-    let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username = ?")
+    let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
         .bind(username)
         .fetch_optional(&mut *conn)
         .await?;
@@ -61,10 +62,10 @@ async fn insert_user(
         ));
     }
     let id: i64 =
-        sqlx::query_scalar("INSERT INTO users (username, password_hash, is_admin) VALUES (?, ?, ?) RETURNING id")
+        sqlx::query_scalar("INSERT INTO users (username, password_hash, is_admin) VALUES ($1, $2, $3) RETURNING id")
             .bind(username)
             .bind(hash)
-            .bind(is_admin)
+            .bind(i64::from(is_admin))
             .fetch_one(&mut *conn)
             .await?;
     tracing::info!(user_id = id, username, is_admin, "account created");
@@ -76,13 +77,13 @@ async fn insert_user(
 }
 
 /// The account named `username` (case-insensitively).
-pub async fn find_user(db: &SqlitePool, username: &str) -> Result<Option<User>, ApiError> {
-    let row: Option<(i64, String, bool)> =
-        sqlx::query_as("SELECT id, username, is_admin FROM users WHERE username = ?")
+pub async fn find_user(db: &AnyPool, username: &str) -> Result<Option<User>, ApiError> {
+    let row: Option<(i64, String, Flag)> =
+        sqlx::query_as("SELECT id, username, is_admin FROM users WHERE username = $1")
             .bind(username.trim())
             .fetch_optional(db)
             .await?;
-    Ok(row.map(|(id, username, is_admin)| User { id, username, is_admin }))
+    Ok(row.map(|(id, username, Flag(is_admin))| User { id, username, is_admin }))
 }
 
 async fn setup_state(State(state): State<AppState>) -> Result<Json<SetupState>, ApiError> {
@@ -136,13 +137,13 @@ async fn login(
             .insert(header::RETRY_AFTER, wait.as_secs().max(1).into());
         return Ok(response);
     }
-    let row: Option<(i64, String, bool, String)> =
-        sqlx::query_as("SELECT id, username, is_admin, password_hash FROM users WHERE username = ?")
+    let row: Option<(i64, String, Flag, String)> =
+        sqlx::query_as("SELECT id, username, is_admin, password_hash FROM users WHERE username = $1")
             .bind(&username)
             .fetch_optional(&state.db)
             .await?;
     let (user, stored) = match row {
-        Some((id, username, is_admin, hash)) => (Some(User { id, username, is_admin }), hash),
+        Some((id, username, Flag(is_admin), hash)) => (Some(User { id, username, is_admin }), hash),
         None => (None, password::decoy().await?),
     };
     let matches = credentials.password.len() <= api::account::MAX_PASSWORD_BYTES
@@ -165,7 +166,7 @@ async fn login(
     }
 }
 
-async fn signed_in(db: &SqlitePool, user: User, headers: &HeaderMap, status: StatusCode) -> Result<Response, ApiError> {
+async fn signed_in(db: &AnyPool, user: User, headers: &HeaderMap, status: StatusCode) -> Result<Response, ApiError> {
     let (secret, csrf_token) = sessions::create(db, user.id).await?;
     let mut response = (status, Json(Session { user, csrf_token })).into_response();
     response
@@ -218,7 +219,7 @@ async fn change_password(
         ));
     }
     api::validate_password(&change.new)?;
-    let stored: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = ?")
+    let stored: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
         .bind(user.id)
         .fetch_one(&state.db)
         .await?;
@@ -236,12 +237,12 @@ async fn change_password(
         Auth::Token => Vec::new(),
     };
     let mut tx = crate::db::write_transaction(&state.db).await?;
-    sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
         .bind(hash)
         .bind(user.id)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM sessions WHERE user_id = ? AND secret_sha256 != ?")
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND secret_sha256 != $2")
         .bind(user.id)
         .bind(keep)
         .execute(&mut *tx)
@@ -252,12 +253,12 @@ async fn change_password(
 }
 
 async fn list_users(State(state): State<AppState>) -> Result<Json<Vec<User>>, ApiError> {
-    let rows: Vec<(i64, String, bool)> = sqlx::query_as("SELECT id, username, is_admin FROM users ORDER BY id")
+    let rows: Vec<(i64, String, Flag)> = sqlx::query_as("SELECT id, username, is_admin FROM users ORDER BY id")
         .fetch_all(&state.db)
         .await?;
     Ok(Json(
         rows.into_iter()
-            .map(|(id, username, is_admin)| User { id, username, is_admin })
+            .map(|(id, username, Flag(is_admin))| User { id, username, is_admin })
             .collect(),
     ))
 }

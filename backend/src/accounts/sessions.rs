@@ -2,11 +2,14 @@
 //! session's CSRF token in the database — so logging out, changing a password or deleting an
 //! account ends a session on the server, not just in the browser.
 
+use std::time::Duration;
+
 use api::User;
 use axum::http::{HeaderMap, HeaderValue, header};
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 use super::secrets;
+use crate::db::Flag;
 use crate::error::ApiError;
 
 /// The cookie's name.
@@ -15,37 +18,40 @@ pub const COOKIE: &str = "distillery_session";
 pub const LIFETIME_DAYS: u32 = 30;
 
 /// Starts a session for the user: the cookie's secret and the session's CSRF token.
-pub async fn create(db: &SqlitePool, user_id: i64) -> Result<(String, String), ApiError> {
+pub async fn create(db: &AnyPool, user_id: i64) -> Result<(String, String), ApiError> {
     let secret = secrets::random_secret()?;
     let csrf_token = secrets::random_secret()?;
     sqlx::query(
         "INSERT INTO sessions (secret_sha256, user_id, csrf_token, expires_at)
-         VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?))",
+         VALUES ($1, $2, $3, $4)",
     )
     .bind(secrets::digest(&secret))
     .bind(user_id)
     .bind(&csrf_token)
-    .bind(format!("+{LIFETIME_DAYS} days"))
+    .bind(crate::db::after(Duration::from_secs(
+        u64::from(LIFETIME_DAYS) * 24 * 3600,
+    )))
     .execute(db)
     .await?;
     Ok((secret, csrf_token))
 }
 
 /// The user and CSRF token of a live session.
-pub async fn find(db: &SqlitePool, secret: &str) -> Result<Option<(User, String)>, ApiError> {
-    let row: Option<(i64, String, bool, String)> = sqlx::query_as(
+pub async fn find(db: &AnyPool, secret: &str) -> Result<Option<(User, String)>, ApiError> {
+    let row: Option<(i64, String, Flag, String)> = sqlx::query_as(
         "SELECT u.id, u.username, u.is_admin, s.csrf_token FROM sessions s JOIN users u ON u.id = s.user_id
-         WHERE s.secret_sha256 = ? AND s.expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+         WHERE s.secret_sha256 = $1 AND s.expires_at > $2",
     )
     .bind(secrets::digest(secret))
+    .bind(crate::db::now())
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|(id, username, is_admin, csrf)| (User { id, username, is_admin }, csrf)))
+    Ok(row.map(|(id, username, Flag(is_admin), csrf)| (User { id, username, is_admin }, csrf)))
 }
 
 /// Ends one session.
-pub async fn revoke(db: &SqlitePool, secret_sha256: &[u8]) -> Result<(), ApiError> {
-    sqlx::query("DELETE FROM sessions WHERE secret_sha256 = ?")
+pub async fn revoke(db: &AnyPool, secret_sha256: &[u8]) -> Result<(), ApiError> {
+    sqlx::query("DELETE FROM sessions WHERE secret_sha256 = $1")
         .bind(secret_sha256)
         .execute(db)
         .await?;

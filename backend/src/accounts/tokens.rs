@@ -1,16 +1,19 @@
 //! API tokens for scripts: `Authorization: Bearer dst_…`, shown once when created, stored as a
 //! digest, listed and revoked by their owner (`/api/tokens`, `distillery token create`).
 
+use std::time::Duration;
+
 use api::{ApiToken, CreatedToken, NewToken, User};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Extension, Json, Router};
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 use super::secrets;
 use crate::AppState;
 use crate::access::Caller;
+use crate::db::Flag;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, PathParams};
 
@@ -25,11 +28,11 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Creates a token for the user.
-pub async fn create(db: &SqlitePool, user_id: i64, name: &str) -> Result<CreatedToken, ApiError> {
+pub async fn create(db: &AnyPool, user_id: i64, name: &str) -> Result<CreatedToken, ApiError> {
     let name = api::validate_token_name(name)?;
     let token = format!("{PREFIX}{}", secrets::random_secret()?);
     let info: ApiToken = sqlx::query_as::<_, (i64, String, String, Option<String>)>(
-        "INSERT INTO api_tokens (user_id, name, secret_sha256) VALUES (?, ?, ?)
+        "INSERT INTO api_tokens (user_id, name, secret_sha256) VALUES ($1, $2, $3)
          RETURNING id, name, created_at, last_used_at",
     )
     .bind(user_id)
@@ -44,22 +47,21 @@ pub async fn create(db: &SqlitePool, user_id: i64, name: &str) -> Result<Created
 
 /// The user a token belongs to, if it is a live one. Its last use is recorded at most once a
 /// minute, so scripts polling the API do not turn every read into a database write.
-pub async fn user_of(db: &SqlitePool, token: &str) -> Result<Option<User>, ApiError> {
+pub async fn user_of(db: &AnyPool, token: &str) -> Result<Option<User>, ApiError> {
     if !token.starts_with(PREFIX) {
         return Ok(None);
     }
-    let row: Option<(i64, String, bool, i64, bool)> = sqlx::query_as(
-        "SELECT u.id, u.username, u.is_admin, t.id,
-                t.last_used_at IS NULL OR t.last_used_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-60 seconds')
-         FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.secret_sha256 = ?",
+    let row: Option<(i64, String, Flag, i64, Option<String>)> = sqlx::query_as(
+        "SELECT u.id, u.username, u.is_admin, t.id, t.last_used_at
+         FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.secret_sha256 = $1",
     )
     .bind(secrets::digest(token))
     .fetch_optional(db)
     .await?;
-    let Some((id, username, is_admin, token_id, stale)) = row else {
+    let Some((id, username, Flag(is_admin), token_id, last_used_at)) = row else {
         return Ok(None);
     };
-    if stale {
+    if last_used_at.is_none_or(|at| at < crate::db::ago(Duration::from_secs(60))) {
         // A write like any other: it takes its turn among the server's writers, off this request's
         // path (a write outside the turn would make the writer holding it wait in SQLite's busy
         // handler).
@@ -67,7 +69,8 @@ pub async fn user_of(db: &SqlitePool, token: &str) -> Result<Option<User>, ApiEr
         tokio::spawn(async move {
             let used = async {
                 let mut tx = crate::db::write_transaction(&db).await?;
-                sqlx::query("UPDATE api_tokens SET last_used_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?")
+                sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+                    .bind(crate::db::now())
                     .bind(token_id)
                     .execute(&mut *tx)
                     .await?;
@@ -86,7 +89,7 @@ async fn list(
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<Vec<ApiToken>>, ApiError> {
     let rows: Vec<(i64, String, String, Option<String>)> =
-        sqlx::query_as("SELECT id, name, created_at, last_used_at FROM api_tokens WHERE user_id = ? ORDER BY id")
+        sqlx::query_as("SELECT id, name, created_at, last_used_at FROM api_tokens WHERE user_id = $1 ORDER BY id")
             .bind(caller.user.id)
             .fetch_all(&state.db)
             .await?;
@@ -110,7 +113,7 @@ async fn revoke(
     Extension(caller): Extension<Caller>,
     PathParams(token_id): PathParams<i64>,
 ) -> Result<StatusCode, ApiError> {
-    let deleted = sqlx::query("DELETE FROM api_tokens WHERE id = ? AND user_id = ?")
+    let deleted = sqlx::query("DELETE FROM api_tokens WHERE id = $1 AND user_id = $2")
         .bind(token_id)
         .bind(caller.user.id)
         .execute(&state.db)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use api::{Job, PredictedBox};
 use futures_util::StreamExt;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{AnyConnection, AnyPool};
 
 use super::{Finished, Jobs, Progress, count, detect_bytes, load_detector, original_bytes};
 use crate::error::ApiError;
@@ -24,13 +24,13 @@ pub const NMS_IOU: f32 = 0.7;
 /// (model, image) pairs still to detect on: approved images of the project that a model version
 /// (all of the project's, or only `model_id`) has not seen, by model then image.
 pub(crate) async fn pending_pairs(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     project_id: i64,
     model_id: Option<i64>,
 ) -> Result<Vec<(i64, i64)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT m.id, i.id FROM models m JOIN images i ON i.project_id = m.project_id \
-         WHERE m.project_id = ? AND (? IS NULL OR m.id = ?) AND i.status = 'approved' \
+         WHERE m.project_id = $1 AND ($2 IS NULL OR m.id = $3) AND i.status = 'approved' \
          AND NOT EXISTS (SELECT 1 FROM evaluation_detections e WHERE e.model_id = m.id AND e.image_id = i.id) \
          ORDER BY m.id, i.id",
     )
@@ -43,10 +43,10 @@ pub(crate) async fn pending_pairs(
 
 /// The project's evaluation job when some model version has approved images left to see: the
 /// one already queued or running, else a new one. `None` when every figure is up to date.
-pub(crate) async fn ensure_queued(jobs: &Jobs, db: &SqlitePool, project_id: i64) -> Result<Option<Job>, ApiError> {
+pub(crate) async fn ensure_queued(jobs: &Jobs, db: &AnyPool, project_id: i64) -> Result<Option<Job>, ApiError> {
     let mut tx = crate::db::write_transaction(db).await?;
     let existing: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM jobs WHERE project_id = ? AND kind = 'evaluate' AND state IN ('queued', 'running') \
+        "SELECT id FROM jobs WHERE project_id = $1 AND kind = 'evaluate' AND state IN ('queued', 'running') \
          ORDER BY id LIMIT 1",
     )
     .bind(project_id)
@@ -55,10 +55,11 @@ pub(crate) async fn ensure_queued(jobs: &Jobs, db: &SqlitePool, project_id: i64)
     let job = match existing {
         Some(id) => Some(super::load_job(&mut tx, id).await?),
         None if !pending_pairs(&mut tx, project_id, None).await?.is_empty() => {
-            let id: i64 = sqlx::query_scalar("INSERT INTO jobs (project_id, kind) VALUES (?, 'evaluate') RETURNING id")
-                .bind(project_id)
-                .fetch_one(&mut *tx)
-                .await?;
+            let id: i64 =
+                sqlx::query_scalar("INSERT INTO jobs (project_id, kind) VALUES ($1, 'evaluate') RETURNING id")
+                    .bind(project_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
             Some(super::load_job(&mut tx, id).await?)
         }
         None => None,
@@ -73,7 +74,7 @@ pub(crate) async fn ensure_queued(jobs: &Jobs, db: &SqlitePool, project_id: i64)
 
 pub(super) async fn run(
     jobs: &Jobs,
-    db: &SqlitePool,
+    db: &AnyPool,
     store: &Store,
     max_pixels: u64,
     job: &Job,
@@ -126,7 +127,8 @@ pub(super) async fn run(
             };
             let boxes = serde_json::to_string(&boxes).map_err(|e| e.to_string())?;
             sqlx::query(
-                "INSERT OR REPLACE INTO evaluation_detections (model_id, image_id, boxes, error) VALUES (?, ?, ?, ?)",
+                "INSERT INTO evaluation_detections (model_id, image_id, boxes, error) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (model_id, image_id) DO UPDATE SET boxes = excluded.boxes, error = excluded.error",
             )
             .bind(model_id)
             .bind(image_id)
@@ -155,7 +157,7 @@ pub(super) async fn run(
 /// One image's detections, on a blocking thread: `None` when the image is gone, `Some(Err)`
 /// when it cannot be read.
 async fn detect_one(
-    db: SqlitePool,
+    db: AnyPool,
     store: Store,
     detector: Arc<models::Detector>,
     image_id: i64,

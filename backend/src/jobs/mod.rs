@@ -25,10 +25,11 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use futures_util::Stream;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::{Notify, broadcast};
 
 use crate::AppState;
+use crate::db::Flag;
 use crate::error::ApiError;
 use crate::events::ProjectEvents;
 use crate::extract::{JsonBody, PathParams};
@@ -81,7 +82,7 @@ impl Jobs {
 
     /// Requeues jobs a previous server left running, then runs queued jobs in the background,
     /// oldest first, until the process exits.
-    pub async fn start(&self, db: SqlitePool, store: Store, max_pixels: u64) -> Result<(), ApiError> {
+    pub async fn start(&self, db: AnyPool, store: Store, max_pixels: u64) -> Result<(), ApiError> {
         let resumed = sqlx::query(
             "UPDATE jobs SET state = 'queued', message = 'Resumed after a server restart.' WHERE state = 'running'",
         )
@@ -113,7 +114,7 @@ impl Jobs {
 
     /// Runs one queued job in this process (the CLI), unless a server's runner took it first;
     /// either way returns once it has finished.
-    pub async fn run_here(&self, db: &SqlitePool, store: &Store, max_pixels: u64, job: Job) -> Result<Job, ApiError> {
+    pub async fn run_here(&self, db: &AnyPool, store: &Store, max_pixels: u64, job: Job) -> Result<Job, ApiError> {
         let job_id = job.id;
         self.run(db, store, max_pixels, job).await;
         loop {
@@ -132,11 +133,11 @@ impl Jobs {
         self.events.live.job_changed(project_id, job_id);
     }
 
-    async fn run(&self, db: &SqlitePool, store: &Store, max_pixels: u64, job: Job) {
+    async fn run(&self, db: &AnyPool, store: &Store, max_pixels: u64, job: Job) {
         let started = sqlx::query(
-            "UPDATE jobs SET state = 'running', started_at = COALESCE(started_at, strftime('%Y-%m-%dT%H:%M:%fZ', \
-             'now')) WHERE id = ? AND state = 'queued'",
+            "UPDATE jobs SET state = 'running', started_at = COALESCE(started_at, $1) WHERE id = $2 AND state = 'queued'",
         )
+        .bind(crate::db::now())
         .bind(job.id)
         .execute(db)
         .await;
@@ -166,14 +167,13 @@ impl Jobs {
             Err(reason) => (JobState::Failed, reason),
         };
         tracing::info!(job = job.id, state = state.as_str(), %message, "job finished");
-        let finished = sqlx::query(
-            "UPDATE jobs SET state = ?, message = ?, finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
-        )
-        .bind(state.as_str())
-        .bind(&message)
-        .bind(job.id)
-        .execute(db)
-        .await;
+        let finished = sqlx::query("UPDATE jobs SET state = $1, message = $2, finished_at = $3 WHERE id = $4")
+            .bind(state.as_str())
+            .bind(&message)
+            .bind(crate::db::now())
+            .bind(job.id)
+            .execute(db)
+            .await;
         if let Err(error) = finished {
             tracing::error!(%error, job = job.id, "cannot record the end of a job");
         }
@@ -261,8 +261,8 @@ async fn load_detector(
 }
 
 /// An image's original bytes; `None` when the image was deleted meanwhile.
-async fn original_bytes(db: &SqlitePool, store: &Store, image_id: i64) -> Result<Option<Bytes>, String> {
-    let found: Option<(String, String)> = sqlx::query_as("SELECT sha256, extension FROM images WHERE id = ?")
+async fn original_bytes(db: &AnyPool, store: &Store, image_id: i64) -> Result<Option<Bytes>, String> {
+    let found: Option<(String, String)> = sqlx::query_as("SELECT sha256, extension FROM images WHERE id = $1")
         .bind(image_id)
         .fetch_optional(db)
         .await
@@ -294,8 +294,8 @@ fn detect_bytes(
 }
 
 /// A job's own settings, from its row's `params` JSON.
-async fn job_params<T: serde::de::DeserializeOwned>(db: &SqlitePool, job_id: i64) -> Result<T, String> {
-    let text: Option<String> = sqlx::query_scalar("SELECT params FROM jobs WHERE id = ?")
+async fn job_params<T: serde::de::DeserializeOwned>(db: &AnyPool, job_id: i64) -> Result<T, String> {
+    let text: Option<String> = sqlx::query_scalar("SELECT params FROM jobs WHERE id = $1")
         .bind(job_id)
         .fetch_one(db)
         .await
@@ -320,7 +320,7 @@ enum Finished {
 
 /// A running job's line to its row: progress and the cancel flag.
 struct Progress {
-    db: SqlitePool,
+    db: AnyPool,
     project_id: i64,
     job_id: i64,
     jobs: Jobs,
@@ -328,7 +328,7 @@ struct Progress {
 
 impl Progress {
     async fn report(&self, done: u64, total: u64, message: &str) -> Result<(), String> {
-        sqlx::query("UPDATE jobs SET done = ?, total = ?, message = ? WHERE id = ?")
+        sqlx::query("UPDATE jobs SET done = $1, total = $2, message = $3 WHERE id = $4")
             .bind(done as i64)
             .bind(total as i64)
             .bind(message)
@@ -341,11 +341,11 @@ impl Progress {
     }
 
     async fn cancel_requested(&self) -> bool {
-        sqlx::query_scalar("SELECT cancel_requested FROM jobs WHERE id = ?")
+        sqlx::query_scalar("SELECT cancel_requested FROM jobs WHERE id = $1")
             .bind(self.job_id)
             .fetch_one(&self.db)
             .await
-            .unwrap_or(false)
+            .is_ok_and(|Flag(requested)| requested)
     }
 }
 
@@ -374,7 +374,7 @@ async fn create(
 }
 
 /// Checks and queues a job; the runner picks it up.
-pub async fn queue_job(conn: &mut SqliteConnection, project_id: i64, new_job: &NewJob) -> Result<Job, ApiError> {
+pub async fn queue_job(conn: &mut AnyConnection, project_id: i64, new_job: &NewJob) -> Result<Job, ApiError> {
     let model_id = match new_job.kind {
         JobKind::Score => {
             let model = match new_job.model_id {
@@ -430,27 +430,28 @@ pub async fn queue_job(conn: &mut SqliteConnection, project_id: i64, new_job: &N
         JobKind::Train => Some(train_params(new_job)?),
         _ => None,
     };
-    let id: i64 =
-        sqlx::query_scalar("INSERT INTO jobs (project_id, kind, model_id, params) VALUES (?, ?, ?, ?) RETURNING id")
-            .bind(project_id)
-            .bind(new_job.kind.as_str())
-            .bind(model_id)
-            .bind(params)
-            .fetch_one(&mut *conn)
-            .await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO jobs (project_id, kind, model_id, params) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(project_id)
+    .bind(new_job.kind.as_str())
+    .bind(model_id)
+    .bind(params)
+    .fetch_one(&mut *conn)
+    .await?;
     load_job(conn, id).await
 }
 
 /// The named teacher (which must belong to the project), or the project's newest one.
 async fn teacher_for(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     project_id: i64,
     model_id: Option<i64>,
 ) -> Result<api::RegisteredModel, ApiError> {
     let id = match model_id {
         Some(id) => Some(id),
         None => {
-            sqlx::query_scalar("SELECT MAX(id) FROM models WHERE project_id = ? AND role = 'teacher'")
+            sqlx::query_scalar("SELECT MAX(id) FROM models WHERE project_id = $1 AND role = 'teacher'")
                 .bind(project_id)
                 .fetch_one(&mut *conn)
                 .await?
@@ -477,7 +478,7 @@ async fn teacher_for(
 }
 
 /// A teacher job's settings, checked, as the JSON its row keeps.
-async fn teacher_params(conn: &mut SqliteConnection, project_id: i64, new_job: &NewJob) -> Result<String, ApiError> {
+async fn teacher_params(conn: &mut AnyConnection, project_id: i64, new_job: &NewJob) -> Result<String, ApiError> {
     let min_conf = new_job.min_conf.unwrap_or(models::DEFAULT_CONFIDENCE);
     if !(0.0..1.0).contains(&min_conf) {
         return Err(ApiError::new(
@@ -492,7 +493,7 @@ async fn teacher_params(conn: &mut SqliteConnection, project_id: i64, new_job: &
         .unwrap_or(api::ImageSelection::Named(api::NamedSelection::All));
     if let api::ImageSelection::Ids(ids) = &images {
         for id in ids {
-            let owner: Option<i64> = sqlx::query_scalar("SELECT project_id FROM images WHERE id = ?")
+            let owner: Option<i64> = sqlx::query_scalar("SELECT project_id FROM images WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *conn)
                 .await?;
@@ -540,7 +541,7 @@ async fn list(
 ) -> Result<Json<Vec<Job>>, ApiError> {
     crate::projects::ensure_exists(&state.db, project_id).await?;
     let rows: Vec<JobRow> = sqlx::query_as(crate::db::constant_sql(format!(
-        "{SELECT_JOB} WHERE project_id = ? ORDER BY id DESC LIMIT 50"
+        "{SELECT_JOB} WHERE project_id = $1 ORDER BY id DESC LIMIT 50"
     )))
     .bind(project_id)
     .fetch_all(&state.db)
@@ -572,14 +573,15 @@ async fn cancel(State(state): State<AppState>, PathParams(job_id): PathParams<i6
         JobState::Queued => {
             sqlx::query(
                 "UPDATE jobs SET state = 'cancelled', message = 'Cancelled before it started.', \
-                 finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
+                 finished_at = $1 WHERE id = $2",
             )
+            .bind(crate::db::now())
             .bind(job_id)
             .execute(&mut *tx)
             .await?;
         }
         JobState::Running => {
-            sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = ?")
+            sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = $1")
                 .bind(job_id)
                 .execute(&mut *tx)
                 .await?;
@@ -614,7 +616,7 @@ async fn resume(State(state): State<AppState>, PathParams(job_id): PathParams<i6
         return Err(ApiError::conflict("job_not_stopped", message));
     }
     sqlx::query(
-        "UPDATE jobs SET state = 'queued', cancel_requested = 0, finished_at = NULL, message = 'Resumed.' WHERE id = ?",
+        "UPDATE jobs SET state = 'queued', cancel_requested = 0, finished_at = NULL, message = 'Resumed.' WHERE id = $1",
     )
     .bind(job_id)
     .execute(&mut *tx)
@@ -653,7 +655,7 @@ async fn events(
 
 /// One open event stream's position: the job to send next, or where to wait for it.
 struct JobFeed {
-    db: SqlitePool,
+    db: AnyPool,
     job_id: i64,
     changes: broadcast::Receiver<i64>,
     next: Option<Job>,
@@ -687,8 +689,8 @@ impl JobFeed {
 const SELECT_JOB: &str =
     "SELECT id, project_id, kind, state, model_id, done, total, message, created_at, finished_at FROM jobs";
 
-pub(crate) async fn load_job(conn: &mut SqliteConnection, job_id: i64) -> Result<Job, ApiError> {
-    let row: Option<JobRow> = sqlx::query_as(crate::db::constant_sql(format!("{SELECT_JOB} WHERE id = ?")))
+pub(crate) async fn load_job(conn: &mut AnyConnection, job_id: i64) -> Result<Job, ApiError> {
+    let row: Option<JobRow> = sqlx::query_as(crate::db::constant_sql(format!("{SELECT_JOB} WHERE id = $1")))
         .bind(job_id)
         .fetch_optional(&mut *conn)
         .await?;
@@ -696,7 +698,7 @@ pub(crate) async fn load_job(conn: &mut SqliteConnection, job_id: i64) -> Result
         .into_job()
 }
 
-async fn next_queued(db: &SqlitePool) -> Result<Option<Job>, ApiError> {
+async fn next_queued(db: &AnyPool) -> Result<Option<Job>, ApiError> {
     let row: Option<JobRow> = sqlx::query_as(crate::db::constant_sql(format!(
         "{SELECT_JOB} WHERE state = 'queued' ORDER BY id LIMIT 1"
     )))

@@ -4,14 +4,14 @@
 
 use api::Job;
 use models::DEFAULT_CONFIDENCE;
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 use super::{Finished, Jobs, Progress, detect_bytes, load_detector, original_bytes};
 use crate::store::Store;
 
 pub(super) async fn run(
     jobs: &Jobs,
-    db: &SqlitePool,
+    db: &AnyPool,
     store: &Store,
     max_pixels: u64,
     job: &Job,

@@ -11,7 +11,7 @@ use std::time::Instant;
 use api::{BoundingBox, BoxSource, ImageSelection, Job, NamedSelection, OpKind, RegisteredModel};
 use futures_util::StreamExt;
 use models::Detector;
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 
 use super::{Finished, Jobs, Progress, count, detect_bytes, load_detector, original_bytes};
 use crate::annotations::{BOX_COLUMNS, BoxRow, delete_box, record_box_event};
@@ -36,7 +36,7 @@ struct Labeled {
 
 pub(super) async fn run(
     jobs: &Jobs,
-    db: &SqlitePool,
+    db: &AnyPool,
     store: &Store,
     max_pixels: u64,
     job: &Job,
@@ -140,7 +140,7 @@ pub(super) async fn run(
 /// How many images the selection names (that exist in the project), and those of them this
 /// teacher version has not labeled yet, oldest first.
 async fn selected_images(
-    db: &SqlitePool,
+    db: &AnyPool,
     project_id: i64,
     model_id: i64,
     selection: &ImageSelection,
@@ -152,7 +152,7 @@ async fn selected_images(
                 NamedSelection::All => String::new(),
                 NamedSelection::Unlabeled => format!("AND status IN {UNLABELED}"),
             };
-            let sql = format!("SELECT id FROM images WHERE project_id = ? {status} ORDER BY id");
+            let sql = format!("SELECT id FROM images WHERE project_id = $1 {status} ORDER BY id");
             sqlx::query_scalar(crate::db::constant_sql(sql))
                 .bind(project_id)
                 .fetch_all(db)
@@ -162,7 +162,7 @@ async fn selected_images(
         ImageSelection::Ids(wanted) => {
             let mut ids = Vec::with_capacity(wanted.len());
             for id in wanted {
-                let found: Option<i64> = sqlx::query_scalar("SELECT id FROM images WHERE id = ? AND project_id = ?")
+                let found: Option<i64> = sqlx::query_scalar("SELECT id FROM images WHERE id = $1 AND project_id = $2")
                     .bind(id)
                     .bind(project_id)
                     .fetch_optional(db)
@@ -174,7 +174,7 @@ async fn selected_images(
         }
     };
     let labeled: std::collections::HashSet<i64> =
-        sqlx::query_scalar("SELECT image_id FROM teacher_runs WHERE model_id = ?")
+        sqlx::query_scalar("SELECT image_id FROM teacher_runs WHERE model_id = $1")
             .bind(model_id)
             .fetch_all(db)
             .await
@@ -189,7 +189,7 @@ async fn selected_images(
 /// Decodes one image and runs the teacher on it, on a blocking thread. `Ok(None)` when the image
 /// is gone; `Err((id, reason))` when it cannot be read.
 async fn label_one(
-    db: SqlitePool,
+    db: AnyPool,
     store: Store,
     detector: Arc<Detector>,
     model: Arc<RegisteredModel>,
@@ -228,7 +228,7 @@ async fn label_one(
 /// Replaces the image's teacher proposals (of any version) with this version's, in one
 /// transaction, each change numbered and logged; marks the image labeled by this version.
 async fn store_proposals(
-    db: &SqlitePool,
+    db: &AnyPool,
     project_id: i64,
     model: &RegisteredModel,
     labeled: &Labeled,
@@ -237,7 +237,7 @@ async fn store_proposals(
     let mut tx = crate::db::write_transaction(db).await.map_err(|e| e.to_string())?;
     let image_id = labeled.image_id;
     let older: Vec<BoxRow> = sqlx::query_as(crate::db::constant_sql(format!(
-        "SELECT {BOX_COLUMNS} FROM boxes WHERE image_id = ? AND source = 'teacher'"
+        "SELECT {BOX_COLUMNS} FROM boxes WHERE image_id = $1 AND source = 'teacher'"
     )))
     .bind(image_id)
     .fetch_all(&mut *tx)
@@ -258,17 +258,17 @@ async fn store_proposals(
         };
         sqlx::query(
             "INSERT INTO boxes (id, image_id, class_id, x0, y0, x1, y1, source, model_version, confidence, revision) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'teacher', ?, ?, 1)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'teacher', $8, $9, 1)",
         )
         .bind(&proposal.id)
         .bind(image_id)
-        .bind(proposal.class_id)
+        .bind(i64::from(proposal.class_id))
         .bind(proposal.x0)
         .bind(proposal.y0)
         .bind(proposal.x1)
         .bind(proposal.y1)
         .bind(&proposal.model_version)
-        .bind(proposal.confidence)
+        .bind(proposal.confidence.map(f64::from))
         .execute(&mut *tx)
         .await
         .map_err(|e| e.to_string())?;
@@ -284,15 +284,19 @@ async fn store_proposals(
         .await
         .map_err(failed)?;
     }
-    sqlx::query("INSERT OR REPLACE INTO teacher_runs (model_id, image_id, boxes, unmapped) VALUES (?, ?, ?, ?)")
-        .bind(model.id)
-        .bind(image_id)
-        .bind(labeled.boxes.len() as i64)
-        .bind(labeled.unmapped as i64)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| e.to_string())?;
-    sqlx::query("UPDATE images SET status = 'prelabeled' WHERE id = ? AND status = 'new'")
+    sqlx::query(
+        "INSERT INTO teacher_runs (model_id, image_id, boxes, unmapped) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (model_id, image_id) DO UPDATE \
+         SET boxes = excluded.boxes, unmapped = excluded.unmapped, labeled_at = excluded.labeled_at",
+    )
+    .bind(model.id)
+    .bind(image_id)
+    .bind(labeled.boxes.len() as i64)
+    .bind(labeled.unmapped as i64)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| e.to_string())?;
+    sqlx::query("UPDATE images SET status = 'prelabeled' WHERE id = $1 AND status = 'new'")
         .bind(image_id)
         .execute(&mut *tx)
         .await

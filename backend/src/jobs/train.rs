@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use api::{Job, ModelRole, RegisteredModel, Split, TrainSettings, TrainedBy, TrainingEpoch};
 use futures_util::StreamExt;
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 use tokio::sync::mpsc;
 use train::assign::Target;
 use train::augment::Sample;
@@ -77,7 +77,7 @@ enum Update {
 
 pub(super) async fn run(
     jobs: &Jobs,
-    db: &SqlitePool,
+    db: &AnyPool,
     store: &Store,
     max_pixels: u64,
     job: &Job,
@@ -99,7 +99,7 @@ pub(super) async fn run(
             .unwrap_or(0)
     };
     // Epochs charted after the checkpoint will run again (all of them without one).
-    sqlx::query("DELETE FROM training_epochs WHERE job_id = ? AND epoch > ?")
+    sqlx::query("DELETE FROM training_epochs WHERE job_id = $1 AND epoch > $2")
         .bind(job.id)
         .bind(saved as i64)
         .execute(db)
@@ -351,7 +351,7 @@ async fn read_samples(
 
 /// A registered student's weights as the network to fine-tune.
 async fn starting_weights(
-    db: &SqlitePool,
+    db: &AnyPool,
     store: &Store,
     model_id: i64,
     classes: usize,
@@ -379,7 +379,7 @@ async fn starting_weights(
     .map_err(|e| e.to_string())?
 }
 
-async fn store_epoch(db: &SqlitePool, job_id: i64, report: &EpochReport) -> Result<(), String> {
+async fn store_epoch(db: &AnyPool, job_id: i64, report: &EpochReport) -> Result<(), String> {
     let epoch = TrainingEpoch {
         epoch: report.epoch as u32,
         epochs: report.epochs as u32,
@@ -397,13 +397,16 @@ async fn store_epoch(db: &SqlitePool, job_id: i64, report: &EpochReport) -> Resu
         best: report.best,
     };
     let json = serde_json::to_string(&epoch).map_err(|e| e.to_string())?;
-    sqlx::query("INSERT OR REPLACE INTO training_epochs (job_id, epoch, report) VALUES (?, ?, ?)")
-        .bind(job_id)
-        .bind(epoch.epoch as i64)
-        .bind(json)
-        .execute(db)
-        .await
-        .map_err(|e| e.to_string())?;
+    sqlx::query(
+        "INSERT INTO training_epochs (job_id, epoch, report) VALUES ($1, $2, $3) \
+         ON CONFLICT (job_id, epoch) DO UPDATE SET report = excluded.report",
+    )
+    .bind(job_id)
+    .bind(epoch.epoch as i64)
+    .bind(json)
+    .execute(db)
+    .await
+    .map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -423,15 +426,15 @@ fn epoch_line(r: &EpochReport) -> String {
 }
 
 /// The student browsers run before this training publishes its own.
-async fn previous_student(db: &SqlitePool, project_id: i64) -> Result<Option<RegisteredModel>, String> {
+async fn previous_student(db: &AnyPool, project_id: i64) -> Result<Option<RegisteredModel>, String> {
     let mut conn = db.acquire().await.map_err(|e| e.to_string())?;
     crate::registry::active_student(&mut conn, project_id)
         .await
         .map_err(|e| e.message)
 }
 
-async fn student_count(db: &SqlitePool, project_id: i64) -> Result<i64, String> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM models WHERE project_id = ? AND role = 'student'")
+async fn student_count(db: &AnyPool, project_id: i64) -> Result<i64, String> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM models WHERE project_id = $1 AND role = 'student'")
         .bind(project_id)
         .fetch_one(db)
         .await
@@ -439,8 +442,8 @@ async fn student_count(db: &SqlitePool, project_id: i64) -> Result<i64, String> 
 }
 
 /// `GET /api/jobs/{jid}/epochs`: a training job's finished epochs, in order.
-pub async fn epochs(db: &SqlitePool, job_id: i64) -> Result<Vec<TrainingEpoch>, crate::error::ApiError> {
-    let rows: Vec<String> = sqlx::query_scalar("SELECT report FROM training_epochs WHERE job_id = ? ORDER BY epoch")
+pub async fn epochs(db: &AnyPool, job_id: i64) -> Result<Vec<TrainingEpoch>, crate::error::ApiError> {
+    let rows: Vec<String> = sqlx::query_scalar("SELECT report FROM training_epochs WHERE job_id = $1 ORDER BY epoch")
         .bind(job_id)
         .fetch_all(db)
         .await?;

@@ -253,6 +253,7 @@ async fn auto_label_with_teacher() -> anyhow::Result<()> {
         ])
         .arg("--data-dir")
         .arg(&data_dir)
+        .envs(e2e::postgres::database_env(&data_dir).await?)
         .output()?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     ensure!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));

@@ -323,11 +323,13 @@ async fn import_datasets() -> anyhow::Result<()> {
     std::fs::write(folder.path().join("one.txt"), "1 0.5 0.5 0.5 0.5\n")?;
     std::fs::write(folder.path().join("two.bmp"), fixtures::bmp(30, 30, 2))?;
     std::fs::write(folder.path().join("two.txt"), "0 0.25 0.25 0.1 0.1\n")?;
+    let database = e2e::postgres::database_env(studio.data_dir()).await?;
     let cli = |args: &[&str]| {
         Command::new(e2e::studio::binary_path())
             .args(args)
             .arg("--data-dir")
             .arg(studio.data_dir())
+            .envs(database.clone())
             .output()
     };
     let out = cli(&["import", &folder.path().display().to_string(), "--project", "From CLI"])?;

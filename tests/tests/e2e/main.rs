@@ -23,6 +23,7 @@ mod keep_files_in_object_storage;
 mod label_first_image;
 mod live_channel_resumes;
 mod many_annotators_at_once;
+mod postgres_schema_matches_sqlite;
 mod prelabel_in_browser;
 mod rank_images_by_uncertainty;
 mod refused_edit_stays_visible;

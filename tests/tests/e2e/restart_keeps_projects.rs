@@ -31,9 +31,11 @@ async fn restart_keeps_projects() -> anyhow::Result<()> {
     let log = studio.log();
     let status = studio.stop().await?;
     assert!(status.success(), "graceful shutdown exits 0, got {status}; log:\n{log}");
-    assert!(
+    // The metadata is in the data folder's SQLite file unless this run keeps it in PostgreSQL.
+    assert_eq!(
         data_dir.join("distillery.db").is_file(),
-        "SQLite file in the data folder"
+        e2e::postgres::engine() == e2e::postgres::Engine::Sqlite,
+        "SQLite file in the data folder exactly when SQLite is the engine"
     );
 
     let studio = Studio::start_in(&data_dir).await?;

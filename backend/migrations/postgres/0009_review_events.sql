@@ -1,0 +1,14 @@
+-- Review decisions (submitted, approved, rejected with a comment, reopened) in the project's
+-- sequence beside box events: what the live channel replays to a client that reconnects, and
+-- who decided what when.
+
+CREATE TABLE review_events (
+    project_id BIGINT  NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    seq        BIGINT  NOT NULL,
+    image_id   BIGINT  NOT NULL,
+    status     TEXT    NOT NULL,
+    comment    TEXT,
+    author     TEXT,
+    at         TEXT    NOT NULL DEFAULT (utc_now()),
+    PRIMARY KEY (project_id, seq)
+);
