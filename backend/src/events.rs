@@ -17,6 +17,7 @@ use tokio::sync::{broadcast, watch};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::PathParams;
+use crate::fanout::{Fanout, News};
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -33,23 +34,43 @@ pub struct ProjectEvents {
     closing: watch::Sender<bool>,
     /// The projects' live channels (box changes, review decisions, presence).
     pub live: crate::live::Live,
+    /// The other processes sharing the database.
+    fanout: Fanout,
 }
 
 impl Default for ProjectEvents {
     fn default() -> Self {
-        Self {
-            student_changed: broadcast::channel(64).0,
-            closing: watch::channel(false).0,
-            live: crate::live::Live::default(),
-        }
+        Self::new(Fanout::default())
     }
 }
 
 impl ProjectEvents {
-    /// Tells the project's open pages that its active student changed. Nobody listening is fine.
+    /// Streams and channels whose news also goes to the other processes `fanout` reaches.
+    pub fn new(fanout: Fanout) -> Self {
+        Self {
+            student_changed: broadcast::channel(64).0,
+            closing: watch::channel(false).0,
+            live: crate::live::Live::new(fanout.clone()),
+            fanout,
+        }
+    }
+
+    /// Tells the project's open pages that its active student changed, in this process and the
+    /// others sharing the database. Nobody listening is fine.
     pub fn student_changed(&self, project_id: i64) {
+        self.student_changed_elsewhere(project_id);
+        self.fanout.tell(News::Student { project_id });
+    }
+
+    /// Another process changed the project's active student: this one's open pages hear it.
+    pub fn student_changed_elsewhere(&self, project_id: i64) {
         let _ = self.student_changed.send(project_id);
         self.live.student_changed(project_id);
+    }
+
+    /// Where this process's news goes.
+    pub fn fanout(&self) -> &Fanout {
+        &self.fanout
     }
 
     /// Ends every open stream (the server is stopping).

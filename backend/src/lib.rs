@@ -20,6 +20,7 @@ pub mod evaluation;
 pub mod events;
 pub mod export;
 pub mod extract;
+pub mod fanout;
 pub mod health;
 pub mod images;
 pub mod imaging;

@@ -33,6 +33,7 @@ use tokio::sync::{Notify, broadcast, watch};
 use crate::AppState;
 use crate::access::{Caller, ProjectAccess};
 use crate::error::ApiError;
+use crate::fanout::{Fanout, News};
 
 /// The longest a change made without [`Live::changed`] waits before open sockets get it.
 const POLL: Duration = Duration::from_millis(250);
@@ -63,6 +64,8 @@ pub struct Live {
     /// Images the shared "Next" just handed out, by image: to whom and when — so two people
     /// pressing Next at the same moment get different images before either editor has opened.
     handed_out: Arc<Mutex<HashMap<i64, (i64, std::time::Instant)>>>,
+    /// The other processes sharing the database, told of what this one commits.
+    fanout: Fanout,
 }
 
 /// One open connection, as presence lists it, and whether its role may edit (viewers never
@@ -94,15 +97,37 @@ struct Channel {
 }
 
 impl Live {
-    /// A writer committed changes to `project_id`: its open sockets get them now.
+    /// Channels whose news also goes to the other processes `fanout` reaches.
+    pub fn new(fanout: Fanout) -> Live {
+        Live {
+            fanout,
+            ..Live::default()
+        }
+    }
+
+    /// A writer committed changes to `project_id`: its open sockets get them now, in this
+    /// process and the others sharing the database.
     pub fn changed(&self, project_id: i64) {
+        self.committed_elsewhere(project_id);
+        self.fanout.tell(News::Committed { project_id });
+    }
+
+    /// Another process committed changes to `project_id`: this one's open sockets get them now.
+    pub fn committed_elsewhere(&self, project_id: i64) {
         if let Some(channel) = self.lock().get(&project_id) {
             channel.wake.notify_one();
         }
     }
 
-    /// A job of `project_id` was queued, made progress or ended: its open sockets get it soon.
+    /// A job of `project_id` was queued, made progress or ended: its open sockets get it soon,
+    /// in this process and the others sharing the database.
     pub fn job_changed(&self, project_id: i64, job_id: i64) {
+        self.job_changed_elsewhere(project_id, job_id);
+        self.fanout.tell(News::Job { project_id, job_id });
+    }
+
+    /// A job's row changed in another process: this one's open sockets get it soon.
+    pub fn job_changed_elsewhere(&self, project_id: i64, job_id: i64) {
         if let Some(channel) = self.lock().get(&project_id) {
             channel
                 .jobs_changed
@@ -375,7 +400,7 @@ async fn active_student(db: &AnyPool, project_id: i64) -> Option<LiveEvent> {
 }
 
 async fn last_seq(db: &AnyPool, project_id: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT last_seq FROM projects WHERE id = ?")
+    sqlx::query_scalar("SELECT last_seq FROM projects WHERE id = $1")
         .bind(project_id)
         .fetch_one(db)
         .await
@@ -385,11 +410,11 @@ async fn last_seq(db: &AnyPool, project_id: i64) -> Result<i64, sqlx::Error> {
 async fn events_after(db: &AnyPool, project_id: i64, seq: i64) -> Result<Vec<LiveEvent>, sqlx::Error> {
     let rows: Vec<EventRow> = sqlx::query_as(
         "SELECT seq, image_id, op, box_id, after, author, NULL AS status, NULL AS comment
-           FROM box_events WHERE project_id = ?1 AND seq > ?2
+           FROM box_events WHERE project_id = $1 AND seq > $2
          UNION ALL
          SELECT seq, image_id, NULL, NULL, NULL, author, status, comment
-           FROM review_events WHERE project_id = ?1 AND seq > ?2
-         ORDER BY seq LIMIT ?3",
+           FROM review_events WHERE project_id = $1 AND seq > $2
+         ORDER BY seq LIMIT $3",
     )
     .bind(project_id)
     .bind(seq)

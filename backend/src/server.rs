@@ -15,6 +15,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::ServeConfig;
 use crate::error::{api_method_not_allowed, api_route_not_found};
 use crate::events::ProjectEvents;
+use crate::fanout::Fanout;
 use crate::store::Store;
 use crate::{
     AppState, access, accounts, annotations, assignments, audit, contributions, db, evaluation, events, export, health,
@@ -106,8 +107,15 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         );
     }
     // A bad engine setting stops here, before the URL is printed.
-    let events = ProjectEvents::default();
+    let events = ProjectEvents::new(Fanout::for_database(&db));
     let jobs = jobs::Jobs::new(&config.inference, events.clone())?;
+    // Replicas sharing a PostgreSQL database hear each other's changes.
+    let database_url = config.data.database_url();
+    events
+        .fanout()
+        .listen(&database_url, events.clone(), jobs.clone())
+        .await
+        .with_context(|| format!("cannot listen for other processes' news on {database_url}"))?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;

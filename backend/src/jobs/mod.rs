@@ -133,6 +133,12 @@ impl Jobs {
         self.events.live.job_changed(project_id, job_id);
     }
 
+    /// Another process changed a job's row: this one's open job streams and live channels hear it.
+    pub(crate) fn changed_elsewhere(&self, project_id: i64, job_id: i64) {
+        let _ = self.changed.send(job_id);
+        self.events.live.job_changed_elsewhere(project_id, job_id);
+    }
+
     async fn run(&self, db: &AnyPool, store: &Store, max_pixels: u64, job: Job) {
         let started = sqlx::query(
             "UPDATE jobs SET state = 'running', started_at = COALESCE(started_at, $1) WHERE id = $2 AND state = 'queued'",

@@ -27,6 +27,7 @@ mod postgres_schema_matches_sqlite;
 mod prelabel_in_browser;
 mod rank_images_by_uncertainty;
 mod refused_edit_stays_visible;
+mod replicas_share_one_database;
 mod restart_keeps_projects;
 mod serve_web_app;
 mod share_the_queue_and_review;

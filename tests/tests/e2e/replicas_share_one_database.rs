@@ -1,0 +1,134 @@
+//! Two `distillery serve` replicas on one PostgreSQL database and one S3 bucket, as a fleet runs
+//! behind one address: people on either see each other's edits live and in the same order, a
+//! student published or a job run through one replica is news on the other's live channel, and
+//! a session started on one works on the other. Each replica has its own data folder, so
+//! nothing is shared but the database and the bucket.
+
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use api::{LiveEvent, Role};
+use e2e::live::LiveClient;
+use e2e::postgres::Postgres;
+use e2e::s3::S3Server;
+use e2e::{Studio, fixtures};
+use serde_json::json;
+
+/// How long any one expectation may take (presence updates keep a channel busy, so each wait
+/// has a deadline of its own, not only one per event).
+const WAIT: Duration = Duration::from_secs(30);
+/// Edits sent, alternating between the replicas.
+const EDITS: usize = 12;
+
+#[tokio::test]
+async fn replicas_share_live_events_jobs_and_sessions() -> anyhow::Result<()> {
+    let postgres = tokio::task::spawn_blocking(Postgres::shared).await??;
+    let database = postgres.database("replicas").await?;
+    let s3 = S3Server::start(&["fleet"]).await?;
+    let mut env = s3.env();
+    env.push(("DISTILLERY_DATABASE_URL", database));
+    let flags = ["--store", "s3://fleet/studio"];
+    let a = Studio::start_with_env(&flags, &env).await?;
+    let b = Studio::start_with_env(&flags, &env).await?;
+
+    // A project and an image made through A are B's too.
+    let project = a.create_project("Fleet", &["circle", "triangle", "square"]).await?;
+    let (status, uploaded) = a
+        .upload(project.id, &[("one.jpg", fixtures::jpeg(160, 120, 1, 8))])
+        .await?;
+    ensure!(status.is_success(), "upload: {uploaded}");
+    let image = uploaded[0]["id"].as_i64().context("image id")?;
+    let served = b.get(&format!("/api/images/{image}/file")).await?;
+    ensure!(served.status() == 200, "B serves A's upload: {}", served.status());
+
+    // A person on each replica, listening to the project.
+    let mut listeners = Vec::new();
+    for (studio, name) in [(&a, "ann"), (&b, "bob")] {
+        let session = studio.add_user(name, "long enough password").await?;
+        studio.add_member(project.id, name, Role::Annotator).await?;
+        let token = session.create_token(&studio.url, "live").await?.token;
+        let mut live = LiveClient::connect(&studio.url, &token, project.id, 0, Some(image), None).await?;
+        within(live.until(WAIT, |e| matches!(e, LiveEvent::Student { .. }))).await?;
+        listeners.push(live);
+    }
+
+    // Edits through both replicas, one after another.
+    let circle = project.classes[0].id;
+    for n in 0..EDITS {
+        let studio = if n % 2 == 0 { &a } else { &b };
+        let x = 5.0 * n as f64;
+        let answer: api::OpsResponse = studio
+            .http()
+            .post(studio.api(&format!("/api/images/{image}/ops")))
+            .json(&json!({"ops": [{"op": "create", "box": {
+                "id": format!("00000000-0000-4000-8000-{n:012x}"), "class_id": circle,
+                "x0": x, "y0": 10, "x1": x + 20.0, "y1": 40}}]}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        ensure!(answer.applied.len() == 1, "edit {n}: {answer:?}");
+    }
+    // Each listener sees every edit, numbered 1…EDITS, in the same order on both replicas.
+    let mut orders = Vec::new();
+    for live in &mut listeners {
+        let mut seen = Vec::new();
+        within(async {
+            while seen.len() < EDITS {
+                if let LiveEvent::Box { seq, box_id, .. } = live.next(WAIT).await? {
+                    seen.push((seq, box_id));
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        let seqs: Vec<i64> = seen.iter().map(|(seq, _)| *seq).collect();
+        ensure!(
+            seqs == (1..=EDITS as i64).collect::<Vec<_>>(),
+            "sequence numbers: {seqs:?}"
+        );
+        orders.push(seen);
+    }
+    ensure!(
+        orders[0] == orders[1],
+        "A and B told the edits in different orders: {orders:?}"
+    );
+
+    // A student published through B is news on A's channel, and a job B runs too.
+    let model = b
+        .register_reference_model(project.id, "student", "shapes-yolov8n-320.onnx")
+        .await?;
+    let published = within(listeners[0].until(WAIT, |e| matches!(e, LiveEvent::Student { model: Some(_) }))).await?;
+    ensure!(
+        matches!(published.last(), Some(LiveEvent::Student { model: Some(m) }) if m.id == model.id),
+        "A heard of B's student: {published:?}"
+    );
+    let (status, job) = b
+        .post_job(project.id, json!({"kind": "score", "model_id": model.id}))
+        .await?;
+    ensure!(status == 201, "score job: {job}");
+    let job_id = job["id"].as_i64().context("job id")?;
+    within(listeners[0].until(
+        WAIT,
+        |e| matches!(e, LiveEvent::Job { job } if job.id == job_id && job.state == api::JobState::Succeeded),
+    ))
+    .await
+    .context("A's channel never told the job's end")?;
+
+    // A session started on A is good on B (the fleet's load balancer may send any request anywhere).
+    let session = e2e::accounts::sign_in(&a.url, "ann", "long enough password").await?;
+    let on_b = session.cookie_client()?.get(b.api("/api/projects")).send().await?;
+    ensure!(on_b.status() == 200, "A's session on B: {}", on_b.status());
+
+    for live in listeners {
+        live.close().await?;
+    }
+    a.stop().await?;
+    b.stop().await?;
+    Ok(())
+}
+
+/// `work`, failing once [`WAIT`] has passed.
+async fn within<T>(work: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::time::timeout(WAIT, work).await.context("not within the wait")?
+}
