@@ -340,8 +340,13 @@ async fn check(
     )
     .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_box", e.to_string()))?;
     let revision = before.as_ref().map_or(1, |b| b.revision + 1);
+    // Someone else's change the client had not seen. A newer change of the person's own is
+    // not one: the edits they queue while an earlier one is still on its way carry the base
+    // revision they saw, behind their own unanswered edit.
     let overwrote = match (&before, op.base_rev) {
-        (Some(b), Some(base)) if base < b.revision => Some(b.author.clone().unwrap_or_else(|| "another editor".into())),
+        (Some(b), Some(base)) if base < b.revision && b.author.as_deref() != Some(author) => {
+            Some(b.author.clone().unwrap_or_else(|| "another editor".into()))
+        }
         _ => None,
     };
     // A person editing a model's proposal makes it theirs; the author is the signed-in

@@ -46,13 +46,22 @@ async fn edit_boxes_and_review() -> anyhow::Result<()> {
     assert_eq!(body["applied"][1]["bbox"]["x1"], 100.0);
     assert_eq!(body["applied"][1]["bbox"]["y1"], 50.0);
 
-    // Update based on revision 1 → revision 2. Then a stale update (base 1) still wins but says so.
+    // Update based on revision 1 → revision 2. A stale update (base 1) from the same person (an
+    // edit queued while their previous one was on its way) overwrites nobody; one from another
+    // person still wins, and says whose change it replaced.
     let (_, body) = post(&http, ops.clone(), json!({"ops": [{"op": "update", "base_rev": 1, "box": {"id": A, "class_id": 2, "x0": 11, "y0": 10, "x1": 30, "y1": 20}}]})).await?;
     assert_eq!(body["applied"][0]["bbox"]["revision"], 2);
     assert!(body["applied"][0]["overwrote"].is_null());
-    let (_, body) = post(&http, ops.clone(), json!({"ops": [{"op": "update", "base_rev": 1, "box": {"id": A, "class_id": 0, "x0": 12, "y0": 10, "x1": 30, "y1": 20}}]})).await?;
+    let (_, body) = post(&http, ops.clone(), json!({"ops": [{"op": "update", "base_rev": 1, "box": {"id": A, "class_id": 2, "x0": 11, "y0": 10, "x1": 31, "y1": 20}}]})).await?;
     assert_eq!(body["applied"][0]["bbox"]["revision"], 3);
-    assert!(body["applied"][0]["overwrote"].is_string(), "{body}");
+    assert!(body["applied"][0]["overwrote"].is_null(), "{body}");
+    let colleague = studio.add_user("colleague", "colleague's long password").await?;
+    studio.add_member(project.id, "colleague", api::Role::Annotator).await?;
+    let token = colleague.create_token(&studio.url, "ops").await?.token;
+    let colleague_http = e2e::accounts::bearer_client(&token)?;
+    let (_, body) = post(&colleague_http, ops.clone(), json!({"ops": [{"op": "update", "base_rev": 1, "box": {"id": A, "class_id": 0, "x0": 12, "y0": 10, "x1": 30, "y1": 20}}]})).await?;
+    assert_eq!(body["applied"][0]["bbox"]["revision"], 4);
+    assert_eq!(body["applied"][0]["overwrote"], "admin", "{body}");
 
     // Resending a create (a retried request) updates instead of failing; deleting twice is harmless.
     let (status, _) = post(
