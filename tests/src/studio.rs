@@ -55,6 +55,12 @@ impl Studio {
         Self::launch(data_dir, &[]).await
     }
 
+    /// Starts a studio on an existing data folder with extra `serve` flags and environment
+    /// variables (a benchmark's object store, restarted on the same bucket).
+    pub async fn start_in_with_env(data_dir: &Path, flags: &[&str], env: &[(&str, String)]) -> anyhow::Result<Studio> {
+        Self::launch_limited(data_dir, flags, env, None).await
+    }
+
     /// Starts a studio with a fresh data folder whose process may open at most `limit` files
     /// (`ulimit -n`; 1024 is Linux's usual default, whatever this machine allows).
     pub async fn start_with_open_files_limit(limit: u32, flags: &[&str]) -> anyhow::Result<Studio> {

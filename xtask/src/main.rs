@@ -20,11 +20,13 @@ tasks:
   build-web                build the web app into dist/ (release, precompressed)
   setup                    install the build tools (wasm target, Trunk, wasm-bindgen, wasm-opt)
   fuzz [SECONDS]           run every fuzz target for SECONDS each (default 300; needs nightly)
-  bench [IMAGES]           upload/label/export throughput of a release server, beside `zip -0 -r` (default 10000)
+  bench [IMAGES] [folder|s3]
+                           upload/label/export throughput of a release server, beside `zip -0 -r` (default 10000, folder)
   bench-browser [cpu|gpu]  in-browser detector latency of our worker beside onnxruntime-web (yolov8n 320/640; default both)
   bench-teacher [IMAGES]   teacher job images/s (1 and all threads) beside onnxruntime in Python (default 500)
-  bench-live [ANNOTATORS] [SECONDS] [REVIEWERS]
-                           people on one project at once over the live channel: latency, ops/s, RSS, CPU, lost events (default 200, 60, 10)
+  bench-live [ANNOTATORS] [SECONDS] [REVIEWERS] [REPLICAS]
+                           people on one project at once over the live channel: latency, ops/s, RSS, CPU, lost events (default 200, 60, 10, 1;
+                           more replicas share one PostgreSQL)
   bench-train [EPOCHS] [IMGSZ] [TRAIN_IMAGES]
                            student training on ../shared/models/shapes beside Ultralytics trained alike (default 30, 320, all 400)
 ";
@@ -48,7 +50,11 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         Some("build-web") => web::build(&root).map(drop),
         Some("run") => run_studio(&root, &args[1..]),
         Some("test") => test(&root),
-        Some("bench") => bench(&root, args.get(1).map(String::as_str).unwrap_or("10000")),
+        Some("bench") => bench(
+            &root,
+            args.get(1).map(String::as_str).unwrap_or("10000"),
+            args.get(2).map(String::as_str).unwrap_or("folder"),
+        ),
         Some("bench-browser") => bench_browser(&root, args.get(1).map(String::as_str).unwrap_or("all")),
         Some("bench-teacher") => bench_teacher(&root, args.get(1).map(String::as_str).unwrap_or("500")),
         Some("bench-live") => bench_live(&root, &args[1..]),
@@ -188,12 +194,13 @@ fn clippy_driver() -> PathBuf {
     }
 }
 
-/// `cargo xtask bench`: the dataset benchmark against a release server.
-fn bench(root: &Path, images: &str) -> anyhow::Result<()> {
+/// `cargo xtask bench`: the dataset benchmark against a release server, its files in the data
+/// folder or an S3 bucket.
+fn bench(root: &Path, images: &str, store: &str) -> anyhow::Result<()> {
     let bin = release_server(root)?;
     step(
         "bench_dataset",
-        bench_binary("bench_dataset", &[images])
+        bench_binary("bench_dataset", &[images, store])
             .env("DISTILLERY_BIN", bin)
             .env("DISTILLERY_WEB_DIR", root.join("dist")),
     )

@@ -1,5 +1,6 @@
-//! `cargo xtask bench`: dataset throughput of a release `distillery`, with anchors measured in
-//! the same run.
+//! `cargo xtask bench [IMAGES] [folder|s3]`: dataset throughput of a release `distillery`, with
+//! anchors measured in the same run, its files in the data folder (the default) or in an
+//! S3-compatible bucket (`s3s-fs`, in this process, on loopback, writing to this machine's disk).
 //!
 //! 1. Upload N generated JPEGs over HTTP (multipart, 2 clients): images/s, including decoding,
 //!    EXIF, hashing and thumbnails.
@@ -26,6 +27,11 @@ async fn main() -> anyhow::Result<()> {
         .map(|n| n.parse())
         .transpose()?
         .unwrap_or(10_000);
+    let store = std::env::args().nth(2).unwrap_or_else(|| "folder".to_owned());
+    anyhow::ensure!(
+        ["folder", "s3"].contains(&store.as_str()),
+        "the store is folder or s3, not {store}"
+    );
     anyhow::ensure!(
         Command::new("zip").arg("-v").output().is_ok(),
         "the anchor needs `zip` (apt-get install zip)"
@@ -44,7 +50,15 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let data_dir = work.path().join("studio");
-    let studio = Studio::start_in(&data_dir).await?;
+    let s3 = match store.as_str() {
+        "s3" => Some(e2e::s3::S3Server::start(&["bench"]).await?),
+        _ => None,
+    };
+    let (flags, env) = match &s3 {
+        Some(s3) => (vec!["--store", "s3://bench/studio"], s3.env()),
+        None => (Vec::new(), Vec::new()),
+    };
+    let studio = Studio::start_in_with_env(&data_dir, &flags, &env).await?;
     let project = studio.create_project("Bench", &["object"]).await?;
 
     // 1. Upload.
@@ -117,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
 
     // 3. Export on a freshly started server, so its peak RSS is the export's.
     studio.stop().await?;
-    let studio = Studio::start_in(&data_dir).await?;
+    let studio = Studio::start_in_with_env(&data_dir, &flags, &env).await?;
     let started = Instant::now();
     let response = http
         .get(studio.api(&format!("/api/projects/{}/export?format=yolo", project.id)))
@@ -145,8 +159,13 @@ async fn main() -> anyhow::Result<()> {
 
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     println!(
-        "dataset: {count} JPEG images, 640×480, {:.0} MiB",
-        mib(total_bytes as u64)
+        "dataset: {count} JPEG images, 640×480, {:.0} MiB; files in {}",
+        mib(total_bytes as u64),
+        if s3.is_some() {
+            "an S3 bucket (s3s-fs on loopback)"
+        } else {
+            "the data folder"
+        }
     );
     println!(
         "upload + decode + thumbnail (HTTP, {BATCH} files/request, 2 clients): {:.1} s, {:.0} images/s",

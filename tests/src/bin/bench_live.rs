@@ -1,5 +1,10 @@
-//! `cargo xtask bench-live [ANNOTATORS] [SECONDS] [REVIEWERS]`: many people on one project at
-//! once, against a release `distillery` on loopback (defaults 200, 60, 10).
+//! `cargo xtask bench-live [ANNOTATORS] [SECONDS] [REVIEWERS] [REPLICAS]`: many people on one
+//! project at once, against a release `distillery` on loopback (defaults 200, 60, 10, 1).
+//!
+//! With one replica the studio keeps its metadata where the test harness says
+//! (`DISTILLERY_TEST_DATABASE`: SQLite by default, or `postgres`); with more, that many `serve`
+//! processes share one PostgreSQL database (the harness's own server) and the people are dealt
+//! out between them in turn, as a load balancer would.
 //!
 //! Each annotator has its own account, image and live-channel connection, and sends one box
 //! operation a second (create, then moves of its boxes) while listening; each reviewer listens
@@ -33,12 +38,14 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or(default))
     };
     let (annotators, seconds, reviewers) = (number(1, 200)?, number(2, 60)?, number(3, 10)?);
+    let replica_count = number(4, 1)?;
     ensure!(
-        annotators > 0 && annotators <= 1000 && seconds <= 600,
-        "at most 1000 annotators, 600 s"
+        annotators > 0 && annotators <= 1000 && seconds <= 600 && (1..=8).contains(&replica_count),
+        "at most 1000 annotators, 600 s, 1 to 8 replicas"
     );
     let work = tempfile::tempdir()?;
-    let studio = Studio::start_in(&work.path().join("studio")).await?;
+    let replicas = start_replicas(work.path(), replica_count).await?;
+    let studio = &replicas[0];
     let project = studio.create_project("Live bench", &["car"]).await?;
     let car = project.classes[0].id;
 
@@ -74,14 +81,16 @@ async fn main() -> anyhow::Result<()> {
 
     // Everyone connects first (as a class does before it starts): the clock measures people
     // working, not 210 sockets joining — whose presence storm `live_channel_resumes` covers.
+    // Person n is served by replica n mod the count, socket and requests alike.
+    let replica_of = |n: usize| &replicas[n % replicas.len()];
     let mut sockets = Vec::new();
     for (n, (_, token)) in cast.iter().enumerate() {
         let image = images.get(n).copied();
-        sockets.push(LiveClient::connect(&studio.url, token, project.id, start_seq.seq, image, None).await?);
+        sockets.push(LiveClient::connect(&replica_of(n).url, token, project.id, start_seq.seq, image, None).await?);
     }
     let sent: Sent = Arc::default();
-    let pid = studio_pid(&studio)?;
-    let cpu_before = cpu_seconds(pid)?;
+    let pids = replicas.iter().map(studio_pid).collect::<anyhow::Result<Vec<_>>>()?;
+    let cpu_before = cpu_seconds(&pids)?;
     let started = Instant::now();
     let until = started + Duration::from_secs(seconds as u64);
     let mut listeners = Vec::new();
@@ -90,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
         let image = images.get(n).copied();
         listeners.push(tokio::spawn(listen(live, sent.clone(), until)));
         let http = e2e::accounts::bearer_client(token)?;
-        let url = studio.url.clone();
+        let url = replica_of(n).url.clone();
         let project_id = project.id;
         if let Some(image) = image {
             let sent = sent.clone();
@@ -118,7 +127,7 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or(f64::NAN)
     };
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds(pid)? - cpu_before;
+    let cpu = cpu_seconds(&pids)? - cpu_before;
 
     // Everyone's view against the server's.
     let last: api::ImageBoxes = studio
@@ -153,9 +162,14 @@ async fn main() -> anyhow::Result<()> {
             .copied()
             .unwrap_or(f64::NAN)
     };
-    let rss_mb = studio.peak_rss_kib().unwrap_or(0) as f64 / 1024.0;
+    let rss_mb = replicas.iter().map(|r| r.peak_rss_kib().unwrap_or(0)).sum::<u64>() as f64 / 1024.0;
+    let database = match (replicas.len(), e2e::postgres::engine()) {
+        (1, e2e::postgres::Engine::Sqlite) => "SQLite".to_owned(),
+        (1, e2e::postgres::Engine::Postgres) => "PostgreSQL".to_owned(),
+        (n, _) => format!("{n} replicas on one PostgreSQL"),
+    };
     println!(
-        "\n| {annotators} annotators + {reviewers} reviewers, {seconds} s, loopback, this machine | figure | goal / anchor |"
+        "\n| {annotators} annotators + {reviewers} reviewers, {seconds} s, {database}, loopback, this machine | figure | goal / anchor |"
     );
     println!("|---|---|---|");
     println!(
@@ -179,9 +193,9 @@ async fn main() -> anyhow::Result<()> {
     println!("| op → broadcast latency max | {:.1} ms | |", at(1.0));
     println!("| lost / duplicated events | {lost} / {duplicated} | 0 / 0 |");
     println!("| listeners whose image differs from the server's | {diverged} | 0 |");
-    println!("| server peak RSS | {rss_mb:.0} MB | |");
+    println!("| server peak RSS (all replicas) | {rss_mb:.0} MB | |");
     println!(
-        "| server CPU | {:.0} % of one core ({cpu:.1} s over {elapsed:.0} s) | CVAT slows past 10–30 users on 2 cores |",
+        "| server CPU (all replicas; not PostgreSQL's) | {:.0} % of one core ({cpu:.1} s over {elapsed:.0} s) | CVAT slows past 10–30 users on 2 cores |",
         100.0 * cpu / elapsed
     );
     Ok(())
@@ -305,8 +319,26 @@ fn studio_pid(studio: &Studio) -> anyhow::Result<u32> {
     studio.pid().context("the server has exited")
 }
 
-/// The process's user + system CPU time so far (`/proc/PID/stat`).
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+/// One studio, or `count` replicas of one on a shared PostgreSQL database.
+async fn start_replicas(work: &std::path::Path, count: usize) -> anyhow::Result<Vec<Studio>> {
+    if count == 1 {
+        return Ok(vec![Studio::start_in(&work.join("studio")).await?]);
+    }
+    let postgres = tokio::task::spawn_blocking(e2e::postgres::Postgres::shared).await??;
+    let database = postgres.database("bench_live").await?;
+    let mut replicas = Vec::new();
+    for _ in 0..count {
+        replicas.push(Studio::start_with_env(&[], &[("DISTILLERY_DATABASE_URL", database.clone())]).await?);
+    }
+    Ok(replicas)
+}
+
+/// The processes' user + system CPU time so far (`/proc/PID/stat`).
+fn cpu_seconds(pids: &[u32]) -> anyhow::Result<f64> {
+    pids.iter().map(|pid| process_cpu_seconds(*pid)).sum()
+}
+
+fn process_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let fields: Vec<&str> = stat
         .rsplit_once(')')
