@@ -37,6 +37,9 @@ impl S3Server {
         let addr = listener.local_addr()?;
         let accept = tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
+                // As S3 services do: a response's head and body leave at once, not the body
+                // after the client's delayed ACK of the head (40 ms a request).
+                let _ = socket.set_nodelay(true);
                 let connection =
                     hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(socket), service.clone());
                 tokio::spawn(connection);
