@@ -341,10 +341,14 @@ async fn run(studio: &Studio, browser: &Browser) -> anyhow::Result<()> {
 
     // The open editor took the new student without a reload: its proposals, the announcement,
     // and background scoring for the new version.
+    // As many as the native run of v2 finds, which for a weak 20-epoch student may be none
+    // sure above the slider (one run: 0 to 2); that the editor ran v2 is what `editor_shows`
+    // waits for (the panel ready with v2's id), and the announcement and background scoring
+    // below.
     let v2_band = expected_band(&onnx, on_screen_jpeg, SHOWN_FROM)?;
     let shown = editor_shows(browser, student).await?;
     ensure!(
-        shown >= v2_band.0.max(1) && shown <= v2_band.1,
+        shown >= v2_band.0 && shown <= v2_band.1,
         "v2 shows {shown} proposals, natively {v2_band:?}"
     );
     browser.wait_for_text(".student-swapped", "Student v2 (mAP50 ").await?;
