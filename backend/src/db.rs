@@ -31,12 +31,9 @@ impl Engine {
         }
     }
 
-    /// The engine an open pool talks to.
+    /// The engine an open pool talks to ([`open`] made it from a URL [`Engine::of_url`] knows).
     pub fn of(pool: &AnyPool) -> Engine {
-        match pool.connect_options().database_url.scheme() {
-            "sqlite" => Engine::Sqlite,
-            _ => Engine::Postgres,
-        }
+        Engine::of_url(pool.connect_options().database_url.as_str()).unwrap_or(Engine::Postgres)
     }
 }
 

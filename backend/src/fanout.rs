@@ -1,6 +1,6 @@
-//! News between the processes that share one PostgreSQL database — several `serve` replicas
-//! behind one address, and the CLI: what one of them commits is announced to the open pages and
-//! live channels of all, through PostgreSQL's LISTEN/NOTIFY. The database stays the truth: news
+//! News between the `serve` replicas that share one PostgreSQL database behind one address:
+//! what one of them commits is announced to the open pages and live channels of all, through
+//! PostgreSQL's LISTEN/NOTIFY. The database stays the truth: news
 //! only says where to look (which project's events, which job's row, the active student), and
 //! the live channel's own poll still catches anything a lost notification missed. With SQLite
 //! there is one process serving, and nothing to tell.

@@ -8,7 +8,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -42,7 +42,7 @@ pub async fn database_env(data_dir: &Path) -> anyhow::Result<Vec<(&'static str, 
                 "studio_{}",
                 hex_prefix(&sha2::Sha256::digest(data_dir.as_os_str().as_encoded_bytes()))
             );
-            let server = tokio::task::spawn_blocking(Postgres::shared).await??;
+            let server = Postgres::started().await?;
             let url = server.database(&name).await?;
             Ok(vec![("DISTILLERY_DATABASE_URL", url)])
         }
@@ -69,7 +69,7 @@ pub struct Postgres {
     log: PathBuf,
     /// The shell that stops the server when its standard input closes (see [`Postgres::start`]);
     /// kept, with that pipe open, for as long as the process lives.
-    _guard: Mutex<Child>,
+    _guard: Child,
 }
 
 impl Postgres {
@@ -80,6 +80,11 @@ impl Postgres {
             .get_or_init(|| Postgres::start().map_err(|e| format!("{e:#}")))
             .as_ref()
             .map_err(|e| anyhow::anyhow!("cannot start PostgreSQL for the tests: {e}"))
+    }
+
+    /// [`Postgres::shared`] from async code (starting it blocks for those few seconds).
+    pub async fn started() -> anyhow::Result<&'static Postgres> {
+        tokio::task::spawn_blocking(Postgres::shared).await?
     }
 
     /// The URL of a database on this server, created if it does not exist yet.
@@ -158,7 +163,7 @@ impl Postgres {
             port,
             log: dir.join("server.log"),
             bin,
-            _guard: Mutex::new(guard),
+            _guard: guard,
         };
         server.wait_until_ready()?;
         Ok(server)

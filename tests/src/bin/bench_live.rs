@@ -324,7 +324,7 @@ async fn start_replicas(work: &std::path::Path, count: usize) -> anyhow::Result<
     if count == 1 {
         return Ok(vec![Studio::start_in(&work.join("studio")).await?]);
     }
-    let postgres = tokio::task::spawn_blocking(e2e::postgres::Postgres::shared).await??;
+    let postgres = e2e::postgres::Postgres::started().await?;
     let database = postgres.database("bench_live").await?;
     let mut replicas = Vec::new();
     for _ in 0..count {

@@ -23,7 +23,7 @@ async fn postgres_schema_matches_sqlite() -> anyhow::Result<()> {
     let sqlite_url = format!("sqlite://{}", temp.path().join("schema.db").display());
     let studio = Studio::start_with_env(&[], &[("DISTILLERY_DATABASE_URL", sqlite_url.clone())]).await?;
     studio.stop().await?;
-    let postgres = tokio::task::spawn_blocking(Postgres::shared).await??;
+    let postgres = Postgres::started().await?;
     let postgres_url = postgres.database("schema_check").await?;
     let studio = Studio::start_with_env(&[], &[("DISTILLERY_DATABASE_URL", postgres_url.clone())]).await?;
     studio.stop().await?;

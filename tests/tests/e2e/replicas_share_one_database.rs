@@ -22,7 +22,7 @@ const EDITS: usize = 12;
 
 #[tokio::test]
 async fn replicas_share_live_events_jobs_and_sessions() -> anyhow::Result<()> {
-    let postgres = tokio::task::spawn_blocking(Postgres::shared).await??;
+    let postgres = Postgres::started().await?;
     let database = postgres.database("replicas").await?;
     let s3 = S3Server::start(&["fleet"]).await?;
     let mut env = s3.env();
