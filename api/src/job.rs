@@ -103,6 +103,10 @@ pub struct NewJob {
     /// Training: how long and how big; defaults where absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train: Option<TrainSettings>,
+    /// Only a process with a GPU (a `distillery worker --device gpu`, or a server started with
+    /// a GPU device) may run it; it waits in the queue until one does.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gpu: bool,
 }
 
 /// A training job's settings (Ultralytics' names). With `model_id` on the job, training starts
@@ -210,4 +214,10 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     /// When it reached a final state.
     pub finished_at: Option<String>,
+    /// The process running it, or that ran it last: its name and device, "gpu-box:/data (gpu)".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// Whether it asked for a GPU.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gpu: bool,
 }

@@ -10,6 +10,7 @@ use crate::commands::{ExportArgs, ImportArgs, ModelAddArgs, TeacherArgs};
 use crate::config::ServeConfig;
 #[cfg(feature = "student")]
 use crate::distill::DistillArgs;
+use crate::worker::WorkerConfig;
 
 /// Distillery: a labeling studio with in-browser pre-labels and model distillation.
 #[derive(Debug, Parser)]
@@ -24,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the studio: web app, HTTP API and background jobs.
     Serve(ServeConfig),
+    /// Run jobs (teacher labeling, training, scoring) for servers sharing its database and store.
+    Worker(WorkerConfig),
     /// Import a dataset (YOLO or COCO, zip or folder, or plain images) into a project.
     Import(ImportArgs),
     /// Write a project's dataset as a YOLO or COCO zip.
@@ -84,6 +87,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(config) => crate::server::serve(config).await,
+            Command::Worker(config) => crate::worker::work(config).await,
             Command::Import(args) => crate::commands::import(args).await,
             Command::Export(args) => crate::commands::export(args).await,
             Command::Model(ModelCommand::Add(args)) => crate::commands::model_add(args).await,

@@ -107,13 +107,19 @@ pub async fn teacher(args: TeacherArgs) -> anyhow::Result<()> {
         images: Some(api::ImageSelection::Named(images)),
         min_conf: args.min_conf,
         train: None,
+        gpu: false,
     };
     let mut conn = pool.acquire().await?;
     let job = crate::jobs::queue_job(&mut conn, project_id, &new_job)
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;
     drop(conn);
-    let jobs = crate::jobs::Jobs::new(&args.inference, crate::events::ProjectEvents::default())?;
+    let jobs = crate::jobs::Jobs::new(
+        &args.inference,
+        crate::events::ProjectEvents::default(),
+        crate::jobs::queue::Runner::command_line_name(),
+        false,
+    )?;
     let finished = jobs
         .run_here(&pool, &store, args.limits.max_pixels(), job)
         .await

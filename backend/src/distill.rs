@@ -163,7 +163,12 @@ pub async fn distill(args: DistillArgs) -> anyhow::Result<()> {
     };
 
     // First, so a device or engine that cannot run fails before anything is created.
-    let jobs = Jobs::new(&args.inference, crate::events::ProjectEvents::default())?;
+    let jobs = Jobs::new(
+        &args.inference,
+        crate::events::ProjectEvents::default(),
+        crate::jobs::queue::Runner::command_line_name(),
+        false,
+    )?;
     let (pool, store) = crate::commands::open(&args.data).await?;
     if crate::projects::find_by_name(&pool, &name).await?.is_some() {
         bail!(
@@ -244,6 +249,7 @@ async fn run(
         images: Some(api::ImageSelection::Named(api::NamedSelection::All)),
         min_conf: None,
         train: None,
+        gpu: false,
     };
     run_job(jobs, pool, store, max_pixels, project_id, &teacher_job, "Teacher").await?;
     let teacher_time = step.elapsed();
@@ -261,6 +267,7 @@ async fn run(
             imgsz: Some(args.imgsz),
             ..TrainSettings::default()
         }),
+        gpu: false,
     };
     run_job(jobs, pool, store, max_pixels, project_id, &train_job, "Training").await?;
     let training_time = step.elapsed();

@@ -1,4 +1,5 @@
-//! The Distillery server: HTTP API and web app host (Axum), command line, SQLite storage.
+//! The Distillery server: HTTP API and web app host (Axum), command line, job workers, SQLite
+//! or PostgreSQL storage.
 //!
 //! Boundary: the only crate that knows SQL, HTTP and the filesystem layout of a studio's data
 //! folder. Model maths lives in `models`/`train`, wire types in `api`.
@@ -38,6 +39,7 @@ pub mod shared_queue;
 pub mod store;
 pub mod stored_file;
 pub mod web;
+pub mod worker;
 
 use sqlx::AnyPool;
 

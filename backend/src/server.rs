@@ -108,7 +108,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     // A bad engine setting stops here, before the URL is printed.
     let events = ProjectEvents::new(Fanout::for_database(&db));
-    let jobs = jobs::Jobs::new(&config.inference, events.clone())?;
+    let name = jobs::queue::Runner::default_name(data_dir);
+    let jobs = jobs::Jobs::new(&config.inference, events.clone(), name, false)?;
     // Replicas sharing a PostgreSQL database hear each other's changes.
     let database_url = config.data.database_url();
     events
@@ -138,7 +139,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             db: db.clone(),
             store,
             limits: config.limits,
-            jobs,
+            jobs: jobs.clone(),
             events: events.clone(),
             login_throttle: Default::default(),
         },
@@ -156,13 +157,14 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     })
     .await
     .context("the server stopped with an error")?;
+    jobs.stop(&db).await;
     db.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::error!(%error, "cannot listen for Ctrl-C");

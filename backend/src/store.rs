@@ -25,6 +25,8 @@ use sha2::{Digest, Sha256};
 use tempfile::{NamedTempFile, TempPath};
 use tokio::io::AsyncWriteExt;
 
+mod checkpoints;
+
 /// Objects bigger than this go up in parts (S3 multipart); smaller ones in one request.
 const SINGLE_PUT_BYTES: usize = 8 * 1024 * 1024;
 
@@ -34,6 +36,8 @@ pub struct Store {
     /// The data folder: staging and training checkpoints stay here whatever the store is.
     root: PathBuf,
     objects: Arc<dyn ObjectStore>,
+    /// Whether the objects are in a bucket, not in the data folder itself.
+    in_bucket: bool,
 }
 
 /// A fully received upload, not yet in the store. Deleted when dropped unless committed.
@@ -100,7 +104,11 @@ impl Store {
         let bucket = open_bucket(url)?;
         // A store that cannot be reached or read fails now, not on the first upload.
         match bucket.head(&Key::from("distillery-probe")).await {
-            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(Store { root, objects: bucket }),
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(Store {
+                root,
+                objects: bucket,
+                in_bucket: true,
+            }),
             Err(error) => anyhow::bail!("cannot reach the store {url}: {error}"),
         }
     }
@@ -113,6 +121,7 @@ impl Store {
         Ok(Store {
             root,
             objects: Arc::new(folder),
+            in_bucket: false,
         })
     }
 
@@ -133,7 +142,8 @@ impl Store {
     }
 
     /// The folder a training job keeps its checkpoints in (created by the trainer), until it
-    /// has published its student. Always in the data folder.
+    /// has published its student. Always in the data folder; with a bucket, each checkpoint is
+    /// copied there too (`save_checkpoint`), so another worker can continue the training.
     pub fn checkpoints_dir(&self, job_id: i64) -> PathBuf {
         self.root.join("checkpoints").join(format!("job-{job_id}"))
     }
@@ -275,6 +285,11 @@ impl Store {
         if self.exists(key).await? {
             return Ok(());
         }
+        self.upload(key, file).await
+    }
+
+    /// Streams a file into the store under `key`, replacing what is there.
+    async fn upload(&self, key: &Key, file: &Path) -> io::Result<()> {
         let mut source = tokio::fs::File::open(file).await?;
         let mut upload = BufWriter::with_capacity(Arc::clone(&self.objects), key.clone(), SINGLE_PUT_BYTES);
         if let Err(error) = tokio::io::copy(&mut source, &mut upload).await {

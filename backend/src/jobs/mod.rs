@@ -1,10 +1,14 @@
-//! Background jobs (DESIGN, "Domain": Job): one row per job in SQLite, run one at a time by a
-//! runner task, with progress, cancellation and a restart that picks up where it stopped.
+//! Background jobs (DESIGN, "Domain": Job): one row per job in the database, run one at a time
+//! by each process's runner task — a server's, or a `distillery worker`'s (`queue` says who takes
+//! what) — with progress, cancellation and a restart that picks up where it stopped.
 //!
 //! A job's work is written so that running it again continues it (scoring skips images already
-//! scored), which is what makes "survives a restart" simply "requeue what was running".
+//! scored, a training continues from its checkpoint), which is what makes "survives a restart",
+//! and "another worker takes over a dead one's job", simply "queue again what was running".
 
 pub(crate) mod evaluate;
+mod items;
+pub mod queue;
 mod score;
 mod teacher;
 #[cfg(feature = "student")]
@@ -15,6 +19,7 @@ pub use teacher::TeacherParams;
 pub use train::TrainParams;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use api::{Job, JobKind, JobState, ModelRole, NewJob};
@@ -29,13 +34,13 @@ use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::{Notify, broadcast};
 
 use crate::AppState;
-use crate::db::Flag;
 use crate::error::ApiError;
 use crate::events::ProjectEvents;
 use crate::extract::{JsonBody, PathParams};
 use crate::registry::DetectorCache;
 use crate::store::Store;
 use axum::body::Bytes;
+use queue::{Runner, Standing};
 
 /// What the runner needs to do jobs; cheap to clone.
 #[derive(Clone)]
@@ -52,12 +57,20 @@ pub struct Jobs {
     /// Whether training jobs run on the CUDA GPU (`--train-device gpu`), checked at start.
     #[cfg_attr(not(feature = "student"), allow(dead_code))]
     train_on_gpu: bool,
+    /// This process, as the shared job queue knows it.
+    pub(crate) runner: Arc<Runner>,
 }
 
 impl Jobs {
     /// Jobs that run detectors as `config` says: tract on `inference_threads` images at once
     /// (all cores by default), or onnxruntime from the named library, on the CPU or the GPU.
-    pub fn new(config: &crate::config::InferenceConfig, events: ProjectEvents) -> anyhow::Result<Self> {
+    /// `name` is this process's name on the jobs it runs; `dedicated` says it is a worker.
+    pub fn new(
+        config: &crate::config::InferenceConfig,
+        events: ProjectEvents,
+        name: String,
+        dedicated: bool,
+    ) -> anyhow::Result<Self> {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let threads = config.inference_threads.unwrap_or(cores).max(1);
         let runtime = runtime(config, threads)?;
@@ -71,6 +84,7 @@ impl Jobs {
             events,
             inference_threads: threads,
             train_on_gpu,
+            runner: Arc::new(Runner::new(name, config.device == "gpu" || train_on_gpu, dedicated)),
         })
     }
 
@@ -80,27 +94,27 @@ impl Jobs {
         accelerator(self.train_on_gpu)
     }
 
-    /// Requeues jobs a previous server left running, then runs queued jobs in the background,
-    /// oldest first, until the process exits.
+    /// Joins the shared queue (queuing again what an earlier run of this process left running),
+    /// then runs jobs in the background until the process exits: the oldest queued job it may
+    /// take, else a share of a running teacher job's images. A server leaves all of it to the
+    /// workers while one is alive.
     pub async fn start(&self, db: AnyPool, store: Store, max_pixels: u64) -> Result<(), ApiError> {
-        let resumed = sqlx::query(
-            "UPDATE jobs SET state = 'queued', message = 'Resumed after a server restart.' WHERE state = 'running'",
-        )
-        .execute(&db)
-        .await?
-        .rows_affected();
-        if resumed > 0 {
-            tracing::info!(resumed, "requeued jobs interrupted by the last shutdown");
+        for (project_id, job_id) in queue::register(&db, &self.runner).await? {
+            tracing::info!(job = job_id, "queued again a job this process left running");
+            self.announce(project_id, job_id);
         }
+        self.keep_alive(db.clone());
         let jobs = self.clone();
+        let idle = self.runner.lease.min(Duration::from_secs(5)) / 2;
         tokio::spawn(async move {
             loop {
-                match next_queued(&db).await {
-                    Ok(Some(job)) => jobs.run(&db, &store, max_pixels, job).await,
+                match jobs.next_work(&db).await {
+                    Ok(Some(Work::Run(job_id))) => jobs.run(&db, &store, max_pixels, job_id).await,
+                    Ok(Some(Work::Help(job_id))) => jobs.help(&db, &store, max_pixels, job_id).await,
                     Ok(None) => {
-                        // Woken by a new job, or poll now and then in case another process
-                        // (the CLI) queued one.
-                        let _ = tokio::time::timeout(Duration::from_secs(5), jobs.wake.notified()).await;
+                        // Woken by a new job here or in another process, or look again soon:
+                        // a lease may expire, a worker may stop.
+                        let _ = tokio::time::timeout(idle, jobs.wake.notified()).await;
                     }
                     Err(error) => {
                         tracing::error!(%error, "cannot read the job queue");
@@ -112,11 +126,62 @@ impl Jobs {
         Ok(())
     }
 
-    /// Runs one queued job in this process (the CLI), unless a server's runner took it first;
-    /// either way returns once it has finished.
+    /// Hands back what this process holds — its job queued again at once, its images free —
+    /// and leaves the queue: the process is stopping.
+    pub async fn stop(&self, db: &AnyPool) {
+        match queue::release(db, &self.runner).await {
+            Ok(released) => {
+                for (project_id, job_id) in released {
+                    tracing::info!(job = job_id, "queued again the job this process was running");
+                    self.announce(project_id, job_id);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot hand back this process's jobs"),
+        }
+        if let Err(error) = queue::unregister(db, &self.runner).await {
+            tracing::warn!(%error, "cannot leave the job queue");
+        }
+    }
+
+    /// Renews this process's leases in the background for as long as the process runs.
+    fn keep_alive(&self, db: AnyPool) -> tokio::task::JoinHandle<()> {
+        let runner = self.runner.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(runner.lease / 3).await;
+                if let Err(error) = queue::heartbeat(&db, &runner).await {
+                    tracing::warn!(%error, "cannot renew this process's job leases");
+                }
+            }
+        })
+    }
+
+    /// What this runner should do next, after queuing again the jobs whose holders died.
+    async fn next_work(&self, db: &AnyPool) -> Result<Option<Work>, ApiError> {
+        for job in queue::reap(db).await? {
+            tracing::warn!(job = job.id, worker = ?job.worker, "a job's lease expired: queued again or failed");
+            self.announce(job.project_id, job.id);
+        }
+        if !self.runner.dedicated && queue::workers_alive(db).await? {
+            return Ok(None);
+        }
+        if let Some(job_id) = queue::claim(db, &self.runner, None).await? {
+            return Ok(Some(Work::Run(job_id)));
+        }
+        Ok(queue::joinable(db, &self.runner).await?.map(Work::Help))
+    }
+
+    /// Runs one queued job in this process (the CLI), unless a runner took it first; either way
+    /// returns once it has finished.
     pub async fn run_here(&self, db: &AnyPool, store: &Store, max_pixels: u64, job: Job) -> Result<Job, ApiError> {
         let job_id = job.id;
-        self.run(db, store, max_pixels, job).await;
+        queue::register(db, &self.runner).await?;
+        let heartbeat = self.keep_alive(db.clone());
+        if queue::claim(db, &self.runner, Some(job_id)).await?.is_some() {
+            self.run(db, store, max_pixels, job_id).await;
+        }
+        heartbeat.abort();
+        queue::unregister(db, &self.runner).await?;
         loop {
             let now = load_job(&mut *db.acquire().await?, job_id).await?;
             if now.state.is_final() {
@@ -133,58 +198,105 @@ impl Jobs {
         self.events.live.job_changed(project_id, job_id);
     }
 
-    /// Another process changed a job's row: this one's open job streams and live channels hear it.
+    /// Another process changed a job's row: this one's open job streams and live channels hear
+    /// it, and its runner looks at the queue (the job may be new, or one to help with).
     pub(crate) fn changed_elsewhere(&self, project_id: i64, job_id: i64) {
         let _ = self.changed.send(job_id);
         self.events.live.job_changed_elsewhere(project_id, job_id);
+        self.wake.notify_one();
     }
 
-    async fn run(&self, db: &AnyPool, store: &Store, max_pixels: u64, job: Job) {
-        let started = sqlx::query(
-            "UPDATE jobs SET state = 'running', started_at = COALESCE(started_at, $1) WHERE id = $2 AND state = 'queued'",
-        )
-        .bind(crate::db::now())
-        .bind(job.id)
-        .execute(db)
-        .await;
-        if !matches!(started, Ok(r) if r.rows_affected() == 1) {
-            return; // cancelled in the meantime
-        }
-        tracing::info!(job = job.id, kind = job.kind.as_str(), "job started");
-        self.announce(job.project_id, job.id);
-        let progress = Progress {
-            db: db.clone(),
-            project_id: job.project_id,
-            job_id: job.id,
-            jobs: self.clone(),
+    /// Runs a job this process has claimed, and records how it ended — unless its lease went to
+    /// another process meanwhile, which then owns the ending.
+    async fn run(&self, db: &AnyPool, store: &Store, max_pixels: u64, job_id: i64) {
+        let job = match db.acquire().await {
+            Ok(mut conn) => load_job(&mut conn, job_id).await,
+            Err(error) => Err(error.into()),
         };
+        let job = match job {
+            Ok(job) => job,
+            Err(error) => {
+                tracing::error!(%error, job = job_id, "cannot read a claimed job");
+                return;
+            }
+        };
+        tracing::info!(job = job.id, kind = job.kind.as_str(), worker = %self.runner.label(), "job started");
+        self.announce(job.project_id, job.id);
+        let progress = self.progress(db, &job, Some(self.runner.label()));
         let outcome = match job.kind {
             JobKind::Score => score::run(self, db, store, max_pixels, &job, &progress).await,
-            JobKind::Teacher => teacher::run(self, db, store, max_pixels, &job, &progress).await,
+            JobKind::Teacher => teacher::run(self, db, store, max_pixels, &job, &progress, teacher::Role::Holder).await,
             JobKind::Evaluate => evaluate::run(self, db, store, max_pixels, &job, &progress).await,
             #[cfg(feature = "student")]
             JobKind::Train => train::run(self, db, store, max_pixels, &job, &progress).await,
             #[cfg(not(feature = "student"))]
             JobKind::Train => Err("this distillery was built without training (the `student` feature)".into()),
         };
+        if progress.lost() {
+            tracing::warn!(job = job.id, "another process took this job over; its ending is theirs");
+            return;
+        }
         let (state, message) = match outcome {
             Ok(Finished::Done(message)) => (JobState::Succeeded, message),
             Ok(Finished::Cancelled) => (JobState::Cancelled, "Cancelled.".to_owned()),
             Err(reason) => (JobState::Failed, reason),
         };
         tracing::info!(job = job.id, state = state.as_str(), %message, "job finished");
-        let finished = sqlx::query("UPDATE jobs SET state = $1, message = $2, finished_at = $3 WHERE id = $4")
-            .bind(state.as_str())
-            .bind(&message)
-            .bind(crate::db::now())
-            .bind(job.id)
-            .execute(db)
-            .await;
+        let finished = sqlx::query(
+            "UPDATE jobs SET state = $1, message = $2, finished_at = $3, lease_until = NULL \
+             WHERE id = $4 AND state = 'running' AND worker = $5",
+        )
+        .bind(state.as_str())
+        .bind(&message)
+        .bind(crate::db::now())
+        .bind(job.id)
+        .bind(self.runner.label())
+        .execute(db)
+        .await;
         if let Err(error) = finished {
             tracing::error!(%error, job = job.id, "cannot record the end of a job");
         }
         self.announce(job.project_id, job.id);
     }
+
+    /// Labels a share of a teacher job another process holds; the holder records its end.
+    async fn help(&self, db: &AnyPool, store: &Store, max_pixels: u64, job_id: i64) {
+        let job = match db.acquire().await {
+            Ok(mut conn) => load_job(&mut conn, job_id).await,
+            Err(error) => Err(error.into()),
+        };
+        let Ok(job) = job else { return };
+        if job.kind != JobKind::Teacher {
+            return;
+        }
+        tracing::info!(job = job.id, worker = %self.runner.label(), "helping with a teacher job");
+        let progress = self.progress(db, &job, None);
+        let outcome = teacher::run(self, db, store, max_pixels, &job, &progress, teacher::Role::Helper).await;
+        match outcome {
+            Ok(Finished::Done(what)) => tracing::info!(job = job.id, "helped with a teacher job: {what}"),
+            Ok(Finished::Cancelled) => tracing::info!(job = job.id, "stopped helping: the job was cancelled"),
+            Err(reason) => tracing::warn!(job = job.id, %reason, "stopped helping with a teacher job"),
+        }
+    }
+
+    fn progress(&self, db: &AnyPool, job: &Job, holder: Option<String>) -> Progress {
+        Progress {
+            db: db.clone(),
+            project_id: job.project_id,
+            job_id: job.id,
+            jobs: self.clone(),
+            holder,
+            lost: AtomicBool::new(false),
+        }
+    }
+}
+
+/// What a runner does next.
+enum Work {
+    /// Run a job it has claimed.
+    Run(i64),
+    /// Take a share of another process's teacher job.
+    Help(i64),
 }
 
 /// Fails at start, with the reason, when trainings cannot run where `--train-device` asks.
@@ -324,17 +436,21 @@ enum Finished {
     Cancelled,
 }
 
-/// A running job's line to its row: progress and the cancel flag.
+/// A running job's line to its row: progress, the cancel flag, and whether this process still
+/// holds the job.
 struct Progress {
     db: AnyPool,
     project_id: i64,
     job_id: i64,
     jobs: Jobs,
+    /// The runner holding the job, when this process does (`None` when it helps).
+    holder: Option<String>,
+    lost: AtomicBool,
 }
 
 impl Progress {
     async fn report(&self, done: u64, total: u64, message: &str) -> Result<(), String> {
-        sqlx::query("UPDATE jobs SET done = $1, total = $2, message = $3 WHERE id = $4")
+        sqlx::query("UPDATE jobs SET done = $1, total = $2, message = $3 WHERE id = $4 AND state = 'running'")
             .bind(done as i64)
             .bind(total as i64)
             .bind(message)
@@ -346,12 +462,23 @@ impl Progress {
         Ok(())
     }
 
+    /// Whether the work should stop: someone cancelled the job, or it is no longer this
+    /// process's to do (see [`Progress::lost`]).
     async fn cancel_requested(&self) -> bool {
-        sqlx::query_scalar("SELECT cancel_requested FROM jobs WHERE id = $1")
-            .bind(self.job_id)
-            .fetch_one(&self.db)
-            .await
-            .is_ok_and(|Flag(requested)| requested)
+        match queue::standing(&self.db, self.job_id, self.holder.as_deref()).await {
+            Standing::Go => false,
+            Standing::Cancel => true,
+            Standing::Lost => {
+                self.lost.store(true, Ordering::Relaxed);
+                true
+            }
+        }
+    }
+
+    /// Whether the job went to another process while this one worked (its lease expired), or
+    /// was deleted: then this process records nothing more about it.
+    fn lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
     }
 }
 
@@ -436,13 +563,22 @@ pub async fn queue_job(conn: &mut AnyConnection, project_id: i64, new_job: &NewJ
         JobKind::Train => Some(train_params(new_job)?),
         _ => None,
     };
+    // Nothing but a GPU runner takes a job that asks for one; until one is there, it waits.
+    let (device, message) = if new_job.gpu {
+        ("gpu", Some("Waiting for a worker with a GPU."))
+    } else {
+        ("any", None)
+    };
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO jobs (project_id, kind, model_id, params) VALUES ($1, $2, $3, $4) RETURNING id",
+        "INSERT INTO jobs (project_id, kind, model_id, params, device, message) VALUES ($1, $2, $3, $4, $5, $6) \
+         RETURNING id",
     )
     .bind(project_id)
     .bind(new_job.kind.as_str())
     .bind(model_id)
     .bind(params)
+    .bind(device)
+    .bind(message)
     .fetch_one(&mut *conn)
     .await?;
     load_job(conn, id).await
@@ -622,7 +758,8 @@ async fn resume(State(state): State<AppState>, PathParams(job_id): PathParams<i6
         return Err(ApiError::conflict("job_not_stopped", message));
     }
     sqlx::query(
-        "UPDATE jobs SET state = 'queued', cancel_requested = 0, finished_at = NULL, message = 'Resumed.' WHERE id = $1",
+        "UPDATE jobs SET state = 'queued', cancel_requested = 0, finished_at = NULL, attempts = 0, worker = NULL, \
+         message = 'Resumed.' WHERE id = $1",
     )
     .bind(job_id)
     .execute(&mut *tx)
@@ -692,8 +829,8 @@ impl JobFeed {
     }
 }
 
-const SELECT_JOB: &str =
-    "SELECT id, project_id, kind, state, model_id, done, total, message, created_at, finished_at FROM jobs";
+const SELECT_JOB: &str = "SELECT id, project_id, kind, state, model_id, done, total, message, created_at, \
+     finished_at, worker, device FROM jobs";
 
 pub(crate) async fn load_job(conn: &mut AnyConnection, job_id: i64) -> Result<Job, ApiError> {
     let row: Option<JobRow> = sqlx::query_as(crate::db::constant_sql(format!("{SELECT_JOB} WHERE id = $1")))
@@ -702,15 +839,6 @@ pub(crate) async fn load_job(conn: &mut AnyConnection, job_id: i64) -> Result<Jo
         .await?;
     row.ok_or_else(|| ApiError::not_found(format_args!("job {job_id}")))?
         .into_job()
-}
-
-async fn next_queued(db: &AnyPool) -> Result<Option<Job>, ApiError> {
-    let row: Option<JobRow> = sqlx::query_as(crate::db::constant_sql(format!(
-        "{SELECT_JOB} WHERE state = 'queued' ORDER BY id LIMIT 1"
-    )))
-    .fetch_optional(db)
-    .await?;
-    row.map(JobRow::into_job).transpose()
 }
 
 #[derive(sqlx::FromRow)]
@@ -725,6 +853,8 @@ struct JobRow {
     message: Option<String>,
     created_at: String,
     finished_at: Option<String>,
+    worker: Option<String>,
+    device: String,
 }
 
 impl JobRow {
@@ -740,6 +870,8 @@ impl JobRow {
             message: self.message,
             created_at: self.created_at,
             finished_at: self.finished_at,
+            worker: self.worker,
+            gpu: self.device == "gpu",
         })
     }
 }

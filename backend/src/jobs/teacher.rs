@@ -4,16 +4,20 @@
 //! the model's class map. Human boxes are never touched; a newer teacher version's proposals
 //! replace an older one's image by image. Which images a version has labeled is kept in
 //! `teacher_runs`, so a resumed job continues where it stopped.
+//!
+//! The job's images are its items (`items`): the process holding the job lists them, and it and
+//! any other process with nothing else to do (another worker) claim them a few at a time, so a
+//! fleet's workers share one job's images, each image labeled once.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use api::{BoundingBox, BoxSource, ImageSelection, Job, NamedSelection, OpKind, RegisteredModel};
 use futures_util::StreamExt;
 use models::Detector;
 use sqlx::AnyPool;
 
-use super::{Finished, Jobs, Progress, count, detect_bytes, load_detector, original_bytes};
+use super::{Finished, Jobs, Progress, count, detect_bytes, items, load_detector, original_bytes};
 use crate::annotations::{BOX_COLUMNS, BoxRow, delete_box, record_box_event};
 use crate::predictions::UNLABELED;
 use crate::store::Store;
@@ -34,6 +38,15 @@ struct Labeled {
     unmapped: u64,
 }
 
+/// Whether this process holds the job or helps with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    /// Lists the images, waits for the helpers' last ones, and writes the summary.
+    Holder,
+    /// Labels images while there are some nobody holds, then leaves.
+    Helper,
+}
+
 pub(super) async fn run(
     jobs: &Jobs,
     db: &AnyPool,
@@ -41,6 +54,7 @@ pub(super) async fn run(
     max_pixels: u64,
     job: &Job,
     progress: &Progress,
+    role: Role,
 ) -> Result<Finished, String> {
     let model_id = job.model_id.ok_or("the teacher of this job has been deleted")?;
     let params: TeacherParams = super::job_params(db, job.id).await?;
@@ -49,102 +63,146 @@ pub(super) async fn run(
         .await
         .map_err(|e| e.message)?;
     drop(conn);
-    // Progress counts the selected images this version has labeled, in this job or before it
-    // (a resumed job, or a rerun): those are skipped.
-    let (selected, pending) = selected_images(db, job.project_id, model_id, &params.images).await?;
-    let total = selected;
-    let mut done = total - pending.len() as u64;
-    let done_before = done;
+    if role == Role::Holder {
+        // Images this version has labeled, in this job or before it (a resumed job, or a
+        // rerun), are listed as done: progress counts them, and nobody labels them again.
+        let images = selected_images(db, job.project_id, model_id, &params.images).await?;
+        items::list_once(db, job.id, &images).await?;
+    }
+    let at_start = items::counts(db, job.id).await?;
     progress
         .report(
-            done,
-            total,
-            &format!(
-                "Labeling {} with {}.",
-                count(pending.len() as u64, "image"),
-                model.file_name
-            ),
+            at_start.done,
+            at_start.total,
+            &format!("Labeling {} with {}.", count(at_start.open, "image"), model.file_name),
         )
         .await?;
     let detector = load_detector(jobs, store, &model).await?;
 
     // Decoding, letterboxing and inference of `threads` images at once, each on its own
-    // blocking thread; results are stored one by one as they come.
+    // blocking thread; results are stored one by one as they come. Images are claimed a few
+    // more than that at a time, so another process finds the rest unclaimed.
     let threads = jobs.inference_threads.max(1);
+    let me = jobs.runner.label();
     let started = Instant::now();
-    let (mut unreadable, mut stored_boxes, mut unmapped) = (0u64, 0u64, 0u64);
     let model = Arc::new(model);
-    let mut results = futures_util::stream::iter(pending)
-        .map(|image_id| {
-            label_one(
-                db.clone(),
-                store.clone(),
-                detector.clone(),
-                model.clone(),
-                image_id,
-                max_pixels,
-                params.min_conf,
-            )
-        })
-        .buffer_unordered(threads);
-    while let Some(outcome) = results.next().await {
+    let mut labeled_here = 0u64;
+    loop {
         if progress.cancel_requested().await {
             return Ok(Finished::Cancelled);
         }
-        match outcome {
-            Ok(Some(labeled)) => {
-                stored_boxes += labeled.boxes.len() as u64;
-                unmapped += labeled.unmapped;
-                store_proposals(db, job.project_id, &model, &labeled).await?;
+        let claimed = items::claim(db, job.id, &me, jobs.runner.lease, threads * 2).await?;
+        if claimed.is_empty() {
+            tracing::debug!(job = job.id, labeled_here, "no image left to claim");
+            if role == Role::Helper || items::counts(db, job.id).await?.open == 0 {
+                break;
             }
-            Ok(None) => {} // deleted meanwhile
-            Err((image_id, reason)) => {
-                unreadable += 1;
-                tracing::warn!(image_id, %reason, "the teacher cannot read an image");
-            }
+            // Other processes hold the last images: wait until they are done, or until their
+            // leases expire and this process claims them.
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            continue;
         }
-        done += 1;
-        let rate = (done - done_before) as f64 / started.elapsed().as_secs_f64().max(1e-3);
-        let eta_s = (total - done) as f64 / rate.max(1e-9);
-        progress
-            .report(
-                done,
-                total,
-                &format!("Labeled {done} of {total} images · {rate:.1} images/s · about {eta_s:.0} s left."),
-            )
-            .await?;
+        let mut results = futures_util::stream::iter(claimed)
+            .map(|image_id| {
+                label_one(
+                    db.clone(),
+                    store.clone(),
+                    detector.clone(),
+                    model.clone(),
+                    image_id,
+                    max_pixels,
+                    params.min_conf,
+                )
+            })
+            .buffer_unordered(threads);
+        while let Some(outcome) = results.next().await {
+            if progress.cancel_requested().await {
+                return Ok(Finished::Cancelled);
+            }
+            match outcome {
+                Ok(Some(labeled)) => {
+                    store_proposals(db, job, &model, &labeled, &me).await?;
+                    labeled_here += 1;
+                }
+                Ok(None) => {} // deleted meanwhile, and its item with it
+                Err((image_id, reason)) => {
+                    tracing::warn!(image_id, %reason, "the teacher cannot read an image");
+                    let mut conn = db.acquire().await.map_err(|e| e.to_string())?;
+                    items::finish(&mut conn, job.id, image_id, &me, Some(&reason)).await?;
+                }
+            }
+            let now = items::counts(db, job.id).await?;
+            let rate = now.done.saturating_sub(at_start.done) as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            let eta_s = now.open as f64 / rate.max(1e-9);
+            progress
+                .report(
+                    now.done,
+                    now.total,
+                    &format!(
+                        "Labeled {} of {} images · {rate:.1} images/s · about {eta_s:.0} s left.",
+                        now.done, now.total
+                    ),
+                )
+                .await?;
+        }
     }
+    if role == Role::Helper {
+        return Ok(Finished::Done(format!("labeled {}", count(labeled_here, "image"))));
+    }
+    summary(db, job.id, &model).await.map(Finished::Done)
+}
+
+/// The finished job's line: images, proposals, and what was dropped or skipped.
+async fn summary(db: &AnyPool, job_id: i64, model: &RegisteredModel) -> Result<String, String> {
+    let outcome = items::outcome(db, job_id).await?;
+    // The proposals and dropped detections of the images this job labeled.
+    let (proposals, unmapped): (i64, i64) = sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(t.boxes), 0) AS BIGINT), CAST(COALESCE(SUM(t.unmapped), 0) AS BIGINT) \
+         FROM job_items i JOIN teacher_runs t ON t.image_id = i.image_id AND t.model_id = $1 \
+         WHERE i.job_id = $2 AND i.done = 1 AND i.error IS NULL AND i.worker IS NOT NULL",
+    )
+    .bind(model.id)
+    .bind(job_id)
+    .fetch_one(db)
+    .await
+    .map_err(|e| e.to_string())?;
     let mut notes = Vec::new();
     if unmapped > 0 {
-        notes.push(format!("{} of unmapped classes dropped", count(unmapped, "detection")));
-    }
-    if unreadable > 0 {
         notes.push(format!(
-            "{} could not be read and skipped (see the server log)",
-            count(unreadable, "image")
+            "{} of unmapped classes dropped",
+            count(unmapped as u64, "detection")
         ));
+    }
+    if outcome.failed > 0 {
+        notes.push(format!(
+            "{} could not be read and skipped (see the worker's log)",
+            count(outcome.failed, "image")
+        ));
+    }
+    if outcome.workers > 1 {
+        notes.push(format!("shared by {} workers", outcome.workers));
     }
     let notes = if notes.is_empty() {
         String::new()
     } else {
         format!(" ({})", notes.join("; "))
     };
-    Ok(Finished::Done(format!(
+    Ok(format!(
         "Labeled {} with {}: {}{notes}.",
-        count(done, "image"),
+        count(outcome.done + outcome.failed, "image"),
         model.file_name,
-        count(stored_boxes, "proposal")
-    )))
+        count(proposals as u64, "proposal")
+    ))
 }
 
-/// How many images the selection names (that exist in the project), and those of them this
-/// teacher version has not labeled yet, oldest first.
+/// The images the selection names (that exist in the project), oldest first, each with whether
+/// this teacher version has labeled it already.
 async fn selected_images(
     db: &AnyPool,
     project_id: i64,
     model_id: i64,
     selection: &ImageSelection,
-) -> Result<(u64, Vec<i64>), String> {
+) -> Result<Vec<(i64, bool)>, String> {
     let failed = |e: sqlx::Error| e.to_string();
     let selected: Vec<i64> = match selection {
         ImageSelection::Named(named) => {
@@ -181,9 +239,7 @@ async fn selected_images(
             .map_err(failed)?
             .into_iter()
             .collect();
-    let total = selected.len() as u64;
-    let pending = selected.into_iter().filter(|id| !labeled.contains(id)).collect();
-    Ok((total, pending))
+    Ok(selected.into_iter().map(|id| (id, labeled.contains(&id))).collect())
 }
 
 /// Decodes one image and runs the teacher on it, on a blocking thread. `Ok(None)` when the image
@@ -226,16 +282,27 @@ async fn label_one(
 }
 
 /// Replaces the image's teacher proposals (of any version) with this version's, in one
-/// transaction, each change numbered and logged; marks the image labeled by this version.
+/// transaction, each change numbered and logged; marks the image labeled by this version and
+/// the job's item done — unless `worker` no longer holds the item, which then changes nothing.
 async fn store_proposals(
     db: &AnyPool,
-    project_id: i64,
+    job: &Job,
     model: &RegisteredModel,
     labeled: &Labeled,
+    worker: &str,
 ) -> Result<(), String> {
     let failed = |e: crate::error::ApiError| e.message;
+    let project_id = job.project_id;
     let mut tx = crate::db::write_transaction(db).await.map_err(|e| e.to_string())?;
     let image_id = labeled.image_id;
+    if !items::finish(&mut tx, job.id, image_id, worker, None).await? {
+        tracing::warn!(
+            image_id,
+            job = job.id,
+            "another process took this image over; its result is theirs"
+        );
+        return Ok(());
+    }
     let older: Vec<BoxRow> = sqlx::query_as(crate::db::constant_sql(format!(
         "SELECT {BOX_COLUMNS} FROM boxes WHERE image_id = $1 AND source = 'teacher'"
     )))
@@ -285,14 +352,16 @@ async fn store_proposals(
         .map_err(failed)?;
     }
     sqlx::query(
-        "INSERT INTO teacher_runs (model_id, image_id, boxes, unmapped) VALUES ($1, $2, $3, $4) \
+        "INSERT INTO teacher_runs (model_id, image_id, boxes, unmapped, labeled_by) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (model_id, image_id) DO UPDATE \
-         SET boxes = excluded.boxes, unmapped = excluded.unmapped, labeled_at = excluded.labeled_at",
+         SET boxes = excluded.boxes, unmapped = excluded.unmapped, labeled_at = excluded.labeled_at, \
+         labeled_by = excluded.labeled_by",
     )
     .bind(model.id)
     .bind(image_id)
     .bind(labeled.boxes.len() as i64)
     .bind(labeled.unmapped as i64)
+    .bind(worker)
     .execute(&mut *tx)
     .await
     .map_err(|e| e.to_string())?;

@@ -6,9 +6,10 @@
 //! registered as the project's newest student, which makes it the active one; a failed or
 //! cancelled training registers nothing, so the previous student stays active.
 //!
-//! Every finished epoch is checkpointed in the store (`Store::checkpoints_dir`), so running the
-//! job again — after a server restart, or `POST /api/jobs/{jid}/resume` once it was cancelled
-//! or failed — continues from its last epoch; the checkpoints go once the student is published.
+//! Every finished epoch is checkpointed (`Store::checkpoints_dir`, copied to the bucket when
+//! there is one), so running the job again — after a server restart, on another worker after
+//! this one died, or `POST /api/jobs/{jid}/resume` once it was cancelled or failed — continues
+//! from its last epoch; the checkpoints go once the student is published.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -91,13 +92,18 @@ pub(super) async fn run(
         fits_in_memory(&config)?;
     }
     let checkpoints = store.checkpoints_dir(job.id);
-    let saved = {
+    let local = {
         let dir = checkpoints.clone();
         tokio::task::spawn_blocking(move || train::checkpoint::saved_epoch(&dir))
             .await
             .map_err(|e| e.to_string())?
-            .unwrap_or(0)
     };
+    // A training another worker started continues from the checkpoint it left in the bucket.
+    let brought = store
+        .restore_checkpoint(job.id, &checkpoints, local)
+        .await
+        .map_err(|e| format!("cannot read the training's checkpoint from the store: {e}"))?;
+    let saved = brought.or(local).unwrap_or(0);
     // Epochs charted after the checkpoint will run again (all of them without one).
     sqlx::query("DELETE FROM training_epochs WHERE job_id = $1 AND epoch > $2")
         .bind(job.id)
@@ -149,13 +155,23 @@ pub(super) async fn run(
     let device = train::device::select(accelerator).map_err(|e| e.to_string())?;
     let training = {
         let (cancel, config, checkpoints) = (cancel.clone(), config.clone(), checkpoints.clone());
+        let (store, job_id, runtime) = (store.clone(), job.id, tokio::runtime::Handle::current());
         tokio::task::spawn_blocking(move || {
             train::trainer::train(&config, &data, start, &device, Some(&checkpoints), |update| {
                 let message = match update {
                     TrainProgress::Batch {
                         epoch, batch, batches, ..
                     } => Update::Batch { epoch, batch, batches },
-                    TrainProgress::Epoch(report) => Update::Epoch(report.clone()),
+                    TrainProgress::Epoch(report) => {
+                        // The epoch's checkpoint is written: copy it to the bucket before the
+                        // next epoch can replace it. A failed copy costs a takeover epochs, not
+                        // this training.
+                        let copied = runtime.block_on(store.save_checkpoint(job_id, &checkpoints, report.epoch));
+                        if let Err(error) = copied {
+                            tracing::warn!(%error, job = job_id, "cannot copy the checkpoint to the store");
+                        }
+                        Update::Epoch(report.clone())
+                    }
                 };
                 let _ = updates.send(message);
                 if cancel.load(Ordering::Relaxed) {
@@ -241,8 +257,7 @@ pub(super) async fn run(
         .await
         .map_err(|e| format!("cannot register the new student: {}", e.message))?;
     // Published: the checkpoints have served their purpose (the student's ONNX file is kept).
-    let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&checkpoints)).await;
-    if let Ok(Err(error)) = removed {
+    if let Err(error) = store.remove_checkpoints(job.id).await {
         tracing::warn!(%error, job = job.id, "cannot remove the training's checkpoints");
     }
     let early = if trained.stopped_early { ", stopped early" } else { "" };

@@ -242,6 +242,7 @@ fn TeacherRun(project_id: i64, model_id: i64) -> impl IntoView {
                 images: None,
                 min_conf: None,
                 train: None,
+                gpu: false,
             };
             match api_client::create_job(project_id, &new_job).await {
                 Ok(created) => {
@@ -263,6 +264,7 @@ fn TeacherRun(project_id: i64, model_id: i64) -> impl IntoView {
             <p class="small job" data-job-state=j.state.as_str()>
                 {format!("Teacher: {} · {} / {}", j.state.as_str(), j.done, j.total)}
                 {j.message.clone().map(|m| format!(" — {m}"))}
+                {j.worker.clone().map(|w| format!(" · on {w}"))}
             </p>
         })}
         {move || failure.get().map(|m| view! { <p class="form-error small" role="alert">{m}</p> })}

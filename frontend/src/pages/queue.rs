@@ -66,6 +66,7 @@ pub fn QueuePanel(project_id: i64) -> impl IntoView {
                     images: None,
                     min_conf: None,
                     train: None,
+                    gpu: false,
                 },
             )
             .await
@@ -116,6 +117,7 @@ pub fn QueuePanel(project_id: i64) -> impl IntoView {
                 <p class="small job" data-job-state=j.state.as_str()>
                     {format!("Scoring: {} · {} / {}", j.state.as_str(), j.done, j.total)}
                     {j.message.clone().map(|m| format!(" — {m}"))}
+                    {j.worker.clone().map(|w| format!(" · on {w}"))}
                     {(!j.state.is_final()).then(|| view! { <button class="small" on:click=cancel>"Cancel"</button> })}
                 </p>
             })}

@@ -97,6 +97,7 @@ pub fn TrainStudent(
                 imgsz: number(imgsz),
                 ..TrainSettings::default()
             }),
+            gpu: false,
         };
         spawn_local(async move {
             match api_client::create_job(project_id, &new_job).await {
@@ -167,6 +168,7 @@ pub fn TrainStudent(
                 <p class="small job training-status" data-job-state=j.state.as_str() role="status">
                     {format!("Training: {} · epoch {} of {}", j.state.as_str(), j.done, j.total)}
                     {j.message.clone().map(|m| format!(" — {m}"))}
+                    {j.worker.clone().map(|w| format!(" · on {w}"))}
                 </p>
             })}
             {move || {
