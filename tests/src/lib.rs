@@ -13,6 +13,7 @@ pub mod postgres;
 pub mod routes;
 pub mod s3;
 pub mod studio;
+pub mod worker;
 
 pub use browser::Browser;
 pub use studio::Studio;

@@ -18,6 +18,7 @@ mod edit_while_server_is_down;
 mod evaluate_models;
 mod every_route_answers_json_errors;
 mod export_yolo_zip;
+mod fleet_of_workers;
 mod import_datasets;
 mod keep_files_in_object_storage;
 mod label_first_image;
