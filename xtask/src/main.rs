@@ -27,6 +27,7 @@ tasks:
   bench-live [ANNOTATORS] [SECONDS] [REVIEWERS] [REPLICAS]
                            people on one project at once over the live channel: latency, ops/s, RSS, CPU, lost events (default 200, 60, 10, 1;
                            more replicas share one PostgreSQL)
+  bench-workers [IMAGES]   teacher job images/s with 1 and 2 `distillery worker`s on PostgreSQL + S3 (default 200)
   bench-train [EPOCHS] [IMGSZ] [TRAIN_IMAGES]
                            student training on ../shared/models/shapes beside Ultralytics trained alike (default 30, 320, all 400)
 ";
@@ -58,6 +59,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         Some("bench-browser") => bench_browser(&root, args.get(1).map(String::as_str).unwrap_or("all")),
         Some("bench-teacher") => bench_teacher(&root, args.get(1).map(String::as_str).unwrap_or("500")),
         Some("bench-live") => bench_live(&root, &args[1..]),
+        Some("bench-workers") => bench_workers(&root, args.get(1).map(String::as_str).unwrap_or("200")),
         Some("bench-train") => bench_train(
             args.get(1).map(String::as_str).unwrap_or("30"),
             args.get(2).map(String::as_str).unwrap_or("320"),
@@ -213,6 +215,18 @@ fn bench_live(root: &Path, args: &[String]) -> anyhow::Result<()> {
     step(
         "bench_live",
         bench_binary("bench_live", args)
+            .env("DISTILLERY_BIN", bin)
+            .env("DISTILLERY_WEB_DIR", root.join("dist")),
+    )
+}
+
+/// `cargo xtask bench-workers`: a teacher job shared by release `distillery worker`s.
+fn bench_workers(root: &Path, images: &str) -> anyhow::Result<()> {
+    setup::postgresql()?;
+    let bin = release_server(root)?;
+    step(
+        "bench_workers",
+        bench_binary("bench_workers", &[images])
             .env("DISTILLERY_BIN", bin)
             .env("DISTILLERY_WEB_DIR", root.join("dist")),
     )
