@@ -337,9 +337,14 @@ pub fn write_zip<W: Write>(plan: &Plan, out: W) -> io::Result<W> {
         Format::Yolo => format!("images/{}/{}", entry.split.as_str(), entry.zip_name),
         Format::Coco => format!("images/{}", entry.zip_name),
     };
+    let mut sources = plan
+        .store
+        .blocking_readers(plan.entries.iter().map(|e| e.source.clone()).collect(), OBJECTS_AHEAD);
     for entry in &plan.entries {
         zip.start_file(image_folder(entry), stored).map_err(io::Error::other)?;
-        let mut source = plan.store.blocking_reader(&entry.source)?;
+        let mut source = sources
+            .next()
+            .ok_or_else(|| io::Error::other("an image's bytes went missing"))??;
         io::copy(&mut source, &mut zip)?;
         if plan.format == Format::Yolo {
             let stem = entry
@@ -469,6 +474,10 @@ fn safe_stem(text: &str, max_chars: usize) -> String {
 }
 
 const CHUNK_BYTES: usize = 64 * 1024;
+/// Images whose requests are under way while one is written into the zip: a bucket answers
+/// each GET after tens of milliseconds, which one at a time would dominate an export. Memory
+/// stays bounded: the bodies are streamed, at most this many opened at once.
+const OBJECTS_AHEAD: usize = 8;
 
 /// `Write` into the response body: fills 64 KiB chunks and hands them over, blocking while the
 /// client is slower than the disk.

@@ -158,17 +158,37 @@ impl Store {
         self.get(key).await?.bytes().await.map_err(|e| store_error(key, e))
     }
 
-    /// One stored object as a blocking reader, streamed (writing an export zip on a blocking
-    /// thread). Call it from `spawn_blocking`.
-    pub fn blocking_reader(&self, key: &Key) -> io::Result<impl io::Read + use<>> {
+    /// Stored objects as blocking readers, streamed, in the order of `keys` (writing an export
+    /// zip on a blocking thread): the requests for the next `ahead` objects are already under
+    /// way while one is read, so a bucket's per-request latency is paid once per `ahead`
+    /// objects, not once per object. Call it from `spawn_blocking`.
+    pub fn blocking_readers(
+        &self,
+        keys: Vec<Key>,
+        ahead: usize,
+    ) -> impl Iterator<Item = io::Result<impl io::Read + use<>>> {
         let runtime = tokio::runtime::Handle::current();
-        let found = runtime.block_on(self.get(key))?;
-        let key = key.clone();
-        let stream = found.into_stream().map_err(move |e| store_error(&key, e));
-        Ok(tokio_util::io::SyncIoBridge::new_with_handle(
-            tokio_util::io::StreamReader::new(stream),
-            runtime,
-        ))
+        let objects = Arc::clone(&self.objects);
+        let mut keys = keys.into_iter();
+        let mut requested = std::collections::VecDeque::new();
+        std::iter::from_fn(move || {
+            while requested.len() < ahead.max(1) {
+                let Some(key) = keys.next() else { break };
+                let (objects, asked) = (Arc::clone(&objects), key.clone());
+                requested.push_back((key, runtime.spawn(async move { objects.get(&asked).await })));
+            }
+            let (key, request) = requested.pop_front()?;
+            let found = match runtime.block_on(request) {
+                Ok(Ok(found)) => found,
+                Ok(Err(error)) => return Some(Err(store_error(&key, error))),
+                Err(crashed) => return Some(Err(io::Error::other(crashed))),
+            };
+            let stream = found.into_stream().map_err(move |e| store_error(&key, e));
+            Some(Ok(tokio_util::io::SyncIoBridge::new_with_handle(
+                tokio_util::io::StreamReader::new(stream),
+                runtime.clone(),
+            )))
+        })
     }
 
     /// Copies staged ONNX bytes into the store (kept as they are when already there).
