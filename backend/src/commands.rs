@@ -114,9 +114,11 @@ pub async fn teacher(args: TeacherArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;
     drop(conn);
+    // Servers sharing a PostgreSQL database show the job's progress as it runs here.
+    let events = crate::events::ProjectEvents::new(crate::fanout::Fanout::for_database(&pool));
     let jobs = crate::jobs::Jobs::new(
         &args.inference,
-        crate::events::ProjectEvents::default(),
+        events.clone(),
         crate::jobs::queue::Runner::command_line_name(),
         false,
     )?;
@@ -124,6 +126,7 @@ pub async fn teacher(args: TeacherArgs) -> anyhow::Result<()> {
         .run_here(&pool, &store, args.limits.max_pixels(), job)
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;
+    events.fanout().flush().await;
     pool.close().await;
     let message = finished.message.unwrap_or_default();
     match finished.state {

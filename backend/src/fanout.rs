@@ -2,8 +2,9 @@
 //! what one of them commits is announced to the open pages and live channels of all, through
 //! PostgreSQL's LISTEN/NOTIFY. The database stays the truth: news
 //! only says where to look (which project's events, which job's row, the active student), and
-//! the live channel's own poll still catches anything a lost notification missed. With SQLite
-//! there is one process serving, and nothing to tell.
+//! the live channel's own poll still catches anything a lost notification missed (presence: its
+//! periodic refresh). Workers and `distillery teacher` tell too; only servers listen. With
+//! SQLite there is one process serving, and nothing to tell.
 
 use std::sync::Arc;
 
@@ -25,6 +26,8 @@ pub enum News {
     Job { project_id: i64, job_id: i64 },
     /// The project's active student changed.
     Student { project_id: i64 },
+    /// Who has which of the project's images open changed (the sender's rows in `presence`).
+    Presence { project_id: i64 },
 }
 
 impl News {
@@ -34,6 +37,7 @@ impl News {
             News::Committed { project_id } => format!("{sender} committed {project_id}"),
             News::Job { project_id, job_id } => format!("{sender} job {project_id} {job_id}"),
             News::Student { project_id } => format!("{sender} student {project_id}"),
+            News::Presence { project_id } => format!("{sender} presence {project_id}"),
         }
     }
 
@@ -49,6 +53,7 @@ impl News {
                 job_id: words.next()?.parse().ok()?,
             },
             "student" => News::Student { project_id },
+            "presence" => News::Presence { project_id },
             _ => return None,
         };
         Some((sender, news))
@@ -63,6 +68,8 @@ struct Sender {
     db: AnyPool,
     /// This process, so its listener skips what it sent itself.
     instance: u64,
+    /// Notifications still being sent, so a short-lived process (the CLI) can wait for them.
+    sending: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Fanout {
@@ -77,7 +84,13 @@ impl Fanout {
         Fanout(Some(Arc::new(Sender {
             db: db.clone(),
             instance,
+            sending: std::sync::Mutex::new(Vec::new()),
         })))
+    }
+
+    /// This process among those sharing the database; `None` on SQLite (it is the only one).
+    pub fn instance(&self) -> Option<u64> {
+        self.0.as_ref().map(|sender| sender.instance)
     }
 
     /// Tells the other processes, in the background (the caller has committed already; a
@@ -86,8 +99,9 @@ impl Fanout {
         let Some(sender) = &self.0 else {
             return;
         };
-        let sender = sender.clone();
-        tokio::spawn(async move {
+        let task_sender = sender.clone();
+        let task = tokio::spawn(async move {
+            let sender = task_sender;
             // Selected through a subquery: `pg_notify` returns `void`, which `Any` cannot carry.
             let sent = sqlx::query("SELECT 1 FROM (SELECT pg_notify($1, $2)) AS sent")
                 .bind(CHANNEL)
@@ -98,6 +112,19 @@ impl Fanout {
                 tracing::warn!(%error, ?news, "cannot notify the other processes");
             }
         });
+        let mut sending = sender.sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        sending.retain(|task| !task.is_finished());
+        sending.push(task);
+    }
+
+    /// Waits until every notification told so far has been sent: a command that exits right
+    /// after its job ends would otherwise take the job's last news with it.
+    pub async fn flush(&self) {
+        let Some(sender) = &self.0 else { return };
+        let sending = std::mem::take(&mut *sender.sending.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for task in sending {
+            let _ = task.await;
+        }
     }
 
     /// Starts hearing the other processes' news and passing it to this one's open pages, live
@@ -135,6 +162,7 @@ fn hear(news: News, events: &ProjectEvents, jobs: &Jobs) {
         News::Committed { project_id } => events.live.committed_elsewhere(project_id),
         News::Job { project_id, job_id } => jobs.changed_elsewhere(project_id, job_id),
         News::Student { project_id } => events.student_changed_elsewhere(project_id),
+        News::Presence { project_id } => events.live.presence_elsewhere(project_id),
     }
 }
 
@@ -151,6 +179,7 @@ mod tests {
                 job_id: 42,
             },
             News::Student { project_id: 1 },
+            News::Presence { project_id: 3 },
         ] {
             assert_eq!(News::decode(&news.encode(u64::MAX)), Some((u64::MAX, news)));
         }

@@ -10,6 +10,10 @@
 //! database, then forwards the broadcast. A client too slow for the broadcast's buffer is closed
 //! with [`api::live::CLOSE_FELL_BEHIND`] and reconnects with its last `seq`: nothing is lost,
 //! and nobody waits for it.
+//!
+//! Replicas sharing a PostgreSQL database also share who is where (`shared_presence`).
+
+mod shared_presence;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -70,6 +74,7 @@ pub struct Live {
 
 /// One open connection, as presence lists it, and whether its role may edit (viewers never
 /// hold a lease).
+#[derive(Clone)]
 struct Here {
     presence: Presence,
     may_edit: bool,
@@ -94,13 +99,24 @@ struct Channel {
     jobs_changed: Mutex<std::collections::BTreeSet<i64>>,
     /// The active student changed since the publisher last sent it.
     student_changed: std::sync::atomic::AtomicBool,
+    /// The other replicas' connections to the project, as last read.
+    others: Mutex<Vec<Here>>,
+    /// Another replica said its connections changed: read them again.
+    others_changed: std::sync::atomic::AtomicBool,
+    /// This replica's connections changed since it last wrote them for the others.
+    own_changed: std::sync::atomic::AtomicBool,
 }
 
 impl Live {
     /// Channels whose news also goes to the other processes `fanout` reaches.
     pub fn new(fanout: Fanout) -> Live {
+        // Connection numbers must not collide between replicas, whose people share presence:
+        // each numbers its own after a prefix drawn from its news id (JSON numbers stay exact
+        // below 2^53).
+        let first = fanout.instance().map_or(0, |instance| (instance & 0xF_FFFF) << 32);
         Live {
             fanout,
+            next_connection: Arc::new(std::sync::atomic::AtomicU64::new(first)),
             ..Live::default()
         }
     }
@@ -138,6 +154,14 @@ impl Live {
         }
     }
 
+    /// Another replica's connections to `project_id` changed: this one reads them again soon.
+    pub fn presence_elsewhere(&self, project_id: i64) {
+        if let Some(channel) = self.lock().get(&project_id) {
+            channel.others_changed.store(true, std::sync::atomic::Ordering::Release);
+            channel.wake.notify_one();
+        }
+    }
+
     /// The project's active student changed: its open sockets get the new one soon.
     pub fn student_changed(&self, project_id: i64) {
         if let Some(channel) = self.lock().get(&project_id) {
@@ -170,10 +194,12 @@ impl Live {
             .map(|(image, _)| *image)
             .collect();
         if let Some(channel) = self.lock().get(&project_id).cloned() {
+            let others = channel.others();
             taken.extend(
                 channel
                     .presence()
                     .values()
+                    .chain(&others)
                     .filter(|h| h.presence.editing && h.presence.user_id != user_id)
                     .filter_map(|h| h.presence.image_id),
             );
@@ -195,7 +221,13 @@ impl Live {
     /// ranking "Next" may have to look).
     pub fn held_count(&self, project_id: i64) -> usize {
         let leased = self.lock().get(&project_id).cloned().map_or(0, |channel| {
-            channel.presence().values().filter(|h| h.presence.editing).count()
+            let others = channel.others();
+            channel
+                .presence()
+                .values()
+                .chain(&others)
+                .filter(|h| h.presence.editing)
+                .count()
         });
         let handed_out = self
             .handed_out
@@ -228,6 +260,9 @@ impl Live {
             presence_changed: std::sync::atomic::AtomicBool::new(false),
             jobs_changed: Mutex::new(std::collections::BTreeSet::new()),
             student_changed: std::sync::atomic::AtomicBool::new(false),
+            others: Mutex::new(Vec::new()),
+            others_changed: std::sync::atomic::AtomicBool::new(true),
+            own_changed: std::sync::atomic::AtomicBool::new(false),
         });
         let feed = channel.events.subscribe();
         projects.insert(project_id, channel.clone());
@@ -241,26 +276,25 @@ impl Channel {
         self.presence.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The other replicas' connections, as last read (a copy: taken before `presence`, never
+    /// while it is held).
+    fn others(&self) -> Vec<Here> {
+        self.others
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// `connection` arrives on an image (or leaves one: `None`): it takes the new image's lease
     /// when nobody holds it (and it may edit), and what it held passes to the longest-waiting
     /// editor still on that image.
     fn move_to(&self, connection: u64, image_id: Option<i64>) {
+        let others = self.others();
         let mut people = self.presence();
         let Some(me) = people.get_mut(&connection) else { return };
-        let left = me.presence.editing.then_some(me.presence.image_id).flatten();
         me.presence.image_id = image_id;
         me.presence.editing = false;
-        if let Some(image) = left {
-            hand_on(&mut people, image);
-        }
-        if let Some(image) = image_id
-            && !people
-                .values()
-                .any(|h| h.presence.image_id == Some(image) && h.presence.editing)
-            && let Some(me) = people.get_mut(&connection).filter(|h| h.may_edit)
-        {
-            me.presence.editing = true;
-        }
+        shared_presence::grant_free_leases(&mut people, &others);
         drop(people);
         self.presence_changed();
     }
@@ -282,19 +316,31 @@ impl Channel {
 
     /// `connection` has gone: what it held passes on.
     fn leave(&self, connection: u64) {
+        let others = self.others();
         let mut people = self.presence();
-        if let Some(gone) = people.remove(&connection)
-            && let (true, Some(image)) = (gone.presence.editing, gone.presence.image_id)
-        {
-            hand_on(&mut people, image);
-        }
+        people.remove(&connection);
+        shared_presence::grant_free_leases(&mut people, &others);
         drop(people);
         self.presence_changed();
+    }
+
+    /// Reads the other replicas' connections again, and grants the leases their changes freed
+    /// to this replica's editors.
+    async fn refresh_others(&self, db: &AnyPool, process: &str, project_id: i64) {
+        match shared_presence::read_others(db, process, project_id).await {
+            Ok(others) => {
+                *self.others.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = others.clone();
+                shared_presence::grant_free_leases(&mut self.presence(), &others);
+                self.presence_changed();
+            }
+            Err(error) => tracing::warn!(%error, project_id, "cannot read the other replicas' presence"),
+        }
     }
 
     /// Someone came, left or moved to another image: the publisher tells everyone soon.
     fn presence_changed(&self) {
         self.presence_changed.store(true, std::sync::atomic::Ordering::Release);
+        self.own_changed.store(true, std::sync::atomic::Ordering::Release);
         self.wake.notify_one();
     }
 
@@ -324,21 +370,15 @@ impl Channel {
         if !self.presence_changed.swap(false, std::sync::atomic::Ordering::AcqRel) {
             return;
         }
-        let mut people: Vec<Presence> = self.presence().values().map(|h| h.presence.clone()).collect();
+        let others = self.others();
+        let mut people: Vec<Presence> = self
+            .presence()
+            .values()
+            .chain(&others)
+            .map(|h| h.presence.clone())
+            .collect();
         people.sort_by(|a, b| (&a.username, a.image_id).cmp(&(&b.username, b.image_id)));
         let _ = self.events.send((None, encode(&LiveEvent::Presence { people })));
-    }
-}
-
-/// Gives `image`'s free lease to the connection that has waited on it longest (the lowest
-/// number) among those that may edit.
-fn hand_on(people: &mut HashMap<u64, Here>, image: i64) {
-    if let Some(next) = people
-        .values_mut()
-        .filter(|h| h.presence.image_id == Some(image) && h.may_edit)
-        .min_by_key(|h| h.presence.connection)
-    {
-        next.presence.editing = true;
     }
 }
 
@@ -346,6 +386,9 @@ fn hand_on(people: &mut HashMap<u64, Here>, image: i64) {
 async fn publish(live: Live, db: AnyPool, project_id: i64, channel: Arc<Channel>, mut closing: watch::Receiver<bool>) {
     let mut published = last_seq(&db, project_id).await.unwrap_or(0);
     let mut presence_sent = tokio::time::Instant::now();
+    // With other replicas: this one's name in `presence`, and when it last wrote its rows.
+    let process = live.fanout.instance().map(|instance| instance.to_string());
+    let mut shared_at: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = channel.wake.notified() => {}
@@ -353,18 +396,37 @@ async fn publish(live: Live, db: AnyPool, project_id: i64, channel: Arc<Channel>
             _ = closing.changed() => break,
         }
         if presence_sent.elapsed() >= PRESENCE_EVERY {
+            if let Some(process) = &process {
+                let refresh = shared_at.is_none_or(|at| at.elapsed() >= shared_presence::REFRESH);
+                if channel.others_changed.swap(false, std::sync::atomic::Ordering::AcqRel) || refresh {
+                    channel.refresh_others(&db, process, project_id).await;
+                }
+                if channel.own_changed.swap(false, std::sync::atomic::Ordering::AcqRel) || refresh {
+                    let own: Vec<Here> = channel.presence().values().cloned().collect();
+                    match shared_presence::write_own(&db, process, project_id, &own).await {
+                        Ok(()) => live.fanout.tell(News::Presence { project_id }),
+                        Err(error) => tracing::warn!(%error, project_id, "cannot share this replica's presence"),
+                    }
+                    shared_at = Some(tokio::time::Instant::now());
+                }
+            }
             channel.send_presence();
             presence_sent = tokio::time::Instant::now();
         }
         channel.send_news(&db, project_id).await;
-        {
-            // Leave when the last socket has gone (under the map's lock, so a joining socket
-            // either finds this channel still registered with a publisher or starts a new one).
+        // Leave when the last socket has gone (under the map's lock, so a joining socket either
+        // finds this channel still registered with a publisher or starts a new one).
+        let deserted = {
             let mut projects = live.lock();
-            if channel.events.receiver_count() == 0 {
+            let deserted = channel.events.receiver_count() == 0;
+            if deserted {
                 projects.remove(&project_id);
-                return;
             }
+            deserted
+        };
+        if deserted {
+            forget_own_presence(&live, &db, process.as_deref(), project_id).await;
+            return;
         }
         loop {
             match events_after(&db, project_id, published).await {
@@ -386,6 +448,16 @@ async fn publish(live: Live, db: AnyPool, project_id: i64, channel: Arc<Channel>
         }
     }
     live.lock().remove(&project_id);
+    forget_own_presence(&live, &db, process.as_deref(), project_id).await;
+}
+
+/// This replica has nobody left on the project (or stops): its rows go, and the others hear it.
+async fn forget_own_presence(live: &Live, db: &AnyPool, process: Option<&str>, project_id: i64) {
+    let Some(process) = process else { return };
+    match shared_presence::write_own(db, process, project_id, &[]).await {
+        Ok(()) => live.fanout.tell(News::Presence { project_id }),
+        Err(error) => tracing::warn!(%error, project_id, "cannot withdraw this replica's presence"),
+    }
 }
 
 fn encode(event: &LiveEvent) -> Utf8Bytes {
@@ -514,6 +586,7 @@ async fn connect(
         channel,
         connection,
         closing: state.events.closing(),
+        process: live.fanout.instance().map(|instance| instance.to_string()),
     };
     Ok(upgrade
         // Clients send a few small requests. tungstenite zero-fills its whole read buffer on every
@@ -544,6 +617,8 @@ struct Socket {
     channel: Arc<Channel>,
     connection: u64,
     closing: watch::Receiver<bool>,
+    /// This replica's name in `presence`, when it shares it.
+    process: Option<String>,
 }
 
 impl Socket {
@@ -557,6 +632,10 @@ impl Socket {
         here: Here,
         image_id: Option<i64>,
     ) {
+        // Who is where on the other replicas, as it is now: the image's lease may be held there.
+        if let Some(process) = &self.process {
+            self.channel.refresh_others(&self.db, process, self.project_id).await;
+        }
         self.channel.presence().insert(self.connection, here);
         self.channel.move_to(self.connection, image_id);
         let outcome = self.serve(&mut ws, &mut feed, since).await;

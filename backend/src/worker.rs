@@ -44,6 +44,7 @@ pub async fn work(config: WorkerConfig) -> anyhow::Result<()> {
     println!("Distillery worker {} is taking jobs", jobs.runner.label());
     crate::server::shutdown_signal().await;
     jobs.stop(&db).await;
+    jobs.events.fanout().flush().await;
     db.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -1,8 +1,9 @@
 //! Two `distillery serve` replicas on one PostgreSQL database and one S3 bucket, as a fleet runs
 //! behind one address: people on either see each other's edits live and in the same order, a
 //! student published or a job run through one replica is news on the other's live channel, and
-//! a session started on one works on the other. Each replica has its own data folder, so
-//! nothing is shared but the database and the bucket.
+//! a session started on one works on the other, and who has which image open (and its lease) is
+//! the same on both. Each replica has its own data folder, so nothing is shared but the
+//! database and the bucket.
 
 use std::time::Duration;
 
@@ -43,10 +44,12 @@ async fn replicas_share_live_events_jobs_and_sessions() -> anyhow::Result<()> {
 
     // A person on each replica, listening to the project.
     let mut listeners = Vec::new();
+    let mut tokens = Vec::new();
     for (studio, name) in [(&a, "ann"), (&b, "bob")] {
         let session = studio.add_user(name, "long enough password").await?;
         studio.add_member(project.id, name, Role::Annotator).await?;
         let token = session.create_token(&studio.url, "live").await?.token;
+        tokens.push(token.clone());
         let mut live = LiveClient::connect(&studio.url, &token, project.id, 0, Some(image), None).await?;
         within(live.until(WAIT, |e| matches!(e, LiveEvent::Student { .. }))).await?;
         listeners.push(live);
@@ -123,6 +126,32 @@ async fn replicas_share_live_events_jobs_and_sessions() -> anyhow::Result<()> {
     for live in listeners {
         live.close().await?;
     }
+
+    // Presence and image leases span the replicas: Ann opens the image through A and holds its
+    // lease; Bob, opening it through B, sees her there and waits; when she leaves, B hands the
+    // lease to him.
+    let on = |event: &LiveEvent, who: &str, editing: bool| match event {
+        LiveEvent::Presence { people } => people
+            .iter()
+            .any(|p| p.username == who && p.image_id == Some(image) && p.editing == editing),
+        _ => false,
+    };
+    let mut ann = LiveClient::connect(&a.url, &tokens[0], project.id, 0, Some(image), None).await?;
+    within(ann.until(WAIT, |e| on(e, "ann", true))).await?;
+    let mut bob = LiveClient::connect(&b.url, &tokens[1], project.id, 0, Some(image), None).await?;
+    within(bob.until(WAIT, |e| on(e, "ann", true) && on(e, "bob", false)))
+        .await
+        .context("B does not show Ann's lease from A")?;
+    within(ann.until(WAIT, |e| on(e, "bob", false)))
+        .await
+        .context("A does not show Bob on B")?;
+    ann.close().await?;
+    within(bob.until(WAIT, |e| {
+        on(e, "bob", true) && matches!(e, LiveEvent::Presence { people } if people.iter().all(|p| p.username != "ann"))
+    }))
+    .await
+    .context("Ann's lease did not pass to Bob on B")?;
+    bob.close().await?;
     a.stop().await?;
     b.stop().await?;
     Ok(())
