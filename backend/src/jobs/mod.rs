@@ -84,7 +84,14 @@ impl Jobs {
             events,
             inference_threads: threads,
             train_on_gpu,
-            runner: Arc::new(Runner::new(name, config.device == "gpu" || train_on_gpu, dedicated)),
+            runner: Arc::new(Runner::new(
+                name,
+                queue::Gpu {
+                    inference: config.device == "gpu",
+                    training: train_on_gpu,
+                },
+                dedicated,
+            )),
         })
     }
 

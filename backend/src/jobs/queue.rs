@@ -27,8 +27,9 @@ const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 pub struct Runner {
     /// Unique among the processes sharing the database; shown on the jobs it runs.
     pub name: String,
-    /// Whether it has a GPU (and so takes the jobs that ask for one).
-    pub gpu: bool,
+    /// Where it runs detectors and trainings: a GPU runner takes the jobs that ask for one —
+    /// a training that asks for a GPU only when it trains on one.
+    pub gpu: Gpu,
     /// A `distillery worker`: while one is alive, servers leave the jobs to the workers.
     pub dedicated: bool,
     /// How long its leases hold; it renews them three times as often.
@@ -37,7 +38,7 @@ pub struct Runner {
 
 impl Runner {
     /// A runner named `name`, its lease from the environment.
-    pub fn new(name: String, gpu: bool, dedicated: bool) -> Self {
+    pub fn new(name: String, gpu: Gpu, dedicated: bool) -> Self {
         let lease = std::env::var("DISTILLERY_JOB_LEASE_SECONDS")
             .ok()
             .and_then(|s| s.parse::<f64>().ok())
@@ -65,13 +66,37 @@ impl Runner {
     }
 
     fn device(&self) -> &'static str {
-        if self.gpu { "gpu" } else { "cpu" }
+        match (self.gpu.inference, self.gpu.training) {
+            (true, true) => "gpu",
+            (true, false) => "gpu, cpu training",
+            (false, true) => "cpu, gpu training",
+            (false, false) => "cpu",
+        }
+    }
+
+    /// The GPU jobs it may take, as a condition on `jobs` (aliased `table`).
+    fn gpu_jobs_condition(&self, table: &str) -> String {
+        match (self.gpu.inference, self.gpu.training) {
+            (true, true) => String::new(),
+            (true, false) => format!("AND ({table}.device <> 'gpu' OR {table}.kind <> 'train')"),
+            (false, true) => format!("AND ({table}.device <> 'gpu' OR {table}.kind = 'train')"),
+            (false, false) => format!("AND {table}.device <> 'gpu'"),
+        }
     }
 
     /// How the jobs it runs name it: "name (gpu)".
     pub fn label(&self) -> String {
         format!("{} ({})", self.name, self.device())
     }
+}
+
+/// Whether a runner has a GPU for each kind of work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gpu {
+    /// Detectors (teacher, scoring, evaluation jobs): `--device gpu`.
+    pub inference: bool,
+    /// Trainings: `--train-device gpu`.
+    pub training: bool,
 }
 
 /// This machine's name.
@@ -234,20 +259,19 @@ pub async fn claim(db: &AnyPool, runner: &Runner, only: Option<i64>) -> Result<O
         Engine::Postgres => "FOR UPDATE SKIP LOCKED",
         Engine::Sqlite => "",
     };
-    let device = if runner.gpu { "" } else { "AND device <> 'gpu'" };
-    let which = if only.is_some() { "AND id = $5" } else { "" };
+    let device = runner.gpu_jobs_condition("q");
+    let which = if only.is_some() { "AND q.id = $4" } else { "" };
     let sql = format!(
         "UPDATE jobs SET state = 'running', worker = $1, lease_until = $2, attempts = attempts + 1, \
          started_at = COALESCE(started_at, $3) \
-         WHERE id = (SELECT id FROM jobs WHERE state = 'queued' {device} {which} \
-                     ORDER BY CASE WHEN device = $4 THEN 0 ELSE 1 END, id LIMIT 1 {skip_locked}) \
+         WHERE id = (SELECT q.id FROM jobs q WHERE q.state = 'queued' {device} {which} \
+                     ORDER BY CASE WHEN q.device = 'gpu' THEN 0 ELSE 1 END, q.id LIMIT 1 {skip_locked}) \
          AND state = 'queued' RETURNING id"
     );
     let mut query = sqlx::query_scalar(crate::db::constant_sql(sql))
         .bind(runner.label())
         .bind(crate::db::after(runner.lease))
-        .bind(crate::db::now())
-        .bind(runner.device());
+        .bind(crate::db::now());
     if let Some(id) = only {
         query = query.bind(id);
     }
@@ -256,7 +280,7 @@ pub async fn claim(db: &AnyPool, runner: &Runner, only: Option<i64>) -> Result<O
 
 /// A running job this runner can help with: a teacher job with images nobody holds.
 pub async fn joinable(db: &AnyPool, runner: &Runner) -> Result<Option<i64>, ApiError> {
-    let device = if runner.gpu { "" } else { "AND j.device <> 'gpu'" };
+    let device = runner.gpu_jobs_condition("j");
     let sql = format!(
         "SELECT j.id FROM jobs j WHERE j.state = 'running' AND j.cancel_requested = 0 {device} \
          AND (j.worker IS NULL OR j.worker <> $1) AND EXISTS (SELECT 1 FROM job_items i \
@@ -323,8 +347,13 @@ mod tests {
     }
 
     async fn queue_job(db: &AnyPool, device: &str) -> anyhow::Result<i64> {
+        queue_kind(db, "score", device).await
+    }
+
+    async fn queue_kind(db: &AnyPool, kind: &str, device: &str) -> anyhow::Result<i64> {
         Ok(
-            sqlx::query_scalar("INSERT INTO jobs (project_id, kind, device) VALUES (1, 'score', $1) RETURNING id")
+            sqlx::query_scalar("INSERT INTO jobs (project_id, kind, device) VALUES (1, $1, $2) RETURNING id")
+                .bind(kind)
                 .bind(device)
                 .fetch_one(db)
                 .await?,
@@ -343,7 +372,10 @@ mod tests {
     fn runner(name: &str, gpu: bool, lease_ms: u64) -> Runner {
         Runner {
             name: name.into(),
-            gpu,
+            gpu: Gpu {
+                inference: gpu,
+                training: gpu,
+            },
             dedicated: true,
             lease: Duration::from_millis(lease_ms),
         }
@@ -366,6 +398,32 @@ mod tests {
             .fetch_one(&db)
             .await?;
         assert_eq!(held_by.as_deref(), Some("gpu (gpu)"));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_training_that_asks_for_a_gpu_waits_for_a_runner_that_trains_on_one() -> anyhow::Result<()> {
+        let (_dir, db) = studio().await?;
+        let training = queue_kind(&db, "train", "gpu").await?;
+        let labeling = queue_kind(&db, "teacher", "gpu").await?;
+        let detects_on_gpu = Runner {
+            gpu: Gpu {
+                inference: true,
+                training: false,
+            },
+            ..runner("detects", false, 60_000)
+        };
+        let trains_on_gpu = Runner {
+            gpu: Gpu {
+                inference: false,
+                training: true,
+            },
+            ..runner("trains", false, 60_000)
+        };
+        assert_eq!(claim(&db, &detects_on_gpu, None).await?, Some(labeling));
+        assert_eq!(claim(&db, &detects_on_gpu, None).await?, None);
+        assert_eq!(claim(&db, &trains_on_gpu, None).await?, Some(training));
+        assert_eq!(trains_on_gpu.label(), "trains (cpu, gpu training)");
         Ok(())
     }
 
