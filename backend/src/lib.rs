@@ -56,6 +56,4 @@ pub struct AppState {
     pub jobs: jobs::Jobs,
     /// What the projects' open pages are told as it happens.
     pub events: events::ProjectEvents,
-    /// Failed sign-ins per account and address.
-    pub login_throttle: std::sync::Arc<accounts::throttle::LoginThrottle>,
 }

@@ -141,7 +141,6 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             limits: config.limits,
             jobs: jobs.clone(),
             events: events.clone(),
-            login_throttle: Default::default(),
         },
         &config.web_dir,
     );

@@ -124,7 +124,7 @@ async fn login(
     JsonBody(credentials): JsonBody<Credentials>,
 ) -> Result<Response, ApiError> {
     let username = credentials.username.trim().to_owned();
-    if let Some(wait) = state.login_throttle.blocked(&username, address) {
+    if let Some(wait) = throttle::blocked(&state.db, &username, address).await? {
         let minutes = wait.as_secs().div_ceil(60).max(1);
         let mut response = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -150,12 +150,12 @@ async fn login(
         && password::verify(credentials.password, stored).await?;
     match user {
         Some(user) if matches => {
-            state.login_throttle.succeeded(&username);
+            throttle::succeeded(&state.db, &username).await?;
             tracing::info!(user_id = user.id, "signed in");
             signed_in(&state.db, user, &headers, StatusCode::OK).await
         }
         _ => {
-            state.login_throttle.failed(&username, address);
+            throttle::failed(&state.db, &username, address).await?;
             tracing::warn!(username, ?address, "failed sign-in");
             Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -211,7 +211,7 @@ async fn change_password(
     JsonBody(change): JsonBody<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
     let user = &caller.user;
-    if state.login_throttle.blocked(&user.username, address).is_some() {
+    if throttle::blocked(&state.db, &user.username, address).await?.is_some() {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_attempts",
@@ -224,7 +224,7 @@ async fn change_password(
         .fetch_one(&state.db)
         .await?;
     if !password::verify(change.current, stored).await? {
-        state.login_throttle.failed(&user.username, address);
+        throttle::failed(&state.db, &user.username, address).await?;
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "wrong_password",

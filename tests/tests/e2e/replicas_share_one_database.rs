@@ -1,8 +1,8 @@
 //! Two `distillery serve` replicas on one PostgreSQL database and one S3 bucket, as a fleet runs
 //! behind one address: people on either see each other's edits live and in the same order, a
 //! student published or a job run through one replica is news on the other's live channel, and
-//! a session started on one works on the other, and who has which image open (and its lease) is
-//! the same on both. Each replica has its own data folder, so nothing is shared but the
+//! a session started on one works on the other, password guesses count on both, and who has
+//! which image open (and its lease) is the same on both. Each replica has its own data folder, so nothing is shared but the
 //! database and the bucket.
 
 use std::time::Duration;
@@ -122,6 +122,24 @@ async fn replicas_share_live_events_jobs_and_sessions() -> anyhow::Result<()> {
     let session = e2e::accounts::sign_in(&a.url, "ann", "long enough password").await?;
     let on_b = session.cookie_client()?.get(b.api("/api/projects")).send().await?;
     ensure!(on_b.status() == 200, "A's session on B: {}", on_b.status());
+    // Password guesses count on every replica: five wrong ones through A, and B refuses the
+    // next (even the right one) instead of granting a fresh allowance.
+    let login = |studio: &Studio, password: &str| {
+        reqwest::Client::new()
+            .post(studio.api("/api/login"))
+            .json(&json!({"username": "bob", "password": password}))
+            .send()
+    };
+    for n in 0..5 {
+        let guess = login(&a, &format!("guess {n}")).await?;
+        ensure!(guess.status() == 401, "guess {n} through A: {}", guess.status());
+    }
+    let through_b = login(&b, "long enough password").await?;
+    ensure!(
+        through_b.status() == 429,
+        "B after A's five failures: {}",
+        through_b.status()
+    );
 
     for live in listeners {
         live.close().await?;
