@@ -52,8 +52,8 @@ pub async fn list_once(db: &AnyPool, job_id: i64, images: &[(i64, bool)]) -> Res
     tx.commit().await.map_err(failed)
 }
 
-/// Claims up to `n` of the job's open items nobody holds (or whose holder's lease expired) for
-/// `worker`, oldest image first.
+/// Claims up to `n` of the job's open items nobody holds (or whose holder's lease expired, or
+/// that `worker` itself holds from an earlier run of the job) for `worker`, oldest image first.
 pub async fn claim(db: &AnyPool, job_id: i64, worker: &str, lease: Duration, n: usize) -> Result<Vec<i64>, String> {
     let skip_locked = match Engine::of(db) {
         Engine::Postgres => "FOR UPDATE SKIP LOCKED",
@@ -64,7 +64,7 @@ pub async fn claim(db: &AnyPool, job_id: i64, worker: &str, lease: Duration, n: 
     // and claim every item at once.
     let sql = format!(
         "WITH picked AS MATERIALIZED (SELECT image_id FROM job_items WHERE job_id = $1 AND done = 0 \
-         AND (lease_until IS NULL OR lease_until < $2) ORDER BY image_id LIMIT $3 {skip_locked}) \
+         AND (lease_until IS NULL OR lease_until < $2 OR worker = $7) ORDER BY image_id LIMIT $3 {skip_locked}) \
          UPDATE job_items SET worker = $4, lease_until = $5 \
          WHERE job_id = $6 AND image_id IN (SELECT image_id FROM picked) RETURNING image_id"
     );
@@ -75,6 +75,7 @@ pub async fn claim(db: &AnyPool, job_id: i64, worker: &str, lease: Duration, n: 
         .bind(worker)
         .bind(crate::db::after(lease))
         .bind(job_id)
+        .bind(worker)
         .fetch_all(db)
         .await
         .map_err(|e| format!("cannot claim the job's images: {e}"))?;
@@ -104,6 +105,20 @@ pub async fn finish(
     .await
     .map_err(|e| format!("cannot record a finished image: {e}"))?;
     Ok(marked.rows_affected() == 1)
+}
+
+/// Lets go of the job's images `worker` holds and has not done (its run of the job ended:
+/// cancelled, failed, or another process took the job over).
+pub async fn let_go(db: &AnyPool, job_id: i64, worker: &str) -> Result<(), String> {
+    sqlx::query(
+        "UPDATE job_items SET worker = NULL, lease_until = NULL WHERE job_id = $1 AND worker = $2 AND done = 0",
+    )
+    .bind(job_id)
+    .bind(worker)
+    .execute(db)
+    .await
+    .map_err(|e| format!("cannot let go of the job's images: {e}"))?;
+    Ok(())
 }
 
 /// How far the job's items are.
@@ -225,6 +240,28 @@ mod tests {
         assert_eq!((counts.total, counts.done, counts.open), (5, 3, 2));
         let outcome = outcome(&db, 1).await.map_err(anyhow::Error::msg)?;
         assert_eq!((outcome.done, outcome.failed), (2, 1));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn images_let_go_or_held_by_an_earlier_run_are_claimed_again() -> anyhow::Result<()> {
+        let (_dir, db, ids) = job_with_images(4).await?;
+        let listed: Vec<(i64, bool)> = ids.iter().map(|id| (*id, false)).collect();
+        list_once(&db, 1, &listed).await.map_err(anyhow::Error::msg)?;
+        let lease = Duration::from_secs(60);
+        // A run that ended (cancelled) still holding two images: the same process resuming the
+        // job takes them again at once.
+        assert_eq!(
+            claim(&db, 1, "a", lease, 2).await.map_err(anyhow::Error::msg)?,
+            ids[..2]
+        );
+        assert_eq!(
+            claim(&db, 1, "a", lease, 2).await.map_err(anyhow::Error::msg)?,
+            ids[..2]
+        );
+        // Let go, they are anyone's.
+        let_go(&db, 1, "a").await.map_err(anyhow::Error::msg)?;
+        assert_eq!(claim(&db, 1, "b", lease, 4).await.map_err(anyhow::Error::msg)?, ids);
         Ok(())
     }
 

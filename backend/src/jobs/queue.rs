@@ -177,11 +177,15 @@ pub async fn heartbeat(db: &AnyPool, runner: &Runner) -> Result<(), ApiError> {
         .bind(runner.label())
         .execute(db)
         .await?;
-    sqlx::query("UPDATE job_items SET lease_until = $1 WHERE worker = $2 AND done = 0")
-        .bind(&until)
-        .bind(runner.label())
-        .execute(db)
-        .await?;
+    // Only images of running jobs: those of a job cancelled meanwhile are let go.
+    sqlx::query(
+        "UPDATE job_items SET lease_until = $1 WHERE worker = $2 AND done = 0 \
+         AND job_id IN (SELECT id FROM jobs WHERE state = 'running')",
+    )
+    .bind(&until)
+    .bind(runner.label())
+    .execute(db)
+    .await?;
     Ok(())
 }
 

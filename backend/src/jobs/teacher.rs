@@ -56,6 +56,24 @@ pub(super) async fn run(
     progress: &Progress,
     role: Role,
 ) -> Result<Finished, String> {
+    let outcome = label_images(jobs, db, store, max_pixels, job, progress, role).await;
+    // However it ended, the images this process claimed and did not label are free for whoever
+    // runs the job next (a resumed job, another worker), without waiting for their leases.
+    if let Err(error) = items::let_go(db, job.id, &jobs.runner.label()).await {
+        tracing::warn!(job = job.id, %error, "cannot let go of a teacher job's images");
+    }
+    outcome
+}
+
+async fn label_images(
+    jobs: &Jobs,
+    db: &AnyPool,
+    store: &Store,
+    max_pixels: u64,
+    job: &Job,
+    progress: &Progress,
+    role: Role,
+) -> Result<Finished, String> {
     let model_id = job.model_id.ok_or("the teacher of this job has been deleted")?;
     let params: TeacherParams = super::job_params(db, job.id).await?;
     let mut conn = db.acquire().await.map_err(|e| e.to_string())?;

@@ -374,6 +374,18 @@ async fn teacher_job_resumes_and_cancels() -> anyhow::Result<()> {
         long.state == JobState::Cancelled && long.done < IMAGES as u64,
         "{long:?}"
     );
+    // Resumed in the same server, it labels the rest: the images its cancelled run had claimed
+    // are not left waiting for their leases.
+    let resumed = http
+        .post(studio.api(&format!("/api/jobs/{}/resume", long.id)))
+        .send()
+        .await?;
+    ensure!(resumed.status() == 200, "resume: {}", resumed.text().await?);
+    let long = studio.until_job_final(long.id, Duration::from_secs(120)).await?;
+    ensure!(
+        long.state == JobState::Succeeded && long.done == IMAGES as u64,
+        "{long:?}"
+    );
     Ok(())
 }
 
