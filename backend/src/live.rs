@@ -65,9 +65,6 @@ pub fn router() -> Router<AppState> {
 pub struct Live {
     projects: Arc<Mutex<HashMap<i64, Arc<Channel>>>>,
     next_connection: Arc<std::sync::atomic::AtomicU64>,
-    /// Images the shared "Next" just handed out, by image: to whom and when — so two people
-    /// pressing Next at the same moment get different images before either editor has opened.
-    handed_out: Arc<Mutex<HashMap<i64, (i64, std::time::Instant)>>>,
     /// The other processes sharing the database, told of what this one commits.
     fanout: Fanout,
 }
@@ -173,26 +170,29 @@ impl Live {
     }
 
     /// Hands `user_id` the first of `candidates` (but `skip`) that nobody else holds — an
-    /// editor's lease, or "Next" handed it to someone else in the last [`HANDED_OUT_FOR`] — and
-    /// keeps it theirs for that long (instead of the one they were handed before). Picking and marking happen under one lock, so two people
-    /// asking at the same moment get different images. Also says how many candidates others hold.
-    pub fn hand_out_first(
+    /// editor's lease, on any replica, or "Next" handed it to someone else in the last
+    /// [`HANDED_OUT_FOR`] — and keeps it theirs for that long (instead of the one they were
+    /// handed before). Each hand-out is one atomic write to `handed_out`, so two people asking
+    /// at the same moment, through one replica or two, get different images. Also says how many
+    /// candidates others hold.
+    pub async fn hand_out_first(
         &self,
+        db: &AnyPool,
         project_id: i64,
         user_id: i64,
         candidates: &[i64],
         skip: Option<i64>,
-    ) -> (Option<i64>, u32) {
-        let mut handed_out = self
-            .handed_out
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        handed_out.retain(|_, (_, at)| at.elapsed() < HANDED_OUT_FOR);
-        let mut taken: std::collections::HashSet<i64> = handed_out
-            .iter()
-            .filter(|(_, (to, _))| *to != user_id)
-            .map(|(image, _)| *image)
-            .collect();
+    ) -> Result<(Option<i64>, u32), ApiError> {
+        let mut taken: std::collections::HashSet<i64> = sqlx::query_scalar(
+            "SELECT image_id FROM handed_out WHERE project_id = $1 AND user_id <> $2 AND until > $3",
+        )
+        .bind(project_id)
+        .bind(user_id)
+        .bind(crate::db::now())
+        .fetch_all(db)
+        .await?
+        .into_iter()
+        .collect();
         if let Some(channel) = self.lock().get(&project_id).cloned() {
             let others = channel.others();
             taken.extend(
@@ -205,21 +205,41 @@ impl Live {
             );
         }
         let held = candidates.iter().filter(|id| taken.contains(id)).count() as u32;
-        let chosen = candidates
-            .iter()
-            .copied()
-            .find(|id| !taken.contains(id) && Some(*id) != skip);
-        if let Some(image) = chosen {
-            // One image at a time: what they were handed before is free for others again.
-            handed_out.retain(|_, (to, _)| *to != user_id);
-            handed_out.insert(image, (user_id, std::time::Instant::now()));
+        for &image in candidates.iter().filter(|id| !taken.contains(id) && Some(**id) != skip) {
+            // Taken unless someone else's hand-out of it still holds (then the next one).
+            let mine: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO handed_out (image_id, project_id, user_id, until) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (project_id, image_id) DO UPDATE SET user_id = excluded.user_id, until = excluded.until \
+                 WHERE handed_out.until <= $5 OR handed_out.user_id = excluded.user_id RETURNING image_id",
+            )
+            .bind(image)
+            .bind(project_id)
+            .bind(user_id)
+            .bind(crate::db::after(HANDED_OUT_FOR))
+            .bind(crate::db::now())
+            .fetch_optional(db)
+            .await?;
+            if mine.is_some() {
+                // One image at a time: what they were handed before is free for others again;
+                // expired hand-outs go too.
+                sqlx::query(
+                    "DELETE FROM handed_out WHERE project_id = $1 AND ((user_id = $2 AND image_id <> $3) OR until <= $4)",
+                )
+                .bind(project_id)
+                .bind(user_id)
+                .bind(image)
+                .bind(crate::db::now())
+                .execute(db)
+                .await?;
+                return Ok((Some(image), held));
+            }
         }
-        (chosen, held)
+        Ok((None, held))
     }
 
     /// How many of the project's images others hold now (an upper bound for how far down a
     /// ranking "Next" may have to look).
-    pub fn held_count(&self, project_id: i64) -> usize {
+    pub async fn held_count(&self, db: &AnyPool, project_id: i64) -> Result<usize, ApiError> {
         let leased = self.lock().get(&project_id).cloned().map_or(0, |channel| {
             let others = channel.others();
             channel
@@ -229,12 +249,13 @@ impl Live {
                 .filter(|h| h.presence.editing)
                 .count()
         });
-        let handed_out = self
-            .handed_out
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len();
-        leased + handed_out
+        let handed_out: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM handed_out WHERE project_id = $1 AND until > $2")
+                .bind(project_id)
+                .bind(crate::db::now())
+                .fetch_one(db)
+                .await?;
+        Ok(leased + handed_out as usize)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<Channel>>> {

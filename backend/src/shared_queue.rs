@@ -80,11 +80,13 @@ async fn next(
             project_id,
             strategy,
             &caller.user,
-            live.held_count(project_id),
+            live.held_count(&state.db, project_id).await?,
         )
         .await?
     };
-    let (image_id, held_by_others) = live.hand_out_first(project_id, user_id, &candidates, query.after);
+    let (image_id, held_by_others) = live
+        .hand_out_first(&state.db, project_id, user_id, &candidates, query.after)
+        .await?;
     // The ranking that placed it, when one did.
     let strategy = match (ranked_by, image_id) {
         (Some((strategy, ranked)), Some(id)) if ranked.contains(&id) => Some(strategy),

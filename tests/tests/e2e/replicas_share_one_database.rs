@@ -1,8 +1,9 @@
 //! Two `distillery serve` replicas on one PostgreSQL database and one S3 bucket, as a fleet runs
 //! behind one address: people on either see each other's edits live and in the same order, a
 //! student published or a job run through one replica is news on the other's live channel, and
-//! a session started on one works on the other, password guesses count on both, and who has
-//! which image open (and its lease) is the same on both. Each replica has its own data folder, so nothing is shared but the
+//! a session started on one works on the other, password guesses count on both, who has which
+//! image open (and its lease) is the same on both, and "Next" pressed on both at once hands out
+//! different images. Each replica has its own data folder, so nothing is shared but the
 //! database and the bucket.
 
 use std::time::Duration;
@@ -170,6 +171,36 @@ async fn replicas_share_live_events_jobs_and_sessions() -> anyhow::Result<()> {
     .await
     .context("Ann's lease did not pass to Bob on B")?;
     bob.close().await?;
+
+    // "Next" pressed at the same moment by Ann through A and Bob through B: different images.
+    let fresh = [
+        ("two.jpg", fixtures::jpeg(160, 120, 2, 8)),
+        ("three.jpg", fixtures::jpeg(160, 120, 3, 8)),
+    ];
+    let (status, uploaded) = b.upload(project.id, &fresh).await?;
+    ensure!(status.is_success(), "upload: {uploaded}");
+    // Scored by the student, so both people's Next follows the same ranking (unscored images
+    // come in each person's own random order, which could part them by chance).
+    let (status, scoring) = a
+        .post_job(project.id, json!({"kind": "score", "model_id": model.id}))
+        .await?;
+    ensure!(status == 201, "score job: {scoring}");
+    let scoring = a
+        .until_job_final(scoring["id"].as_i64().context("job id")?, WAIT)
+        .await?;
+    ensure!(scoring.state == api::JobState::Succeeded, "{scoring:?}");
+    let next = |studio: &Studio, token: &str| {
+        let url = studio.api(&format!("/api/projects/{}/next", project.id));
+        let client = e2e::accounts::bearer_client(token);
+        async move { anyhow::Ok(client?.get(url).send().await?.json::<api::NextImage>().await?) }
+    };
+    let (for_ann, for_bob) = tokio::try_join!(next(&a, &tokens[0]), next(&b, &tokens[1]))?;
+    ensure!(
+        for_ann.image_id.is_some() && for_bob.image_id.is_some() && for_ann.image_id != for_bob.image_id,
+        "Next handed out {:?} through A and {:?} through B",
+        for_ann.image_id,
+        for_bob.image_id
+    );
     a.stop().await?;
     b.stop().await?;
     Ok(())
