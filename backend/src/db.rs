@@ -105,6 +105,18 @@ async fn prepare_sqlite_file(url: &str) -> Result<(), sqlx::Error> {
 
 /// The current time as both engines' timestamp columns hold it: RFC 3339 UTC with
 /// milliseconds (`2026-12-06T03:04:05.678Z`), which sorts as text in time order.
+/// A fresh SQLite studio database in a temporary folder (kept while the folder lives), with one
+/// project, id 1: what the unit tests of the database code run against.
+#[cfg(test)]
+pub(crate) async fn temporary_with_project() -> anyhow::Result<(tempfile::TempDir, AnyPool)> {
+    let dir = tempfile::tempdir()?;
+    let db = open(&format!("sqlite://{}", dir.path().join("distillery.db").display())).await?;
+    sqlx::query("INSERT INTO projects (name) VALUES ('p')")
+        .execute(&db)
+        .await?;
+    Ok((dir, db))
+}
+
 pub fn now() -> String {
     timestamp(SystemTime::now())
 }

@@ -2,7 +2,6 @@
 //! the queue the servers share (`jobs::queue`). Started beside servers that share its
 //! PostgreSQL database and bucket; while one is alive, the servers run no job themselves.
 
-use anyhow::Context;
 use clap::Args;
 
 use crate::config::{DataConfig, InferenceConfig, Limits};
@@ -10,7 +9,6 @@ use crate::events::ProjectEvents;
 use crate::fanout::Fanout;
 use crate::jobs::Jobs;
 use crate::jobs::queue::Runner;
-use crate::store::Store;
 
 /// `distillery worker` settings.
 #[derive(Debug, Clone, Args)]
@@ -30,12 +28,11 @@ pub struct WorkerConfig {
 /// Runs jobs until SIGINT/SIGTERM, then hands back the one it was running (queued again at once,
 /// to continue where it was on another worker) and leaves the queue.
 pub async fn work(config: WorkerConfig) -> anyhow::Result<()> {
-    let data_dir = &config.data.data_dir;
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
-    let db = crate::db::open(&config.data.database_url()).await?;
-    let store = Store::open(data_dir, config.data.store.as_deref()).await?;
-    let name = config.name.clone().unwrap_or_else(|| Runner::default_name(data_dir));
+    let (db, store) = crate::commands::open(&config.data).await?;
+    let name = config
+        .name
+        .clone()
+        .unwrap_or_else(|| Runner::default_name(&config.data.data_dir));
     // Its job progress and published students reach the servers' open pages through the
     // database's notifications.
     let events = ProjectEvents::new(Fanout::for_database(&db));

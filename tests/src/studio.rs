@@ -127,21 +127,9 @@ impl Studio {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let url = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some(rest) = line.strip_prefix("Distillery is running at ") {
-                    let url = rest.split_whitespace().next().unwrap_or_default();
-                    return Ok(url.trim_end_matches('/').to_owned());
-                }
-            }
-            bail!("the server exited before printing its URL")
-        })
-        .await
-        .context("the server did not print its URL within 30 s")??;
-        // Keep draining stdout so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let printed = announced(&mut child, "Distillery is running at ", "the server").await?;
+        let url = printed.split_whitespace().next().unwrap_or_default();
+        let url = url.trim_end_matches('/').to_owned();
         // Every route but health and login needs an account: the first start creates the admin,
         // a restart on the same data signs in again.
         let admin = crate::accounts::sign_in_admin(&url).await?;
@@ -340,6 +328,26 @@ impl Studio {
             .context("the server did not stop within 15 s of SIGTERM")??;
         Ok(status)
     }
+}
+
+/// What a `distillery` process started by the harness prints after `prefix` on the stdout line
+/// saying it is ready (30 s at most); its stdout is drained from then on, so the process never
+/// blocks on a full pipe.
+pub(crate) async fn announced(child: &mut Child, prefix: &str, what: &str) -> anyhow::Result<String> {
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let rest = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return Ok(rest.to_owned());
+            }
+        }
+        bail!("{what} exited before it was ready")
+    })
+    .await
+    .with_context(|| format!("{what} was not ready within 30 s"))??;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(rest)
 }
 
 /// The `distillery` binary under test.

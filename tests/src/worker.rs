@@ -2,10 +2,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use anyhow::Context;
 use tokio::process::{Child, Command};
 
 /// A worker under test. Killed when dropped.
@@ -40,19 +38,9 @@ impl Worker {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let label = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some(rest) = line.strip_prefix("Distillery worker ") {
-                    return Ok(rest.trim_end_matches(" is taking jobs").to_owned());
-                }
-            }
-            bail!("the worker exited before taking jobs (log: {})", log_path.display())
-        })
-        .await
-        .context("the worker did not start within 30 s")??;
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let what = format!("the worker (log: {})", log_path.display());
+        let printed = crate::studio::announced(&mut child, "Distillery worker ", &what).await?;
+        let label = printed.trim_end_matches(" is taking jobs").to_owned();
         Ok(Worker { label, child, log_path })
     }
 

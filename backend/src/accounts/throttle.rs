@@ -79,15 +79,9 @@ fn keys(username: &str, address: Option<IpAddr>) -> impl Iterator<Item = (String
 mod tests {
     use super::*;
 
-    async fn database() -> anyhow::Result<(tempfile::TempDir, AnyPool)> {
-        let dir = tempfile::tempdir()?;
-        let url = format!("sqlite://{}", dir.path().join("distillery.db").display());
-        Ok((dir, crate::db::open(&url).await?))
-    }
-
     #[tokio::test]
     async fn blocks_an_account_after_its_failures_and_a_success_clears_it() -> anyhow::Result<()> {
-        let (_dir, db) = database().await?;
+        let (_dir, db) = crate::db::temporary_with_project().await?;
         let here: Option<IpAddr> = Some([127, 0, 0, 1].into());
         for _ in 0..PER_ACCOUNT {
             assert_eq!(blocked(&db, "Ana", here).await?, None);
@@ -106,7 +100,7 @@ mod tests {
 
     #[tokio::test]
     async fn blocks_an_address_guessing_across_accounts() -> anyhow::Result<()> {
-        let (_dir, db) = database().await?;
+        let (_dir, db) = crate::db::temporary_with_project().await?;
         let there: Option<IpAddr> = Some([10, 0, 0, 9].into());
         for n in 0..PER_ADDRESS {
             failed(&db, &format!("user{n}"), there).await?;
@@ -118,7 +112,7 @@ mod tests {
 
     #[tokio::test]
     async fn old_failures_stop_counting() -> anyhow::Result<()> {
-        let (_dir, db) = database().await?;
+        let (_dir, db) = crate::db::temporary_with_project().await?;
         let long_ago = crate::db::ago(WINDOW + Duration::from_secs(1));
         for _ in 0..PER_ACCOUNT {
             sqlx::query("INSERT INTO login_failures (key, at) VALUES ('account:ana', $1)")

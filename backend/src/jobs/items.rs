@@ -169,12 +169,7 @@ mod tests {
 
     /// A job of `images` images in a fresh SQLite studio.
     async fn job_with_images(images: i64) -> anyhow::Result<(tempfile::TempDir, AnyPool, Vec<i64>)> {
-        let dir = tempfile::tempdir()?;
-        let url = format!("sqlite://{}", dir.path().join("distillery.db").display());
-        let db = crate::db::open(&url).await?;
-        sqlx::query("INSERT INTO projects (name) VALUES ('p')")
-            .execute(&db)
-            .await?;
+        let (dir, db) = crate::db::temporary_with_project().await?;
         sqlx::query("INSERT INTO jobs (project_id, kind) VALUES (1, 'teacher')")
             .execute(&db)
             .await?;

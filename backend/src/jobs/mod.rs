@@ -216,17 +216,7 @@ impl Jobs {
     /// Runs a job this process has claimed, and records how it ended — unless its lease went to
     /// another process meanwhile, which then owns the ending.
     async fn run(&self, db: &AnyPool, store: &Store, max_pixels: u64, job_id: i64) {
-        let job = match db.acquire().await {
-            Ok(mut conn) => load_job(&mut conn, job_id).await,
-            Err(error) => Err(error.into()),
-        };
-        let job = match job {
-            Ok(job) => job,
-            Err(error) => {
-                tracing::error!(%error, job = job_id, "cannot read a claimed job");
-                return;
-            }
-        };
+        let Some(job) = read_job(db, job_id).await else { return };
         tracing::info!(job = job.id, kind = job.kind.as_str(), worker = %self.runner.label(), "job started");
         self.announce(job.project_id, job.id);
         let progress = self.progress(db, &job, Some(self.runner.label()));
@@ -268,11 +258,7 @@ impl Jobs {
 
     /// Labels a share of a teacher job another process holds; the holder records its end.
     async fn help(&self, db: &AnyPool, store: &Store, max_pixels: u64, job_id: i64) {
-        let job = match db.acquire().await {
-            Ok(mut conn) => load_job(&mut conn, job_id).await,
-            Err(error) => Err(error.into()),
-        };
-        let Ok(job) = job else { return };
+        let Some(job) = read_job(db, job_id).await else { return };
         if job.kind != JobKind::Teacher {
             return;
         }
@@ -296,6 +282,16 @@ impl Jobs {
             lost: AtomicBool::new(false),
         }
     }
+}
+
+/// The job a runner is about to work on; `None` (logged) when its row cannot be read.
+async fn read_job(db: &AnyPool, job_id: i64) -> Option<Job> {
+    let job = match db.acquire().await {
+        Ok(mut conn) => load_job(&mut conn, job_id).await,
+        Err(error) => Err(error.into()),
+    };
+    job.inspect_err(|error| tracing::error!(%error, job = job_id, "cannot read a job to work on"))
+        .ok()
 }
 
 /// What a runner does next.

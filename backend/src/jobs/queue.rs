@@ -340,16 +340,6 @@ pub enum Standing {
 mod tests {
     use super::*;
 
-    async fn studio() -> anyhow::Result<(tempfile::TempDir, AnyPool)> {
-        let dir = tempfile::tempdir()?;
-        let url = format!("sqlite://{}", dir.path().join("distillery.db").display());
-        let db = crate::db::open(&url).await?;
-        sqlx::query("INSERT INTO projects (name) VALUES ('p')")
-            .execute(&db)
-            .await?;
-        Ok((dir, db))
-    }
-
     async fn queue_job(db: &AnyPool, device: &str) -> anyhow::Result<i64> {
         queue_kind(db, "score", device).await
     }
@@ -387,7 +377,7 @@ mod tests {
 
     #[tokio::test]
     async fn gpu_jobs_wait_for_a_gpu_runner_which_takes_them_first() -> anyhow::Result<()> {
-        let (_dir, db) = studio().await?;
+        let (_dir, db) = crate::db::temporary_with_project().await?;
         let plain = queue_job(&db, "any").await?;
         let gpu = queue_job(&db, "gpu").await?;
         let cpu_runner = runner("cpu", false, 60_000);
@@ -407,7 +397,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_training_that_asks_for_a_gpu_waits_for_a_runner_that_trains_on_one() -> anyhow::Result<()> {
-        let (_dir, db) = studio().await?;
+        let (_dir, db) = crate::db::temporary_with_project().await?;
         let training = queue_kind(&db, "train", "gpu").await?;
         let labeling = queue_kind(&db, "teacher", "gpu").await?;
         let detects_on_gpu = Runner {
@@ -433,7 +423,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_expired_lease_queues_the_job_again_until_the_last_attempt_fails_it() -> anyhow::Result<()> {
-        let (_dir, db) = studio().await?;
+        let (_dir, db) = crate::db::temporary_with_project().await?;
         let job = queue_job(&db, "any").await?;
         let dying = runner("dying", false, 1);
         for attempt in 1..=MAX_ATTEMPTS {
@@ -459,7 +449,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_held_lease_is_not_reaped_and_a_handed_back_job_keeps_its_attempts() -> anyhow::Result<()> {
-        let (_dir, db) = studio().await?;
+        let (_dir, db) = crate::db::temporary_with_project().await?;
         let job = queue_job(&db, "any").await?;
         let alive = runner("alive", false, 60_000);
         register(&db, &alive).await?;
