@@ -29,12 +29,35 @@ pub const REFERENCE_MODELS: [&str; 4] = [
 ];
 /// The reference graph with trained weights, whose detections mean something.
 pub const TRAINED_REFERENCE_MODEL: &str = "shapes-yolov8n-320";
-/// Largest absolute difference allowed on box rows (`cx, cy, w, h`, input pixels).
-pub const BOX_TOLERANCE: f32 = 1e-3;
-/// Largest absolute difference allowed on class-score rows.
-pub const SCORE_TOLERANCE: f32 = 1e-5;
-/// Smallest IoU allowed between a reference detection and the run's detection paired with it.
-pub const DETECTION_IOU_TOLERANCE: f32 = 0.99;
+/// How far a run may be from the reference.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tolerance {
+    /// Largest absolute difference on box rows (`cx, cy, w, h`, input pixels).
+    pub boxes: f32,
+    /// Largest absolute difference on class-score rows.
+    pub scores: f32,
+    /// Smallest IoU between a reference detection and the run's detection paired with it.
+    pub detection_iou: f32,
+}
+
+impl Tolerance {
+    /// Engines that compute and store in f32: tract, onnxruntime, the GPU executor's f32 plans.
+    pub const F32: Tolerance = Tolerance {
+        boxes: 1e-3,
+        scores: 1e-5,
+        detection_iou: 0.99,
+    };
+
+    /// The GPU executor storing tensors in f16 (`shader-f16`): a stored value keeps 11
+    /// significant bits (a box coordinate near 300 px to 1/8 px) and the rounding adds up over
+    /// the graph's hundred steps. shapes-yolov8n-320 measured 0.69 px, 1.4e-3 and IoU 0.993 on
+    /// Mesa's lavapipe; these bounds leave about three times that.
+    pub const F16: Tolerance = Tolerance {
+        boxes: 2.0,
+        scores: 5e-3,
+        detection_iou: 0.98,
+    };
+}
 
 /// How a run compares with the reference.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,14 +77,14 @@ pub struct Conformance {
 }
 
 impl Conformance {
-    /// Whether every figure is within its tolerance: the raw rows, and the decoded detections
-    /// one for one (same count, same classes, boxes at IoU ≥ 0.99).
-    pub fn within_tolerance(&self) -> bool {
-        self.max_box_diff <= BOX_TOLERANCE
-            && self.max_score_diff <= SCORE_TOLERANCE
+    /// Whether every figure is within `tolerance`: the raw rows, and the decoded detections
+    /// one for one (same count, same classes, boxes overlapping at least as much).
+    pub fn within(&self, tolerance: Tolerance) -> bool {
+        self.max_box_diff <= tolerance.boxes
+            && self.max_score_diff <= tolerance.scores
             && self.detections == self.reference_detections
             && self.matched_detections == self.reference_detections
-            && self.min_detection_iou >= DETECTION_IOU_TOLERANCE
+            && self.min_detection_iou >= tolerance.detection_iou
     }
 }
 
@@ -180,7 +203,7 @@ mod tests {
             matched_detections: 5,
             min_detection_iou: 0.999,
         };
-        assert!(good.within_tolerance());
+        assert!(good.within(Tolerance::F32));
         let cases = [
             Conformance { detections: 6, ..good },
             Conformance {
@@ -197,7 +220,7 @@ mod tests {
             },
         ];
         for case in cases {
-            assert!(!case.within_tolerance(), "{case:?}");
+            assert!(!case.within(Tolerance::F32), "{case:?}");
         }
     }
 }

@@ -225,6 +225,18 @@ impl Detector {
         }
     }
 
+    /// How close to onnxruntime this detector's engine is held (`conformance`): f32's bounds,
+    /// or f16's when the GPU executor stores tensors in f16.
+    pub fn tolerance(&self) -> crate::conformance::Tolerance {
+        match &self.executor {
+            #[cfg(feature = "gpu")]
+            Executor::Gpu(model) if model.stats().precision == crate::gpu::Precision::F16 => {
+                crate::conformance::Tolerance::F16
+            }
+            _ => crate::conformance::Tolerance::F32,
+        }
+    }
+
     /// The GPU model, when the GPU executor runs this detector.
     #[cfg(feature = "gpu")]
     pub fn gpu_model(&self) -> Option<&crate::gpu::GpuModel> {

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, anyhow};
 
-use models::conformance::{REFERENCE_MODELS, TRAINED_REFERENCE_MODEL, compare, reference_models_dir};
+use models::conformance::{REFERENCE_MODELS, TRAINED_REFERENCE_MODEL, Tolerance, compare, reference_models_dir};
 use models::{Detector, npy};
 
 fn read(name: &str) -> anyhow::Result<Vec<u8>> {
@@ -24,7 +24,7 @@ fn reproduces_onnxruntime_outputs() -> anyhow::Result<()> {
         // Every convolution is a matrix product: the introspection the browser test relies on
         // must see them.
         assert!(!detector.matmul_kernels().is_empty(), "{name}: no matrix product found");
-        assert!(report.within_tolerance(), "{name}: {report:?}");
+        assert!(report.within(Tolerance::F32), "{name}: {report:?}");
         if name == TRAINED_REFERENCE_MODEL {
             // The README: the reference image holds 5 objects, and the trained graph finds them.
             assert_eq!(report.reference_detections, 5, "{report:?}");

@@ -166,6 +166,7 @@ fn test(root: &Path) -> anyhow::Result<()> {
             .env("CHROMEDRIVER", &browser.chromedriver)
             .env("CHROMIUM", &browser.chromium)
             .env("VK_ICD_FILENAMES", &browser.vulkan_icd)
+            .env("DISTILLERY_TEST_F16_VULKAN_ICD", &browser.f16_vulkan_icd)
             .env("DISTILLERY_TEST_ONNXRUNTIME", &onnxruntime);
     };
     let mut all = Command::new(cargo());
@@ -248,7 +249,10 @@ fn bench_browser(root: &Path, engines: &str) -> anyhow::Result<()> {
             .env("DISTILLERY_WEB_DIR", dist)
             .env("ORT_WEB_DIR", ort_web)
             .env("CHROMEDRIVER", &browser.chromedriver)
-            .env("CHROMIUM", &browser.chromium),
+            .env("CHROMIUM", &browser.chromium)
+            // Chromium's WebGPU on its own SwiftShader, as in the tests, whatever other Vulkan
+            // drivers the machine has (lavapipe, for the f16 tests).
+            .env("VK_ICD_FILENAMES", &browser.vulkan_icd),
     )
 }
 

@@ -27,6 +27,9 @@ pub struct BrowserTools {
     /// The ICD file of Chromium's SwiftShader Vulkan driver: the software GPU the executor's
     /// conformance tests run on.
     pub vulkan_icd: PathBuf,
+    /// The ICD file of Mesa's lavapipe, a software Vulkan driver with `shader-f16`, which
+    /// SwiftShader lacks: the executor's f16 plans are tested on it.
+    pub f16_vulkan_icd: PathBuf,
 }
 
 /// Makes sure the wasm toolchain is installed and returns the `PATH` that finds it.
@@ -218,25 +221,32 @@ pub fn onnxruntime_library() -> anyhow::Result<PathBuf> {
 
 /// Makes sure Debian's Chromium and chromedriver are installed (their versions always match),
 /// and the Vulkan loader, through which the GPU executor's tests reach the SwiftShader Vulkan
-/// driver that Chromium ships.
+/// driver that Chromium ships — and Mesa's lavapipe for the f16 plans.
 pub fn browser() -> anyhow::Result<BrowserTools> {
     let tools = || BrowserTools {
         chromium: PathBuf::from("/usr/bin/chromium"),
         chromedriver: PathBuf::from("/usr/bin/chromedriver"),
         vulkan_icd: PathBuf::from("/usr/lib/chromium/vk_swiftshader_icd.json"),
+        f16_vulkan_icd: PathBuf::from(format!(
+            "/usr/share/vulkan/icd.d/lvp_icd.{}.json",
+            std::env::consts::ARCH
+        )),
     };
     let present = |t: &BrowserTools| {
-        t.chromium.is_file() && t.chromedriver.is_file() && t.vulkan_icd.is_file() && vulkan_loader_installed()
+        [&t.chromium, &t.chromedriver, &t.vulkan_icd, &t.f16_vulkan_icd]
+            .iter()
+            .all(|file| file.is_file())
+            && vulkan_loader_installed()
     };
     if present(&tools()) {
         return Ok(tools());
     }
     apt_install(
         "install Chromium and chromedriver (Debian packages)",
-        &["chromium", "chromium-driver", "libvulkan1"],
+        &["chromium", "chromium-driver", "libvulkan1", "mesa-vulkan-drivers"],
     )?;
     if !present(&tools()) {
-        bail!("chromium, chromedriver or the Vulkan loader is still missing after installing them");
+        bail!("chromium, chromedriver, the Vulkan loader or lavapipe is still missing after installing them");
     }
     Ok(tools())
 }

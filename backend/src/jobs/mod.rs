@@ -342,7 +342,7 @@ fn runtime(config: &crate::config::InferenceConfig, threads: usize) -> anyhow::R
                      --onnxruntime)"
                 )
             })?;
-            tracing::info!(device = %device.name, "detectors run on the GPU executor");
+            tracing::info!(device = %device.name, precision = ?device.precision, "detectors run on the GPU executor");
             Ok(models::Runtime::Gpu(device))
         }
         #[cfg(not(feature = "gpu"))]

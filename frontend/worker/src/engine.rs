@@ -3,7 +3,7 @@
 
 use api::worker::{Engine, EngineChoice, EngineKind};
 use models::Detector;
-use models::gpu::GpuDevice;
+use models::gpu::{GpuDevice, Precision};
 
 /// The CPU executor's vector instructions in this build, as the pre-label panel names them.
 #[cfg(target_feature = "relaxed-simd")]
@@ -42,7 +42,7 @@ impl Engines {
                     let engine = match detector.gpu_fallback() {
                         None => Engine {
                             kind: EngineKind::Webgpu,
-                            name: gpu_name(device),
+                            name: gpu_name(device, &detector),
                             not_on_gpu: None,
                         },
                         Some(why) => cpu(threads, Some(why.to_owned())),
@@ -66,11 +66,19 @@ impl Engines {
     }
 }
 
-fn gpu_name(device: &GpuDevice) -> String {
-    if device.software {
-        format!("{} (software adapter)", device.name)
-    } else {
+/// `WebGPU`, with what a person may want to know: `WebGPU (software adapter, f16)`.
+fn gpu_name(device: &GpuDevice, detector: &Detector) -> String {
+    let f16 = detector
+        .gpu_model()
+        .is_some_and(|model| model.stats().precision == Precision::F16);
+    let notes: Vec<&str> = [(device.software, "software adapter"), (f16, "f16")]
+        .into_iter()
+        .filter_map(|(applies, note)| applies.then_some(note))
+        .collect();
+    if notes.is_empty() {
         device.name.clone()
+    } else {
+        format!("{} ({})", device.name, notes.join(", "))
     }
 }
 

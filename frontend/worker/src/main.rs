@@ -150,7 +150,7 @@ impl Worker {
                     detections: report.detections as u32,
                     matched_detections: report.matched_detections as u32,
                     min_detection_iou: report.min_detection_iou,
-                    within_tolerance: report.within_tolerance(),
+                    within_tolerance: report.within(detector.tolerance()),
                     matmul_kernels: detector.matmul_kernels(),
                     engine,
                 })

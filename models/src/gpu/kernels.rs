@@ -33,8 +33,8 @@ impl Kernel {
         Kernel::MatMul,
     ];
 
-    /// The kernel's WGSL, with the shared helpers in front.
-    pub fn source(self) -> String {
+    /// The kernel's WGSL for tensors stored as `precision`, with the shared helpers in front.
+    pub fn source(self, precision: Precision) -> String {
         let body = match self {
             Kernel::Conv => include_str!("wgsl/conv.wgsl"),
             Kernel::ConvDirect => include_str!("wgsl/conv_direct.wgsl"),
@@ -46,7 +46,12 @@ impl Kernel {
             Kernel::Softmax => include_str!("wgsl/softmax.wgsl"),
             Kernel::MatMul => include_str!("wgsl/matmul.wgsl"),
         };
-        format!("{}\n{body}", include_str!("wgsl/common.wgsl"))
+        let element = match precision {
+            Precision::F32 => "alias elem = f32;",
+            // `enable` must come before any declaration.
+            Precision::F16 => "enable f16;\nalias elem = f16;",
+        };
+        format!("{element}\n{}\n{body}", include_str!("wgsl/common.wgsl"))
     }
 
     pub fn name(self) -> &'static str {
@@ -72,6 +77,28 @@ pub enum ConvKernel {
     /// Each thread straight from storage: for software adapters, which have no on-chip memory
     /// to stage tiles in (measured faster there, conv_direct.wgsl).
     Direct,
+}
+
+/// How a plan stores its tensors (weights, activations, input and outputs); kernels compute
+/// in f32 either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// Four bytes per element, as tract and onnxruntime compute.
+    #[default]
+    F32,
+    /// Half the bytes of f32, for devices with WebGPU's `shader-f16`: 11 significant bits, so
+    /// results move by about 1e-3 relative (the conformance tests state the tolerance).
+    F16,
+}
+
+impl Precision {
+    /// Bytes per stored element.
+    pub fn bytes(self) -> u64 {
+        match self {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+        }
+    }
 }
 
 /// Axes the strided kernels walk; shapes of lower rank are padded in front with 1.

@@ -19,7 +19,7 @@ use std::rc::Rc as Shared;
 use tract_onnx::prelude::TypedModel;
 
 pub use graph::Unsupported;
-pub use kernels::ConvKernel;
+pub use kernels::{ConvKernel, Precision};
 
 /// Why the GPU executor cannot run a model, or failed to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +53,8 @@ pub struct GpuStats {
     pub submissions: usize,
     /// Bytes of storage the plan holds (weights, activations, input and outputs).
     pub arena_bytes: u64,
+    /// How the plan stores its tensors.
+    pub precision: Precision,
     /// Dispatches per kernel, by kernel name.
     pub kernels: Vec<(String, usize)>,
 }
@@ -70,6 +72,10 @@ pub struct GpuDevice {
     /// The convolution kernel plans on this device use: tiled on hardware, direct on a
     /// software adapter (CPU device type).
     pub conv: ConvKernel,
+    /// How plans on this device store tensors: f16 wherever the adapter has `shader-f16`.
+    pub precision: Precision,
+    /// Whether the device was opened with `shader-f16`.
+    has_f16: bool,
 }
 
 impl std::fmt::Debug for GpuDevice {
@@ -95,9 +101,15 @@ impl GpuDevice {
             .await
             .map_err(|e| GpuError::NoDevice(e.to_string()))?;
         let info = adapter.get_info();
+        let has_f16 = adapter.features().contains(wgpu::Features::SHADER_F16);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("distillery"),
+                required_features: if has_f16 {
+                    wgpu::Features::SHADER_F16
+                } else {
+                    wgpu::Features::empty()
+                },
                 required_limits: adapter.limits(),
                 ..Default::default()
             })
@@ -121,7 +133,24 @@ impl GpuDevice {
             } else {
                 ConvKernel::Tiled
             },
+            precision: if has_f16 { Precision::F16 } else { Precision::F32 },
+            has_f16,
         })
+    }
+
+    /// Whether plans on this device may store tensors in f16 (the adapter has `shader-f16`).
+    pub fn has_f16(&self) -> bool {
+        self.has_f16
+    }
+
+    /// This device with plans storing tensors as `precision` (the conformance tests run both);
+    /// f16 needs `shader-f16`.
+    pub fn with_precision(mut self, precision: Precision) -> Result<Self, GpuError> {
+        if precision == Precision::F16 && !self.has_f16 {
+            return Err(GpuError::NoDevice(format!("{} has no shader-f16", self.name)));
+        }
+        self.precision = precision;
+        Ok(self)
     }
 
     /// This device with plans using `conv` (the conformance tests run both kernels).
@@ -156,11 +185,22 @@ impl std::fmt::Debug for GpuModel {
 impl GpuModel {
     /// Lowers and compiles `model` (tract's typed model, input shape fixed, before tract's own
     /// optimisation) for `device`. Every pipeline is built and every weight uploaded here; a
-    /// validation error of the device comes back as [`GpuError::Run`].
+    /// validation error of the device comes back as [`GpuError::Run`]. A device that refuses
+    /// the f16 plan (a shader compiler that rejects what naga accepts) gets the f32 one, which
+    /// `stats().precision` then says.
     pub async fn compile(model: &TypedModel, device: &GpuDevice) -> Result<Self, GpuError> {
         let graph = graph::Graph::lower(model).map_err(|e| GpuError::Unsupported(e.to_string()))?;
+        match Self::build(&graph, device, device.precision).await {
+            Err(GpuError::Run(_)) if device.precision == Precision::F16 => {
+                Self::build(&graph, device, Precision::F32).await
+            }
+            built => built,
+        }
+    }
+
+    async fn build(graph: &graph::Graph, device: &GpuDevice, precision: Precision) -> Result<Self, GpuError> {
         let scope = device.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let plan = plan::Plan::build(&graph, &device.device, &device.queue, device.conv);
+        let plan = plan::Plan::build(graph, &device.device, &device.queue, device.conv, precision);
         if let Some(error) = scope.pop().await {
             return Err(GpuError::Run(error.to_string()));
         }

@@ -5,17 +5,19 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use tract_onnx::prelude::f16;
+
 use super::graph::{Graph, Home, ValueId};
-use super::kernels::{ConvKernel, Dispatch, Kernel, dispatch};
+use super::kernels::{ConvKernel, Dispatch, Kernel, Precision, dispatch};
 use super::{GpuError, GpuStats};
 
-/// Bytes per element: the plan computes in f32.
-const F32: u64 = 4;
-
-/// Where one output is read back from.
+/// Where one output is read back from: a window of whole 4-byte words (WebGPU copies no less),
+/// of which the output is `len` elements after the first `skip`.
 struct Readback {
     source: usize,
     offset: u64,
+    bytes: u64,
+    skip: usize,
     len: usize,
     staging: wgpu::Buffer,
 }
@@ -24,6 +26,7 @@ struct Readback {
 pub(crate) struct Plan {
     device: wgpu::Device,
     queue: wgpu::Queue,
+    precision: Precision,
     input: (usize, u64, usize),
     buffers: Vec<wgpu::Buffer>,
     pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
@@ -38,7 +41,9 @@ impl Plan {
         device: &wgpu::Device,
         queue: &wgpu::Queue,
         conv: ConvKernel,
+        precision: Precision,
     ) -> Result<Self, GpuError> {
+        let bytes = precision.bytes();
         let dispatches: Vec<Dispatch> = (graph.steps.iter())
             .map(|step| dispatch(step, graph, conv))
             .collect::<Result<_, _>>()
@@ -50,7 +55,7 @@ impl Plan {
                 let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
                 device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(&format!("arena {index}")),
-                    size: (len.max(1) as u64 * F32).next_multiple_of(16),
+                    size: (len.max(1) as u64 * bytes).next_multiple_of(16),
                     usage,
                     mapped_at_creation: false,
                 })
@@ -60,13 +65,13 @@ impl Plan {
             Home::Const(data) => Some((i, data)),
             _ => None,
         }) {
-            queue.write_buffer(&buffers[arena.buffer_of[&value]], 0, bytemuck::cast_slice(data));
+            queue.write_buffer(&buffers[arena.buffer_of[&value]], 0, &encode(data, precision));
         }
 
         let used: BTreeSet<Kernel> = dispatches.iter().map(|d| d.kernel).collect();
         let pipelines: HashMap<Kernel, wgpu::ComputePipeline> = used
             .into_iter()
-            .map(|kernel| (kernel, pipeline(device, kernel)))
+            .map(|kernel| (kernel, pipeline(device, kernel, precision)))
             .collect();
 
         let passes = dispatches
@@ -104,13 +109,17 @@ impl Plan {
             .map(|&value| {
                 let (root, offset) = graph.root(value);
                 let len = graph.values[value].len();
+                let start = offset as u64 * bytes;
+                let window = start - start % 4..(start + len as u64 * bytes).next_multiple_of(4);
                 Readback {
                     source: arena.buffer_of[&root],
-                    offset: offset as u64 * F32,
+                    offset: window.start,
+                    bytes: window.end - window.start,
+                    skip: ((start - window.start) / bytes) as usize,
                     len,
                     staging: device.create_buffer(&wgpu::BufferDescriptor {
                         label: Some("read-back"),
-                        size: len as u64 * F32,
+                        size: window.end - window.start,
                         usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                         mapped_at_creation: false,
                     }),
@@ -118,18 +127,26 @@ impl Plan {
             })
             .collect();
         let (input_root, input_offset) = graph.root(graph.input);
+        if !(input_offset as u64 * bytes).is_multiple_of(4) {
+            // Queue writes start on a 4-byte word.
+            return Err(GpuError::Unsupported(
+                "an input stored from the middle of a word".into(),
+            ));
+        }
         let stats = GpuStats {
             dispatches: dispatches.len(),
             submissions: 1,
-            arena_bytes: arena.sizes.iter().map(|n| *n as u64 * F32).sum(),
+            arena_bytes: arena.sizes.iter().map(|n| *n as u64 * bytes).sum(),
+            precision,
             kernels: kernel_counts(&dispatches),
         };
         Ok(Self {
             device: device.clone(),
             queue: queue.clone(),
+            precision,
             input: (
                 arena.buffer_of[&input_root],
-                input_offset as u64 * F32,
+                input_offset as u64 * bytes,
                 graph.values[graph.input].len(),
             ),
             buffers,
@@ -154,7 +171,7 @@ impl Plan {
             )));
         }
         self.queue
-            .write_buffer(&self.buffers[buffer], offset, bytemuck::cast_slice(input));
+            .write_buffer(&self.buffers[buffer], offset, &encode(input, self.precision));
         let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("inference"),
         });
@@ -175,7 +192,7 @@ impl Plan {
                 output.offset,
                 &output.staging,
                 0,
-                output.len as u64 * F32,
+                output.bytes,
             );
         }
         self.queue.submit([encoder.finish()]);
@@ -203,7 +220,7 @@ impl Plan {
                     .slice(..)
                     .get_mapped_range()
                     .map_err(|e| GpuError::Run(format!("cannot read the output back: {e}")))?;
-                bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+                decode(&view, self.precision, output.skip, output.len)
             };
             output.staging.unmap();
             results.push(values);
@@ -223,7 +240,7 @@ impl Plan {
     ) -> Result<Vec<(String, f64, usize)>, GpuError> {
         let (buffer, offset, _) = self.input;
         self.queue
-            .write_buffer(&self.buffers[buffer], offset, bytemuck::cast_slice(input));
+            .write_buffer(&self.buffers[buffer], offset, &encode(input, self.precision));
         self.wait().await?;
         let mut times: Vec<(String, f64, usize)> = Vec::new();
         for (kernel, group, [x, y, z]) in &self.passes {
@@ -264,10 +281,30 @@ impl Plan {
     }
 }
 
-fn pipeline(device: &wgpu::Device, kernel: Kernel) -> wgpu::ComputePipeline {
+/// `values` as the plan stores them, padded to whole 4-byte words (queue writes are).
+fn encode(values: &[f32], precision: Precision) -> Vec<u8> {
+    let mut bytes: Vec<u8> = match precision {
+        Precision::F32 => bytemuck::cast_slice(values).to_vec(),
+        Precision::F16 => (values.iter()).flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect(),
+    };
+    bytes.resize(bytes.len().next_multiple_of(4), 0);
+    bytes
+}
+
+/// `len` values after the first `skip` of a read-back window.
+fn decode(window: &[u8], precision: Precision, skip: usize, len: usize) -> Vec<f32> {
+    let element = precision.bytes() as usize;
+    let values = window.chunks_exact(element).skip(skip).take(len);
+    match precision {
+        Precision::F32 => values.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        Precision::F16 => values.map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+    }
+}
+
+fn pipeline(device: &wgpu::Device, kernel: Kernel, precision: Precision) -> wgpu::ComputePipeline {
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(kernel.name()),
-        source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
+        source: wgpu::ShaderSource::Wgsl(kernel.source(precision).into()),
     });
     device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: Some(kernel.name()),

@@ -1,9 +1,9 @@
 // out = a ∘ b element-wise with NumPy broadcasting: each operand walks the output's (up to 6)
 // axes with its own strides, 0 where it broadcasts.
 
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<elem>;
+@group(0) @binding(2) var<storage, read> b: array<elem>;
+@group(0) @binding(3) var<storage, read_write> out: array<elem>;
 
 // p: 0 count, 1 op (add, sub, mul, div), 2 out offset, 3 a offset, 4 b offset,
 // 5..11 shape, 11..17 a strides, 17..23 b strides.
@@ -17,8 +17,8 @@ fn main(
     let i = flat_index(group, groups, thread);
     if (i >= p[0]) { return; }
     let at = vec2<u32>(p[3], p[4]) + two_operands(i, 5u, 11u, 17u);
-    let va = a[at.x];
-    let vb = b[at.y];
+    let va = f32(a[at.x]);
+    let vb = f32(b[at.y]);
     var r: f32;
     switch p[1] {
         case 0u: { r = va + vb; }
@@ -26,5 +26,5 @@ fn main(
         case 2u: { r = va * vb; }
         default: { r = va / vb; }
     }
-    out[p[2] + i] = r;
+    out[p[2] + i] = elem(r);
 }

@@ -1,6 +1,8 @@
 // Shared by every kernel: parameters arrive as one storage array of u32 (`p`, binding 0; each
 // kernel lists what its words mean), and each kernel runs one thread per output element unless
-// it says otherwise.
+// it says otherwise. Tensors are stored as `elem` — f32, or f16 on devices with shader-f16
+// (`Kernel::source` declares it in front) — and every kernel computes in f32: it converts what
+// it loads and what it stores, so f16 halves the memory traffic without f16 sums.
 
 @group(0) @binding(0) var<storage, read> p: array<u32>;
 

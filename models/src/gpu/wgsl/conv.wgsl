@@ -4,10 +4,10 @@
 // computes a 64×64 tile of C, 4×4 per thread, staging 16-deep slices of W and X in workgroup
 // memory. Bias and the activation are applied before the single store.
 
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<elem>;
+@group(0) @binding(2) var<storage, read> w: array<elem>;
+@group(0) @binding(3) var<storage, read> bias: array<elem>;
+@group(0) @binding(4) var<storage, read_write> y: array<elem>;
 
 // p: 0 in channels per group, 1 IH, 2 IW, 3 out channels per group, 4 OH, 5 OW, 6 KH, 7 KW,
 // 8 SH, 9 SW, 10 DH, 11 DW, 12 PH, 13 PW, 14 activation, 15 x offset, 16 y offset.
@@ -51,7 +51,7 @@ fn main(
             let wk = e % DEPTH;
             var wv = 0.0;
             if (m0 + wm < cout && k0 + wk < depth) {
-                wv = w[w_base + (m0 + wm) * depth + k0 + wk];
+                wv = f32(w[w_base + (m0 + wm) * depth + k0 + wk]);
             }
             tile_w[wk * TILE + wm] = wv;
             // Input: 16 rows × 64 pixels, read along the pixels.
@@ -66,7 +66,7 @@ fn main(
                 let iy = i32((n / ow) * sh + (tap / kw) * dh) - i32(ph);
                 let ix = i32((n % ow) * sw + (tap % kw) * dw) - i32(pw);
                 if (iy >= 0 && iy < i32(ih) && ix >= 0 && ix < i32(iw)) {
-                    xv = x[x_base + (c * ih + u32(iy)) * iw + u32(ix)];
+                    xv = f32(x[x_base + (c * ih + u32(iy)) * iw + u32(ix)]);
                 }
             }
             tile_x[xk * TILE + xn] = xv;
@@ -96,10 +96,10 @@ fn main(
 fn store(m: u32, n: u32, acc: vec4<f32>, cout: u32, pixels: u32, g: u32, act: u32) {
     if (m >= cout) { return; }
     let channel = g * cout + m;
-    let b = bias[channel];
+    let b = f32(bias[channel]);
     let at = p[16] + channel * pixels;
-    if (n < pixels) { y[at + n] = activate(acc.x + b, act); }
-    if (n + 16u < pixels) { y[at + n + 16u] = activate(acc.y + b, act); }
-    if (n + 32u < pixels) { y[at + n + 32u] = activate(acc.z + b, act); }
-    if (n + 48u < pixels) { y[at + n + 48u] = activate(acc.w + b, act); }
+    if (n < pixels) { y[at + n] = elem(activate(acc.x + b, act)); }
+    if (n + 16u < pixels) { y[at + n + 16u] = elem(activate(acc.y + b, act)); }
+    if (n + 32u < pixels) { y[at + n + 32u] = elem(activate(acc.z + b, act)); }
+    if (n + 48u < pixels) { y[at + n + 48u] = elem(activate(acc.w + b, act)); }
 }

@@ -2,10 +2,10 @@
 // thread per output element. The GEMM kernels would give each group a 64-channel tile (or 4
 // channels per thread) of which one channel is real.
 
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<elem>;
+@group(0) @binding(2) var<storage, read> w: array<elem>;
+@group(0) @binding(3) var<storage, read> bias: array<elem>;
+@group(0) @binding(4) var<storage, read_write> y: array<elem>;
 
 // p: as conv.wgsl (channels per group 1), then 17 channels.
 
@@ -30,8 +30,8 @@ fn main(
         for (var kx = 0u; kx < kw; kx++) {
             let ix = i32(ox * p[9] + kx * p[11]) - i32(p[13]);
             if (ix < 0 || ix >= i32(iw)) { continue; }
-            sum += x[plane + u32(iy) * iw + u32(ix)] * w[(c * kh + ky) * kw + kx];
+            sum += f32(x[plane + u32(iy) * iw + u32(ix)]) * f32(w[(c * kh + ky) * kw + kx]);
         }
     }
-    y[p[16] + i] = activate(sum + bias[c], p[14]);
+    y[p[16] + i] = elem(activate(sum + f32(bias[c]), p[14]));
 }

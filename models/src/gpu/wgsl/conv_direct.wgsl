@@ -5,10 +5,10 @@
 // Accumulators are vectors, not indexed arrays: SwiftShader kept indexed arrays in memory and
 // ran 4× slower.
 
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<elem>;
+@group(0) @binding(2) var<storage, read> w: array<elem>;
+@group(0) @binding(3) var<storage, read> bias: array<elem>;
+@group(0) @binding(4) var<storage, read_write> y: array<elem>;
 
 // p: as conv.wgsl.
 
@@ -48,11 +48,11 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
                 let ix = ix0 + vec4<i32>(i32(kx * dw));
                 let ok = row_ok & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(iw)));
                 let at = vec4<u32>(select(vec4<i32>(0), iy * i32(iw) + ix, ok)) + plane;
-                let xs = select(vec4<f32>(0.0), vec4<f32>(x[at.x], x[at.y], x[at.z], x[at.w]), ok);
-                acc0 = fma(vec4<f32>(w[rows.x + k]), xs, acc0);
-                acc1 = fma(vec4<f32>(w[rows.y + k]), xs, acc1);
-                acc2 = fma(vec4<f32>(w[rows.z + k]), xs, acc2);
-                acc3 = fma(vec4<f32>(w[rows.w + k]), xs, acc3);
+                let xs = select(vec4<f32>(0.0), vec4<f32>(f32(x[at.x]), f32(x[at.y]), f32(x[at.z]), f32(x[at.w])), ok);
+                acc0 = fma(vec4<f32>(f32(w[rows.x + k])), xs, acc0);
+                acc1 = fma(vec4<f32>(f32(w[rows.y + k])), xs, acc1);
+                acc2 = fma(vec4<f32>(f32(w[rows.z + k])), xs, acc2);
+                acc3 = fma(vec4<f32>(f32(w[rows.w + k])), xs, acc3);
                 k++;
             }
         }
@@ -68,10 +68,10 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 fn store(m: u32, n0: u32, acc: vec4<f32>, cout: u32, pixels: u32, g: u32, act: u32) {
     if (m >= cout) { return; }
     let channel = g * cout + m;
-    let b = bias[channel];
+    let b = f32(bias[channel]);
     let at = p[16] + channel * pixels + n0;
-    y[at] = activate(acc.x + b, act);
-    if (n0 + 1u < pixels) { y[at + 1u] = activate(acc.y + b, act); }
-    if (n0 + 2u < pixels) { y[at + 2u] = activate(acc.z + b, act); }
-    if (n0 + 3u < pixels) { y[at + 3u] = activate(acc.w + b, act); }
+    y[at] = elem(activate(acc.x + b, act));
+    if (n0 + 1u < pixels) { y[at + 1u] = elem(activate(acc.y + b, act)); }
+    if (n0 + 2u < pixels) { y[at + 2u] = elem(activate(acc.z + b, act)); }
+    if (n0 + 3u < pixels) { y[at + 3u] = elem(activate(acc.w + b, act)); }
 }

@@ -2,8 +2,8 @@
 // in offset + Σ (c / divisor) · in stride and written at out offset + Σ c · out stride. Slices,
 // transposes, nearest upsampling (divisor = factor) and concat members are all this.
 
-@group(0) @binding(1) var<storage, read> input: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> input: array<elem>;
+@group(0) @binding(2) var<storage, read_write> out: array<elem>;
 
 // p: 0 count, 1 in offset, 2 out offset, 3..9 shape, 9..15 in strides, 15..21 divisors,
 // 21..27 out strides.

@@ -3,9 +3,9 @@
 // the output's (up to 6) axes with its own strides, 0 where the axis is not its own, and the
 // summed axis with one more stride. Small products only: no tiling.
 
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<elem>;
+@group(0) @binding(2) var<storage, read> b: array<elem>;
+@group(0) @binding(3) var<storage, read_write> out: array<elem>;
 
 // p: 0 count, 1 out offset, 2 a offset, 3 b offset, 4 summed length, 5 its stride in a,
 // 6 its stride in b, 7..13 shape, 13..19 a strides, 19..25 b strides.
@@ -21,7 +21,7 @@ fn main(
     let at = vec2<u32>(p[2], p[3]) + two_operands(i, 7u, 13u, 19u);
     var sum = 0.0;
     for (var k = 0u; k < p[4]; k++) {
-        sum += a[at.x + k * p[5]] * b[at.y + k * p[6]];
+        sum += f32(a[at.x + k * p[5]]) * f32(b[at.y + k * p[6]]);
     }
-    out[p[1] + i] = sum;
+    out[p[1] + i] = elem(sum);
 }

@@ -1,7 +1,7 @@
 // Max pooling over one CHW image; padding never wins (it counts as -∞).
 
-@group(0) @binding(1) var<storage, read> input: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> input: array<elem>;
+@group(0) @binding(2) var<storage, read_write> out: array<elem>;
 
 // p: 0 channels, 1 IH, 2 IW, 3 OH, 4 OW, 5 KH, 6 KW, 7 SH, 8 SW, 9 PH, 10 PW, 11 in offset,
 // 12 out offset.
@@ -25,8 +25,8 @@ fn main(
         for (var kx = 0u; kx < p[6]; kx++) {
             let ix = i32(ox * p[8] + kx) - i32(p[10]);
             if (ix < 0 || ix >= i32(iw)) { continue; }
-            best = max(best, input[p[11] + (c * ih + u32(iy)) * iw + u32(ix)]);
+            best = max(best, f32(input[p[11] + (c * ih + u32(iy)) * iw + u32(ix)]));
         }
     }
-    out[p[12] + i] = best;
+    out[p[12] + i] = elem(best);
 }

@@ -1,8 +1,8 @@
 // Softmax over the middle axis of [outer, len, inner], one thread per (outer, inner) lane:
 // the detectors' softmax is the DFL head's, 16 bins long.
 
-@group(0) @binding(1) var<storage, read> input: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> input: array<elem>;
+@group(0) @binding(2) var<storage, read_write> out: array<elem>;
 
 // p: 0 outer, 1 len, 2 inner, 3 in offset, 4 out offset.
 
@@ -18,13 +18,13 @@ fn main(
     let start = (lane / inner) * len * inner + lane % inner;
     var top = -3.402823e38;
     for (var j = 0u; j < len; j++) {
-        top = max(top, input[p[3] + start + j * inner]);
+        top = max(top, f32(input[p[3] + start + j * inner]));
     }
     var sum = 0.0;
     for (var j = 0u; j < len; j++) {
-        sum += exp(input[p[3] + start + j * inner] - top);
+        sum += exp(f32(input[p[3] + start + j * inner]) - top);
     }
     for (var j = 0u; j < len; j++) {
-        out[p[4] + start + j * inner] = exp(input[p[3] + start + j * inner] - top) / sum;
+        out[p[4] + start + j * inner] = elem(exp(f32(input[p[3] + start + j * inner]) - top) / sum);
     }
 }

@@ -1,7 +1,7 @@
 // out = activation(in), element by element.
 
-@group(0) @binding(1) var<storage, read> input: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> input: array<elem>;
+@group(0) @binding(2) var<storage, read_write> out: array<elem>;
 
 // p: 0 count, 1 activation, 2 in offset, 3 out offset.
 
@@ -13,5 +13,5 @@ fn main(
 ) {
     let i = flat_index(group, groups, thread);
     if (i >= p[0]) { return; }
-    out[p[3] + i] = activate(input[p[2] + i], p[1]);
+    out[p[3] + i] = elem(activate(f32(input[p[2] + i]), p[1]));
 }
