@@ -407,7 +407,7 @@ impl Graph {
 
     /// Concat members that a step writes and nothing else reads before the concat are written
     /// straight into their slice of the concat (the C2f blocks' concatenations then cost no
-    /// copy). A producer that also reads from the concat's storage keeps its own output and is
+    /// copy, and an upsampling copies straight into the neck's concat). A producer that also reads from the concat's storage keeps its own output and is
     /// copied: WebGPU forbids reading and writing one buffer in one dispatch.
     fn place_concat_members(&mut self) {
         let producer: HashMap<ValueId, usize> = self.steps.iter().enumerate().map(|(i, s)| (s.output(), i)).collect();
@@ -437,11 +437,7 @@ impl Graph {
             let only_reader_is_the_copy = readers[member] == 1;
             let concat_root = self.root(concat).0;
             let reads_concat = (self.steps[producer_index].inputs().iter()).any(|&v| self.root(v).0 == concat_root);
-            if own
-                && only_reader_is_the_copy
-                && !reads_concat
-                && !matches!(self.steps[producer_index], Step::Copy { .. })
-            {
+            if own && only_reader_is_the_copy && !reads_concat {
                 self.values[member].home = Home::In { of: concat, offset };
                 placed_copies.push(copy);
             }
