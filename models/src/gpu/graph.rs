@@ -407,8 +407,9 @@ impl Graph {
 
     /// Concat members that a step writes and nothing else reads before the concat are written
     /// straight into their slice of the concat (the C2f blocks' concatenations then cost no
-    /// copy, and an upsampling copies straight into the neck's concat). A producer that also reads from the concat's storage keeps its own output and is
-    /// copied: WebGPU forbids reading and writing one buffer in one dispatch.
+    /// copy, and an upsampling copies straight into the neck's concat). A producer that also
+    /// reads from the concat's storage keeps its own output and is copied: WebGPU forbids
+    /// reading and writing one buffer in one dispatch.
     fn place_concat_members(&mut self) {
         let producer: HashMap<ValueId, usize> = self.steps.iter().enumerate().map(|(i, s)| (s.output(), i)).collect();
         let readers = self.readers();
