@@ -166,6 +166,9 @@ async fn presence_and_leases_follow_who_has_which_image_open() -> anyhow::Result
     .await?;
     // A lease passes to the one who waited longest when its holder leaves.
     let mut first = LiveClient::connect(&studio.url, &tokens[0], project.id, 0, Some(9), None).await?;
+    // The handshake returns before the server has placed the connection on its image: wait for
+    // that, or the second one could arrive there first.
+    first.until(WAIT, |e| state(e, "ann", Some(9), true)).await?;
     let mut second = LiveClient::connect(&studio.url, &tokens[1], project.id, 0, Some(9), None).await?;
     second
         .until(WAIT, |e| {
