@@ -263,11 +263,15 @@ impl Live {
     }
 
     /// The project's channel and a subscription to it, taken under the map's lock so its
-    /// publisher cannot leave in between; the publisher is started when the channel is new.
+    /// publisher cannot leave in between; the publisher is started when the channel is new,
+    /// publishing what comes after `last_seq` (read before joining: a socket replays what its
+    /// subscription may have missed from the database, so the publisher must not start later
+    /// than the subscription, or the events in between reach nobody).
     fn join(
         &self,
         db: &AnyPool,
         project_id: i64,
+        last_seq: i64,
         closing: watch::Receiver<bool>,
     ) -> (Arc<Channel>, broadcast::Receiver<Broadcast>) {
         let mut projects = self.lock();
@@ -287,7 +291,14 @@ impl Live {
         });
         let feed = channel.events.subscribe();
         projects.insert(project_id, channel.clone());
-        tokio::spawn(publish(self.clone(), db.clone(), project_id, channel.clone(), closing));
+        tokio::spawn(publish(
+            self.clone(),
+            db.clone(),
+            project_id,
+            last_seq,
+            channel.clone(),
+            closing,
+        ));
         (channel, feed)
     }
 }
@@ -404,8 +415,14 @@ impl Channel {
 }
 
 /// A project's publisher: broadcasts each committed change once, in order, while anyone listens.
-async fn publish(live: Live, db: AnyPool, project_id: i64, channel: Arc<Channel>, mut closing: watch::Receiver<bool>) {
-    let mut published = last_seq(&db, project_id).await.unwrap_or(0);
+async fn publish(
+    live: Live,
+    db: AnyPool,
+    project_id: i64,
+    mut published: i64,
+    channel: Arc<Channel>,
+    mut closing: watch::Receiver<bool>,
+) {
     let mut presence_sent = tokio::time::Instant::now();
     // With other replicas: this one's name in `presence`, and when it last wrote its rows.
     let process = live.fanout.instance().map(|instance| instance.to_string());
@@ -589,7 +606,9 @@ async fn connect(
     })?;
     let project_id = access.project_id;
     let live = state.events.live.clone();
-    let (channel, feed) = live.join(&state.db, project_id, state.events.closing());
+    // Anything after it reaches the new socket, through the publisher or its own replay.
+    let last_seq = last_seq(&state.db, project_id).await.unwrap_or(0);
+    let (channel, feed) = live.join(&state.db, project_id, last_seq, state.events.closing());
     let connection = live.next_connection.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let here = Here {
         presence: Presence {
