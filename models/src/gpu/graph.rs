@@ -57,6 +57,11 @@ pub(crate) enum Home {
     /// Inside another value's storage from `offset` on: a reshape, a channel slice, or a concat
     /// member its producer writes straight into the concat.
     In { of: ValueId, offset: usize },
+    /// Inside another value's storage from `offset` on with its rows (its last axis) `apart`
+    /// elements apart: a convolution's output that is one member of a concat along the last
+    /// axis (the detection head's scales joined along the anchors). Only the convolution that
+    /// writes it addresses it so; nothing reads it (`Graph::place_row_members`).
+    Rows { of: ValueId, offset: usize, apart: usize },
     /// The graph's input image.
     Input,
     /// Uploaded once with the model.
@@ -235,13 +240,15 @@ impl Graph {
         graph.fuse_silu();
         graph.place_split_values();
         graph.place_concat_members();
+        graph.place_row_members();
+        graph.fuse_sigmoid_into_convs();
         Ok(graph)
     }
 
     /// The value whose storage holds `value`, and where in it `value` starts.
     pub fn root(&self, mut value: ValueId) -> (ValueId, usize) {
         let mut offset = 0;
-        while let Home::In { of, offset: o } = self.values[value].home {
+        while let Home::In { of, offset: o } | Home::Rows { of, offset: o, .. } = self.values[value].home {
             offset += o;
             value = of;
         }
@@ -253,23 +260,28 @@ impl Graph {
         self.values.len() - 1
     }
 
-    /// How many times each value is read: by steps, by views of it, as an output.
+    /// How many times each value is read: by steps, as an output, and through each value
+    /// inside it that is read (a view nothing reads, or a member only written, reads nothing).
     fn readers(&self) -> Vec<usize> {
-        let mut readers = vec![0; self.values.len()];
-        for step in &self.steps {
-            for input in step.inputs() {
-                readers[input] += 1;
-            }
-        }
-        for value in &self.values {
-            if let Home::In { of, .. } = value.home {
-                readers[of] += 1;
-            }
+        let mut direct = vec![0; self.values.len()];
+        for input in self.steps.iter().flat_map(Step::inputs) {
+            direct[input] += 1;
         }
         for output in &self.outputs {
-            readers[*output] += 1;
+            direct[*output] += 1;
         }
-        readers
+        let mut inside: Vec<Vec<ValueId>> = vec![Vec::new(); self.values.len()];
+        for (value, v) in self.values.iter().enumerate() {
+            if let Home::In { of, .. } = v.home {
+                inside[of].push(value);
+            }
+        }
+        fn is_read(value: ValueId, direct: &[usize], inside: &[Vec<ValueId>]) -> bool {
+            direct[value] > 0 || inside[value].iter().any(|&v| is_read(v, direct, inside))
+        }
+        (0..self.values.len())
+            .map(|value| direct[value] + inside[value].iter().filter(|&&v| is_read(v, &direct, &inside)).count())
+            .collect()
     }
 
     /// `x · sigmoid(x)` becomes one activation: in the convolution that made `x` when nothing
@@ -444,6 +456,158 @@ impl Graph {
             }
         }
         remove_steps(&mut self.steps, &placed_copies);
+    }
+
+    /// A convolution whose output (or a reshape of it to `[C, H·W]`) joins a concat along the
+    /// last axis and is read by nothing else writes each output channel straight into its row
+    /// of the concat: the detection head joins its three scales along the anchors, six copies
+    /// in YOLOv8 without this.
+    fn place_row_members(&mut self) {
+        let producer: HashMap<ValueId, usize> = self.steps.iter().enumerate().map(|(i, s)| (s.output(), i)).collect();
+        let readers = self.readers();
+        let mut placed = Vec::new();
+        for (index, step) in self.steps.iter().enumerate() {
+            let Step::Copy {
+                input,
+                read,
+                output,
+                write,
+                ..
+            } = step
+            else {
+                continue;
+            };
+            let Some(rows) = RowMember::of(read, write, &self.values[*input].shape) else {
+                continue;
+            };
+            // The convolution's own output, or a reshape of it read by nothing else.
+            let written = match self.values[*input].home {
+                Home::Own => *input,
+                Home::In { of, offset: 0 } if readers[of] == 1 => of,
+                _ => continue,
+            };
+            let Some(Step::Conv { geometry, .. }) = producer.get(&written).map(|&i| &self.steps[i]) else {
+                continue;
+            };
+            let same_rows = geometry.out_channels == rows.count && geometry.out_hw[0] * geometry.out_hw[1] == rows.len;
+            let concat_root = self.root(*output).0;
+            let reads_concat = (self.steps[producer[&written]].inputs().iter()).any(|&v| self.root(v).0 == concat_root);
+            // The rows are counted from the concat's storage, so it must be contiguous in it.
+            let concat_is_contiguous = !self.in_rows(*output);
+            if same_rows
+                && readers[*input] == 1
+                && matches!(self.values[written].home, Home::Own)
+                && !reads_concat
+                && concat_is_contiguous
+            {
+                self.values[written].home = Home::Rows {
+                    of: *output,
+                    offset: write.offset,
+                    apart: rows.apart,
+                };
+                placed.push(index);
+            }
+        }
+        remove_steps(&mut self.steps, &placed);
+    }
+
+    /// A sigmoid whose input only convolutions write (whole, or as members placed in it) and
+    /// nothing else reads runs in those convolutions' epilogue, and its input becomes a view of
+    /// its output: the head's class scores then cost no pass of their own.
+    fn fuse_sigmoid_into_convs(&mut self) {
+        loop {
+            let readers = self.readers();
+            let producer: HashMap<ValueId, usize> =
+                self.steps.iter().enumerate().map(|(i, s)| (s.output(), i)).collect();
+            let plain_conv = |value: ValueId| {
+                producer.get(&value).copied().filter(|&i| {
+                    matches!(
+                        self.steps[i],
+                        Step::Conv {
+                            activation: Activation::None,
+                            ..
+                        }
+                    )
+                })
+            };
+            let found = self.steps.iter().enumerate().find_map(|(index, step)| {
+                let Step::Unary {
+                    input: x,
+                    output: y,
+                    activation: Activation::Sigmoid,
+                } = *step
+                else {
+                    return None;
+                };
+                let read_by_steps = (self.steps.iter()).filter(|s| s.inputs().contains(&x)).count();
+                let fits = matches!(self.values[x].home, Home::Own)
+                    && !self.outputs.contains(&x)
+                    && read_by_steps == 1
+                    && !self.in_rows(y);
+                if !fits {
+                    return None;
+                }
+                // Everything stored in x: a convolution's member nothing reads, else no fusion.
+                let members = (0..self.values.len())
+                    .filter(|&v| matches!(self.values[v].home, Home::In { of, .. } | Home::Rows { of, .. } if of == x));
+                let mut convs = Vec::new();
+                for member in members {
+                    convs.push(plain_conv(member).filter(|_| readers[member] == 0)?);
+                }
+                if producer.contains_key(&x) {
+                    convs.push(plain_conv(x)?);
+                }
+                (!convs.is_empty()).then_some((index, x, y, convs))
+            });
+            let Some((unary, x, y, convs)) = found else {
+                return;
+            };
+            for conv in convs {
+                if let Step::Conv { activation, .. } = &mut self.steps[conv] {
+                    *activation = Activation::Sigmoid;
+                }
+            }
+            self.values[x].home = Home::In { of: y, offset: 0 };
+            remove_steps(&mut self.steps, &[unary]);
+        }
+    }
+
+    /// Whether `value` or a value holding it has rows apart (`Home::Rows`), so that it is not
+    /// contiguous in its root's storage.
+    pub fn in_rows(&self, mut value: ValueId) -> bool {
+        loop {
+            match self.values[value].home {
+                Home::Rows { .. } => return true,
+                Home::In { of, .. } => value = of,
+                _ => return false,
+            }
+        }
+    }
+}
+
+/// A copy that moves a whole contiguous `[count, len]` tensor (unit axes aside) into rows
+/// `apart` elements apart: a member of a concat along the last axis.
+struct RowMember {
+    count: usize,
+    len: usize,
+    apart: usize,
+}
+
+impl RowMember {
+    fn of(read: &Addressing, write: &Destination, shape: &[usize]) -> Option<Self> {
+        let rank = shape.len();
+        if rank < 2 || shape[..rank - 2].iter().any(|d| *d != 1) {
+            return None;
+        }
+        let (count, len) = (shape[rank - 2], shape[rank - 1]);
+        let plain_read = read.offset == 0
+            && read.divisors.iter().all(|d| *d == 1)
+            && (count == 1 || read.strides[rank - 2] == len)
+            && (len == 1 || read.strides[rank - 1] == 1);
+        let apart = write.strides[rank - 2];
+        // Rows one after another are a contiguous member, which `place_concat_members` places.
+        let rows = count > 1 && len > 1 && write.strides[rank - 1] == 1 && apart > len;
+        (plain_read && rows).then_some(Self { count, len, apart })
     }
 }
 

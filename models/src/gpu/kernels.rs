@@ -1,7 +1,7 @@
 //! The WGSL kernels and how a [`Step`] becomes one dispatch of one of them: its parameter words
 //! and its workgroup counts. Buffers are bound whole; offsets travel in the parameters.
 
-use super::graph::{Graph, Operand, Step};
+use super::graph::{Graph, Home, Operand, Step};
 
 /// Every kernel the executor has; one compute pipeline each, built when a model loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -124,6 +124,13 @@ pub(crate) type Refusal = String;
 /// (`Graph::root`).
 pub(crate) fn dispatch(step: &Step, graph: &Graph, conv: ConvKernel) -> Result<Dispatch, Refusal> {
     let at = |value: usize| graph.root(value).1;
+    // Only the convolution kernels address rows apart (`Home::Rows`), and only in their output.
+    let conv_output = matches!(step, Step::Conv { .. }).then(|| step.output());
+    let rows_apart =
+        (step.inputs().into_iter().chain([step.output()])).any(|v| Some(v) != conv_output && graph.in_rows(v));
+    if rows_apart {
+        return Err("a step other than a convolution addressing a tensor stored in rows apart".into());
+    }
     let words = |values: &[usize]| -> Result<Vec<u32>, Refusal> { values.iter().map(|v| word(*v)).collect() };
     Ok(match step {
         Step::Conv {
@@ -137,6 +144,11 @@ pub(crate) fn dispatch(step: &Step, graph: &Graph, conv: ConvKernel) -> Result<D
             let cin = g.in_channels / g.groups;
             let cout = g.out_channels / g.groups;
             let pixels = g.out_hw[0] * g.out_hw[1];
+            // Where one output channel starts after the one before.
+            let channels_apart = match graph.values[*output].home {
+                Home::Rows { apart, .. } => apart,
+                _ => pixels,
+            };
             let mut params = words(&[
                 cin,
                 g.in_hw[0],
@@ -155,6 +167,7 @@ pub(crate) fn dispatch(step: &Step, graph: &Graph, conv: ConvKernel) -> Result<D
                 *activation as usize,
                 at(*input),
                 at(*output),
+                channels_apart,
             ])?;
             let depthwise = cin == 1 && cout == 1;
             let (kernel, workgroups) = match conv {

@@ -337,8 +337,9 @@ impl Arena {
     /// fit first. A step never reads the buffer it writes: WebGPU forbids it in one dispatch.
     fn assign(graph: &Graph, dispatches: &[Dispatch]) -> Result<Self, GpuError> {
         let roots: Vec<ValueId> = (0..graph.values.len())
-            .filter(|&v| !matches!(graph.values[v].home, Home::In { .. }))
+            .filter(|&v| !matches!(graph.values[v].home, Home::In { .. } | Home::Rows { .. }))
             .collect();
+        // A value in rows apart ends before this says: it lies inside its concat, which counts.
         let mut storage_len: HashMap<ValueId, usize> = roots.iter().map(|&r| (r, graph.values[r].len())).collect();
         for value in 0..graph.values.len() {
             let (root, offset) = graph.root(value);

@@ -10,7 +10,8 @@
 @group(0) @binding(4) var<storage, read_write> y: array<elem>;
 
 // p: 0 in channels per group, 1 IH, 2 IW, 3 out channels per group, 4 OH, 5 OW, 6 KH, 7 KW,
-// 8 SH, 9 SW, 10 DH, 11 DW, 12 PH, 13 PW, 14 activation, 15 x offset, 16 y offset.
+// 8 SH, 9 SW, 10 DH, 11 DW, 12 PH, 13 PW, 14 activation, 15 x offset, 16 y offset, 17 elements
+// from one output channel to the next (OH·OW, or more for rows placed in a concat).
 
 const TILE: u32 = 64u;
 const DEPTH: u32 = 16u;
@@ -97,7 +98,7 @@ fn store(m: u32, n: u32, acc: vec4<f32>, cout: u32, pixels: u32, g: u32, act: u3
     if (m >= cout) { return; }
     let channel = g * cout + m;
     let b = f32(bias[channel]);
-    let at = p[16] + channel * pixels;
+    let at = p[16] + channel * p[17];
     if (n < pixels) { y[at + n] = elem(activate(acc.x + b, act)); }
     if (n + 16u < pixels) { y[at + n + 16u] = elem(activate(acc.y + b, act)); }
     if (n + 32u < pixels) { y[at + n + 32u] = elem(activate(acc.z + b, act)); }

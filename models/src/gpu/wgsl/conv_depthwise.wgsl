@@ -7,7 +7,7 @@
 @group(0) @binding(3) var<storage, read> bias: array<elem>;
 @group(0) @binding(4) var<storage, read_write> y: array<elem>;
 
-// p: as conv.wgsl (channels per group 1), then 17 channels.
+// p: as conv.wgsl (channels per group 1), then 18 channels.
 
 @compute @workgroup_size(256, 1, 1)
 fn main(
@@ -18,7 +18,7 @@ fn main(
     let i = flat_index(group, groups, thread);
     let ih = p[1]; let iw = p[2]; let oh = p[4]; let ow = p[5];
     let kh = p[6]; let kw = p[7];
-    if (i >= p[17] * oh * ow) { return; }
+    if (i >= p[18] * oh * ow) { return; }
     let c = i / (oh * ow);
     let oy = (i / ow) % oh;
     let ox = i % ow;
@@ -33,5 +33,5 @@ fn main(
             sum += f32(x[plane + u32(iy) * iw + u32(ix)]) * f32(w[(c * kh + ky) * kw + kx]);
         }
     }
-    y[p[16] + i] = elem(activate(sum + f32(bias[c]), p[14]));
+    y[p[16] + c * p[17] + i % (oh * ow)] = elem(activate(sum + f32(bias[c]), p[14]));
 }

@@ -69,7 +69,7 @@ fn store(m: u32, n0: u32, acc: vec4<f32>, cout: u32, pixels: u32, g: u32, act: u
     if (m >= cout) { return; }
     let channel = g * cout + m;
     let b = f32(bias[channel]);
-    let at = p[16] + channel * pixels + n0;
+    let at = p[16] + channel * p[17] + n0;
     y[at] = elem(activate(acc.x + b, act));
     if (n0 + 1u < pixels) { y[at + 1u] = elem(activate(acc.y + b, act)); }
     if (n0 + 2u < pixels) { y[at + 2u] = elem(activate(acc.z + b, act)); }
