@@ -209,6 +209,14 @@ impl Step {
         }
     }
 
+    /// Whether this step's kernel can read its inputs from the buffer it writes (other parts of
+    /// it, through its one writable binding): a C2f sum or an SPPF pool then writes straight into
+    /// the concat that holds what it reads. WebGPU forbids binding one buffer twice in a
+    /// dispatch where one binding writes.
+    pub fn reads_where_it_writes(&self) -> bool {
+        matches!(self, Step::Binary { .. } | Step::MaxPool { .. })
+    }
+
     /// The values this step reads.
     pub fn inputs(&self) -> Vec<ValueId> {
         match self {
@@ -417,14 +425,15 @@ impl Graph {
         remove_steps(&mut self.steps, &placed_copies);
     }
 
-    /// Concat members that a step writes and nothing else reads before the concat are written
-    /// straight into their slice of the concat (the C2f blocks' concatenations then cost no
-    /// copy, and an upsampling copies straight into the neck's concat). A producer that also
-    /// reads from the concat's storage keeps its own output and is copied: WebGPU forbids
-    /// reading and writing one buffer in one dispatch.
+    /// Concat members that a step writes are written straight into their slice of the concat
+    /// (the C2f blocks' concatenations then cost no copy, and an upsampling copies straight
+    /// into the neck's concat; a C2f sum or an SPPF pool, whose kernels read where they write,
+    /// writes into the concat it reads from). Any other producer that reads from the concat's
+    /// storage keeps its own output and is copied, as is a member another reader of which
+    /// writes into the concat: WebGPU forbids binding one buffer to be read and written in one
+    /// dispatch.
     fn place_concat_members(&mut self) {
         let producer: HashMap<ValueId, usize> = self.steps.iter().enumerate().map(|(i, s)| (s.output(), i)).collect();
-        let readers = self.readers();
         let copies: Vec<(usize, ValueId, ValueId, usize)> = (self.steps.iter().enumerate())
             .filter_map(|(index, step)| match step {
                 Step::Copy {
@@ -447,10 +456,19 @@ impl Graph {
         by_producer.sort();
         for (producer_index, copy, member, concat, offset) in by_producer {
             let own = matches!(self.values[member].home, Home::Own);
-            let only_reader_is_the_copy = readers[member] == 1;
             let concat_root = self.root(concat).0;
-            let reads_concat = (self.steps[producer_index].inputs().iter()).any(|&v| self.root(v).0 == concat_root);
-            if own && only_reader_is_the_copy && !reads_concat {
+            let producer = &self.steps[producer_index];
+            let reads_concat = (producer.inputs().iter()).any(|&v| self.root(v).0 == concat_root);
+            // Other readers then read the member from the concat (the neck's skips, read by a
+            // convolution or an upsampling too), so they must be able to if they write into it.
+            let other_readers_write_concat = (self.steps.iter().enumerate())
+                .filter(|(index, step)| *index != copy && step.inputs().iter().any(|&v| self.root(v).0 == member))
+                .any(|(_, step)| self.root(step.output()).0 == concat_root && !step.reads_where_it_writes());
+            if own
+                && !self.outputs.contains(&member)
+                && (!reads_concat || producer.reads_where_it_writes())
+                && !other_readers_write_concat
+            {
                 self.values[member].home = Home::In { of: concat, offset };
                 placed_copies.push(copy);
             }

@@ -1,7 +1,7 @@
 //! The WGSL kernels and how a [`Step`] becomes one dispatch of one of them: its parameter words
 //! and its workgroup counts. Buffers are bound whole; offsets travel in the parameters.
 
-use super::graph::{Graph, Home, Operand, Step};
+use super::graph::{Graph, Home, Operand, Step, ValueId};
 
 /// Every kernel the executor has; one compute pipeline each, built when a model loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -198,11 +198,14 @@ pub(crate) fn dispatch(step: &Step, graph: &Graph, conv: ConvKernel) -> Result<D
         Step::Binary { op, a, b, output } => {
             let shape = &graph.values[*output].shape;
             let count = graph.values[*output].len();
+            let (a_binding, a_in_output) = read_where_written(graph, a.value, *output)?;
+            let (b_binding, b_in_output) = read_where_written(graph, b.value, *output)?;
             let mut params = words(&[count, *op as usize, at(*output), at(a.value), at(b.value)])?;
             params.extend(two_operands(shape, a, b)?);
+            params.extend([a_in_output as u32, b_in_output as u32]);
             Dispatch {
                 kernel: Kernel::Binary,
-                bindings: vec![a.value, b.value, *output],
+                bindings: vec![a_binding, b_binding, *output],
                 params,
                 workgroups: flat_grid(count)?,
             }
@@ -244,26 +247,30 @@ pub(crate) fn dispatch(step: &Step, graph: &Graph, conv: ConvKernel) -> Result<D
             input,
             output,
             geometry: g,
-        } => Dispatch {
-            kernel: Kernel::MaxPool,
-            bindings: vec![*input, *output],
-            params: words(&[
-                g.channels,
-                g.in_hw[0],
-                g.in_hw[1],
-                g.out_hw[0],
-                g.out_hw[1],
-                g.kernel[0],
-                g.kernel[1],
-                g.stride[0],
-                g.stride[1],
-                g.pad[0],
-                g.pad[1],
-                at(*input),
-                at(*output),
-            ])?,
-            workgroups: flat_grid(g.channels * g.out_hw[0] * g.out_hw[1])?,
-        },
+        } => {
+            let (input_binding, input_in_output) = read_where_written(graph, *input, *output)?;
+            Dispatch {
+                kernel: Kernel::MaxPool,
+                bindings: vec![input_binding, *output],
+                params: words(&[
+                    g.channels,
+                    g.in_hw[0],
+                    g.in_hw[1],
+                    g.out_hw[0],
+                    g.out_hw[1],
+                    g.kernel[0],
+                    g.kernel[1],
+                    g.stride[0],
+                    g.stride[1],
+                    g.pad[0],
+                    g.pad[1],
+                    at(*input),
+                    at(*output),
+                    input_in_output as usize,
+                ])?,
+                workgroups: flat_grid(g.channels * g.out_hw[0] * g.out_hw[1])?,
+            }
+        }
         Step::Softmax {
             input,
             output,
@@ -297,6 +304,23 @@ pub(crate) fn dispatch(step: &Step, graph: &Graph, conv: ConvKernel) -> Result<D
             }
         }
     })
+}
+
+/// How a step that reads where it writes (`Step::reads_where_it_writes`) binds an input: itself,
+/// or — when it lies in the storage the step writes — the graph's input image as a stand-in
+/// (read-only, never written by a step), with `true` telling the kernel to read it through its
+/// output binding. The two may not overlap: every thread would race the others.
+fn read_where_written(graph: &Graph, input: ValueId, output: ValueId) -> Result<(ValueId, bool), Refusal> {
+    let (input_root, input_at) = graph.root(input);
+    let (output_root, output_at) = graph.root(output);
+    if input_root != output_root {
+        return Ok((input, false));
+    }
+    let apart = input_at + graph.values[input].len() <= output_at || output_at + graph.values[output].len() <= input_at;
+    if !apart {
+        return Err("a step reading the part of a tensor it writes".into());
+    }
+    Ok((graph.input, true))
 }
 
 fn word(n: usize) -> Result<u32, Refusal> {

@@ -4,7 +4,14 @@
 @group(0) @binding(2) var<storage, read_write> out: array<elem>;
 
 // p: 0 channels, 1 IH, 2 IW, 3 OH, 4 OW, 5 KH, 6 KW, 7 SH, 8 SW, 9 PH, 10 PW, 11 in offset,
-// 12 out offset.
+// 12 out offset, 13 whether the input is read through `out`'s binding (an SPPF pool reading one
+// member of the concat it writes another of; one buffer may not be bound twice where one
+// binding writes).
+
+fn load(at: u32) -> f32 {
+    if (p[13] == 1u) { return f32(out[at]); }
+    return f32(input[at]);
+}
 
 @compute @workgroup_size(256, 1, 1)
 fn main(
@@ -25,7 +32,7 @@ fn main(
         for (var kx = 0u; kx < p[6]; kx++) {
             let ix = i32(ox * p[8] + kx) - i32(p[10]);
             if (ix < 0 || ix >= i32(iw)) { continue; }
-            best = max(best, f32(input[p[11] + (c * ih + u32(iy)) * iw + u32(ix)]));
+            best = max(best, load(p[11] + (c * ih + u32(iy)) * iw + u32(ix)));
         }
     }
     out[p[12] + i] = elem(best);
