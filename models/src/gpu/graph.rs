@@ -170,13 +170,13 @@ pub(crate) enum Step {
         output: ValueId,
         geometry: PoolGeometry,
     },
-    /// Softmax over the middle axis of `[outer, len, inner]`.
+    /// Softmax along `axis` of the output's shape, reading the input through `read`: plainly,
+    /// or through the strides of a transpose folded into it (the DFL head's).
     Softmax {
         input: ValueId,
+        read: Addressing,
         output: ValueId,
-        outer: usize,
-        len: usize,
-        inner: usize,
+        axis: usize,
     },
     /// A product of two operands summed over one axis (MatMul and its batched forms).
     MatMul {
@@ -250,6 +250,7 @@ impl Graph {
         graph.place_concat_members();
         graph.place_row_members();
         graph.fuse_sigmoid_into_convs();
+        graph.fold_transposes_into_softmax();
         Ok(graph)
     }
 
@@ -590,6 +591,47 @@ impl Graph {
         }
     }
 
+    /// A copy (a transpose, a slice) whose output only a softmax reads is folded into the
+    /// softmax's reads: the DFL head transposes its box distributions before their softmax.
+    fn fold_transposes_into_softmax(&mut self) {
+        loop {
+            let readers = self.readers();
+            let producer: HashMap<ValueId, usize> =
+                self.steps.iter().enumerate().map(|(i, s)| (s.output(), i)).collect();
+            let found = self.steps.iter().enumerate().find_map(|(index, step)| {
+                let Step::Softmax { input, read, .. } = step else {
+                    return None;
+                };
+                let copy = *producer.get(input)?;
+                let Step::Copy {
+                    input: source,
+                    read: copied,
+                    write,
+                    shape,
+                    ..
+                } = &self.steps[copy]
+                else {
+                    return None;
+                };
+                let whole = *shape == self.values[*input].shape && *write == Destination::plain(shape);
+                let foldable = *read == Addressing::plain(shape)
+                    && whole
+                    && copied.divisors.iter().all(|d| *d == 1)
+                    && readers[*input] == 1
+                    && matches!(self.values[*input].home, Home::Own);
+                foldable.then(|| (index, copy, *source, copied.clone()))
+            });
+            let Some((softmax, copy, source, copied)) = found else {
+                return;
+            };
+            if let Step::Softmax { input, read, .. } = &mut self.steps[softmax] {
+                *input = source;
+                *read = copied;
+            }
+            remove_steps(&mut self.steps, &[copy]);
+        }
+    }
+
     /// Whether `value` or a value holding it has rows apart (`Home::Rows`), so that it is not
     /// contiguous in its root's storage.
     pub fn in_rows(&self, mut value: ValueId) -> bool {
@@ -903,14 +945,13 @@ impl<'m> Lowering<'m> {
             if softmax.kind != SoftmaxKind::Softmax || softmax.quant_output_dt.is_some() {
                 return Err(refuse(format!("{:?}", softmax.kind)));
             }
-            let shape = input_shape(0);
+            let read = Addressing::plain(&input_shape(0));
             let output = self.graph.new_value(out_shape, Home::Own);
             self.graph.steps.push(Step::Softmax {
                 input: runtime(0)?,
+                read,
                 output,
-                outer: shape[..*axis].iter().product(),
-                len: shape[*axis],
-                inner: shape[axis + 1..].iter().product(),
+                axis: *axis,
             });
             output
         } else if let Some(einsum) = node.op_as::<EinSum>() {

@@ -273,16 +273,30 @@ pub(crate) fn dispatch(step: &Step, graph: &Graph, conv: ConvKernel) -> Result<D
         }
         Step::Softmax {
             input,
+            read,
             output,
-            outer,
-            len,
-            inner,
-        } => Dispatch {
-            kernel: Kernel::Softmax,
-            bindings: vec![*input, *output],
-            params: words(&[*outer, *len, *inner, at(*input), at(*output)])?,
-            workgroups: flat_grid(outer * inner)?,
-        },
+            axis,
+        } => {
+            let shape = &graph.values[*output].shape;
+            if read.divisors.iter().any(|d| *d != 1) {
+                return Err("a softmax reading repeated elements".into());
+            }
+            let lanes = graph.values[*output].len() / shape[*axis];
+            let mut params = words(&[
+                lanes,
+                axis + MAX_RANK - shape.len(),
+                at(*input) + read.offset,
+                at(*output),
+            ])?;
+            params.extend(padded(shape, 1)?);
+            params.extend(padded(&read.strides, 0)?);
+            Dispatch {
+                kernel: Kernel::Softmax,
+                bindings: vec![*input, *output],
+                params,
+                workgroups: flat_grid(lanes)?,
+            }
+        }
         Step::MatMul { a, b, summed, output } => {
             let shape = &graph.values[*output].shape;
             let count = graph.values[*output].len();
