@@ -6,8 +6,11 @@ use super::graph::{Graph, Home, Operand, Step, ValueId};
 /// Every kernel the executor has; one compute pipeline each, built when a model loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Kernel {
-    /// Tiled in workgroup memory (hardware GPUs).
+    /// Tiled in workgroup memory, 64×64 output tiles (hardware GPUs).
     Conv,
+    /// As `Conv` with 32×32 tiles: four times the workgroups, for convolutions too small to
+    /// keep a GPU's compute units busy with 64-wide tiles.
+    ConvTile32,
     /// Straight from storage (software adapters).
     ConvDirect,
     /// One input and one output channel per group, whatever the adapter.
@@ -21,8 +24,9 @@ pub(crate) enum Kernel {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 9] = [
+    pub const ALL: [Kernel; 10] = [
         Kernel::Conv,
+        Kernel::ConvTile32,
         Kernel::ConvDirect,
         Kernel::ConvDepthwise,
         Kernel::Binary,
@@ -36,7 +40,8 @@ impl Kernel {
     /// The kernel's WGSL for tensors stored as `precision`, with the shared helpers in front.
     pub fn source(self, precision: Precision) -> String {
         let body = match self {
-            Kernel::Conv => include_str!("wgsl/conv.wgsl"),
+            Kernel::Conv => concat!("const TILE: u32 = 64u;\n", include_str!("wgsl/conv.wgsl")),
+            Kernel::ConvTile32 => concat!("const TILE: u32 = 32u;\n", include_str!("wgsl/conv.wgsl")),
             Kernel::ConvDirect => include_str!("wgsl/conv_direct.wgsl"),
             Kernel::ConvDepthwise => include_str!("wgsl/conv_depthwise.wgsl"),
             Kernel::Binary => include_str!("wgsl/binary.wgsl"),
@@ -57,6 +62,7 @@ impl Kernel {
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Conv => "conv",
+            Kernel::ConvTile32 => "conv-tile32",
             Kernel::ConvDirect => "conv-direct",
             Kernel::ConvDepthwise => "conv-depthwise",
             Kernel::Binary => "binary",
@@ -103,6 +109,11 @@ impl Precision {
 
 /// Axes the strided kernels walk; shapes of lower rank are padded in front with 1.
 const MAX_RANK: usize = 6;
+
+/// Workgroups a convolution needs to keep a mid-size GPU busy (one per compute unit of a
+/// 64-unit part; laptops have fewer, large desktop parts over 100): one with fewer 64×64 tiles
+/// — at 320 px every YOLOv8n layer from 40×40 on — takes 32×32 tiles, four times as many.
+const BUSY_GPU_WORKGROUPS: usize = 64;
 
 /// Threads per workgroup of the one-thread-per-element kernels.
 const GROUP: usize = 256;
@@ -175,10 +186,14 @@ pub(crate) fn dispatch(step: &Step, graph: &Graph, conv: ConvKernel) -> Result<D
                     params.push(word(g.groups)?);
                     (Kernel::ConvDepthwise, flat_grid(g.groups * pixels)?)
                 }
-                ConvKernel::Tiled => (
-                    Kernel::Conv,
-                    conv_grid([pixels.div_ceil(64), cout.div_ceil(64), g.groups])?,
-                ),
+                ConvKernel::Tiled => {
+                    let tiles = |side: usize| [pixels.div_ceil(side), cout.div_ceil(side), g.groups];
+                    if tiles(64).iter().product::<usize>() >= BUSY_GPU_WORKGROUPS {
+                        (Kernel::Conv, conv_grid(tiles(64))?)
+                    } else {
+                        (Kernel::ConvTile32, conv_grid(tiles(32))?)
+                    }
+                }
                 ConvKernel::Direct => (
                     Kernel::ConvDirect,
                     conv_grid([pixels.div_ceil(4 * 64), cout.div_ceil(4), g.groups])?,
