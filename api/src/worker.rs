@@ -36,6 +36,11 @@ pub enum ToWorker {
         /// Which executor to check.
         #[serde(default)]
         engine: EngineChoice,
+        /// The GPU plan's convolution kernel where not the adapter's own choice, so the tiled
+        /// kernels hardware adapters get are checked in the browser's shader compiler on a
+        /// software adapter too.
+        #[serde(default)]
+        gpu_convolution: Option<GpuConvolution>,
     },
     /// Time repeated runs of a model on a reference input.
     Bench {
@@ -69,6 +74,16 @@ impl ToWorker {
             Self::Detect { id, .. } | Self::Conformance { id, .. } | Self::Bench { id, .. } => *id = new_id,
         }
     }
+}
+
+/// Which convolution kernel a GPU plan uses (`models::gpu::ConvKernel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GpuConvolution {
+    /// Tiled in workgroup memory: what hardware adapters get.
+    Tiled,
+    /// Straight from storage: what software adapters get.
+    Direct,
 }
 
 /// Where the worker should run a model.
@@ -193,6 +208,9 @@ pub enum FromWorker {
         within_tolerance: bool,
         /// The matrix kernels the run went through (`Detector::matmul_kernels`; none on the GPU).
         matmul_kernels: Vec<String>,
+        /// The GPU plan's kernels, by name (none on the CPU).
+        #[serde(default)]
+        gpu_kernels: Vec<String>,
         /// What ran the model.
         engine: Engine,
     },

@@ -1,9 +1,9 @@
 //! Where the worker runs a model: Distillery's GPU executor on the browser's WebGPU, or tract on
 //! the worker's CPU — as the person chose in the editor, within what the browser offers.
 
-use api::worker::{Engine, EngineChoice, EngineKind};
+use api::worker::{Engine, EngineChoice, EngineKind, GpuConvolution};
 use models::Detector;
-use models::gpu::{GpuDevice, Precision};
+use models::gpu::{ConvKernel, GpuDevice, Precision};
 
 /// The CPU executor's vector instructions in this build, as the pre-label panel names them.
 #[cfg(target_feature = "relaxed-simd")]
@@ -23,9 +23,15 @@ impl Engines {
         Self { gpu: None, cpu_threads }
     }
 
-    /// Loads `onnx` where `choice` says. When the choice allows the GPU but the CPU runs the
-    /// model anyway, the answer's `not_on_gpu` says why; only a model no engine can run fails.
-    pub async fn load(&mut self, onnx: &[u8], choice: EngineChoice) -> Result<(Detector, Engine), String> {
+    /// Loads `onnx` where `choice` says (a GPU plan with `convolution`'s kernel where given,
+    /// else the adapter's). When the choice allows the GPU but the CPU runs the model anyway,
+    /// the answer's `not_on_gpu` says why; only a model no engine can run fails.
+    pub async fn load(
+        &mut self,
+        onnx: &[u8],
+        choice: EngineChoice,
+        convolution: Option<GpuConvolution>,
+    ) -> Result<(Detector, Engine), String> {
         let threads = self.cpu_threads;
         let not_on_gpu = match choice {
             EngineChoice::Cpu => None,
@@ -36,6 +42,11 @@ impl Engines {
                         .to_owned(),
                 ),
                 Ok(device) => {
+                    let device = &match convolution {
+                        Some(GpuConvolution::Tiled) => device.clone().with_conv(ConvKernel::Tiled),
+                        Some(GpuConvolution::Direct) => device.clone().with_conv(ConvKernel::Direct),
+                        None => device.clone(),
+                    };
                     let detector = Detector::load_on_gpu_or_tract(onnx, device)
                         .await
                         .map_err(|e| e.0)?;

@@ -136,8 +136,10 @@ impl Worker {
                 input_url,
                 output_url,
                 engine,
+                gpu_convolution,
             } => {
-                let (detector, engine) = self.engines.load(&fetch_bytes(&model_url).await?, engine).await?;
+                let bytes = fetch_bytes(&model_url).await?;
+                let (detector, engine) = self.engines.load(&bytes, engine, gpu_convolution).await?;
                 let input = models::npy::read_f32(&fetch_bytes(&input_url).await?)?;
                 let expected = models::npy::read_f32(&fetch_bytes(&output_url).await?)?;
                 let (output, _) = detector.run_raw_async(input.data).await.map_err(|e| e.0)?;
@@ -152,6 +154,9 @@ impl Worker {
                     min_detection_iou: report.min_detection_iou,
                     within_tolerance: report.within(detector.tolerance()),
                     matmul_kernels: detector.matmul_kernels(),
+                    gpu_kernels: (detector.gpu_model())
+                        .map(|model| model.stats().kernels.iter().map(|(name, _)| name.clone()).collect())
+                        .unwrap_or_default(),
                     engine,
                 })
             }
@@ -167,7 +172,7 @@ impl Worker {
                 let started = now_ms();
                 // Parsing, optimising and, on the GPU, uploading weights and building every
                 // pipeline: what the first image waits for beyond one run.
-                let (detector, engine) = self.engines.load(&bytes, engine).await?;
+                let (detector, engine) = self.engines.load(&bytes, engine, None).await?;
                 let load_ms = now_ms() - started;
                 let input = models::npy::read_f32(&fetch_bytes(&input_url).await?)?;
                 let mut times_ms = Vec::with_capacity(runs as usize);
@@ -213,7 +218,7 @@ impl Worker {
         self.loaded = None;
         let (bytes, source) = cached_fetch(url).await?;
         let (detector, engine) =
-            (self.engines.load(&bytes, choice).await).map_err(|e| format!("the model cannot run here: {e}"))?;
+            (self.engines.load(&bytes, choice, None).await).map_err(|e| format!("the model cannot run here: {e}"))?;
         let detector = Rc::new(detector);
         self.loaded = Some(Loaded {
             url: url.to_owned(),

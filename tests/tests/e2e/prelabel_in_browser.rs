@@ -124,8 +124,9 @@ async fn count(browser: &Browser, css: &str) -> anyhow::Result<usize> {
     Ok(browser.client.find_all(fantoccini::Locator::Css(css)).await?.len())
 }
 
-/// Runs `model` on its reference input in the browser's worker on `engine` ("cpu" or "gpu")
-/// and holds the answer to onnxruntime's output.
+/// Runs `model` on its reference input in the browser's worker on `engine` ("cpu", "gpu", or
+/// "gpu-tiled": the GPU with the tiled convolutions hardware adapters get) and holds the answer
+/// to onnxruntime's output.
 async fn check_conformance(
     browser: &Browser,
     model: &api::RegisteredModel,
@@ -135,8 +136,12 @@ async fn check_conformance(
     cores: u64,
 ) -> anyhow::Result<()> {
     let b64 = base64::engine::general_purpose::STANDARD;
+    let (choice, convolution) = match engine {
+        "gpu-tiled" => ("gpu", Some("tiled")),
+        other => (other, None),
+    };
     let request = json!({"type": "conformance", "id": 1, "model_url": model.url, "input_url": "INPUT",
-                         "output_url": "OUTPUT", "engine": engine});
+                         "output_url": "OUTPUT", "engine": choice, "gpu_convolution": convolution});
     // The build's own worker, started as the app starts it and kept on the page.
     let script = r#"
         const [script, module, request, input, output, done] = arguments;
@@ -185,6 +190,14 @@ async fn check_conformance(
     if engine.starts_with("gpu") {
         // Every reference graph, YOLO11's attention included, runs on WebGPU.
         ensure!(ran_on == "webgpu", "{name} on {engine}: {answer}");
+        if convolution.is_some() {
+            // Both tile sizes ran: 64-wide for the large early layers, 32-wide for the rest.
+            let kernels = answer["gpu_kernels"].as_array().cloned().unwrap_or_default();
+            ensure!(
+                kernels.contains(&json!("conv")) && kernels.contains(&json!("conv-tile32")),
+                "{name} on {engine}: {answer}"
+            );
+        }
         return Ok(());
     }
     ensure!(
@@ -251,6 +264,23 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
             }
         }
     }
+    // The tiled convolutions hardware adapters get go through Chromium's shader compiler (Tint,
+    // stricter than naga) only here, on its software adapter, which otherwise gets the direct
+    // ones. The trained graph at 320 px uses both tile sizes.
+    let trained = MODELS
+        .iter()
+        .position(|name| name.starts_with("shapes"))
+        .context("no trained graph")?;
+    let gpu_build = (WORKER_BUILDS.iter().find(|build| build.engines.contains(&"gpu"))).context("no GPU build")?;
+    check_conformance(
+        browser,
+        &registered[trained],
+        MODELS[trained],
+        gpu_build,
+        "gpu-tiled",
+        cores,
+    )
+    .await?;
 
     // A file that is not a model: a readable refusal, and the worker keeps serving.
     let refused = client
