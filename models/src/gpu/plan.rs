@@ -339,9 +339,10 @@ impl Arena {
         let roots: Vec<ValueId> = (0..graph.values.len())
             .filter(|&v| !matches!(graph.values[v].home, Home::In { .. } | Home::Rows { .. }))
             .collect();
-        // A value in rows apart ends before this says: it lies inside its concat, which counts.
         let mut storage_len: HashMap<ValueId, usize> = roots.iter().map(|&r| (r, graph.values[r].len())).collect();
         for value in 0..graph.values.len() {
+            // A value in rows apart (`Home::Rows`) reaches further than its length says, but
+            // never past its concat, which is counted too.
             let (root, offset) = graph.root(value);
             let len = storage_len.entry(root).or_default();
             *len = (*len).max(offset + graph.values[value].len());
