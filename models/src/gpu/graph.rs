@@ -269,6 +269,14 @@ impl Graph {
         self.values.len() - 1
     }
 
+    /// The step that writes each value, by index (a value placed in another keeps its own
+    /// entry: its producer still names it as output).
+    fn producers(&self) -> HashMap<ValueId, usize> {
+        (self.steps.iter().enumerate())
+            .map(|(index, step)| (step.output(), index))
+            .collect()
+    }
+
     /// How many times each value is read: by steps, as an output, and through each value
     /// inside it that is read (a view nothing reads, or a member only written, reads nothing).
     fn readers(&self) -> Vec<usize> {
@@ -298,8 +306,7 @@ impl Graph {
     fn fuse_silu(&mut self) {
         loop {
             let readers = self.readers();
-            let producer: HashMap<ValueId, usize> =
-                self.steps.iter().enumerate().map(|(i, s)| (s.output(), i)).collect();
+            let producer = self.producers();
             let found = self.steps.iter().enumerate().find_map(|(mul_index, step)| {
                 let Step::Binary {
                     op: BinaryOp::Mul,
@@ -369,7 +376,7 @@ impl Graph {
     /// concat, so the halves cost no copy. Runs before `place_concat_members`, which then sees
     /// which producers read the concat's storage through those slices.
     fn place_split_values(&mut self) {
-        let producer: HashMap<ValueId, usize> = self.steps.iter().enumerate().map(|(i, s)| (s.output(), i)).collect();
+        let producer = self.producers();
         let mut members: HashMap<(ValueId, ValueId), Vec<SplitMember>> = HashMap::new();
         for (index, step) in self.steps.iter().enumerate() {
             let Step::Copy {
@@ -434,7 +441,7 @@ impl Graph {
     /// writes into the concat: WebGPU forbids binding one buffer to be read and written in one
     /// dispatch.
     fn place_concat_members(&mut self) {
-        let producer: HashMap<ValueId, usize> = self.steps.iter().enumerate().map(|(i, s)| (s.output(), i)).collect();
+        let producer = self.producers();
         let copies: Vec<(usize, ValueId, ValueId, usize)> = (self.steps.iter().enumerate())
             .filter_map(|(index, step)| match step {
                 Step::Copy {
@@ -482,7 +489,7 @@ impl Graph {
     /// of the concat: the detection head joins its three scales along the anchors, six copies
     /// in YOLOv8 without this.
     fn place_row_members(&mut self) {
-        let producer: HashMap<ValueId, usize> = self.steps.iter().enumerate().map(|(i, s)| (s.output(), i)).collect();
+        let producer = self.producers();
         let readers = self.readers();
         let mut placed = Vec::new();
         for (index, step) in self.steps.iter().enumerate() {
@@ -505,12 +512,15 @@ impl Graph {
                 Home::In { of, offset: 0 } if readers[of] == 1 => of,
                 _ => continue,
             };
-            let Some(Step::Conv { geometry, .. }) = producer.get(&written).map(|&i| &self.steps[i]) else {
+            let Some(conv) = producer.get(&written).map(|&i| &self.steps[i]) else {
+                continue;
+            };
+            let Step::Conv { geometry, .. } = conv else {
                 continue;
             };
             let same_rows = geometry.out_channels == rows.count && geometry.out_hw[0] * geometry.out_hw[1] == rows.len;
             let concat_root = self.root(*output).0;
-            let reads_concat = (self.steps[producer[&written]].inputs().iter()).any(|&v| self.root(v).0 == concat_root);
+            let reads_concat = (conv.inputs().iter()).any(|&v| self.root(v).0 == concat_root);
             // The rows are counted from the concat's storage, so it must be contiguous in it.
             let concat_is_contiguous = !self.in_rows(*output);
             if same_rows
@@ -536,8 +546,7 @@ impl Graph {
     fn fuse_sigmoid_into_convs(&mut self) {
         loop {
             let readers = self.readers();
-            let producer: HashMap<ValueId, usize> =
-                self.steps.iter().enumerate().map(|(i, s)| (s.output(), i)).collect();
+            let producer = self.producers();
             let plain_conv = |value: ValueId| {
                 producer.get(&value).copied().filter(|&i| {
                     matches!(
@@ -596,8 +605,7 @@ impl Graph {
     fn fold_transposes_into_softmax(&mut self) {
         loop {
             let readers = self.readers();
-            let producer: HashMap<ValueId, usize> =
-                self.steps.iter().enumerate().map(|(i, s)| (s.output(), i)).collect();
+            let producer = self.producers();
             let found = self.steps.iter().enumerate().find_map(|(index, step)| {
                 let Step::Softmax { input, read, .. } = step else {
                     return None;
