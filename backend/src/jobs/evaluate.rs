@@ -45,15 +45,8 @@ pub(crate) async fn pending_pairs(
 /// one already queued or running, else a new one. `None` when every figure is up to date.
 pub(crate) async fn ensure_queued(jobs: &Jobs, db: &AnyPool, project_id: i64) -> Result<Option<Job>, ApiError> {
     let mut tx = crate::db::write_transaction(db).await?;
-    let existing: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM jobs WHERE project_id = $1 AND kind = 'evaluate' AND state IN ('queued', 'running') \
-         ORDER BY id LIMIT 1",
-    )
-    .bind(project_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let job = match existing {
-        Some(id) => Some(super::load_job(&mut tx, id).await?),
+    let job = match super::unfinished_job(&mut tx, project_id, "evaluate").await? {
+        Some(job) => Some(job),
         None if !pending_pairs(&mut tx, project_id, None).await?.is_empty() => {
             let id: i64 =
                 sqlx::query_scalar("INSERT INTO jobs (project_id, kind) VALUES ($1, 'evaluate') RETURNING id")

@@ -844,6 +844,24 @@ pub(crate) async fn load_job(conn: &mut AnyConnection, job_id: i64) -> Result<Jo
         .into_job()
 }
 
+/// The project's oldest queued or running job of `kind`. One statement, so that under
+/// read-committed isolation (PostgreSQL) a job that ends meanwhile is either not found or found
+/// unfinished — never picked as unfinished and then read back as done.
+pub(crate) async fn unfinished_job(
+    conn: &mut AnyConnection,
+    project_id: i64,
+    kind: &str,
+) -> Result<Option<Job>, ApiError> {
+    let row: Option<JobRow> = sqlx::query_as(crate::db::constant_sql(format!(
+        "{SELECT_JOB} WHERE project_id = $1 AND kind = $2 AND state IN ('queued', 'running') ORDER BY id LIMIT 1"
+    )))
+    .bind(project_id)
+    .bind(kind)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(JobRow::into_job).transpose()
+}
+
 #[derive(sqlx::FromRow)]
 struct JobRow {
     id: i64,
