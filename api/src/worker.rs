@@ -208,6 +208,9 @@ pub enum FromWorker {
         within_tolerance: bool,
         /// The matrix kernels the run went through (`Detector::matmul_kernels`; none on the GPU).
         matmul_kernels: Vec<String>,
+        /// The kernel its SiLU activations ran on (`Detector::silu_kernel`; none on the GPU).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        silu_kernel: Option<String>,
         /// The GPU plan's kernels, by name (none on the CPU).
         #[serde(default)]
         gpu_kernels: Vec<String>,

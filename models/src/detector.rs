@@ -336,6 +336,19 @@ impl Detector {
         names
     }
 
+    /// The element-wise kernel tract runs this model's SiLU activations on, by name (in the
+    /// browser's relaxed-SIMD builds, `wasm_silu`'s); `None` when tract does not run the model
+    /// or it has no SiLU.
+    pub fn silu_kernel(&self) -> Option<String> {
+        use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+        use tract_onnx::tract_core::ops::nn::Silu;
+        use tract_onnx::tract_core::tract_linalg::Func;
+        let plan = self.tract_plan().ok()?;
+        let has_silu =
+            (plan.model().nodes.iter()).any(|node| node.op_as::<ElementWiseOp>().is_some_and(|op| op.0.is::<Silu>()));
+        has_silu.then(|| Func::Silu.ew_f32().ok().map(|kernel| kernel.name().to_string()))?
+    }
+
     /// Runs the graph on a ready `[1, 3, S, S]` input and returns its detection output (and the
     /// embedding, when there is one), in C order. On a browser's GPU use `run_raw_async`.
     pub fn run_raw(&self, input: Vec<f32>) -> Result<(Vec<f32>, Option<Vec<f32>>), ModelError> {
@@ -458,6 +471,8 @@ impl Parsed {
     fn read(onnx: &[u8]) -> Result<Self, ModelError> {
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         crate::wasm_gemm::link();
+        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+        crate::wasm_silu::link();
         let mut model = tract_onnx::onnx()
             .model_for_read(&mut &onnx[..])
             .map_err(|e| err("not a loadable ONNX model", chain(&e)))?;

@@ -28,6 +28,8 @@ pub mod preprocess;
 pub mod report;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm_gemm;
+#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+mod wasm_silu;
 
 #[cfg(feature = "gpu")]
 pub use detector::GpuLoadError;

@@ -20,10 +20,15 @@ fn reproduces_onnxruntime_outputs() -> anyhow::Result<()> {
         let expected = npy::read_f32(&read(&format!("{name}.output.npy"))?).map_err(|e| anyhow!(e))?;
         let (output, _) = detector.run_raw(input.data)?;
         let report = compare(detector.info(), &output, &expected).map_err(|e| anyhow!(e))?;
-        println!("{name}: {report:?}, matrix kernels {:?}", detector.matmul_kernels());
-        // Every convolution is a matrix product: the introspection the browser test relies on
-        // must see them.
+        println!(
+            "{name}: {report:?}, matrix kernels {:?}, SiLU kernel {:?}",
+            detector.matmul_kernels(),
+            detector.silu_kernel()
+        );
+        // Every convolution is a matrix product, and every YOLO convolution is followed by a
+        // SiLU: the introspection the browser test relies on must see both.
         assert!(!detector.matmul_kernels().is_empty(), "{name}: no matrix product found");
+        assert!(detector.silu_kernel().is_some(), "{name}: no SiLU found");
         assert!(report.within(Tolerance::F32), "{name}: {report:?}");
         if name == TRAINED_REFERENCE_MODEL {
             // The README: the reference image holds 5 objects, and the trained graph finds them.

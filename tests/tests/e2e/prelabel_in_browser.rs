@@ -35,6 +35,9 @@ struct WorkerBuild {
     instructions: &'static str,
     /// Whether it runs tract on a pool of one thread per core (at most 8: the worker's cap).
     threaded: bool,
+    /// The kernel its SiLU activations run on: the worker's own where the build has relaxed
+    /// SIMD (`models::wasm_silu::NAME`), else tract-linalg's SIMD128 one.
+    silu_kernel: &'static str,
     /// The engines its conformance runs on (the GPU path is the same code in each; the editor
     /// below also runs it in the threaded build, the one the app starts here).
     engines: &'static [&'static str],
@@ -48,6 +51,7 @@ const WORKER_BUILDS: [WorkerBuild; 3] = [
         module: true,
         instructions: "relaxed SIMD",
         threaded: true,
+        silu_kernel: "distillery_wasm_relaxed_silu",
         engines: &["cpu"],
     },
     WorkerBuild {
@@ -55,6 +59,7 @@ const WORKER_BUILDS: [WorkerBuild; 3] = [
         module: false,
         instructions: "relaxed SIMD",
         threaded: false,
+        silu_kernel: "distillery_wasm_relaxed_silu",
         engines: &["cpu", "gpu"],
     },
     WorkerBuild {
@@ -62,6 +67,7 @@ const WORKER_BUILDS: [WorkerBuild; 3] = [
         module: false,
         instructions: "SIMD128",
         threaded: false,
+        silu_kernel: "wasm_simd128",
         engines: &["cpu"],
     },
 ];
@@ -214,6 +220,13 @@ async fn check_conformance(
             .as_array()
             .is_some_and(|k| k.contains(&json!(BROWSER_MATMUL_KERNEL))),
         "{name}: the convolutions did not run on {BROWSER_MATMUL_KERNEL}: {answer}"
+    );
+    // Every reference graph is YOLO: a SiLU after each convolution, held to the tolerance on
+    // the kernel the build is meant to pick.
+    ensure!(
+        answer["silu_kernel"] == build.silu_kernel,
+        "{name}: the activations did not run on {}: {answer}",
+        build.silu_kernel
     );
     Ok(())
 }
