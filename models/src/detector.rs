@@ -264,35 +264,14 @@ impl Detector {
 
     /// Runs the graph once on a `[1, 3, S, S]` input, timing every operator with `now_ms` (the
     /// caller's clock: `std::time` has none in a browser). Returns milliseconds summed per
-    /// operator kind, slowest first, with how many operators of that kind ran.
-    pub fn profile(&self, input: Vec<f32>, now_ms: impl Fn() -> f64) -> Result<Vec<OperatorTime>, ModelError> {
-        use tract_onnx::tract_core::plan::{SimpleState, eval};
+    /// operator kind, slowest first, with how many operators of that kind ran. The run is made
+    /// where `run_raw` makes it (in the threaded build, on the awake pool), so that an
+    /// operator's time is what it costs in a real run.
+    pub fn profile(&self, input: Vec<f32>, now_ms: impl Fn() -> f64 + Send) -> Result<Vec<OperatorTime>, ModelError> {
         let side = self.info.input_size_px as usize;
         let tensor = Tensor::from_shape(&[1, 3, side, side], &input).map_err(|e| err("bad input tensor", e))?;
-        let mut state = SimpleState::new(self.tract_plan()?).map_err(|e| err("cannot start a run", e))?;
-        let mut times: Vec<OperatorTime> = Vec::new();
-        state
-            .run_plan_with_eval(tvec!(tensor.into()), |session, op_state, node, inputs| {
-                let started = now_ms();
-                let outputs = eval(session, op_state, node, inputs);
-                let ms = now_ms() - started;
-                let name = node.op().name();
-                match times.iter_mut().find(|t| t.operator == name) {
-                    Some(t) => {
-                        t.ms += ms;
-                        t.count += 1;
-                    }
-                    None => times.push(OperatorTime {
-                        operator: name.to_string(),
-                        ms,
-                        count: 1,
-                    }),
-                }
-                outputs
-            })
-            .map_err(|e| err("the model failed to run", chain(&e)))?;
-        times.sort_by(|a, b| b.ms.total_cmp(&a.ms));
-        Ok(times)
+        let plan = self.tract_plan()?;
+        on_inference_thread(move || profile_tract(plan, tensor, now_ms))
     }
 
     /// As `profile`, awaiting the GPU: on the GPU executor, milliseconds per kernel (each
@@ -300,7 +279,7 @@ impl Detector {
     pub async fn profile_async(
         &self,
         input: Vec<f32>,
-        now_ms: impl Fn() -> f64,
+        now_ms: impl Fn() -> f64 + Send,
     ) -> Result<Vec<OperatorTime>, ModelError> {
         #[cfg(feature = "gpu")]
         if let Executor::Gpu(model) = &self.executor {
@@ -383,13 +362,7 @@ impl Detector {
             };
             Ok((flat(0)?, embedding_output.map(flat).transpose()?))
         };
-        // The threaded browser build runs the whole graph on one of the pool's threads: the
-        // thread that splits each product then computes a share of it, instead of sleeping
-        // until the pool's threads have woken up and finished; the others stay awake meanwhile.
-        #[cfg(all(feature = "threads", target_arch = "wasm32"))]
-        return crate::awake_pool::run(run);
-        #[cfg(not(all(feature = "threads", target_arch = "wasm32")))]
-        run()
+        on_inference_thread(run)
     }
 
     /// As `run_raw`, awaiting the GPU instead of blocking on it (the only way in a browser).
@@ -559,6 +532,50 @@ impl Parsed {
 }
 
 /// tract's optimised plan of a checked graph.
+/// Runs one inference where tract runs it fastest. The threaded browser build runs the whole
+/// graph on one of the pool's threads: the thread that splits each product then computes a
+/// share of it, instead of sleeping until the pool's threads have woken up and finished; the
+/// others stay awake meanwhile (`awake_pool`).
+fn on_inference_thread<R: Send>(inference: impl FnOnce() -> R + Send) -> R {
+    #[cfg(all(feature = "threads", target_arch = "wasm32"))]
+    return crate::awake_pool::run(inference);
+    #[cfg(not(all(feature = "threads", target_arch = "wasm32")))]
+    inference()
+}
+
+/// `Detector::profile`'s run: each operator timed with `now_ms`, summed per operator kind.
+fn profile_tract(
+    plan: &Arc<TypedRunnableModel>,
+    input: Tensor,
+    now_ms: impl Fn() -> f64,
+) -> Result<Vec<OperatorTime>, ModelError> {
+    use tract_onnx::tract_core::plan::{SimpleState, eval};
+    let mut state = SimpleState::new(plan).map_err(|e| err("cannot start a run", e))?;
+    let mut times: Vec<OperatorTime> = Vec::new();
+    state
+        .run_plan_with_eval(tvec!(input.into()), |session, op_state, node, inputs| {
+            let started = now_ms();
+            let outputs = eval(session, op_state, node, inputs);
+            let ms = now_ms() - started;
+            let name = node.op().name();
+            match times.iter_mut().find(|t| t.operator == name) {
+                Some(t) => {
+                    t.ms += ms;
+                    t.count += 1;
+                }
+                None => times.push(OperatorTime {
+                    operator: name.to_string(),
+                    ms,
+                    count: 1,
+                }),
+            }
+            outputs
+        })
+        .map_err(|e| err("the model failed to run", chain(&e)))?;
+    times.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+    Ok(times)
+}
+
 fn tract_plan(typed: TypedModel) -> Result<Arc<TypedRunnableModel>, ModelError> {
     typed
         .into_optimized()

@@ -159,7 +159,7 @@ async fn bench(
         // machine lands on every column rather than on whichever happened to run then.
         let (mut ours, mut ours_simd128, mut ours_threads) = (Column::default(), Column::default(), Column::default());
         let (mut ort_one, mut ort_all) = (Column::default(), Column::default());
-        let (mut longest, mut cpu_profile) = (0f64, Value::Null);
+        let (mut longest, mut cpu_profile, mut threads_profile) = (0f64, Value::Null, Value::Null);
         for round in 0..if cpu { CPU_ROUNDS.rounds } else { 0 } {
             let warmup = if round == 0 { CPU_ROUNDS.warmup } else { 1 };
             let runs = CPU_ROUNDS.runs_per_round;
@@ -169,7 +169,11 @@ async fn bench(
             ours.add(Ok(answer));
             ours_simd128.add(run_ours(client, SIMD128_WORKER, &model.url, &input_url, "cpu", warmup, runs).await);
             if threads > 1 {
-                ours_threads.add(run_ours(client, THREADED_WORKER, &model.url, &input_url, "cpu", warmup, runs).await);
+                let answer = run_ours(client, THREADED_WORKER, &model.url, &input_url, "cpu", warmup, runs).await;
+                if let Ok(answer) = &answer {
+                    threads_profile = answer["profile"].clone();
+                }
+                ours_threads.add(answer);
             }
             ort_one.add(ort("wasm", 1, warmup, CPU_ROUNDS.runs_per_round).await);
             if threads > 1 {
@@ -204,6 +208,7 @@ async fn bench(
             ort_gpu,
             longest,
             cpu_profile,
+            threads_profile,
             gpu_profile,
             gpu_work,
             adapter: engine["name"].as_str().unwrap_or("?").to_owned(),
@@ -232,6 +237,8 @@ struct Report {
     ort_gpu: Column,
     longest: f64,
     cpu_profile: Value,
+    /// The same, of the threaded build (null on one core).
+    threads_profile: Value,
     gpu_profile: Value,
     gpu_work: Value,
     adapter: String,
@@ -278,9 +285,17 @@ fn print_cpu_reports(reports: &[Report], threads: u64) {
             println!("{}: failed: {failed}", r.name);
         }
     }
-    // Where our time goes (one profiled run of the one-thread build, operator by operator).
+    // Where our time goes (one profiled run of each build, operator by operator): an operator
+    // that does not shrink on more threads is one that does not split.
     for r in reports {
         println!("{} on our CPU: {}", r.name, top_operators(&r.cpu_profile));
+        if threads > 1 {
+            println!(
+                "{} on our CPU, {threads} threads: {}",
+                r.name,
+                top_operators(&r.threads_profile)
+            );
+        }
     }
 }
 
