@@ -111,11 +111,13 @@ pub(crate) struct PoolGeometry {
     pub pad: [usize; 2],
 }
 
-/// How an element-wise step walks an operand: for each axis of the output, the operand's stride
-/// (0 where it broadcasts).
+/// How an element-wise step or a product walks an operand: from `offset` elements into it, for
+/// each axis of the output, the operand's stride (0 where it broadcasts).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Operand {
     pub value: ValueId,
+    /// Non-zero where a slice is read in place (`Graph::fold_copies_into_operands`).
+    pub offset: usize,
     pub strides: Vec<usize>,
 }
 
@@ -251,6 +253,7 @@ impl Graph {
         graph.place_row_members();
         graph.fuse_sigmoid_into_convs();
         graph.fold_transposes_into_softmax();
+        graph.fold_copies_into_operands();
         Ok(graph)
     }
 
@@ -640,6 +643,104 @@ impl Graph {
         }
     }
 
+    /// Reads slices and transposes that only products and element-wise steps read through those
+    /// steps' own operand strides instead of copying them first (YOLO11's attention: q, k and v
+    /// are channel slices of one convolution's output, and q is transposed for its product). A
+    /// copy that would change how an operand is walked along the output's innermost axis stays:
+    /// neighbouring threads walk that axis, and the copy keeps their reads together.
+    fn fold_copies_into_operands(&mut self) {
+        loop {
+            let readers = self.readers();
+            let found = self.steps.iter().enumerate().find_map(|(index, step)| {
+                let Step::Copy {
+                    input,
+                    read,
+                    output,
+                    write,
+                    shape,
+                } = step
+                else {
+                    return None;
+                };
+                let plain = *shape == self.values[*output].shape
+                    && *write == Destination::plain(shape)
+                    && read.divisors.iter().all(|d| *d == 1)
+                    && matches!(self.values[*output].home, Home::Own)
+                    && !self.in_rows(*input);
+                if !plain {
+                    return None;
+                }
+                let mut rewritten = Vec::new();
+                let mut uses = 0;
+                for (at, reader) in self.steps.iter().enumerate() {
+                    if !reader.inputs().contains(output) {
+                        continue;
+                    }
+                    let folded = match reader {
+                        Step::MatMul {
+                            a,
+                            b,
+                            summed,
+                            output: out,
+                        } => {
+                            let shape_out = &self.values[*out].shape;
+                            let mut fold = |operand: &Operand, stride: usize| {
+                                if operand.value != *output {
+                                    return Some((operand.clone(), stride));
+                                }
+                                uses += 1;
+                                let operand = through_copy(operand, shape_out, *input, shape, read)?;
+                                Some((operand, through_copy_stride(stride, summed.len, shape, read)?))
+                            };
+                            let (a, a_stride) = fold(a, summed.a_stride)?;
+                            let (b, b_stride) = fold(b, summed.b_stride)?;
+                            let summed = SummedAxis {
+                                len: summed.len,
+                                a_stride,
+                                b_stride,
+                            };
+                            Step::MatMul {
+                                a,
+                                b,
+                                summed,
+                                output: *out,
+                            }
+                        }
+                        // A step reading where it writes checks the whole input for overlap:
+                        // the copy's input may lie in the same storage as its output.
+                        Step::Binary { op, a, b, output: out } if self.root(*input).0 != self.root(*out).0 => {
+                            let shape_out = &self.values[*out].shape;
+                            let mut fold = |operand: &Operand| {
+                                if operand.value != *output {
+                                    return Some(operand.clone());
+                                }
+                                uses += 1;
+                                through_copy(operand, shape_out, *input, shape, read)
+                            };
+                            Step::Binary {
+                                op: *op,
+                                a: fold(a)?,
+                                b: fold(b)?,
+                                output: *out,
+                            }
+                        }
+                        _ => return None,
+                    };
+                    rewritten.push((at, folded));
+                }
+                // Read by nothing else: no view of it, and not a graph output.
+                (uses == readers[*output]).then_some((index, rewritten))
+            });
+            let Some((copy, rewritten)) = found else {
+                return;
+            };
+            for (at, step) in rewritten {
+                self.steps[at] = step;
+            }
+            remove_steps(&mut self.steps, &[copy]);
+        }
+    }
+
     /// Whether `value` or a value holding it has rows apart (`Home::Rows`), so that it is not
     /// contiguous in its root's storage.
     pub fn in_rows(&self, mut value: ValueId) -> bool {
@@ -651,6 +752,43 @@ impl Graph {
             }
         }
     }
+}
+
+/// `operand`, which reads the whole, contiguous output of a copy (`shape` read from `source`
+/// through `read`) for an output of `out_shape`, rewritten to read `source` itself; `None` when
+/// one of its strides does not walk a single axis of the copy, or when it would walk the
+/// output's innermost axis differently.
+fn through_copy(
+    operand: &Operand,
+    out_shape: &[usize],
+    source: ValueId,
+    shape: &[usize],
+    read: &Addressing,
+) -> Option<Operand> {
+    if operand.offset != 0 {
+        return None;
+    }
+    let strides: Vec<usize> = (operand.strides.iter().zip(out_shape))
+        .map(|(&stride, &len)| through_copy_stride(stride, len, shape, read))
+        .collect::<Option<_>>()?;
+    let innermost_kept = out_shape.last().is_none_or(|&len| len == 1) || operand.strides.last() == strides.last();
+    innermost_kept.then_some(Operand {
+        value: source,
+        offset: read.offset,
+        strides,
+    })
+}
+
+/// The stride in a copy's source that walks what `stride` walks, `len` times, in the copy's
+/// contiguous output of `shape`: the copy's read stride of the one axis it steps along.
+fn through_copy_stride(stride: usize, len: usize, shape: &[usize], read: &Addressing) -> Option<usize> {
+    if stride == 0 || len == 1 {
+        return Some(0);
+    }
+    let dense = contiguous_strides(shape);
+    (0..shape.len())
+        .find(|&axis| shape[axis] > 1 && dense[axis] == stride && len <= shape[axis])
+        .map(|axis| read.strides[axis])
 }
 
 /// A copy that moves a whole contiguous `[count, len]` tensor (unit axes aside) into rows
@@ -1057,7 +1195,11 @@ impl<'m> Lowering<'m> {
                 }
             })
             .collect();
-        Ok(Operand { value, strides })
+        Ok(Operand {
+            value,
+            offset: 0,
+            strides,
+        })
     }
 
     /// An einsum of two operands as one product: per output axis each operand's stride (0
@@ -1122,10 +1264,12 @@ impl<'m> Lowering<'m> {
         Ok((
             Operand {
                 value: values[0],
+                offset: 0,
                 strides: a_strides,
             },
             Operand {
                 value: values[1],
+                offset: 0,
                 strides: b_strides,
             },
             // No summed axis: an outer product, one term each.

@@ -215,7 +215,13 @@ pub(crate) fn dispatch(step: &Step, graph: &Graph, conv: ConvKernel) -> Result<D
             let count = graph.values[*output].len();
             let (a_binding, a_in_output) = read_where_written(graph, a.value, *output)?;
             let (b_binding, b_in_output) = read_where_written(graph, b.value, *output)?;
-            let mut params = words(&[count, *op as usize, at(*output), at(a.value), at(b.value)])?;
+            let mut params = words(&[
+                count,
+                *op as usize,
+                at(*output),
+                at(a.value) + a.offset,
+                at(b.value) + b.offset,
+            ])?;
             params.extend(two_operands(shape, a, b)?);
             params.extend([a_in_output as u32, b_in_output as u32]);
             Dispatch {
@@ -318,8 +324,8 @@ pub(crate) fn dispatch(step: &Step, graph: &Graph, conv: ConvKernel) -> Result<D
             let mut params = words(&[
                 count,
                 at(*output),
-                at(a.value),
-                at(b.value),
+                at(a.value) + a.offset,
+                at(b.value) + b.offset,
                 summed.len,
                 summed.a_stride,
                 summed.b_stride,
