@@ -325,7 +325,10 @@ impl Detector {
         let plan = self.tract_plan().ok()?;
         let has_silu =
             (plan.model().nodes.iter()).any(|node| node.op_as::<ElementWiseOp>().is_some_and(|op| op.0.is::<Silu>()));
-        has_silu.then(|| Func::Silu.ew_f32().ok().map(|kernel| kernel.name().to_string()))?
+        if !has_silu {
+            return None;
+        }
+        Func::Silu.ew_f32().ok().map(|kernel| kernel.name().to_string())
     }
 
     /// Runs the graph on a ready `[1, 3, S, S]` input and returns its detection output (and the
@@ -531,7 +534,6 @@ impl Parsed {
     }
 }
 
-/// tract's optimised plan of a checked graph.
 /// Runs one inference where tract runs it fastest. The threaded browser build runs the whole
 /// graph on one of the pool's threads: the thread that splits each product then computes a
 /// share of it, instead of sleeping until the pool's threads have woken up and finished; the
@@ -576,6 +578,7 @@ fn profile_tract(
     Ok(times)
 }
 
+/// tract's optimised plan of a checked graph.
 fn tract_plan(typed: TypedModel) -> Result<Arc<TypedRunnableModel>, ModelError> {
     typed
         .into_optimized()
