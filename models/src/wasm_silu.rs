@@ -5,7 +5,9 @@
 //! yolov8n-320 run in the browser. tract-linalg's wasm SiLU is written for plain SIMD128, 25
 //! vector operations per four values; its relaxed-SIMD tier has a sigmoid and a tanh but no SiLU.
 //! This is the same rational approximation as tract's sigmoid (the same coefficients, 14.5 clamp)
-//! evaluated with `f32x4.relaxed_madd`: 16 operations.
+//! evaluated with `f32x4.relaxed_madd`: 16 operations. Measured in headless Chromium (bench-
+//! browser's per-operator profile, one thread): 9.3 → 4.6 ms per yolov8n-320 run, 37.2 → 18.4 ms
+//! at 640.
 //!
 //! It is one more entry in tract-linalg's routine registry, ranked above the SIMD128 kernel by
 //! the instruction set it needs, so tract's `Silu` op picks it in the relaxed-SIMD builds of the
