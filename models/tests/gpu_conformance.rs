@@ -7,9 +7,9 @@
 //! f16's tolerance on an adapter with `shader-f16` (in CI Mesa's lavapipe: SwiftShader has none).
 #![cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
 
-use std::process::Command;
+mod f16_driver;
 
-use anyhow::{Context, anyhow, bail, ensure};
+use anyhow::{Context, anyhow};
 use futures_executor::block_on;
 
 use models::conformance::{REFERENCE_MODELS, TRAINED_REFERENCE_MODEL, Tolerance, compare, reference_models_dir};
@@ -90,35 +90,11 @@ fn gpu_reproduces_onnxruntime_outputs() -> anyhow::Result<()> {
     every_case_conforms(&device()?, Tolerance::F32)
 }
 
-/// Where the f16 cases run: the Vulkan driver named by `DISTILLERY_TEST_F16_VULKAN_ICD` (`cargo
-/// xtask test` names Mesa's lavapipe), else the machine's own adapter, which must then have
-/// `shader-f16`.
-const F16_DRIVER: &str = "DISTILLERY_TEST_F16_VULKAN_ICD";
-
-/// f16 plans on an adapter with `shader-f16` are held to f16's tolerance. The Vulkan loader
-/// reads its driver list once per process, so with a driver named the cases run in a child
-/// process of this test binary, with `VK_ICD_FILENAMES` naming that driver alone.
+/// f16 plans on an adapter with `shader-f16` are held to f16's tolerance (`f16_driver` says
+/// where they run).
 #[test]
 fn f16_plans_reproduce_onnxruntime_outputs() -> anyhow::Result<()> {
-    let Some(driver) = std::env::var_os(F16_DRIVER) else {
-        return f16_cases_on_this_adapter();
-    };
-    let child = Command::new(std::env::current_exe()?)
-        .args(["f16_cases_on_the_named_driver", "--exact", "--ignored", "--nocapture"])
-        .env("VK_ICD_FILENAMES", driver)
-        .output()?;
-    println!(
-        "{}{}",
-        String::from_utf8_lossy(&child.stdout),
-        String::from_utf8_lossy(&child.stderr)
-    );
-    ensure!(child.status.success(), "the f16 cases failed: {}", child.status);
-    // A filter that matched nothing would pass too.
-    ensure!(
-        String::from_utf8_lossy(&child.stdout).contains("1 passed"),
-        "the f16 cases did not run"
-    );
-    Ok(())
+    f16_driver::run_f16_cases("f16_cases_on_the_named_driver", f16_cases_on_this_adapter)
 }
 
 #[test]
@@ -128,17 +104,7 @@ fn f16_cases_on_the_named_driver() -> anyhow::Result<()> {
 }
 
 fn f16_cases_on_this_adapter() -> anyhow::Result<()> {
-    let device = GpuDevice::open_blocking().map_err(|e| anyhow!(e))?;
-    if !device.has_f16() {
-        bail!(
-            "{} has no shader-f16: name a Vulkan driver that has it in {F16_DRIVER} (cargo xtask test names Mesa's lavapipe)",
-            device.name
-        );
-    }
-    every_case_conforms(
-        &device.with_precision(Precision::F16).map_err(|e| anyhow!(e))?,
-        Tolerance::F16,
-    )
+    every_case_conforms(&f16_driver::f16_device()?, Tolerance::F16)
 }
 
 /// The trained reference graph with its first Sigmoid made a Tanh, an operator the executor

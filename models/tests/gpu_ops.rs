@@ -3,8 +3,11 @@
 //! built here as ONNX and loaded the way the app loads a detector, meet the rest: sides that are
 //! not multiples of the tiles, strides on odd sides, groups, dilation, asymmetric padding,
 //! broadcasting, and the slices and transposes a product reads in place. Each runs on both
-//! convolution kernels, on whatever adapter the machine offers (SwiftShader in CI).
+//! convolution kernels, on whatever adapter the machine offers (SwiftShader in CI), and in f16
+//! where `f16_driver` says.
 #![cfg(all(feature = "gpu", not(target_arch = "wasm32")))]
+
+mod f16_driver;
 
 use anyhow::{Context, anyhow, ensure};
 use futures_executor::block_on;
@@ -20,9 +23,12 @@ use tract_onnx::prelude::*;
 
 /// ONNX's code for f32 tensors.
 const FLOAT: i32 = 1;
-/// How far the GPU may sit from tract, relative to the largest output magnitude (at least 1):
-/// the same sums in another order.
-const TOLERANCE: f32 = 1e-4;
+/// How far an f32 plan may sit from tract, relative to the largest output magnitude (at least
+/// 1): the same sums in another order.
+const F32_TOLERANCE: f32 = 1e-4;
+/// The same for an f16 plan, whose stored tensors keep 11 significant bits: the cases sit
+/// within 7.3e-4 (lavapipe).
+const F16_TOLERANCE: f32 = 2e-3;
 
 /// One small graph: its input's shape, its nodes (reading `x`, writing `y` last) and constants.
 struct Case {
@@ -167,7 +173,7 @@ impl Case {
     }
 
     /// Runs the case on tract and on the GPU with each convolution kernel, and compares.
-    fn check(&self, device: &GpuDevice) -> anyhow::Result<()> {
+    fn check(&self, device: &GpuDevice, tolerance: f32) -> anyhow::Result<()> {
         let onnx = self.onnx();
         let typed = tract_onnx::onnx()
             .model_for_read(&mut &onnx[..])?
@@ -198,12 +204,13 @@ impl Case {
                 .map(|(g, e)| (g - e).abs())
                 .fold(0f32, f32::max);
             println!(
-                "{} ({conv:?}): largest difference {worst:.2e} of {scale:.2}, kernels {:?}",
+                "{} ({conv:?}, {:?}): largest difference {worst:.2e} of {scale:.2}, kernels {:?}",
                 self.name,
+                device.precision,
                 model.stats().kernels
             );
             ensure!(
-                worst <= TOLERANCE * scale,
+                worst <= tolerance * scale,
                 "{} ({conv:?}): off by {worst} (scale {scale})",
                 self.name
             );
@@ -367,18 +374,37 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// Every case on `device`; the failures together.
+fn every_case_matches(device: &GpuDevice, tolerance: f32) -> anyhow::Result<()> {
+    let failed: Vec<String> = (cases().iter())
+        .filter_map(|case| case.check(device, tolerance).err())
+        .map(|e| format!("{e:#}"))
+        .collect();
+    ensure!(failed.is_empty(), "{}", failed.join("\n"));
+    Ok(())
+}
+
 #[test]
 fn every_operator_case_matches_tract() -> anyhow::Result<()> {
     let device = GpuDevice::open_blocking()
         .map_err(|e| anyhow!("{e}: this test needs a Vulkan adapter (cargo xtask test uses Chromium's SwiftShader)"))?
         .with_precision(Precision::F32)
         .map_err(|e| anyhow!(e))?;
-    let mut failed = Vec::new();
-    for case in cases() {
-        if let Err(e) = case.check(&device) {
-            failed.push(format!("{e:#}"));
-        }
-    }
-    ensure!(failed.is_empty(), "{}", failed.join("\n"));
-    Ok(())
+    every_case_matches(&device, F32_TOLERANCE)
+}
+
+/// The same cases with tensors stored in f16 (`f16_driver` says where they run).
+#[test]
+fn every_operator_case_matches_tract_in_f16() -> anyhow::Result<()> {
+    f16_driver::run_f16_cases("f16_operator_cases_on_the_named_driver", f16_cases_on_this_adapter)
+}
+
+#[test]
+#[ignore = "every_operator_case_matches_tract_in_f16 runs it in a process of its own"]
+fn f16_operator_cases_on_the_named_driver() -> anyhow::Result<()> {
+    f16_cases_on_this_adapter()
+}
+
+fn f16_cases_on_this_adapter() -> anyhow::Result<()> {
+    every_case_matches(&f16_driver::f16_device()?, F16_TOLERANCE)
 }
