@@ -13,6 +13,8 @@ use anyhow::{Context, anyhow, ensure};
 use futures_executor::block_on;
 use models::gpu::{ConvKernel, GpuDevice, GpuModel, Precision};
 use prost::Message;
+use tract_onnx::pb::attribute_proto::AttributeType;
+use tract_onnx::pb::tensor_proto::DataType;
 use tract_onnx::pb::tensor_shape_proto::{Dimension, dimension};
 use tract_onnx::pb::type_proto::{Tensor as TensorType, Value as TypeValue};
 use tract_onnx::pb::{
@@ -21,8 +23,6 @@ use tract_onnx::pb::{
 };
 use tract_onnx::prelude::*;
 
-/// ONNX's code for f32 tensors.
-const FLOAT: i32 = 1;
 /// How far an f32 plan may sit from tract, relative to the largest output magnitude (at least
 /// 1): the same sums in another order.
 const F32_TOLERANCE: f32 = 1e-4;
@@ -60,7 +60,7 @@ fn split(inputs: &[&str], outputs: &[&str], axis: i64) -> NodeProto {
 fn ints(name: &str, values: &[i64]) -> AttributeProto {
     AttributeProto {
         name: name.into(),
-        r#type: 7,
+        r#type: AttributeType::Ints as i32,
         ints: values.to_vec(),
         ..Default::default()
     }
@@ -69,7 +69,7 @@ fn ints(name: &str, values: &[i64]) -> AttributeProto {
 fn int(name: &str, value: i64) -> AttributeProto {
     AttributeProto {
         name: name.into(),
-        r#type: 2,
+        r#type: AttributeType::Int as i32,
         i: value,
         ..Default::default()
     }
@@ -78,7 +78,7 @@ fn int(name: &str, value: i64) -> AttributeProto {
 fn string(name: &str, value: &str) -> AttributeProto {
     AttributeProto {
         name: name.into(),
-        r#type: 3,
+        r#type: AttributeType::String as i32,
         s: value.as_bytes().to_vec(),
         ..Default::default()
     }
@@ -102,7 +102,7 @@ fn constant(name: &str, shape: &[i64], seed: u64) -> TensorProto {
     TensorProto {
         name: name.into(),
         dims: shape.to_vec(),
-        data_type: FLOAT,
+        data_type: DataType::Float as i32,
         float_data: values(count, seed),
         ..Default::default()
     }
@@ -112,7 +112,7 @@ fn ints_constant(name: &str, values: &[i64]) -> TensorProto {
     TensorProto {
         name: name.into(),
         dims: vec![values.len() as i64],
-        data_type: 7, // int64
+        data_type: DataType::Int64 as i32,
         int64_data: values.to_vec(),
         ..Default::default()
     }
@@ -122,7 +122,7 @@ fn floats_constant(name: &str, values: &[f32]) -> TensorProto {
     TensorProto {
         name: name.into(),
         dims: vec![values.len() as i64],
-        data_type: FLOAT,
+        data_type: DataType::Float as i32,
         float_data: values.to_vec(),
         ..Default::default()
     }
@@ -142,7 +142,7 @@ fn tensor_info(name: &str, shape: Option<&[usize]>) -> ValueInfoProto {
         name: name.into(),
         r#type: Some(TypeProto {
             value: Some(TypeValue::TensorType(TensorType {
-                elem_type: FLOAT,
+                elem_type: DataType::Float as i32,
                 shape,
             })),
             ..Default::default()
