@@ -29,19 +29,29 @@ pub fn ModelsPage() -> impl IntoView {
     });
     let outcome = RwSignal::new(None::<Result<String, String>>);
     // Someone else's rollback, upload or training: the cards follow the project's active student.
+    // The stream opens with the state as it is; an announcement is checked against the list once
+    // that has loaded, so one arriving mid-load does not load (and redraw) the page twice.
+    let announced = RwSignal::new(None::<Option<i64>>);
     if let Some(project_id) = project_id() {
         api_client::follow_project_while_mounted(project_id, move |event| match event {
             api::ProjectEvent::ActiveStudent { model } => {
-                let shown = data.try_with_untracked(|d| match d {
-                    Some(Ok((_, models))) => Some(models.iter().find(|m| m.active).map(|m| m.id)),
-                    _ => None,
-                });
-                if shown.flatten() != Some(model.map(|m| m.id)) {
-                    version.try_update(|v| *v += 1);
-                }
+                announced.try_set(Some(model.map(|m| m.id)));
             }
         });
     }
+    Effect::new(move |_| {
+        let Some(active) = announced.get() else { return };
+        let shown = data.with(|d| match d {
+            Some(Ok((_, models))) => Some(models.iter().find(|m| m.active).map(|m| m.id)),
+            _ => None,
+        });
+        if let Some(shown) = shown {
+            announced.set(None);
+            if shown != active {
+                version.update(|v| *v += 1);
+            }
+        }
+    });
     view! {
         {move || match data.get() {
             None => view! { <Loading /> }.into_any(),
