@@ -1,5 +1,6 @@
 //! Comparison of a run against an onnxruntime reference output, shared by the native test and
-//! the in-browser check so both apply the same tolerances (../shared/models/README.md).
+//! the in-browser check so both apply the same tolerances (../shared/models/README.md); and of
+//! an operator case's output against tract's (`compare_values`), value by value.
 //!
 //! Two views of the same output: the raw tensor, value by value, and what a person sees — the
 //! detections both outputs decode to after the same confidence filter and NMS. The second is
@@ -38,6 +39,9 @@ pub struct Tolerance {
     pub scores: f32,
     /// Smallest IoU between a reference detection and the run's detection paired with it.
     pub detection_iou: f32,
+    /// Largest absolute difference on an operator case's output (`op_cases`, against tract), as
+    /// a fraction of its largest magnitude (at least 1).
+    pub values: f32,
 }
 
 impl Tolerance {
@@ -46,6 +50,8 @@ impl Tolerance {
         boxes: 1e-3,
         scores: 1e-5,
         detection_iou: 0.99,
+        // The same sums in another order: the cases sit within 2e-6.
+        values: 1e-4,
     };
 
     /// The GPU executor storing tensors in f16 (`shader-f16`): a stored value keeps 11
@@ -56,7 +62,18 @@ impl Tolerance {
         boxes: 2.0,
         scores: 5e-3,
         detection_iou: 0.98,
+        // One operator, so one or two roundings: the cases sit within 7.3e-4 (lavapipe).
+        values: 2e-3,
     };
+
+    /// What applies to a GPU plan storing its tensors as `precision`.
+    #[cfg(feature = "gpu")]
+    pub fn of_gpu_plan(precision: crate::gpu::Precision) -> Tolerance {
+        match precision {
+            crate::gpu::Precision::F16 => Tolerance::F16,
+            crate::gpu::Precision::F32 => Tolerance::F32,
+        }
+    }
 }
 
 /// How a run compares with the reference.
@@ -130,6 +147,45 @@ pub fn compare(info: &ModelInfo, output: &[f32], reference: &NpyTensor) -> Resul
     })
 }
 
+/// How an operator case's output compares with tract's, value by value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ValueConformance {
+    /// Largest absolute difference (NaN when either side has one).
+    pub largest_difference: f32,
+    /// The reference's largest magnitude, at least 1: what the tolerance is a fraction of.
+    pub scale: f32,
+}
+
+impl ValueConformance {
+    /// Whether the largest difference is within `tolerance.values` of the scale.
+    pub fn within(&self, tolerance: Tolerance) -> bool {
+        self.largest_difference <= tolerance.values * self.scale
+    }
+}
+
+/// Compares an operator case's output with its reference (tract's), value by value.
+pub fn compare_values(output: &[f32], reference: &NpyTensor) -> Result<ValueConformance, String> {
+    if output.len() != reference.data.len() {
+        return Err(format!(
+            "output has {} values, reference {:?}",
+            output.len(),
+            reference.shape
+        ));
+    }
+    let largest_difference = (output.iter().zip(&reference.data))
+        .map(|(a, b)| (a - b).abs())
+        // A NaN must fail the check, so it wins over any number.
+        .fold(
+            0f32,
+            |worst, diff| if diff.is_nan() || diff > worst { diff } else { worst },
+        );
+    let scale = (reference.data.iter()).fold(1f32, |m, v| m.max(v.abs()));
+    Ok(ValueConformance {
+        largest_difference,
+        scale,
+    })
+}
+
 /// What a raw output shows a person: candidates above Ultralytics' threshold after its NMS, in
 /// model-input pixels.
 fn decoded(layout: OutputLayout, output: &[f32]) -> Vec<Detection> {
@@ -176,6 +232,33 @@ mod tests {
             bbox,
             class_scores: vec![],
         }
+    }
+
+    #[test]
+    fn values_are_held_to_a_fraction_of_the_largest_magnitude() -> Result<(), String> {
+        let reference = NpyTensor {
+            shape: vec![3],
+            data: vec![1.0, -2.0, 3000.0],
+        };
+        let off = compare_values(&[1.0, -2.25, 3000.0], &reference)?;
+        assert_eq!((off.largest_difference, off.scale), (0.25, 3000.0));
+        // 0.25 is within 1e-4 × 3000 but not 1e-4 × 1000.
+        assert!(off.within(Tolerance::F32));
+        let small = NpyTensor {
+            shape: vec![3],
+            data: vec![1.0, -2.0, 1000.0],
+        };
+        assert!(!compare_values(&[1.0, -2.25, 1000.0], &small)?.within(Tolerance::F32));
+        // Small outputs are held to the tolerance itself, not a fraction of it.
+        let tiny = NpyTensor {
+            shape: vec![1],
+            data: vec![0.001],
+        };
+        assert_eq!(compare_values(&[0.00105], &tiny)?.scale, 1.0);
+        let nan = compare_values(&[1.0, f32::NAN, 3000.0], &reference)?;
+        assert!(nan.largest_difference.is_nan() && !nan.within(Tolerance::F16));
+        assert!(compare_values(&[1.0], &reference).is_err());
+        Ok(())
     }
 
     #[test]

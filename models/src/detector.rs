@@ -230,9 +230,7 @@ impl Detector {
     pub fn tolerance(&self) -> crate::conformance::Tolerance {
         match &self.executor {
             #[cfg(feature = "gpu")]
-            Executor::Gpu(model) if model.stats().precision == crate::gpu::Precision::F16 => {
-                crate::conformance::Tolerance::F16
-            }
+            Executor::Gpu(model) => crate::conformance::Tolerance::of_gpu_plan(model.stats().precision),
             _ => crate::conformance::Tolerance::F32,
         }
     }

@@ -24,6 +24,8 @@ pub mod nms;
 pub mod npy;
 #[cfg(feature = "onnxruntime")]
 pub mod onnxruntime;
+#[cfg(feature = "op-cases")]
+pub mod op_cases;
 pub mod preprocess;
 pub mod report;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]

@@ -1,5 +1,6 @@
 //! Reads the `.npy` reference tensors (NumPy format 1.0/2.0, little-endian f32, C order) that the
-//! conformance tests and the browser benchmark compare against. Hand-written because it is one
+//! conformance tests and the browser benchmark compare against, and writes them (format 1.0) for
+//! the operator cases the browser test hands the worker. Hand-written because it is one
 //! fixed variant of a tiny format, and the same code must run in the browser worker.
 
 /// A tensor read from a `.npy` file.
@@ -59,6 +60,29 @@ pub fn read_f32(bytes: &[u8]) -> Result<NpyTensor, String> {
     Ok(NpyTensor { shape, data })
 }
 
+/// Writes `tensor` as a `.npy` file (format 1.0), as NumPy does: the header padded with spaces
+/// so the data starts at a multiple of 64 bytes.
+pub fn write_f32(tensor: &NpyTensor) -> Vec<u8> {
+    let dims: Vec<String> = tensor.shape.iter().map(usize::to_string).collect();
+    let shape = match dims.as_slice() {
+        [one] => format!("({one},)"),
+        dims => format!("({})", dims.join(", ")),
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    // Magic, version and length take 10 bytes; the header ends with a newline.
+    let padding = (64 - (10 + header.len() + 1) % 64) % 64;
+    header.extend(std::iter::repeat_n(' ', padding));
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    tensor
+        .data
+        .iter()
+        .for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
+    bytes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +118,27 @@ mod tests {
         );
         assert!(read_f32(&doubles).is_err());
         assert!(read_f32(b"PK\x03\x04").is_err());
+    }
+
+    #[test]
+    fn writes_what_numpy_writes() -> Result<(), std::str::Utf8Error> {
+        let tensor = NpyTensor {
+            shape: vec![2, 3],
+            data: vec![0.5, -1.0, 2.0, 3.0, 4.0, 1e-7],
+        };
+        let bytes = write_f32(&tensor);
+        let header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
+        assert_eq!(&bytes[..10], b"\x93NUMPY\x01\x00\x76\x00");
+        assert_eq!(&bytes[10..10 + header.len()], header);
+        assert_eq!(bytes.len(), 128 + 6 * 4);
+        assert_eq!(bytes[127], b'\n');
+        assert_eq!(read_f32(&bytes), Ok(tensor));
+        let one_axis = write_f32(&NpyTensor {
+            shape: vec![3],
+            data: vec![1.0, 2.0, 3.0],
+        });
+        assert!(std::str::from_utf8(&one_axis[10..64])?.contains("'shape': (3,)"));
+        assert_eq!(read_f32(&one_axis).map(|t| t.shape), Ok(vec![3]));
+        Ok(())
     }
 }

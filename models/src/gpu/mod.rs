@@ -198,6 +198,18 @@ impl GpuModel {
         }
     }
 
+    /// Compiles an ONNX graph that is not a detector (an operator case, `op_cases`) at the
+    /// input shape it declares; detectors go through `Detector`, which fixes theirs. The error
+    /// says whether tract could not read the graph or the executor refused it.
+    pub async fn compile_onnx(onnx: &[u8], device: &GpuDevice) -> Result<Self, String> {
+        use tract_onnx::prelude::{Framework, InferenceModelExt};
+        let typed = tract_onnx::onnx()
+            .model_for_read(&mut &onnx[..])
+            .and_then(|model| model.into_typed())
+            .map_err(|e| format!("tract cannot read the graph: {e:#}"))?;
+        Self::compile(&typed, device).await.map_err(|e| e.to_string())
+    }
+
     async fn build(graph: &graph::Graph, device: &GpuDevice, precision: Precision) -> Result<Self, GpuError> {
         let scope = device.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let plan = plan::Plan::build(graph, &device.device, &device.queue, device.conv, precision);
