@@ -42,6 +42,21 @@ pub enum ToWorker {
         #[serde(default)]
         gpu_convolution: Option<GpuConvolution>,
     },
+    /// Run a graph that is not a detector (one of the GPU executor's operator cases) on the
+    /// browser's WebGPU and compare its output with tract's, value by value (.npy files).
+    OperatorCase {
+        /// Request id, echoed in the answer.
+        id: u32,
+        /// URL of the ONNX bytes.
+        model_url: String,
+        /// URL of the input (.npy).
+        input_url: String,
+        /// URL of tract's output for it (.npy).
+        output_url: String,
+        /// The plan's convolution kernel where not the adapter's own choice.
+        #[serde(default)]
+        gpu_convolution: Option<GpuConvolution>,
+    },
     /// Time repeated runs of a model on a reference input.
     Bench {
         /// Request id, echoed in the answer.
@@ -64,14 +79,20 @@ impl ToWorker {
     /// The request id.
     pub fn id(&self) -> u32 {
         match self {
-            Self::Detect { id, .. } | Self::Conformance { id, .. } | Self::Bench { id, .. } => *id,
+            Self::Detect { id, .. }
+            | Self::Conformance { id, .. }
+            | Self::OperatorCase { id, .. }
+            | Self::Bench { id, .. } => *id,
         }
     }
 
     /// Gives the request a new id (the app numbers what it sends).
     pub fn set_id(&mut self, new_id: u32) {
         match self {
-            Self::Detect { id, .. } | Self::Conformance { id, .. } | Self::Bench { id, .. } => *id = new_id,
+            Self::Detect { id, .. }
+            | Self::Conformance { id, .. }
+            | Self::OperatorCase { id, .. }
+            | Self::Bench { id, .. } => *id = new_id,
         }
     }
 }
@@ -217,6 +238,23 @@ pub enum FromWorker {
         /// What ran the model.
         engine: Engine,
     },
+    /// How an operator case's output on WebGPU compares with tract's.
+    OperatorCase {
+        /// The request's id.
+        id: u32,
+        /// Largest absolute difference from tract's output.
+        largest_difference: f32,
+        /// tract's largest output magnitude, at least 1: the tolerance is a fraction of it.
+        scale: f32,
+        /// Within the tolerance of the plan's precision (`models::conformance::compare_values`).
+        within_tolerance: bool,
+        /// How the plan stored its tensors: `f32` or `f16`.
+        precision: String,
+        /// The plan's kernels, by name.
+        gpu_kernels: Vec<String>,
+        /// The adapter it ran on.
+        engine: Engine,
+    },
     /// Timings of a model.
     Bench {
         /// The request's id.
@@ -251,6 +289,7 @@ impl FromWorker {
             Self::Ready => 0,
             Self::Detected { id, .. }
             | Self::Conformance { id, .. }
+            | Self::OperatorCase { id, .. }
             | Self::Bench { id, .. }
             | Self::Failed { id, .. } => *id,
         }

@@ -42,11 +42,7 @@ impl Engines {
                         .to_owned(),
                 ),
                 Ok(device) => {
-                    let device = &match convolution {
-                        Some(GpuConvolution::Tiled) => device.clone().with_conv(ConvKernel::Tiled),
-                        Some(GpuConvolution::Direct) => device.clone().with_conv(ConvKernel::Direct),
-                        None => device.clone(),
-                    };
+                    let device = &with_convolution(device.clone(), convolution);
                     let detector = Detector::load_on_gpu_or_tract(onnx, device)
                         .await
                         .map_err(|e| e.0)?;
@@ -66,6 +62,13 @@ impl Engines {
         Ok((detector, cpu(threads, not_on_gpu)))
     }
 
+    /// The browser's WebGPU device, software or not, with `convolution`'s kernel where given;
+    /// why there is none otherwise.
+    pub async fn gpu_device(&mut self, convolution: Option<GpuConvolution>) -> Result<GpuDevice, String> {
+        let device = self.gpu().await.clone()?;
+        Ok(with_convolution(device, convolution))
+    }
+
     async fn gpu(&mut self) -> &Result<GpuDevice, String> {
         if self.gpu.is_none() {
             let opened = GpuDevice::open()
@@ -74,6 +77,15 @@ impl Engines {
             self.gpu = Some(opened);
         }
         self.gpu.get_or_insert_with(|| Err("no WebGPU device".into()))
+    }
+}
+
+/// `device` with plans using `convolution`'s kernel where given, else the adapter's.
+fn with_convolution(device: GpuDevice, convolution: Option<GpuConvolution>) -> GpuDevice {
+    match convolution {
+        Some(GpuConvolution::Tiled) => device.with_conv(ConvKernel::Tiled),
+        Some(GpuConvolution::Direct) => device.with_conv(ConvKernel::Direct),
+        None => device,
     }
 }
 

@@ -9,10 +9,12 @@ mod threads;
 
 use std::rc::Rc;
 
-use api::worker::{Engine, EngineChoice, FromWorker, GpuWork, ModelSource, Proposal, ToWorker};
+use api::worker::{Engine, EngineChoice, EngineKind, FromWorker, GpuWork, ModelSource, Proposal, ToWorker};
 use futures_channel::mpsc;
 use futures_util::StreamExt;
 use js_sys::{Promise, Uint8Array};
+use models::conformance::{Tolerance, compare_values};
+use models::gpu::{GpuModel, Precision};
 use models::{DEFAULT_CONFIDENCE, Detector, Pixels};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -159,6 +161,38 @@ impl Worker {
                         .map(|model| model.stats().kernels.iter().map(|(name, _)| name.clone()).collect())
                         .unwrap_or_default(),
                     engine,
+                })
+            }
+            ToWorker::OperatorCase {
+                id,
+                model_url,
+                input_url,
+                output_url,
+                gpu_convolution,
+            } => {
+                let device = self.engines.gpu_device(gpu_convolution).await?;
+                let model = GpuModel::compile_onnx(&fetch_bytes(&model_url).await?, &device).await?;
+                let input = models::npy::read_f32(&fetch_bytes(&input_url).await?)?;
+                let expected = models::npy::read_f32(&fetch_bytes(&output_url).await?)?;
+                let outputs = model.run(&input.data).await.map_err(|e| e.to_string())?;
+                let compared = compare_values(outputs.first().ok_or("the graph has no output")?, &expected)?;
+                let stats = model.stats();
+                Ok(FromWorker::OperatorCase {
+                    id,
+                    largest_difference: compared.largest_difference,
+                    scale: compared.scale,
+                    within_tolerance: compared.within(Tolerance::of_gpu_plan(stats.precision)),
+                    precision: match stats.precision {
+                        Precision::F32 => "f32",
+                        Precision::F16 => "f16",
+                    }
+                    .to_owned(),
+                    gpu_kernels: stats.kernels.iter().map(|(name, _)| name.clone()).collect(),
+                    engine: Engine {
+                        kind: EngineKind::Webgpu,
+                        name: device.name.clone(),
+                        not_on_gpu: None,
+                    },
                 })
             }
             ToWorker::Bench {

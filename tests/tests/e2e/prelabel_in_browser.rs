@@ -2,7 +2,8 @@
 //! outputs inside the real worker on both of its engines (tract in wasm — on one thread and on a
 //! pool of Web Workers — and the GPU executor on
 //! headless Chromium's WebGPU — a software adapter, so "Auto" keeps the CPU and choosing "GPU"
-//! in the panel moves the student there, with the same proposals); opening an image shows dashed
+//! in the panel moves the student there, with the same proposals), and the GPU executor's
+//! operator cases reproduce tract's outputs on that WebGPU; opening an image shows dashed
 //! proposals with scores, a threshold slider filters them, a click accepts one, a right-click
 //! dismisses one, Enter accepts the rest, undo takes them back; the rest of the project is
 //! pre-labeled in the background and ranked; a reload takes the model from the browser cache;
@@ -141,47 +142,23 @@ async fn check_conformance(
     engine: &str,
     cores: u64,
 ) -> anyhow::Result<()> {
-    let b64 = base64::engine::general_purpose::STANDARD;
     let (choice, convolution) = match engine {
         "gpu-tiled" => ("gpu", Some("tiled")),
         other => (other, None),
     };
-    let request = json!({"type": "conformance", "id": 1, "model_url": model.url, "input_url": "INPUT",
-                         "output_url": "OUTPUT", "engine": choice, "gpu_convolution": convolution});
-    // The build's own worker, started as the app starts it and kept on the page.
-    let script = r#"
-        const [script, module, request, input, output, done] = arguments;
-        const url = b64 => URL.createObjectURL(new Blob([Uint8Array.from(atob(b64), c => c.charCodeAt(0))]));
-        request.input_url = url(input);
-        request.output_url = url(output);
-        window.testWorkers = window.testWorkers || {};
-        window.testWorkers[script] = window.testWorkers[script] || new Promise((resolve, reject) => {
-            const worker = new Worker(script, {type: module ? 'module' : 'classic'});
-            worker.onerror = e => reject(e.message || 'the worker failed to start');
-            worker.onmessage = e => { if (JSON.parse(e.data).type === 'ready') resolve(worker); };
-        });
-        window.testWorkers[script].then(worker => new Promise((resolve, reject) => {
-            worker.onmessage = e => resolve(e.data);
-            worker.onerror = e => reject(e.message || 'the worker crashed');
-            worker.postMessage(JSON.stringify(request));
-        })).then(done, e => done(JSON.stringify({failed: String(e)})));
-    "#;
-    let args = vec![
-        json!(build.script),
-        json!(build.module),
-        request,
-        json!(b64.encode(shared(&format!("{name}.input.npy"))?)),
-        json!(b64.encode(shared(&format!("{name}.output.npy"))?)),
+    let request = json!({"type": "conformance", "id": 1, "model_url": model.url, "engine": choice,
+                         "gpu_convolution": convolution});
+    let files = [
+        ("input_url", shared(&format!("{name}.input.npy"))?),
+        ("output_url", shared(&format!("{name}.output.npy"))?),
     ];
     let started = std::time::Instant::now();
-    let answer = browser.client.execute_async(script, args).await?;
+    let answer = ask_worker(browser, build, request, &files).await?;
     let engine = format!("{engine} ({})", build.script);
     println!(
         "{name} on {engine}: {:.1} s in the browser",
         started.elapsed().as_secs_f64()
     );
-    let answer: serde_json::Value = serde_json::from_str(answer.as_str().unwrap_or("{}"))
-        .with_context(|| format!("{name}: the worker answered {answer}"))?;
     println!("{name} on {engine}: {answer}");
     ensure!(answer["within_tolerance"] == true, "{name} on {engine}: {answer}");
     if name.starts_with("shapes") {
@@ -228,6 +205,73 @@ async fn check_conformance(
         "{name}: the activations did not run on {}: {answer}",
         build.silu_kernel
     );
+    Ok(())
+}
+
+/// Sends `request` to `build`'s worker — started as the app starts it, and kept on the page —
+/// with each of `files` as a blob whose URL goes in the request field it is paired with, and
+/// returns the answer.
+async fn ask_worker(
+    browser: &Browser,
+    build: &WorkerBuild,
+    request: serde_json::Value,
+    files: &[(&str, Vec<u8>)],
+) -> anyhow::Result<serde_json::Value> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let files: serde_json::Map<String, serde_json::Value> = (files.iter())
+        .map(|(field, bytes)| (field.to_string(), json!(b64.encode(bytes))))
+        .collect();
+    let script = r#"
+        const [script, module, request, files, done] = arguments;
+        const url = b64 => URL.createObjectURL(new Blob([Uint8Array.from(atob(b64), c => c.charCodeAt(0))]));
+        for (const [field, b64] of Object.entries(files)) request[field] = url(b64);
+        window.testWorkers = window.testWorkers || {};
+        window.testWorkers[script] = window.testWorkers[script] || new Promise((resolve, reject) => {
+            const worker = new Worker(script, {type: module ? 'module' : 'classic'});
+            worker.onerror = e => reject(e.message || 'the worker failed to start');
+            worker.onmessage = e => { if (JSON.parse(e.data).type === 'ready') resolve(worker); };
+        });
+        window.testWorkers[script].then(worker => new Promise((resolve, reject) => {
+            worker.onmessage = e => resolve(e.data);
+            worker.onerror = e => reject(e.message || 'the worker crashed');
+            worker.postMessage(JSON.stringify(request));
+        })).then(done, e => done(JSON.stringify({failed: String(e)})));
+    "#;
+    let args = vec![json!(build.script), json!(build.module), request, json!(files)];
+    let answer = browser.client.execute_async(script, args).await?;
+    serde_json::from_str(answer.as_str().unwrap_or("{}")).with_context(|| format!("the worker answered {answer}"))
+}
+
+/// The GPU executor's operator cases (`models::op_cases`, which `models/tests/gpu_ops.rs` runs
+/// on Vulkan) in Chromium's WebGPU, whose shader compiler is stricter than naga, with both
+/// convolution kernels, against tract's outputs computed here.
+async fn check_operator_cases(browser: &Browser, build: &WorkerBuild) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let mut failed = Vec::new();
+    let cases = models::op_cases::operator_cases();
+    for case in &cases {
+        let reference = case.reference().map_err(anyhow::Error::msg)?;
+        for convolution in ["tiled", "direct"] {
+            let request = json!({"type": "operator_case", "id": 1, "model_url": "", "input_url": "",
+                                 "output_url": "", "gpu_convolution": convolution});
+            let files = [
+                ("model_url", case.onnx()),
+                ("input_url", models::npy::write_f32(&case.input())),
+                ("output_url", models::npy::write_f32(&reference)),
+            ];
+            let answer = ask_worker(browser, build, request, &files).await?;
+            println!("{} ({convolution}) on WebGPU: {answer}", case.name);
+            if answer["within_tolerance"] != true || answer["engine"]["kind"] != "webgpu" {
+                failed.push(format!("{} ({convolution}): {answer}", case.name));
+            }
+        }
+    }
+    println!(
+        "{} operator cases × 2 kernels on WebGPU: {:.1} s",
+        cases.len(),
+        started.elapsed().as_secs_f64()
+    );
+    ensure!(failed.is_empty(), "{}", failed.join("\n"));
     Ok(())
 }
 
@@ -294,6 +338,7 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
         cores,
     )
     .await?;
+    check_operator_cases(browser, gpu_build).await?;
 
     // A file that is not a model: a readable refusal, and the worker keeps serving.
     let refused = client
