@@ -16,10 +16,10 @@ use models::op_cases::{OperatorCase, operator_cases};
 fn check(case: &OperatorCase, device: &GpuDevice) -> anyhow::Result<()> {
     let name = case.name;
     let reference = case.reference().map_err(|e| anyhow!(e))?;
-    let input = case.input();
+    let (onnx, input) = (case.onnx(), case.input());
     for conv in [ConvKernel::Tiled, ConvKernel::Direct] {
         let device = device.clone().with_conv(conv);
-        let model = block_on(GpuModel::compile_onnx(&case.onnx(), &device)).map_err(|e| anyhow!("{name}: {e}"))?;
+        let model = block_on(GpuModel::compile_onnx(&onnx, &device)).map_err(|e| anyhow!("{name}: {e}"))?;
         let outputs = model.run_blocking(&input.data).map_err(|e| anyhow!("{name}: {e}"))?;
         let output = outputs.first().ok_or_else(|| anyhow!("{name}: no output"))?;
         let compared = compare_values(output, &reference).map_err(|e| anyhow!("{name}: {e}"))?;

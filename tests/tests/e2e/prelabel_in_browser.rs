@@ -251,14 +251,14 @@ async fn check_operator_cases(browser: &Browser, build: &WorkerBuild) -> anyhow:
     let cases = models::op_cases::operator_cases();
     for case in &cases {
         let reference = case.reference().map_err(anyhow::Error::msg)?;
+        let files = [
+            ("model_url", case.onnx()),
+            ("input_url", models::npy::write_f32(&case.input())),
+            ("output_url", models::npy::write_f32(&reference)),
+        ];
         for convolution in ["tiled", "direct"] {
             let request = json!({"type": "operator_case", "id": 1, "model_url": "", "input_url": "",
                                  "output_url": "", "gpu_convolution": convolution});
-            let files = [
-                ("model_url", case.onnx()),
-                ("input_url", models::npy::write_f32(&case.input())),
-                ("output_url", models::npy::write_f32(&reference)),
-            ];
             let answer = ask_worker(browser, build, request, &files).await?;
             println!("{} ({convolution}) on WebGPU: {answer}", case.name);
             if answer["within_tolerance"] != true || answer["engine"]["kind"] != "webgpu" {
