@@ -11,8 +11,9 @@
 //! For each: the median warm latency (runtimes take turns, round after round), the first-image
 //! latency (model load, pipeline build and first run), the ratio ours / theirs. Also: the longest
 //! main-thread task while our worker runs (the UI must stay responsive), where our time goes by
-//! operator or kernel, and the wasm download sizes. On a software WebGPU adapter (SwiftShader in
-//! headless Chromium without a GPU) the GPU figures only prove the path works.
+//! operator or kernel, the wasm download sizes, and the host's processor (the ratios move with
+//! it). On a software WebGPU adapter (SwiftShader in headless Chromium without a GPU) the GPU
+//! figures only prove the path works.
 //!
 //! Its one argument, `cpu`, `gpu` or `all` (the default), says which engines to measure: the
 //! software WebGPU adapter takes most of a full run. Needs `ORT_WEB_DIR` (onnxruntime-web's
@@ -132,6 +133,7 @@ async fn bench(
         "headless Chromium, {threads} cores, cross-origin isolated: {}; medians of warm runs taken in alternating rounds",
         cores[1]
     );
+    println!("host CPU: {}", host_cpu());
     let mut reports = Vec::new();
     for name in MODELS {
         let model = register(studio, project_id, models_dir, name).await?;
@@ -525,6 +527,28 @@ async fn run_ort(
         anyhow::bail!("{backend} ({threads} threads): {error}");
     }
     Ok(answer)
+}
+
+/// The host's processor as Linux names it: the ratio to onnxruntime-web depends on it (the same
+/// build has measured 0.78× against it on one cloud host and 0.91–0.96× on another), so a figure
+/// means little without it.
+fn host_cpu() -> String {
+    let Ok(cpuinfo) = std::fs::read_to_string("/proc/cpuinfo") else {
+        return "unknown".into();
+    };
+    let field = |name: &str| {
+        cpuinfo
+            .lines()
+            .find_map(|line| line.split_once(':').filter(|(key, _)| key.trim() == name))
+            .map(|(_, value)| value.trim().to_owned())
+            .unwrap_or_else(|| "?".into())
+    };
+    format!(
+        "{} (family {}, model {})",
+        field("model name"),
+        field("cpu family"),
+        field("model")
+    )
 }
 
 fn numbers(value: &Value) -> Vec<f64> {
