@@ -23,6 +23,17 @@ pub enum ToWorker {
         #[serde(default)]
         engine: EngineChoice,
     },
+    /// Load the model at `model_url` and run it once on a blank image, so that the first image
+    /// shown afterwards waits for neither the load nor the first run's allocations.
+    Prepare {
+        /// Request id, echoed in the answer.
+        id: u32,
+        /// Content-addressed URL of the ONNX bytes.
+        model_url: String,
+        /// Where to run it, as `Detect` will ask.
+        #[serde(default)]
+        engine: EngineChoice,
+    },
     /// Run a model on a reference input and compare with the reference output (.npy files).
     Conformance {
         /// Request id, echoed in the answer.
@@ -80,6 +91,7 @@ impl ToWorker {
     pub fn id(&self) -> u32 {
         match self {
             Self::Detect { id, .. }
+            | Self::Prepare { id, .. }
             | Self::Conformance { id, .. }
             | Self::OperatorCase { id, .. }
             | Self::Bench { id, .. } => *id,
@@ -90,6 +102,7 @@ impl ToWorker {
     pub fn set_id(&mut self, new_id: u32) {
         match self {
             Self::Detect { id, .. }
+            | Self::Prepare { id, .. }
             | Self::Conformance { id, .. }
             | Self::OperatorCase { id, .. }
             | Self::Bench { id, .. } => *id = new_id,
@@ -209,6 +222,15 @@ pub enum FromWorker {
         /// What ran the model.
         engine: Engine,
     },
+    /// The model is loaded and has run once.
+    Prepared {
+        /// The request's id.
+        id: u32,
+        /// Where the model bytes came from (`Memory`: it was ready already).
+        model_source: ModelSource,
+        /// What runs the model.
+        engine: Engine,
+    },
     /// How a run compares with the onnxruntime reference.
     Conformance {
         /// The request's id.
@@ -288,6 +310,7 @@ impl FromWorker {
         match self {
             Self::Ready => 0,
             Self::Detected { id, .. }
+            | Self::Prepared { id, .. }
             | Self::Conformance { id, .. }
             | Self::OperatorCase { id, .. }
             | Self::Bench { id, .. }

@@ -57,6 +57,20 @@ pub async fn active_student(project_id: i64) -> Option<RegisteredModel> {
         .find(|m| m.active)
 }
 
+/// Has the worker load `model` and run it once (in the background: an image on screen goes
+/// first), so that the first image opened shows its proposals at warm speed.
+pub async fn prepare(model: &RegisteredModel) -> Result<(), String> {
+    let request = ToWorker::Prepare {
+        id: 0,
+        model_url: model.url.clone(),
+        engine: remembered_engine(),
+    };
+    match inference::ask(request, false).await? {
+        FromWorker::Prepared { .. } => Ok(()),
+        other => Err(format!("unexpected answer from the model worker: {other:?}")),
+    }
+}
+
 /// Runs the student on one image in the worker and reports its scores to the server.
 pub async fn prelabel(
     project_id: i64,

@@ -41,9 +41,24 @@ fn ProjectDetail(
     // Bumped after uploads and imports so the gallery reloads.
     let gallery_version = RwSignal::new(0u32);
     let refresh_gallery = move || gallery_version.update(|v| *v += 1);
+    // The active student, loaded in the model worker while the person chooses an image.
+    let student_ready = RwSignal::new(None::<i64>);
+    let project_id = project.id;
+    spawn_local(async move {
+        let Some(model) = crate::prelabel::active_student(project_id).await else {
+            return;
+        };
+        match crate::prelabel::prepare(&model).await {
+            Ok(()) => {
+                student_ready.try_set(Some(model.id));
+            }
+            // The editor says why when it asks again.
+            Err(message) => leptos::logging::warn!("the student could not be readied: {message}"),
+        }
+    });
     view! {
         <nav class="crumbs" aria-label="Breadcrumb"><a href="/">"Projects"</a>" / "</nav>
-        <section class="page-head">
+        <section class="page-head" data-student-ready=move || student_ready.get().map(|id| id.to_string())>
             <h1 data-project-id=project.id.to_string()>{project.name.clone()}</h1>
             <nav class="page-links small">
                 <a href=format!("/projects/{}/models", project.id)>"Models"</a>

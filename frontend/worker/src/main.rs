@@ -132,6 +132,23 @@ impl Worker {
                     engine,
                 })
             }
+            ToWorker::Prepare { id, model_url, engine } => {
+                let (detector, engine, model_source) = self.model(&model_url, engine).await?;
+                if model_source != ModelSource::Memory {
+                    // A first run allocates every intermediate tensor: natively it takes twice a
+                    // warm one. Done here, the person's first image does not wait for it.
+                    let side = detector.info().input_size_px as usize;
+                    detector
+                        .run_raw_async(vec![0.0; 3 * side * side])
+                        .await
+                        .map_err(|e| e.0)?;
+                }
+                Ok(FromWorker::Prepared {
+                    id,
+                    model_source,
+                    engine,
+                })
+            }
             ToWorker::Conformance {
                 id,
                 model_url,

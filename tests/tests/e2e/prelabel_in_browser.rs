@@ -516,6 +516,30 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
         "after a reload the model comes from the cache: {source:?}"
     );
 
+    // 4b. The project page readies the student while the person chooses an image, so the image
+    //     opened from its gallery (the same page: no reload) finds the model loaded.
+    client.goto(&format!("{}/projects/{pid}", studio.url)).await?;
+    browser
+        .find(".page-head[data-student-ready]")
+        .await
+        .context("the project page did not ready the student")?;
+    let ready = browser.attributes(".page-head", "data-student-ready").await?;
+    ensure!(
+        ready == [student.id.to_string()],
+        "the project page readies the active student: {ready:?}"
+    );
+    browser
+        .find(&format!("a.thumb[href='/projects/{pid}/images/{}']", ids[1]))
+        .await?
+        .click()
+        .await?;
+    browser.find(".prelabels[data-state=ready]").await?;
+    let source = browser.attributes(".prelabels", "data-model-source").await?;
+    ensure!(
+        source == ["memory"],
+        "the image opened from the project page finds the student loaded: {source:?}"
+    );
+
     // 5. Scoring on the server from the project page: the page hears the job end through the
     //    job's event stream, its only news of progress. The same detector, registered again as
     //    a new version, so the server scores every image the browser scored above.
