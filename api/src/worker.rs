@@ -251,6 +251,9 @@ pub enum FromWorker {
         within_tolerance: bool,
         /// The matrix kernels the run went through (`Detector::matmul_kernels`; none on the GPU).
         matmul_kernels: Vec<String>,
+        /// How many convolutions packed their panels by rows (`Detector::im2col_rows`).
+        #[serde(default)]
+        im2col_rows: u32,
         /// The kernel its SiLU activations ran on (`Detector::silu_kernel`; none on the GPU).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         silu_kernel: Option<String>,

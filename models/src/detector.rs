@@ -313,6 +313,13 @@ impl Detector {
         names
     }
 
+    /// How many convolutions pack their im2col panels by rows (`im2col_panels`; the browser's
+    /// builds) rather than value by value; 0 when tract does not run the model.
+    pub fn im2col_rows(&self) -> usize {
+        self.tract_plan()
+            .map_or(0, |plan| crate::im2col_panels::count(plan.model()))
+    }
+
     /// The element-wise kernel tract runs this model's SiLU activations on, by name (in the
     /// browser's relaxed-SIMD builds, `wasm_silu`'s); `None` when tract does not run the model
     /// or it has no SiLU.
@@ -578,9 +585,16 @@ fn profile_tract(
 
 /// tract's optimised plan of a checked graph.
 fn tract_plan(typed: TypedModel) -> Result<Arc<TypedRunnableModel>, ModelError> {
+    // Read before optimisation, which replaces the convolutions by their matrix products. Only
+    // the browser's builds pack by rows: that is where it was measured to pay.
+    let convs = cfg!(target_arch = "wasm32").then(|| crate::im2col_panels::conv_geometries(&typed));
     typed
         .into_optimized()
         .and_then(softmax_on_last_axis)
+        .and_then(|m| match &convs {
+            Some(convs) => crate::im2col_panels::pack_rows(m, convs),
+            None => Ok(m),
+        })
         .and_then(|m| m.into_runnable())
         .map_err(|e| err("the model cannot be optimised for this machine", chain(&e)))
 }

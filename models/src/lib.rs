@@ -17,6 +17,7 @@ pub mod conformance;
 pub mod detector;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+mod im2col_panels;
 pub mod layout;
 pub mod letterbox;
 pub mod metadata;

@@ -173,6 +173,7 @@ impl Worker {
                     min_detection_iou: report.min_detection_iou,
                     within_tolerance: report.within(detector.tolerance()),
                     matmul_kernels: detector.matmul_kernels(),
+                    im2col_rows: detector.im2col_rows() as u32,
                     silu_kernel: detector.silu_kernel(),
                     gpu_kernels: (detector.gpu_model())
                         .map(|model| model.stats().kernels.iter().map(|(name, _)| name.clone()).collect())

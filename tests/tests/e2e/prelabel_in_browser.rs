@@ -198,6 +198,12 @@ async fn check_conformance(
             .is_some_and(|k| k.contains(&json!(BROWSER_MATMUL_KERNEL))),
         "{name}: the convolutions did not run on {BROWSER_MATMUL_KERNEL}: {answer}"
     );
+    // Their 3×3 convolutions packed their panels by rows (models::im2col_panels), so the
+    // tolerance holds for that packing too.
+    ensure!(
+        answer["im2col_rows"].as_u64().is_some_and(|n| n > 0),
+        "{name}: no convolution packed its panels by rows: {answer}"
+    );
     // Every reference graph is YOLO: a SiLU after each convolution, held to the tolerance on
     // the kernel the build is meant to pick.
     ensure!(
