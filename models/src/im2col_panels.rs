@@ -351,20 +351,20 @@ impl MMMInputValue for Im2colInput {
 
 /// Each row of the panel is the `r` values from `start` on.
 unsafe fn copy_runs(input: &[f32], k_offsets: &[isize], start: isize, panel: &mut [f32], r: usize) {
-    // A copy of a length known here is a few vector moves; of any other, a call to `memcpy`.
-    if r == 8 {
-        return unsafe { copy_runs_of::<8>(input, k_offsets, start, panel) };
+    // A copy of a length known here is a few vector moves; of any other, a call to `memcpy`:
+    // inlined with a literal 8 (the browser kernel's panel width), the rows are copied the first way.
+    #[inline(always)]
+    unsafe fn rows(input: &[f32], k_offsets: &[isize], start: isize, panel: &mut [f32], r: usize) {
+        for (row, &k) in panel.chunks_exact_mut(r).zip(k_offsets) {
+            let from = (start + k) as usize;
+            row.copy_from_slice(unsafe { input.get_unchecked(from..from + r) });
+        }
     }
-    for (row, &k) in panel.chunks_exact_mut(r).zip(k_offsets) {
-        let from = (start + k) as usize;
-        row.copy_from_slice(unsafe { input.get_unchecked(from..from + r) });
-    }
-}
-
-unsafe fn copy_runs_of<const R: usize>(input: &[f32], k_offsets: &[isize], start: isize, panel: &mut [f32]) {
-    for (row, &k) in panel.chunks_exact_mut(R).zip(k_offsets) {
-        let from = (start + k) as usize;
-        row.copy_from_slice(unsafe { input.get_unchecked(from..from + R) });
+    unsafe {
+        match r {
+            8 => rows(input, k_offsets, start, panel, 8),
+            _ => rows(input, k_offsets, start, panel, r),
+        }
     }
 }
 
