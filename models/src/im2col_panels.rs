@@ -17,6 +17,21 @@
 //! the test below holds the two plans to equal outputs. [`pack_rows`] swaps tract's `LazyIm2col`
 //! node, after optimisation, for [`Im2colRows`] where the convolution is one that this module can
 //! address (2-D, channels first, f32, one group); the rest stays tract's.
+//!
+//! The panels read the input as tract's `Pad` node left it: padding is a whole copy of the
+//! tensor per padded convolution (34 in yolov8n; about 2 ms of a one-thread yolov8n-320 run and
+//! 7–8 ms at 640, on one thread whatever the thread count). Two ways around it were measured as
+//! above (with the swap, against without) and neither paid, so neither is here:
+//! - Reading the unpadded input and writing the padding's zeros into the panels, for every
+//!   padded convolution, with the rows of border panels that read padding checked value by
+//!   value: 75.7 against 73.4 ms at 320, 304.9 against 302.8 at 640. With those rows copied as
+//!   one stretch where the panel is on one output row, and only where the rows left to check
+//!   were fewer than the padded tensor's values: 75.2 against 71.5, 289.5 against 278.7. At
+//!   20×20 and 10×10 nearly every panel touches the border, and its checks cost more than the
+//!   copy they save.
+//! - A `Pad` that writes each row into place instead of tract's ndarray assignment: 70.2 against
+//!   71.4 and 276.8 against 274.6 (zeroed buffer, then the rows), 71.8 against 71.1 and 293.5
+//!   against 290.8 (one pass) — noise: the time is the new tensor's memory traffic.
 #![allow(unsafe_code)] // reads the input and writes tract's panel buffer through raw pointers
 
 use std::collections::HashMap;
