@@ -19,9 +19,9 @@
 //! address (2-D, channels first, f32, one group); the rest stays tract's.
 //!
 //! The panels read the input as tract's `Pad` node left it: padding is a whole copy of the
-//! tensor per padded convolution (34 in yolov8n; about 2 ms of a one-thread yolov8n-320 run and
-//! 7–8 ms at 640, on one thread whatever the thread count). Two ways around it were measured as
-//! above (with the swap, against without) and neither paid, so neither is here:
+//! tensor per padded convolution (34 in yolov8n; about 2 ms of a yolov8n-320 run, on one thread
+//! whatever the thread count). Two ways around it were measured as above, each in one run against
+//! this module as it is (the variant's figure first), and neither paid, so neither is here:
 //! - Reading the unpadded input and writing the padding's zeros into the panels, for every
 //!   padded convolution, with the rows of border panels that read padding checked value by
 //!   value: 75.7 against 73.4 ms at 320, 304.9 against 302.8 at 640. With those rows copied as
@@ -31,7 +31,8 @@
 //!   copy they save.
 //! - A `Pad` that writes each row into place instead of tract's ndarray assignment: 70.2 against
 //!   71.4 and 276.8 against 274.6 (zeroed buffer, then the rows), 71.8 against 71.1 and 293.5
-//!   against 290.8 (one pass) — noise: the time is the new tensor's memory traffic.
+//!   against 290.8 (one pass) — noise. That pad alone still took 1.6–2.0 ms at 320: the time is
+//!   the new tensor's memory traffic, not tract's loop.
 #![allow(unsafe_code)] // reads the input and writes tract's panel buffer through raw pointers
 
 use std::collections::HashMap;
