@@ -35,16 +35,17 @@
 //!   the new tensor's memory traffic, not tract's loop.
 //!
 //! Nor did Winograd F(2×2, 3×3) in place of im2col for yolov8n's 32 3×3 stride-1 convolutions
-//! (two thirds of its multiply-adds): two tract ops for the input and output transforms around
-//! a batched product of 16 planes per convolution, held to tract's outputs within 1e-5 of the
-//! largest. Measured against onnxruntime-web in one run (this module's builds gave 0.88–0.95× at
-//! 320 in earlier runs): 68.1 against 75.1 ms at 320 (0.91×), 282.8 against 287.3 at 640
-//! (0.98×), and slower on two threads (1.17×, 1.13×). The products fell to 53 ms (60–66 without),
-//! far less than the 2.25× fewer multiply-adds: with `k` only the input channels, and the
-//! transformed input written, packed and read again through memory, each product runs well
-//! below im2col's rate; the transforms and the extra packing took most of what was left. To pay,
-//! the transforms would have to work a block of tiles at a time, straight into packed panels,
-//! with the product and the output transform while the block is in cache.
+//! (about two thirds of its multiply-adds): two tract ops for the input and output transforms
+//! around a batched product of 16 planes per convolution, held to tract's outputs within 1e-5 of
+//! the largest. Measured against onnxruntime-web in one run (this module's builds gave
+//! 0.88–0.95× on one thread in earlier runs): 68.1 against 75.1 ms at 320 (0.91×), 282.8 against
+//! 287.3 at 640 (0.98×), and slower on two threads (1.17×, 1.13×). tract's products fell to 53 ms
+//! at 320 on one thread (60–66 without), far less than 2.25× fewer multiply-adds would give: with
+//! `k` only the input channels, and the transformed input written, packed and read again through
+//! memory, each product runs well below im2col's rate; the transforms and the extra packing took
+//! most of what was left. To pay, the transforms would have to work a block of tiles at a time,
+//! straight into packed panels, with the product and the output transform while the block is in
+//! cache.
 #![allow(unsafe_code)] // reads the input and writes tract's panel buffer through raw pointers
 
 use std::collections::HashMap;
