@@ -43,9 +43,11 @@
 //! at 320 on one thread (60–66 without), far less than 2.25× fewer multiply-adds would give: with
 //! `k` only the input channels, and the transformed input written, packed and read again through
 //! memory, each product runs well below im2col's rate; the transforms and the extra packing took
-//! most of what was left. To pay, the transforms would have to work a block of tiles at a time,
-//! straight into packed panels, with the product and the output transform while the block is in
-//! cache.
+//! most of what was left. Taking only the 24 over 64 channels or more, measured in back-to-back
+//! runs against this module as it is: 64.7 against 65.2 ms at 320 and 261.8 against 261.5 at 640
+//! on one thread (noise), 43.5 against 40.9 and 155.5 against 149.1 on two. To pay, the
+//! transforms would have to work a block of tiles at a time, straight into packed panels, with
+//! the product and the output transform while the block is in cache.
 #![allow(unsafe_code)] // reads the input and writes tract's panel buffer through raw pointers
 
 use std::collections::HashMap;
