@@ -40,7 +40,8 @@
 //! the largest. Measured against onnxruntime-web in one run (this module's builds gave
 //! 0.88–0.95× on one thread in earlier runs): 68.1 against 75.1 ms at 320 (0.91×), 282.8 against
 //! 287.3 at 640 (0.98×), and slower on two threads (1.17×, 1.13×). tract's products fell to 53 ms
-//! at 320 on one thread (60–66 without), far less than 2.25× fewer multiply-adds would give: with
+//! at 320 on one thread (60–66 without in earlier runs; 51.5 with the 24 below against 56.3
+//! without, back to back), far less than 2.25× fewer multiply-adds would give: with
 //! `k` only the input channels, and the transformed input written, packed and read again through
 //! memory, each product runs well below im2col's rate; the transforms and the extra packing took
 //! most of what was left. Taking only the 24 over 64 channels or more, measured in back-to-back
