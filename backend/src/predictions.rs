@@ -152,6 +152,19 @@ pub async fn store_predictions(
     predictions: &[ImagePrediction],
 ) -> Result<(), ApiError> {
     let mut tx = crate::db::write_transaction(db).await?;
+    write_predictions(&mut tx, project_id, model_id, predictions).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// [`store_predictions`] inside a transaction the caller holds: the scoring job counts the image
+/// done in the same one.
+pub(crate) async fn write_predictions(
+    tx: &mut AnyConnection,
+    project_id: i64,
+    model_id: i64,
+    predictions: &[ImagePrediction],
+) -> Result<(), ApiError> {
     for prediction in predictions {
         let owner: Option<i64> = sqlx::query_scalar("SELECT project_id FROM images WHERE id = $1")
             .bind(prediction.image_id)
@@ -203,7 +216,6 @@ pub async fn store_predictions(
             .execute(&mut *tx)
             .await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 

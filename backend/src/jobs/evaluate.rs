@@ -119,6 +119,7 @@ pub(super) async fn run(
                 None => continue, // deleted meanwhile
             };
             let boxes = serde_json::to_string(&boxes).map_err(|e| e.to_string())?;
+            let mut tx = crate::db::write_transaction(db).await.map_err(|e| e.to_string())?;
             sqlx::query(
                 "INSERT INTO evaluation_detections (model_id, image_id, boxes, error) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (model_id, image_id) DO UPDATE SET boxes = excluded.boxes, error = excluded.error",
@@ -127,13 +128,14 @@ pub(super) async fn run(
             .bind(image_id)
             .bind(boxes)
             .bind(error)
-            .execute(db)
+            .execute(&mut *tx)
             .await
             .map_err(|e| e.to_string())?;
             done += 1;
-            progress
-                .report(done, total, &format!("Evaluated {done} of {total} (model × image)."))
-                .await?;
+            let message = format!("Evaluated {done} of {total} (model × image).");
+            if !progress.commit(tx, done, total, &message).await? {
+                return Ok(Finished::Cancelled);
+            }
         }
     }
     let skipped = if unreadable > 0 {

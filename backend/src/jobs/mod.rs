@@ -34,6 +34,7 @@ use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::{Notify, broadcast};
 
 use crate::AppState;
+use crate::db::WriteTransaction;
 use crate::error::ApiError;
 use crate::events::ProjectEvents;
 use crate::extract::{JsonBody, PathParams};
@@ -465,6 +466,37 @@ impl Progress {
         Ok(())
     }
 
+    /// Counts work done in the transaction that stored it, and commits both: a restart then finds
+    /// every stored result counted and nothing counted that was not stored. `false` when the job
+    /// is no longer this process's (it handed the job back while stopping, or its lease went to
+    /// another): the transaction is rolled back, nothing is stored, and the work should end.
+    async fn commit(&self, mut tx: WriteTransaction, done: u64, total: u64, message: &str) -> Result<bool, String> {
+        let sql = if self.holder.is_some() {
+            "UPDATE jobs SET done = $1, total = $2, message = $3 WHERE id = $4 AND state = 'running' AND worker = $5"
+        } else {
+            "UPDATE jobs SET done = $1, total = $2, message = $3 WHERE id = $4 AND state = 'running'"
+        };
+        let mut update = sqlx::query(sql)
+            .bind(done as i64)
+            .bind(total as i64)
+            .bind(message)
+            .bind(self.job_id);
+        if let Some(holder) = &self.holder {
+            update = update.bind(holder);
+        }
+        let updated = update
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| format!("cannot record progress: {e}"))?;
+        if updated.rows_affected() == 0 {
+            self.lost.store(true, Ordering::Relaxed);
+            return Ok(false);
+        }
+        tx.commit().await.map_err(|e| format!("cannot record progress: {e}"))?;
+        self.jobs.announce(self.project_id, self.job_id);
+        Ok(true)
+    }
+
     /// Whether the work should stop: someone cancelled the job, or it is no longer this
     /// process's to do (see [`Progress::lost`]).
     async fn cancel_requested(&self) -> bool {
@@ -894,5 +926,69 @@ impl JobRow {
             worker: self.worker,
             gpu: self.device == "gpu",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::InferenceConfig;
+
+    async fn project_name(db: &AnyPool) -> anyhow::Result<String> {
+        Ok(sqlx::query_scalar("SELECT name FROM projects WHERE id = 1")
+            .fetch_one(db)
+            .await?)
+    }
+
+    /// What a stopping server's job does with the image it was working on when it handed the job
+    /// back: the next process scores that image again, so storing it here would leave it stored
+    /// but not counted, and the resumed job one image short.
+    #[tokio::test]
+    async fn work_finished_after_the_job_was_handed_back_is_neither_stored_nor_counted() -> anyhow::Result<()> {
+        let (_dir, db) = crate::db::temporary_with_project().await?;
+        let config = InferenceConfig {
+            inference_threads: Some(1),
+            onnxruntime: None,
+            device: "cpu".into(),
+            train_device: "cpu".into(),
+        };
+        let jobs = Jobs::new(&config, ProjectEvents::default(), "server".into(), false)?;
+        let job_id: i64 = sqlx::query_scalar("INSERT INTO jobs (project_id, kind) VALUES (1, 'score') RETURNING id")
+            .fetch_one(&db)
+            .await?;
+        assert_eq!(queue::claim(&db, &jobs.runner, None).await?, Some(job_id));
+        let job = load_job(&mut *db.acquire().await?, job_id).await?;
+        let progress = jobs.progress(&db, &job, Some(jobs.runner.label()));
+        // Renaming the project stands for the work: any write in the step's transaction.
+        let rename = |name: &'static str| {
+            let db = db.clone();
+            async move {
+                let mut tx = crate::db::write_transaction(&db).await?;
+                sqlx::query("UPDATE projects SET name = $1 WHERE id = 1")
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                anyhow::Ok(tx)
+            }
+        };
+
+        assert!(
+            progress
+                .commit(rename("first").await?, 1, 2, "one")
+                .await
+                .map_err(anyhow::Error::msg)?
+        );
+        assert_eq!(project_name(&db).await?, "first");
+        queue::release(&db, &jobs.runner).await?;
+        let held = progress
+            .commit(rename("second").await?, 2, 2, "two")
+            .await
+            .map_err(anyhow::Error::msg)?;
+
+        assert!(!held && progress.lost());
+        assert_eq!(project_name(&db).await?, "first", "the step was rolled back");
+        let after = load_job(&mut *db.acquire().await?, job_id).await?;
+        assert_eq!((after.state, after.done, after.total), (JobState::Queued, 1, 2));
+        Ok(())
     }
 }

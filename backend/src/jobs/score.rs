@@ -53,9 +53,10 @@ pub(super) async fn run(
         })
         .await
         .map_err(|e| e.to_string())?;
+        let mut tx = crate::db::write_transaction(db).await.map_err(|e| e.to_string())?;
         match predicted {
             Ok(prediction) => {
-                crate::predictions::store_predictions(db, job.project_id, model_id, &[prediction])
+                crate::predictions::write_predictions(&mut tx, job.project_id, model_id, &[prediction])
                     .await
                     .map_err(|e| e.message)?;
             }
@@ -65,9 +66,12 @@ pub(super) async fn run(
             }
         }
         done += 1;
-        progress
-            .report(done, total, &format!("Scored {done} of {total} images."))
-            .await?;
+        if !progress
+            .commit(tx, done, total, &format!("Scored {done} of {total} images."))
+            .await?
+        {
+            return Ok(Finished::Cancelled);
+        }
     }
     let skipped = if unreadable > 0 {
         format!(" ({unreadable} could not be read)")
