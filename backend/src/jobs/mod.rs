@@ -47,6 +47,9 @@ use queue::{Runner, Standing};
 #[derive(Clone)]
 pub struct Jobs {
     wake: Arc<Notify>,
+    /// Set when the process starts stopping: from then on its runner takes no job, so what
+    /// [`Jobs::stop`] hands back stays with the queue.
+    stopping: Arc<AtomicBool>,
     /// The id of every job whose row just changed (state, progress, message): what the event
     /// streams of open pages listen to.
     changed: broadcast::Sender<i64>,
@@ -80,6 +83,7 @@ impl Jobs {
         check_training_device(train_on_gpu)?;
         Ok(Self {
             wake: Arc::new(Notify::new()),
+            stopping: Arc::new(AtomicBool::new(false)),
             changed: broadcast::channel(256).0,
             detectors: DetectorCache::new(runtime),
             events,
@@ -137,6 +141,7 @@ impl Jobs {
     /// Hands back what this process holds — its job queued again at once, its images free —
     /// and leaves the queue: the process is stopping.
     pub async fn stop(&self, db: &AnyPool) {
+        self.stopping.store(true, Ordering::Relaxed);
         match queue::release(db, &self.runner).await {
             Ok(released) => {
                 for (project_id, job_id) in released {
@@ -166,6 +171,9 @@ impl Jobs {
 
     /// What this runner should do next, after queuing again the jobs whose holders died.
     async fn next_work(&self, db: &AnyPool) -> Result<Option<Work>, ApiError> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
         for job in queue::reap(db).await? {
             tracing::warn!(job = job.id, worker = ?job.worker, "a job's lease expired: queued again or failed");
             self.announce(job.project_id, job.id);
@@ -934,6 +942,24 @@ mod tests {
     use super::*;
     use crate::config::InferenceConfig;
 
+    fn cpu_jobs() -> anyhow::Result<Jobs> {
+        let config = InferenceConfig {
+            inference_threads: Some(1),
+            onnxruntime: None,
+            device: "cpu".into(),
+            train_device: "cpu".into(),
+        };
+        Jobs::new(&config, ProjectEvents::default(), "server".into(), false)
+    }
+
+    async fn queue_score_job(db: &AnyPool) -> anyhow::Result<i64> {
+        Ok(
+            sqlx::query_scalar("INSERT INTO jobs (project_id, kind) VALUES (1, 'score') RETURNING id")
+                .fetch_one(db)
+                .await?,
+        )
+    }
+
     async fn project_name(db: &AnyPool) -> anyhow::Result<String> {
         Ok(sqlx::query_scalar("SELECT name FROM projects WHERE id = 1")
             .fetch_one(db)
@@ -946,16 +972,8 @@ mod tests {
     #[tokio::test]
     async fn work_finished_after_the_job_was_handed_back_is_neither_stored_nor_counted() -> anyhow::Result<()> {
         let (_dir, db) = crate::db::temporary_with_project().await?;
-        let config = InferenceConfig {
-            inference_threads: Some(1),
-            onnxruntime: None,
-            device: "cpu".into(),
-            train_device: "cpu".into(),
-        };
-        let jobs = Jobs::new(&config, ProjectEvents::default(), "server".into(), false)?;
-        let job_id: i64 = sqlx::query_scalar("INSERT INTO jobs (project_id, kind) VALUES (1, 'score') RETURNING id")
-            .fetch_one(&db)
-            .await?;
+        let jobs = cpu_jobs()?;
+        let job_id = queue_score_job(&db).await?;
         assert_eq!(queue::claim(&db, &jobs.runner, None).await?, Some(job_id));
         let job = load_job(&mut *db.acquire().await?, job_id).await?;
         let progress = jobs.progress(&db, &job, Some(jobs.runner.label()));
@@ -989,6 +1007,24 @@ mod tests {
         assert_eq!(project_name(&db).await?, "first", "the step was rolled back");
         let after = load_job(&mut *db.acquire().await?, job_id).await?;
         assert_eq!((after.state, after.done, after.total), (JobState::Queued, 1, 2));
+        Ok(())
+    }
+
+    /// A stopping process hands its jobs back; its runner, still looping until the process
+    /// exits, must not take one of them again.
+    #[tokio::test]
+    async fn a_stopping_process_takes_no_more_jobs() -> anyhow::Result<()> {
+        let (_dir, db) = crate::db::temporary_with_project().await?;
+        let jobs = cpu_jobs()?;
+        queue::register(&db, &jobs.runner).await?;
+        let job_id = queue_score_job(&db).await?;
+        assert!(matches!(jobs.next_work(&db).await?, Some(Work::Run(id)) if id == job_id));
+
+        jobs.stop(&db).await;
+
+        assert!(jobs.next_work(&db).await?.is_none());
+        let after = load_job(&mut *db.acquire().await?, job_id).await?;
+        assert_eq!((after.state, after.worker), (JobState::Queued, None));
         Ok(())
     }
 }
