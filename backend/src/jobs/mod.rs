@@ -966,9 +966,9 @@ mod tests {
             .await?)
     }
 
-    /// What a stopping server's job does with the image it was working on when it handed the job
-    /// back: the next process scores that image again, so storing it here would leave it stored
-    /// but not counted, and the resumed job one image short.
+    /// A job handed back by a stopping server must not store the image it was still working on:
+    /// stored but not counted, the resumed job would finish one image short. Rolled back, the
+    /// image is scored again by the next process, and counted there.
     #[tokio::test]
     async fn work_finished_after_the_job_was_handed_back_is_neither_stored_nor_counted() -> anyhow::Result<()> {
         let (_dir, db) = crate::db::temporary_with_project().await?;
