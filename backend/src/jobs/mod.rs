@@ -475,27 +475,22 @@ impl Progress {
     }
 
     /// Counts work done in the transaction that stored it, and commits both: a restart then finds
-    /// every stored result counted and nothing counted that was not stored. `false` when the job
-    /// is no longer this process's (it handed the job back while stopping, or its lease went to
-    /// another): the transaction is rolled back, nothing is stored, and the work should end.
+    /// every stored result counted and nothing counted that was not stored. Only the job's holder
+    /// counts this way (a helper holds no job, so it reads as one that lost it). `false` when the
+    /// job is no longer this process's (it handed the job back while stopping, or its lease went
+    /// to another): the transaction is rolled back, nothing is stored, and the work should end.
     async fn commit(&self, mut tx: WriteTransaction, done: u64, total: u64, message: &str) -> Result<bool, String> {
-        let sql = if self.holder.is_some() {
-            "UPDATE jobs SET done = $1, total = $2, message = $3 WHERE id = $4 AND state = 'running' AND worker = $5"
-        } else {
-            "UPDATE jobs SET done = $1, total = $2, message = $3 WHERE id = $4 AND state = 'running'"
-        };
-        let mut update = sqlx::query(sql)
-            .bind(done as i64)
-            .bind(total as i64)
-            .bind(message)
-            .bind(self.job_id);
-        if let Some(holder) = &self.holder {
-            update = update.bind(holder);
-        }
-        let updated = update
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| format!("cannot record progress: {e}"))?;
+        let updated = sqlx::query(
+            "UPDATE jobs SET done = $1, total = $2, message = $3 WHERE id = $4 AND state = 'running' AND worker = $5",
+        )
+        .bind(done as i64)
+        .bind(total as i64)
+        .bind(message)
+        .bind(self.job_id)
+        .bind(self.holder.as_deref())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| format!("cannot record progress: {e}"))?;
         if updated.rows_affected() == 0 {
             self.lost.store(true, Ordering::Relaxed);
             return Ok(false);
