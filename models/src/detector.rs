@@ -322,7 +322,8 @@ impl Detector {
 
     /// The element-wise kernel tract runs this model's SiLU activations on, by name (in the
     /// browser's relaxed-SIMD builds, `wasm_silu`'s); `None` when tract does not run the model
-    /// or it has no SiLU.
+    /// or it has no SiLU of its own — in the browser's builds, the SiLUs after convolutions run
+    /// in their matrix kernel instead (`silu_in_products`; `matmul_kernels` names it).
     pub fn silu_kernel(&self) -> Option<String> {
         use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
         use tract_onnx::tract_core::ops::nn::Silu;
@@ -595,8 +596,18 @@ fn tract_plan(typed: TypedModel) -> Result<Arc<TypedRunnableModel>, ModelError> 
             Some(convs) => crate::im2col_panels::pack_rows(m, convs),
             None => Ok(m),
         })
+        .and_then(fuse_silu)
         .and_then(|m| m.into_runnable())
         .map_err(|e| err("the model cannot be optimised for this machine", chain(&e)))
+}
+
+/// In the browser's builds, moves the SiLU after each convolution into its matrix kernel
+/// (`silu_in_products`); natively tract's plan stays as tract made it.
+fn fuse_silu(model: TypedModel) -> TractResult<TypedModel> {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return crate::silu_in_products::fuse(model);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    Ok(model)
 }
 
 /// The executor for a graph the GPU executor was asked to compile: its plan, or tract's

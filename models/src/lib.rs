@@ -30,8 +30,10 @@ pub mod op_cases;
 pub mod preprocess;
 pub mod report;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod silu_in_products;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm_gemm;
-#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm_silu;
 
 #[cfg(feature = "gpu")]

@@ -28,8 +28,10 @@
 //! It plugs into tract's own dispatch: the kernel is one more `MmmRoutine`, and a dispatch tier
 //! above tract's wasm tier names it for every f32 product with more than one column. Everything
 //! else — packing, edge tiles, fused bias / activation / store — is tract's, driven through the
-//! same `FusedKerSpec` list the built-in kernels read. The in-browser conformance test against
-//! onnxruntime (e2e `prelabel_in_browser`) runs through it.
+//! same `FusedKerSpec` list the built-in kernels read. A second instance of the kernel
+//! ([`with_silu`]) applies SiLU to each tile as it stores it, for the products
+//! `silu_in_products` gives a SiLU. The in-browser conformance test against onnxruntime (e2e
+//! `prelabel_in_browser`) runs through both.
 #![allow(unsafe_code)] // a SIMD kernel reads tract's packed panels through raw pointers
 
 use std::arch::wasm32::*;
@@ -49,15 +51,29 @@ const NR: usize = 4 * NV;
 
 /// The name dispatch knows the kernel by.
 const NAME: &str = "distillery_wasm_f32_4x8";
+/// The name of the same kernel applying SiLU to each tile as it stores it.
+pub(crate) const SILU_NAME: &str = "distillery_wasm_f32_4x8_silu";
 
-fn kernel() -> DynKernel<MR, NR, f32> {
-    let mut kernel = DynKernel::<MR, NR, f32>::new(NAME, run, f32::packing(MR), f32::packing(NR));
+fn kernel(name: &'static str, run: unsafe fn(&[FusedKerSpec<f32>]) -> isize) -> DynKernel<MR, NR, f32> {
+    let mut kernel = DynKernel::<MR, NR, f32>::new(name, run, f32::packing(MR), f32::packing(NR));
     kernel.arch = Some(Arch::Wasm32Simd128);
     kernel
 }
 
 inventory::submit! {
-    MmmRoutine { make: || Box::new(kernel()) as Box<dyn MatMatMul> }
+    MmmRoutine { make: || Box::new(kernel(NAME, run::<false>)) as Box<dyn MatMatMul> }
+}
+
+/// Whether `mmm` is this kernel (without the SiLU).
+pub(crate) fn is_this(mmm: &dyn MatMatMul) -> bool {
+    mmm.name() == NAME
+}
+
+/// This kernel with SiLU applied to every stored tile: the product's result, after all the
+/// operations tract fused into it, goes through SiLU on its way out (`silu_in_products`). Its
+/// packings are this kernel's, so a plan's packed operands stay valid for it.
+pub(crate) fn with_silu() -> Box<dyn MatMatMul> {
+    Box::new(kernel(SILU_NAME, run::<true>))
 }
 
 /// Every f32 matrix product with more than one column (convolutions) goes to this kernel;
@@ -80,18 +96,19 @@ inventory::submit! {
 /// Keeps this module in the link. wasm-ld drops an object nothing references, and with it the
 /// registrations above; `Detector::load` calls this before tract picks kernels.
 pub fn link() {
-    std::hint::black_box(run as unsafe fn(&[FusedKerSpec<f32>]) -> isize);
+    std::hint::black_box(run::<false> as unsafe fn(&[FusedKerSpec<f32>]) -> isize);
 }
 
 type Tile = [[v128; NV]; MR];
 
-/// The kernel: runs tract's fused operation list over one `MR`×`NR` tile.
+/// The kernel: runs tract's fused operation list over one `MR`×`NR` tile, with SiLU applied
+/// at the store when `SILU`.
 ///
 /// # Safety
 /// Every pointer in `spec` must be what tract's matrix runner hands a kernel of this shape:
 /// packed panels of `k`×`MR` and `k`×`NR` f32, row/column vectors of `MR`/`NR` values, and
 /// tiles of `MR`×`NR` f32 at the given strides.
-unsafe fn run(spec: &[FusedKerSpec<f32>]) -> isize {
+unsafe fn run<const SILU: bool>(spec: &[FusedKerSpec<f32>]) -> isize {
     let zero: Tile = [[f32x4_splat(0.0); NV]; MR];
     let mut acc = zero;
     for op in spec {
@@ -168,7 +185,12 @@ unsafe fn run(spec: &[FusedKerSpec<f32>]) -> isize {
                     }
                 }
                 FusedKerSpec::Store(tile) => {
-                    for (r, row) in acc.iter().enumerate() {
+                    let stored = if SILU {
+                        acc.map(|row| row.map(crate::wasm_silu::silu))
+                    } else {
+                        acc
+                    };
+                    for (r, row) in stored.iter().enumerate() {
                         let out = tile.ptr.offset(r as isize * tile.row_byte_stride);
                         let put =
                             |c: usize, value: f32| *(out.offset(c as isize * tile.col_byte_stride) as *mut f32) = value;
@@ -252,7 +274,7 @@ unsafe fn per_col(acc: &mut Tile, values: *const f32, f: impl Fn(v128, v128) -> 
 /// `acc + a·b`: one fused (or not, as the engine likes) `relaxed_madd` where the build has
 /// relaxed SIMD, else a multiply and an add.
 #[inline(always)]
-fn madd(a: v128, b: v128, acc: v128) -> v128 {
+pub(crate) fn madd(a: v128, b: v128, acc: v128) -> v128 {
     #[cfg(target_feature = "relaxed-simd")]
     {
         f32x4_relaxed_madd(a, b, acc)
