@@ -1,12 +1,14 @@
 //! A loaded ONNX detector: tract parses and optimises the graph once, then [`Detector::detect`]
 //! runs letterbox → model → decode → NMS → image pixels for each image.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use api::worker::OperatorTime;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
+use crate::im2col_panels::Geometry;
 use crate::layout::OutputLayout;
 use crate::letterbox::Letterbox;
 use crate::metadata::UltralyticsMetadata;
@@ -592,21 +594,24 @@ fn tract_plan(typed: TypedModel) -> Result<Arc<TypedRunnableModel>, ModelError> 
     typed
         .into_optimized()
         .and_then(softmax_on_last_axis)
-        .and_then(|m| match &convs {
-            Some(convs) => crate::im2col_panels::pack_rows(m, convs),
-            None => Ok(m),
-        })
-        .and_then(fuse_silu)
+        .and_then(|m| browser_passes(m, convs.as_ref()))
         .and_then(|m| m.into_runnable())
         .map_err(|e| err("the model cannot be optimised for this machine", chain(&e)))
 }
 
-/// In the browser's builds, moves the SiLU after each convolution into its matrix kernel
-/// (`silu_in_products`); natively tract's plan stays as tract made it.
-fn fuse_silu(model: TypedModel) -> TractResult<TypedModel> {
+/// The browser builds' changes to tract's optimised plan, each measured to pay there (natively
+/// the plan stays as tract made it): im2col panels packed by rows (`im2col_panels`, given the
+/// convolutions' `convs`), the SiLU after each convolution in its matrix kernel
+/// (`silu_in_products`), and with threads, padding split over the pool (`pad_planes`).
+fn browser_passes(model: TypedModel, convs: Option<&HashMap<String, Geometry>>) -> TractResult<TypedModel> {
+    let model = match convs {
+        Some(convs) => crate::im2col_panels::pack_rows(model, convs)?,
+        None => model,
+    };
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    return crate::silu_in_products::fuse(model);
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    let model = crate::silu_in_products::fuse(model)?;
+    #[cfg(all(feature = "threads", target_arch = "wasm32"))]
+    let model = crate::pad_planes::pad_planes(model)?;
     Ok(model)
 }
 

@@ -20,7 +20,7 @@
 //!
 //! The panels read the input as tract's `Pad` node left it: padding is a whole copy of the
 //! tensor per padded convolution (34 in yolov8n; about 2 ms of a yolov8n-320 run, on one thread
-//! whatever the thread count). Two ways around it were measured as above, each in one run against
+//! whatever the thread count, until `pad_planes` split it over the threaded build's pool). Two ways around it were measured as above, each in one run against
 //! this module as it is (the variant's figure first), and neither paid, so neither is here:
 //! - Reading the unpadded input and writing the padding's zeros into the panels, for every
 //!   padded convolution, with the rows of border panels that read padding checked value by
@@ -447,18 +447,15 @@ unsafe fn gather(input: &[f32], k_offsets: &[isize], pixels: &[isize], panel: &m
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan_swaps::{assert_same_outputs, image, optimized_as_in_browser, reference_typed};
 
     /// The swapped plan computes what tract's own plan computes, to the bit: the panels hold the
     /// same values in the same places. yolov8n's convolutions give every kind of panel.
     #[test]
     fn panels_packed_by_rows_give_tracts_results() -> anyhow::Result<()> {
-        let path = crate::conformance::reference_models_dir().join("yolov8n-320-random.onnx");
-        let typed = tract_onnx::onnx().model_for_path(path)?.into_typed()?;
+        let typed = reference_typed("yolov8n-320-random")?;
         let geometries = conv_geometries(&typed);
-        // tract takes its direct spatial convolution for wide stride-1 rows natively, never on
-        // wasm, where the lazy im2col this module replaces takes them.
-        let wasm_like = tract_onnx::tract_core::knobs::KnobScope::new([("TRACT_DISABLE_DIRECT_SPATIAL", "true")])?;
-        let tracts = wasm_like.enter(|| typed.into_optimized())?;
+        let tracts = optimized_as_in_browser(typed)?;
         let ours = pack_rows(tracts.clone(), &geometries)?;
 
         let mut kinds = HashMap::<Panel, usize>::new();
@@ -472,24 +469,6 @@ mod tests {
         for kind in [Panel::Run, Panel::EveryOther, Panel::Gather] {
             assert!(kinds.contains_key(&kind), "no {kind:?} panel: {kinds:?}");
         }
-
-        let side = 320;
-        let input: Tensor = tract_ndarray::Array4::from_shape_fn((1, 3, side, side), |(_, c, y, x)| {
-            ((c * 7 + y * 3 + x * 5) % 17) as f32 / 17.0
-        })
-        .into();
-        let run = |model: TypedModel| -> anyhow::Result<Vec<f32>> {
-            let outputs = model.into_runnable()?.run(tvec!(input.clone().into_tvalue()))?;
-            Ok(outputs[0].try_as_plain_ram()?.as_slice::<f32>()?.to_vec())
-        };
-        let (expected, got) = (run(tracts)?, run(ours)?);
-        assert_eq!(expected.len(), got.len());
-        let differing = expected
-            .iter()
-            .zip(&got)
-            .filter(|(a, b)| a.to_bits() != b.to_bits())
-            .count();
-        assert_eq!(differing, 0, "of {} outputs", expected.len());
-        Ok(())
+        assert_same_outputs(tracts, ours, image(320))
     }
 }

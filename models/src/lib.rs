@@ -27,6 +27,10 @@ pub mod npy;
 pub mod onnxruntime;
 #[cfg(feature = "op-cases")]
 pub mod op_cases;
+#[cfg(any(test, all(feature = "threads", target_arch = "wasm32")))]
+mod pad_planes;
+#[cfg(test)]
+mod plan_swaps;
 pub mod preprocess;
 pub mod report;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
