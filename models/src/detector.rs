@@ -602,7 +602,8 @@ fn tract_plan(typed: TypedModel) -> Result<Arc<TypedRunnableModel>, ModelError> 
 /// The browser builds' changes to tract's optimised plan, each measured to pay there (natively
 /// the plan stays as tract made it): im2col panels packed by rows (`im2col_panels`, given the
 /// convolutions' `convs`), the SiLU after each convolution in its matrix kernel
-/// (`silu_in_products`), and with threads, padding split over the pool (`pad_planes`).
+/// (`silu_in_products`), and padding in one pass, split over the pool with threads
+/// (`pad_planes`).
 fn browser_passes(model: TypedModel, convs: Option<&HashMap<String, Geometry>>) -> TractResult<TypedModel> {
     let model = match convs {
         Some(convs) => crate::im2col_panels::pack_rows(model, convs)?,
@@ -610,7 +611,7 @@ fn browser_passes(model: TypedModel, convs: Option<&HashMap<String, Geometry>>) 
     };
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     let model = crate::silu_in_products::fuse(model)?;
-    #[cfg(all(feature = "threads", target_arch = "wasm32"))]
+    #[cfg(target_arch = "wasm32")]
     let model = crate::pad_planes::pad_planes(model)?;
     Ok(model)
 }

@@ -20,8 +20,9 @@
 //!
 //! The panels read the input as tract's `Pad` node left it: padding is a whole copy of the
 //! tensor per padded convolution (34 in yolov8n; about 2 ms of a yolov8n-320 run, on one thread
-//! whatever the thread count, until `pad_planes` split it over the threaded build's pool). Two ways around it were measured as above, each in one run against
-//! this module as it is (the variant's figure first), and neither paid, so neither is here:
+//! whatever the thread count, until `pad_planes` wrote it in one pass, split over the threaded
+//! build's pool). Two ways around it were measured as above, each in one run against this
+//! module as it is (the variant's figure first), and neither paid, so neither is here:
 //! - Reading the unpadded input and writing the padding's zeros into the panels, for every
 //!   padded convolution, with the rows of border panels that read padding checked value by
 //!   value: 75.7 against 73.4 ms at 320, 304.9 against 302.8 at 640. With those rows copied as
@@ -32,7 +33,8 @@
 //! - A `Pad` that writes each row into place instead of tract's ndarray assignment: 70.2 against
 //!   71.4 and 276.8 against 274.6 (zeroed buffer, then the rows), 71.8 against 71.1 and 293.5
 //!   against 290.8 (one pass) — noise. That pad alone still took 1.6–2.0 ms at 320: the time is
-//!   the new tensor's memory traffic, not tract's loop.
+//!   the new tensor's memory traffic, not tract's loop. (`pad_planes` later halved that traffic,
+//!   leaving the output unfilled until it writes each value.)
 //!
 //! Nor did Winograd F(2×2, 3×3) in place of im2col for yolov8n's 32 3×3 stride-1 convolutions
 //! (about two thirds of its multiply-adds): two tract ops for the input and output transforms

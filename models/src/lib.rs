@@ -27,7 +27,7 @@ pub mod npy;
 pub mod onnxruntime;
 #[cfg(feature = "op-cases")]
 pub mod op_cases;
-#[cfg(any(test, all(feature = "threads", target_arch = "wasm32")))]
+#[cfg(any(test, target_arch = "wasm32"))]
 mod pad_planes;
 #[cfg(test)]
 mod plan_swaps;

@@ -5,15 +5,18 @@
 //! thread count. [`pad_planes`] swaps, after optimisation, each such `Pad` of an f32 tensor
 //! (zeros, last two axes only) for [`PlanePad`], which writes each plane of the output in one
 //! pass — zero rows, then each row's zeros and copy — with the planes split over rayon's pool in
-//! the threaded build (one after the other elsewhere). The values are the same as tract's: the
+//! the threaded build (one after the other in the others). The values are the same as tract's: the
 //! test below holds a plan with the swap to tract's own, bit for bit.
 //!
-//! Measured in headless Chromium (bench-browser, the threaded relaxed-SIMD build on 2 threads,
-//! onnxruntime-web 1.30 on 2 threads in the same run as the anchor), this run against the one
-//! before it: the pads took 1.0 ms of a yolov8n-320 run (tract's 1.9 on 2 threads) and 3.1 at
-//! 640 (9.9); the whole runs 46.1 against 47.7 ms (0.97×; 1.00× before) and 167.1 against
-//! 171.8 (0.97×; 0.99×). Only the threaded worker swaps: on one thread a one-pass pad measured
-//! no faster than tract's (`im2col_panels` records it).
+//! Measured in headless Chromium (bench-browser's per-operator profile, relaxed-SIMD builds;
+//! whole runs against onnxruntime-web 1.30 in the same run as the anchor):
+//! - 2 threads, swapped in the threaded build only, against the run before: the pads took 1.0 ms
+//!   of a yolov8n-320 run (tract's 1.9) and 3.1 at 640 (9.9); the runs 46.1 against 47.7 ms
+//!   (0.97×; 1.00× before) and 167.1 against 171.8 (0.97×; 0.99×).
+//! - 1 thread, swapped in every build, against that run: 1.4 ms at 320 (tract's 1.9), 5.9 at
+//!   640 (8.3); the runs 0.90× and 0.90× of onnxruntime-web (0.91×, 0.95×). Unlike the one-pass
+//!   pad `im2col_panels` records as no faster, this one leaves the output unfilled until each
+//!   value is written: the fill was half the memory traffic.
 #![allow(unsafe_code)] // the output starts uninitialised; every value is written before it is read
 
 use tract_onnx::prelude::*;
