@@ -5,8 +5,8 @@
 //! thread count. [`pad_planes`] swaps, after optimisation, each such `Pad` of an f32 tensor
 //! (zeros, last two axes only) for [`PlanePad`], which writes each plane of the output in one
 //! pass — zero rows, then each row's zeros and copy — with the planes split over rayon's pool in
-//! the threaded build (one after the other in the others). The values are the same as tract's: the
-//! test below holds a plan with the swap to tract's own, bit for bit.
+//! the threaded build (one after another in the one-thread builds). The values are the same as
+//! tract's: the tests below hold plans with the swap to tract's own, bit for bit.
 //!
 //! Measured in headless Chromium (bench-browser's per-operator profile, relaxed-SIMD builds;
 //! whole runs against onnxruntime-web 1.30 in the same run as the anchor):

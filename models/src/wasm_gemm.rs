@@ -52,7 +52,7 @@ const NR: usize = 4 * NV;
 /// The name dispatch knows the kernel by.
 const NAME: &str = "distillery_wasm_f32_4x8";
 /// The name of the same kernel applying SiLU to each tile as it stores it.
-pub(crate) const SILU_NAME: &str = "distillery_wasm_f32_4x8_silu";
+const SILU_NAME: &str = "distillery_wasm_f32_4x8_silu";
 
 fn kernel(name: &'static str, run: unsafe fn(&[FusedKerSpec<f32>]) -> isize) -> DynKernel<MR, NR, f32> {
     let mut kernel = DynKernel::<MR, NR, f32>::new(name, run, f32::packing(MR), f32::packing(NR));
