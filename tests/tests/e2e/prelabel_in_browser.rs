@@ -37,8 +37,8 @@ struct WorkerBuild {
     /// Whether it runs tract on a pool of one thread per core (at most 8: the worker's cap).
     threaded: bool,
     /// The kernel its SiLU activations outside the matrix products run on: the worker's own
-    /// where the build has relaxed SIMD (`models::wasm_silu::NAME`), else tract-linalg's
-    /// SIMD128 one.
+    /// where the build has relaxed SIMD (the `NAME` that `models::wasm_silu` registers), else
+    /// tract-linalg's SIMD128 one.
     silu_kernel: &'static str,
     /// The engines its conformance runs on (the GPU path is the same code in each; the editor
     /// below also runs it in the threaded build, the one the app starts here).
