@@ -9,7 +9,10 @@
 //!   dispatches and submissions one inference of ours makes.
 //!
 //! For each: the median warm latency (runtimes take turns, round after round), the first-image
-//! latency (model load, pipeline build and first run), the ratio ours / theirs. Also: the longest
+//! latency (model load, pipeline build and first run), the ratio ours / theirs — the median over
+//! the rounds of each round's ratio, with the lowest and highest: the shared host's slow spells
+//! land on both runtimes of a round, and the range says how far one run's figures can be trusted
+//! (on the bench host, one build measured 0.80× and then 0.69× at 640 px on one thread). Also: the longest
 //! main-thread task while our worker runs (the UI must stay responsive), where our time goes by
 //! operator or kernel, the wasm download sizes, and the host's processor (the ratios move with
 //! it). On a software WebGPU adapter (SwiftShader in headless Chromium without a GPU) the GPU
@@ -55,6 +58,8 @@ const GPU_ROUNDS: Rounds = Rounds {
 #[derive(Default)]
 struct Column {
     times: Vec<f64>,
+    /// The median of each round's runs, round by round.
+    round_medians: Vec<f64>,
     /// Load + first run, per round (each round loads afresh).
     first: Vec<f64>,
     failed: Option<String>,
@@ -64,7 +69,11 @@ impl Column {
     fn add(&mut self, answer: anyhow::Result<Value>) {
         match answer {
             Ok(answer) => {
-                self.times.extend(numbers(&answer["times"]));
+                let times = numbers(&answer["times"]);
+                if !times.is_empty() {
+                    self.round_medians.push(median(&times));
+                }
+                self.times.extend(times);
                 if let Some(first) = answer["first"].as_f64() {
                     self.first.push(first);
                 }
@@ -250,7 +259,7 @@ fn print_cpu_reports(reports: &[Report], threads: u64) {
     println!();
     println!("CPU (ms; ours: relaxed SIMD unless named SIMD128; ratios at equal thread counts)");
     println!(
-        "{:<20} {:>9} {:>13} {:>12} {:>7} {:>10} {:>14} {:>7} {:>11} {:>12} {:>15}",
+        "{:<20} {:>9} {:>13} {:>12} {:>18} {:>10} {:>14} {:>18} {:>11} {:>12} {:>15}",
         "model",
         "ours 1t",
         "ours SIMD128",
@@ -265,7 +274,7 @@ fn print_cpu_reports(reports: &[Report], threads: u64) {
     );
     for r in reports {
         println!(
-            "{:<20} {:>9} {:>13} {:>12} {:>7} {:>10} {:>14} {:>7} {:>11} {:>12} {:>12.0} ms",
+            "{:<20} {:>9} {:>13} {:>12} {:>18} {:>10} {:>14} {:>18} {:>11} {:>12} {:>12.0} ms",
             r.name,
             r.ours.cell(),
             r.ours_simd128.cell(),
@@ -308,12 +317,12 @@ fn print_gpu_reports(reports: &[Report]) {
         reports.first().map_or("?", |r| r.adapter.as_str())
     );
     println!(
-        "{:<20} {:>9} {:>12} {:>7} {:>11} {:>12} {:>11} {:>12}",
+        "{:<20} {:>9} {:>12} {:>18} {:>11} {:>12} {:>11} {:>12}",
         "model", "ours", "ort-web", "ratio", "ours first", "ort first", "dispatches", "submissions"
     );
     for r in reports {
         println!(
-            "{:<20} {:>9} {:>12} {:>7} {:>11} {:>12} {:>11} {:>12}",
+            "{:<20} {:>9} {:>12} {:>18} {:>11} {:>12} {:>11} {:>12}",
             r.name,
             r.ours_gpu.cell(),
             r.ort_gpu.cell(),
@@ -336,11 +345,22 @@ fn print_gpu_reports(reports: &[Report]) {
     }
 }
 
+/// Ours / theirs, round by round: the median and, in brackets, the lowest and highest round.
 fn ratio(ours: &Column, theirs: &Column) -> String {
-    if ours.failed.is_some() || theirs.failed.is_some() || theirs.times.is_empty() {
+    if ours.failed.is_some() || theirs.failed.is_some() {
         return "-".into();
     }
-    format!("{:.2}×", median(&ours.times) / median(&theirs.times))
+    // Both ran every round (a failed round fails the column), so the rounds pair up.
+    let ratios: Vec<f64> = (ours.round_medians.iter().zip(&theirs.round_medians))
+        .map(|(ours, theirs)| ours / theirs)
+        .collect();
+    let (Some(lowest), Some(highest)) = (
+        ratios.iter().copied().min_by(f64::total_cmp),
+        ratios.iter().copied().max_by(f64::total_cmp),
+    ) else {
+        return "-".into();
+    };
+    format!("{:.2}× ({lowest:.2}–{highest:.2})", median(&ratios))
 }
 
 fn top_operators(profile: &Value) -> String {
