@@ -12,8 +12,8 @@
 //! latency (model load, pipeline build and first run), the ratio ours / theirs — the median over
 //! the rounds of each round's ratio, with the lowest and highest: the shared host's slow spells
 //! land on both runtimes of a round, and the range says how far one run's figures can be trusted
-//! (on the bench host, one build measured 0.80× and then 0.69× at 640 px on one thread). Also: the longest
-//! main-thread task while our worker runs (the UI must stay responsive), where our time goes by
+//! (on the bench host, one build measured 0.80× and then 0.69× at 640 px on one thread). Also:
+//! the longest main-thread task while our worker runs (the UI must stay responsive), where our time goes by
 //! operator or kernel, the wasm download sizes, and the host's processor (the ratios move with
 //! it). On a software WebGPU adapter (SwiftShader in headless Chromium without a GPU) the GPU
 //! figures only prove the path works.
