@@ -36,10 +36,8 @@ pub fn parse_names(literal: &str) -> Option<Vec<String>> {
     let body = literal.trim();
     let (is_dict, body) = if let Some(inner) = body.strip_prefix('{').and_then(|b| b.strip_suffix('}')) {
         (true, inner)
-    } else if let Some(inner) = body.strip_prefix('[').and_then(|b| b.strip_suffix(']')) {
-        (false, inner)
     } else {
-        return None;
+        (false, body.strip_prefix('[').and_then(|b| b.strip_suffix(']'))?)
     };
     let mut chars = body.chars().peekable();
     let mut entries: Vec<(usize, String)> = Vec::new();
