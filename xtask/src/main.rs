@@ -112,41 +112,22 @@ fn test(root: &Path) -> anyhow::Result<()> {
         "cargo fmt --check",
         Command::new(cargo()).args(["fmt", "--all", "--check"]),
     )?;
-    step(
-        "clippy (web app and inference worker, wasm32)",
-        Command::new(cargo()).args([
-            "clippy",
-            "--package",
-            "frontend",
-            "--package",
-            "inference-worker",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--locked",
-            "--",
-            "-D",
-            "warnings",
-        ]),
-    )?;
-    // The web app build also proves that `api` and `models` build for wasm32-unknown-unknown.
-    let dist = web::build_with(root, &tools)?;
-    // The native crates are linted while they are built for the tests, by clippy's driver in
-    // place of rustc for the workspace's own crates (what `cargo clippy` does during a check):
-    // the dependencies are then compiled once, not checked for clippy and built again for the
-    // tests. The same flags on the test run, so it reuses that build. One `cargo test` selection
-    // for both, so cargo resolves the dependencies' features once and compiles nothing twice.
+    // The web app build also proves that `api` and `models` build for wasm32-unknown-unknown,
+    // and lints them, the app and the worker as it builds them (`Lint::Clippy`).
+    let dist = web::build_with(root, &tools, web::Lint::Clippy)?;
+    // The native crates are linted the same way while they are built for the tests. The same
+    // flags on the test run, so it reuses that build. One `cargo test` selection for both, so
+    // cargo resolves the dependencies' features once and compiles nothing twice.
     let native = |command: &mut Command| {
-        command
-            .args([
-                "--workspace",
-                "--exclude",
-                "frontend",
-                "--exclude",
-                "inference-worker",
-                "--locked",
-            ])
-            .env("RUSTC_WORKSPACE_WRAPPER", clippy_driver())
-            .env("CLIPPY_ARGS", "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__");
+        let command = command.args([
+            "--workspace",
+            "--exclude",
+            "frontend",
+            "--exclude",
+            "inference-worker",
+            "--locked",
+        ]);
+        lint_while_compiling(command, &clippy_driver());
     };
     let mut build = Command::new(cargo());
     build.args(["test", "--no-run"]);
@@ -186,9 +167,19 @@ fn test(root: &Path) -> anyhow::Result<()> {
     )
 }
 
+/// Makes a cargo build lint the workspace's own crates as it compiles them, warnings denied:
+/// clippy's driver in place of rustc for them, which is what `cargo clippy` does during a
+/// check. The dependencies are then compiled once, not checked for clippy and built again.
+/// `driver` is the clippy of the toolchain that builds (`clippy_driver` for ours).
+pub(crate) fn lint_while_compiling<'c>(command: &'c mut Command, driver: &Path) -> &'c mut Command {
+    command
+        .env("RUSTC_WORKSPACE_WRAPPER", driver)
+        .env("CLIPPY_ARGS", "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__")
+}
+
 /// Clippy's compiler driver from the toolchain that runs us (beside its `cargo`), else the
 /// rustup proxy on the PATH.
-fn clippy_driver() -> PathBuf {
+pub(crate) fn clippy_driver() -> PathBuf {
     let beside_cargo = Path::new(&cargo()).with_file_name("clippy-driver");
     if beside_cargo.is_file() {
         beside_cargo

@@ -61,25 +61,38 @@ const THREADED_WORKER: WorkerBuild = WorkerBuild {
     loader: "import init from \"./worker_threads.js\";init();",
 };
 
+/// Whether a web build also lints the workspace's crates it compiles.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Lint {
+    /// A plain build: what `run` and the benchmarks make, which a newer clippy's lints must not
+    /// stop.
+    No,
+    /// Clippy, warnings denied, on every build of the app and the worker (what `test` makes):
+    /// each crate is linted with the target features and `threads` feature it ships with.
+    Clippy,
+}
+
 /// Installs what is missing, then builds. Returns the `dist/` folder.
 pub fn build(root: &Path) -> anyhow::Result<PathBuf> {
     let tools = setup::build_tools(root)?;
-    build_with(root, &tools)
+    build_with(root, &tools, Lint::No)
 }
 
 /// Builds the app with already-installed tools. Returns the `dist/` folder.
-pub fn build_with(root: &Path, tools: &BuildTools) -> anyhow::Result<PathBuf> {
-    step(
-        "trunk build --release",
-        Command::new("trunk")
-            .args(["build", "--release"])
-            .env("PATH", &tools.path)
-            .current_dir(root),
-    )?;
+pub fn build_with(root: &Path, tools: &BuildTools, lint: Lint) -> anyhow::Result<PathBuf> {
+    let mut trunk = Command::new("trunk");
+    trunk
+        .args(["build", "--release"])
+        .env("PATH", &tools.path)
+        .current_dir(root);
+    if lint == Lint::Clippy {
+        crate::lint_while_compiling(&mut trunk, &crate::clippy_driver());
+    }
+    step("trunk build --release", &mut trunk)?;
     let dist = root.join("dist");
     let target = crate::target_dir(root)?;
     for worker in [RELAXED_SIMD_WORKER, THREADED_WORKER] {
-        build_worker(root, tools, &target, &dist, &worker)?;
+        build_worker(root, tools, &target, &dist, &worker, lint)?;
     }
     let mut wasm_sizes = Vec::new();
     for entry in std::fs::read_dir(&dist).context("trunk made no dist/")? {
@@ -122,6 +135,7 @@ fn build_worker(
     target_root: &Path,
     dist: &Path,
     build: &WorkerBuild,
+    lint: Lint,
 ) -> anyhow::Result<()> {
     let target = target_root.join(build.name);
     let mut cargo = if build.build_std {
@@ -151,6 +165,18 @@ fn build_worker(
         .env("CARGO_TARGET_DIR", &target)
         .env("CARGO_ENCODED_RUSTFLAGS", build.rustflags)
         .current_dir(root);
+    if lint == Lint::Clippy {
+        // The clippy of the compiler that builds: nightly's for the threaded worker.
+        let driver = if build.build_std {
+            PathBuf::from(
+                setup::output(Command::new("rustup").args(["which", "--toolchain", "nightly", "clippy-driver"]))?
+                    .trim(),
+            )
+        } else {
+            crate::clippy_driver()
+        };
+        crate::lint_while_compiling(&mut cargo, &driver);
+    }
     step(&format!("cargo build (inference worker: {})", build.name), &mut cargo)?;
     let wasm = target
         .join("wasm32-unknown-unknown")
