@@ -3,7 +3,8 @@
 //! pool of Web Workers — and the GPU executor on
 //! headless Chromium's WebGPU — a software adapter, so "Auto" keeps the CPU and choosing "GPU"
 //! in the panel moves the student there, with the same proposals), and the GPU executor's
-//! operator cases reproduce tract's outputs on that WebGPU; opening an image shows dashed
+//! operator cases reproduce tract's outputs on that WebGPU (those two in a test of their own);
+//! opening an image shows dashed
 //! proposals with scores, a threshold slider filters them, a click accepts one, a right-click
 //! dismisses one, Enter accepts the rest, undo takes them back; the rest of the project is
 //! pre-labeled in the background and ranked; a reload takes the model from the browser cache;
@@ -88,6 +89,17 @@ impl WorkerBuild {
 const BROWSER_MATMUL_KERNEL: &str = "distillery_wasm_f32_4x8";
 /// The same kernel applying SiLU as it stores (`models::wasm_gemm::SILU_NAME`).
 const BROWSER_SILU_MATMUL_KERNEL: &str = "distillery_wasm_f32_4x8_silu";
+
+/// The worker's engines against onnxruntime. It stores nothing but its models, so `cargo xtask
+/// test` runs it once, not again with the metadata in PostgreSQL.
+#[tokio::test]
+async fn worker_engines_match_onnxruntime() -> anyhow::Result<()> {
+    let studio = Studio::start().await?;
+    let browser = Browser::start().await?;
+    browser.sign_in(&studio).await?;
+    let outcome = conformance(&browser, &studio).await;
+    studio.with_log(browser.finish("worker_engines_match_onnxruntime", outcome).await)
+}
 
 #[tokio::test]
 async fn prelabel_in_browser() -> anyhow::Result<()> {
@@ -298,27 +310,24 @@ async fn check_operator_cases(browser: &Browser, build: &WorkerBuild) -> anyhow:
     Ok(())
 }
 
-async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
-    let client = &browser.client;
-    let http = studio.http().clone();
-    // The trained shapes detector's classes, so its class map fills in by name.
-    let project = studio
-        .create_project("Pre-labels", &["circle", "square", "triangle", "star"])
+/// The logical cores the page's `navigator` reports (what the threaded build sizes its pool by).
+async fn cores(browser: &Browser) -> anyhow::Result<u64> {
+    let cores = browser
+        .client
+        .execute("return navigator.hardwareConcurrency", vec![])
         .await?;
-    let pid = project.id;
-    // Real photos of its data set: test_0000 holds 5 shapes (../shared/models/README.md).
-    let files: Vec<(String, Vec<u8>)> = e2e::shapes_test_photos(0..6)?;
-    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
-    let (_, uploaded) = studio.upload(pid, &refs).await?;
-    let ids: Vec<i64> = uploaded
-        .as_array()
-        .context("upload answer")?
-        .iter()
-        .filter_map(|f| f["id"].as_i64())
-        .collect();
+    Ok(cores.as_u64().unwrap_or(1))
+}
 
-    // 1. Conformance inside the browser's worker: every reference graph, onnxruntime's outputs.
-    //    A 640 graph takes seconds in wasm (and its first load more): allow minutes per script.
+/// Conformance inside the browser's worker: every reference graph, onnxruntime's outputs, on
+/// every build and engine; then the GPU executor's operator cases.
+async fn conformance(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
+    let client = &browser.client;
+    let pid = studio
+        .create_project("Conformance", &["circle", "square", "triangle", "star"])
+        .await?
+        .id;
+    // A 640 graph takes seconds in wasm (and its first load more): allow minutes per script.
     client
         .update_timeouts(fantoccini::wd::TimeoutConfiguration::new(
             Some(Duration::from_secs(300)),
@@ -328,11 +337,7 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
         .await?;
     client.goto(&format!("{}/projects/{pid}", studio.url)).await?;
     browser.find("h1[data-project-id]").await?;
-    let cores = client
-        .execute("return navigator.hardwareConcurrency", vec![])
-        .await?
-        .as_u64()
-        .unwrap_or(1);
+    let cores = cores(browser).await?;
     let mut registered = Vec::new();
     for name in MODELS {
         registered.push(register(studio, pid, &format!("{name}.onnx")).await?);
@@ -361,9 +366,32 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
         cores,
     )
     .await?;
-    check_operator_cases(browser, gpu_build).await?;
+    check_operator_cases(browser, gpu_build).await
+}
 
-    // A file that is not a model: a readable refusal, and the worker keeps serving.
+async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
+    let client = &browser.client;
+    let http = studio.http().clone();
+    // The trained shapes detector's classes, so its class map fills in by name.
+    let project = studio
+        .create_project("Pre-labels", &["circle", "square", "triangle", "star"])
+        .await?;
+    let pid = project.id;
+    // Real photos of its data set: test_0000 holds 5 shapes (../shared/models/README.md).
+    let files: Vec<(String, Vec<u8>)> = e2e::shapes_test_photos(0..6)?;
+    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let (_, uploaded) = studio.upload(pid, &refs).await?;
+    let ids: Vec<i64> = uploaded
+        .as_array()
+        .context("upload answer")?
+        .iter()
+        .filter_map(|f| f["id"].as_i64())
+        .collect();
+    client.goto(&format!("{}/projects/{pid}", studio.url)).await?;
+    browser.find("h1[data-project-id]").await?;
+    let cores = cores(browser).await?;
+
+    // 1. A file that is not a model: a readable refusal, and the worker keeps serving.
     let refused = client
         .execute_async(
             "const [request, done] = arguments; window.distilleryWorker(JSON.stringify(request)).then(a => done('ok ' + a), e => done(String(e)));",
@@ -377,9 +405,9 @@ async fn run(browser: &Browser, studio: &Studio) -> anyhow::Result<()> {
         "{refused}"
     );
 
-    // 2. The trained shapes detector is the student (registered last, so active), every class
+    // 2. The trained shapes detector is the student (the only one, so active), every class
     //    mapped by name.
-    let student = registered.pop().context("the shapes model")?;
+    let student = register(studio, pid, &format!("{}.onnx", MODELS[3])).await?;
     ensure!(
         student.active && student.class_map.iter().all(Option::is_some),
         "{student:?}"
